@@ -158,6 +158,24 @@ fn scalar_str(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
+/// Fails unless every chunk in `bytes` parses and verifies.
+fn strict_parse(bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let parsed = Automerge::load_with_options(
+        bytes,
+        automerge::LoadOptions::new()
+            .on_partial_load(automerge::OnPartialLoad::Error)
+            .verification_mode(automerge::VerificationMode::Check),
+    );
+    match parsed {
+        // Every chunk parsed; incremental changes merely depend on history held elsewhere.
+        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Record {
     /// Creates a record with its first values in one change. Values must already be
     /// validated by the caller ([`Schema::validate`]).
@@ -200,6 +218,13 @@ impl Record {
         let record = Self { id, doc };
         record.check_shape()?;
         Ok(record)
+    }
+
+    /// Loads a record from bytes received from another device, parsing them strictly
+    /// first (see [`Record::merge_bytes`]).
+    pub fn load_untrusted(id: RecordId, actor: ActorId, bytes: &[u8]) -> Result<Self> {
+        strict_parse(bytes)?;
+        Self::load(id, actor, &[bytes.to_vec()])
     }
 
     /// Checks that the document is a yibiao record of a known format.
@@ -502,8 +527,18 @@ impl Record {
         self.doc.save()
     }
 
-    /// Merges changes received from elsewhere. Returns the number of new changes.
+    /// Merges changes received from elsewhere (a snapshot or incremental chunks).
+    /// Returns the number of changes that were new here; 0 for a duplicate.
+    ///
+    /// The bytes are parsed strictly first: automerge's `load_incremental` skips a
+    /// malformed tail with only a log line, and a sync server must refuse it instead.
     pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<usize> {
-        Ok(self.doc.load_incremental(bytes)?)
+        strict_parse(bytes)?;
+        let before = self.doc.get_heads();
+        self.doc.load_incremental(bytes)?;
+        if self.doc.get_heads() == before {
+            return Ok(0);
+        }
+        Ok(self.doc.get_changes(&before).len())
     }
 }

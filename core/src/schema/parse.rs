@@ -182,10 +182,17 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             .chars()
             .take(40)
             .collect();
+        let key = if snippet.trim().is_empty() {
+            // The span is empty (e.g. an unterminated string): show the line instead.
+            let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+            text[start..].lines().next().unwrap_or("").chars().take(40).collect::<String>()
+        } else {
+            snippet
+        };
         SchemaError::Invalid {
             file: file.to_owned(),
             line: cx.line(span.start),
-            key: snippet.trim().to_owned(),
+            key: key.trim().to_owned(),
             message: e.message().trim().to_owned(),
         }
     })?;
@@ -494,4 +501,122 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
         ty,
         help: raw.help,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"format = 1
+name = "mini"
+revision = 1
+
+[township]
+id = "t"
+zh = "镇"
+en = "Town"
+
+[villages]
+a = { zh = "甲村", en = "A" }
+
+[fields.head]
+type = "text"
+zh = "户主"
+en = "Head"
+
+[fields.size]
+type = "integer"
+zh = "人口"
+en = "Size"
+min = 1
+
+[entities.household]
+zh = "户"
+en = "Household"
+fields = ["head", "size"]
+
+[forms.check]
+zh = "核查"
+en = "Check"
+entity = "household"
+fields = ["head", "size"]
+required = ["head"]
+
+[departments.office]
+zh = "办"
+en = "Office"
+forms = ["check"]
+villages = ["a"]
+"#;
+
+    fn broken(from: &str, to: &str) -> String {
+        assert!(MINI.contains(from), "fixture lacks {from:?}");
+        let text = MINI.replacen(from, to, 1);
+        match parse(&text, "mini.toml") {
+            Ok(_) => panic!("accepted a broken schema ({from:?} -> {to:?})"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_minimal_schema_parses_and_the_view_unions_form_fields() {
+        let s = parse(MINI, "mini.toml").expect("valid");
+        let d = s.department("office").expect("office");
+        assert_eq!(d.fields, vec!["head".to_owned(), "size".to_owned()]);
+        assert!(d.sees_village(Some("a")) && !d.sees_village(Some("b")) && !d.sees_village(None));
+    }
+
+    #[test]
+    fn the_shipped_baru_schema_is_valid_and_shares_fields_across_forms() {
+        let s = Schema::baru_example();
+        assert!(s.forms.len() >= 5 && s.departments.len() >= 7);
+        // The point of the product: one household head serves many forms.
+        assert!(s.forms_using("household_head").count() >= 4);
+        assert!(s.forms_using("id_number").count() >= 3);
+    }
+
+    #[test]
+    fn every_schema_mistake_names_file_line_and_key() {
+        let cases = [
+            ("format = 1", "format = 2", "mini.toml:1: `format`: schema format 2 is not supported; this build reads format 1"),
+            ("type = \"integer\"", "type = \"number\"", "mini.toml:19: `size.type`: unknown type \"number\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment"),
+            ("min = 1", "min = \"one\"", "mini.toml:22: `size.min`: must be a whole number for an integer field"),
+            ("en = \"Head\"", "en = \"Head\"\nmin = 3", "mini.toml:17: `head.min`: `min` does not apply to a field of type text"),
+            ("fields = [\"head\", \"size\"]\n\n[forms", "fields = [\"head\", \"sise\"]\n\n[forms", "mini.toml:27: `sise`: entity `household` names a field that is not in [fields]"),
+            ("entity = \"household\"", "entity = \"house\"", "mini.toml:32: `house`: form `check` is for an entity type that is not in [entities]"),
+            ("required = [\"head\"]", "required = [\"phone\"]", "mini.toml:34: `phone`: form `check` requires a field missing from its `fields`"),
+            ("forms = [\"check\"]", "forms = [\"audit\"]", "mini.toml:39: `audit`: department `office` names a form that is not in [forms]"),
+            ("villages = [\"a\"]", "villages = [\"b\"]", "mini.toml:40: `b`: department `office` names a village that is not in [villages]; use \"*\" for all"),
+            ("[fields.head]", "[fields.Head]", "mini.toml:13: `Head`: field keys are lowercase ASCII letters, digits and _ (at most 64), starting with a letter"),
+            ("fields = [\"head\", \"size\"]\nrequired", "fields = [\"head\", \"head\"]\nrequired", "mini.toml:33: `head`: form `check` lists this field twice"),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(broken(from, to), want, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_point_at_the_line() {
+        let msg = broken("zh = \"户主\"", "zh = \"户主");
+        assert!(msg == "mini.toml:15: `zh = \"户主`: invalid basic string, expected `\"`", "{msg}");
+        let msg = broken("en = \"Size\"", "en = \"Size\"\nmaximum = 3");
+        assert!(msg.starts_with("mini.toml:22: `maximum`: unknown field `maximum`"), "{msg}");
+    }
+
+    #[test]
+    fn choice_fields_need_unique_options_and_patterns_must_compile() {
+        let msg = broken(
+            "type = \"text\"\nzh = \"户主\"",
+            "type = \"choice\"\noptions = [{ key = \"x\", zh = \"x\", en = \"x\" }, { key = \"x\", zh = \"y\", en = \"y\" }]\nzh = \"户主\"",
+        );
+        assert!(msg.contains("`x`: option listed twice in field `head`"), "{msg}");
+        let msg = broken("type = \"text\"\nzh = \"户主\"", "type = \"text\"\npattern = \"[0-9\"\nzh = \"户主\"");
+        assert!(msg.starts_with("mini.toml:15: `head.pattern`: not a valid regular expression"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_with_its_path() {
+        let e = Schema::from_toml_file("/nonexistent/schema.toml").expect_err("missing");
+        assert!(e.to_string().starts_with("/nonexistent/schema.toml: cannot read schema:"), "{e}");
+    }
 }

@@ -94,3 +94,82 @@ fn step(tx: &Transaction<'_>, from: i64) -> Result<()> {
     tx.pragma_update(None, "user_version", from + 1)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::Arc;
+
+    use rusqlite::params;
+
+    use super::*;
+    use crate::ids::{Author, CadreId, DeviceId, RecordId};
+    use crate::record::{FieldEdit, Record, Scope};
+    use crate::schema::Schema;
+    use crate::store::Store;
+    use crate::value::Value;
+
+    /// Writes a store exactly as a version-1 build did: tables of step 1 only.
+    fn write_v1_store(path: &std::path::Path) -> RecordId {
+        let mut conn = Connection::open(path).unwrap();
+        migrate_to(&mut conn, 1).unwrap();
+        let id = RecordId::new();
+        let author = Author {
+            cadre: CadreId::new("old-cadre").unwrap(),
+            device: DeviceId::new("old-device").unwrap(),
+        };
+        let scope = Scope {
+            township: "baru".into(),
+            village: Some("tujiang".into()),
+        };
+        let edits = [FieldEdit::Set("household_head".into(), Value::Text("老户主".into()))];
+        let record = Record::create(id, automerge::ActorId::random(), "household", &scope, &edits, &author, 5).unwrap();
+        conn.execute(
+            "INSERT INTO records (id, entity, township, village, created_ms, updated_ms, heads, chunk_count)
+             VALUES (?1, 'household', 'baru', 'tujiang', 5, 5, x'', 1)",
+            [id.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
+            params![id.to_string(), record.save()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO field_values (record_id, field, value, search) VALUES (?1, 'household_head', '\"老户主\"', '老户主')",
+            [id.to_string()],
+        )
+        .unwrap();
+        id
+    }
+
+    #[test]
+    fn a_version_1_store_opens_and_its_records_become_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let id = write_v1_store(&path);
+        let store = Store::open(&path, Arc::new(Schema::baru_example()), CadreId::new("new").unwrap()).unwrap();
+        let view = store.get(id).unwrap();
+        assert_eq!(view.value("household_head"), Some(&serde_json::json!("老户主")));
+        // Never synced under v1, so the server still needs it.
+        assert_eq!(store.pending(10).unwrap().len(), 1);
+        // New writes get write numbers above the migrated ones.
+        store.set(id, "household_size", Value::Integer(3)).unwrap();
+        let p = store.pending(10).unwrap();
+        assert_eq!(p[0].local_seq, 2);
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, STORE_VERSION);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_build_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let err = Store::open(&path, Arc::new(Schema::baru_example()), CadreId::new("c").unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the store was written by a newer yibiao (store version 99, this build reads up to {STORE_VERSION}); update the app")
+        );
+    }
+}

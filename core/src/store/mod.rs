@@ -672,7 +672,7 @@ impl Store {
         let mut inner = self.lock();
         let exists = inner.cache.contains(&id) || record_exists(&inner.conn, id)?;
         if !exists {
-            let record = Record::load(id, self.actor.clone(), &[bytes.to_vec()])?;
+            let record = Record::load_untrusted(id, self.actor.clone(), bytes)?;
             let Inner { conn, cache, .. } = &mut *inner;
             let tx = conn.transaction()?;
             let scope = record.scope();
