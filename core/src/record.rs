@@ -402,7 +402,7 @@ impl Record {
             _ => None,
         };
         let mut out = Vec::new();
-        for change in self.doc.get_changes(&[]) {
+        for change in self.changes_in_stable_order() {
             let author = change
                 .message()
                 .and_then(|s| serde_json::from_str::<Author>(s).ok());
@@ -457,6 +457,45 @@ impl Record {
             }
         }
         out
+    }
+
+    /// Every change, in a causal order that is the same on every replica: among changes
+    /// whose dependencies are all listed, the earliest (by time, then hash) comes first.
+    fn changes_in_stable_order(&self) -> Vec<automerge::Change> {
+        use std::cmp::Reverse;
+        use std::collections::{BinaryHeap, HashMap};
+
+        let changes = self.doc.get_changes(&[]);
+        let index: HashMap<ChangeHash, usize> =
+            changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+        let mut waiting: Vec<usize> = vec![0; changes.len()];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+        for (i, c) in changes.iter().enumerate() {
+            for dep in c.deps() {
+                if let Some(&d) = index.get(dep) {
+                    waiting[i] += 1;
+                    dependents[d].push(i);
+                }
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<(i64, ChangeHash, usize)>> = changes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| waiting[*i] == 0)
+            .map(|(i, c)| Reverse((c.timestamp(), c.hash(), i)))
+            .collect();
+        let mut order = Vec::with_capacity(changes.len());
+        while let Some(Reverse((_, _, i))) = ready.pop() {
+            order.push(i);
+            for &j in &dependents[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    ready.push(Reverse((changes[j].timestamp(), changes[j].hash(), j)));
+                }
+            }
+        }
+        let mut slots: Vec<Option<automerge::Change>> = changes.into_iter().map(Some).collect();
+        order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
 
     /// Applies validated edits in one change. Returns false when nothing changed.
