@@ -114,6 +114,13 @@ pub enum HistoryEvent {
         /// The value as JSON (raw scalar text when it no longer fits the schema).
         value: serde_json::Value,
     },
+    /// A conflict was settled in favour of a value already present.
+    Resolved {
+        /// The field.
+        field: String,
+        /// The value kept.
+        value: serde_json::Value,
+    },
     /// A field was unset.
     Unset {
         /// The field.
@@ -443,9 +450,17 @@ impl Record {
                                     .map(|v| v.to_json())
                                     .unwrap_or_else(|| serde_json::Value::String(s.to_string())),
                             }),
-                            legacy::OpType::Delete => Some(HistoryEvent::Unset {
-                                field: key.to_string(),
-                            }),
+                            // Automerge settles a conflict in favour of an existing value
+                            // by deleting only the competing ops; the field keeps a value.
+                            legacy::OpType::Delete => match self.value_at(schema, key, change.hash()) {
+                                Some(value) => Some(HistoryEvent::Resolved {
+                                    field: key.to_string(),
+                                    value,
+                                }),
+                                None => Some(HistoryEvent::Unset {
+                                    field: key.to_string(),
+                                }),
+                            },
                             _ => None,
                         }
                     }
@@ -496,6 +511,21 @@ impl Record {
         }
         let mut slots: Vec<Option<automerge::Change>> = changes.into_iter().map(Some).collect();
         order.into_iter().filter_map(|i| slots[i].take()).collect()
+    }
+
+    /// The shown value of `field` as of the change `at` (JSON form).
+    fn value_at(&self, schema: &Schema, field: &str, at: ChangeHash) -> Option<serde_json::Value> {
+        let fields = self.fields_obj()?;
+        match self.doc.get_at(&fields, field, &[at]).ok().flatten()? {
+            (automerge::Value::Scalar(s), _) => Some(
+                schema
+                    .field(field)
+                    .and_then(|d| d.ty.from_scalar(s.as_ref()))
+                    .map(|v| v.to_json())
+                    .unwrap_or_else(|| serde_json::Value::String(s.to_string())),
+            ),
+            _ => None,
+        }
     }
 
     /// Applies validated edits in one change. Returns false when nothing changed.

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use automerge::ScalarValue;
 use chrono::NaiveDate;
 use regex::Regex;
-use rust_decimal::Decimal;
+pub use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

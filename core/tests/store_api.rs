@@ -351,6 +351,18 @@ fn concurrent_edits_of_one_field_are_kept_with_authors_and_resolve_settles_them(
     assert!(sizes.iter().any(|s| s.1 == "cadre-a" && s.2 == a.device_id().as_str()));
     assert!(sizes.iter().any(|s| s.1 == "cadre-b" && s.2 == b.device_id().as_str()));
     assert!(matches!(history[0].event, HistoryEvent::Created { .. }));
+    let resolved: Vec<_> = history
+        .iter()
+        .filter(|h| matches!(h.event, HistoryEvent::Resolved { .. }))
+        .map(|h| (h.event.clone(), h.by.cadre.clone()))
+        .collect();
+    assert_eq!(
+        resolved,
+        vec![(
+            HistoryEvent::Resolved { field: "household_size".into(), value: json!(6) },
+            Some("cadre-a".into())
+        )]
+    );
 }
 
 #[test]
