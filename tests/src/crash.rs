@@ -78,7 +78,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Create { id, n } => {
-                write!(f, "create {id} {n} {} {}", household_head(*n), household_size(*n))
+                write!(
+                    f,
+                    "create {id} {n} {} {}",
+                    household_head(*n),
+                    household_size(*n)
+                )
             }
             Self::SetNotes { id, n } => write!(f, "set {id} {n} notes {}", notes(*n)),
         }
@@ -125,7 +130,10 @@ mod tests {
     #[test]
     fn report_lines_round_trip() {
         let id = RecordId::new();
-        for r in [Report::Create { id, n: 41 }, Report::SetNotes { id, n: 1_000_007 }] {
+        for r in [
+            Report::Create { id, n: 41 },
+            Report::SetNotes { id, n: 1_000_007 },
+        ] {
             let line = r.to_string();
             assert_eq!(line.parse::<Report>(), Ok(r), "{line}");
         }

@@ -56,7 +56,9 @@ fn run() -> Result<std::convert::Infallible, Box<dyn Error>> {
     let path = args.next().ok_or(usage)?;
     let cadre = CadreId::new(args.next().ok_or(usage)?)?;
     let first: u64 = match args.next() {
-        Some(s) => s.parse().map_err(|_| format!("first write number {s:?} is not a number"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("first write number {s:?} is not a number"))?,
         None => 0,
     };
 

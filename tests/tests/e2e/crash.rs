@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use yibiao_core::store::MAX_PAGE;
 use yibiao_core::{CadreId, FieldEdit, Query, RecordId, RecordView, Schema, Store, Value};
-use yibiao_tests::crash::{Report, household_head, household_head_counter, household_size, notes, notes_counter};
+use yibiao_tests::crash::{
+    Report, household_head, household_head_counter, household_size, notes, notes_counter,
+};
 
 /// Write numbers of round `r` start at `r * ROUND_SPAN`; the test's own writes after
 /// round `r` use the top of that range, below every later round's numbers.
@@ -153,7 +155,10 @@ fn run_writer(path: &Path, first: u64, kill: &Kill) -> RoundOutput {
         .iter()
         .map(|l| l.parse::<Report>().expect("a well-formed report line"))
         .collect();
-    RoundOutput { reports, partial_line }
+    RoundOutput {
+        reports,
+        partial_line,
+    }
 }
 
 /// Every household in the store, from the index, with its indexed values.
@@ -168,7 +173,11 @@ fn indexed_households(store: &Store) -> BTreeMap<RecordId, BTreeMap<String, serd
     loop {
         let page = store.query(&q).expect("query the index");
         for r in page.records {
-            assert!(!r.deleted, "record {} was never deleted but carries a tombstone", r.id);
+            assert!(
+                !r.deleted,
+                "record {} was never deleted but carries a tombstone",
+                r.id
+            );
             out.insert(r.id, r.values);
         }
         match page.next {
@@ -204,7 +213,11 @@ fn check_round(
     let mut last_n = None;
     for report in &out.reports {
         if let Some(prev) = last_n {
-            assert_eq!(report.n(), prev + 1, "round {round}: reports out of sequence");
+            assert_eq!(
+                report.n(),
+                prev + 1,
+                "round {round}: reports out of sequence"
+            );
         }
         last_n = Some(report.n());
         match *report {
@@ -217,7 +230,10 @@ fn check_round(
                         notes: None,
                     },
                 );
-                assert!(old.is_none(), "round {round}: record {id} reported created twice");
+                assert!(
+                    old.is_none(),
+                    "round {round}: record {id} reported created twice"
+                );
             }
             Report::SetNotes { id, n } => {
                 let e = model
@@ -241,11 +257,17 @@ fn check_round(
                 "round {round}: record {id}: index and document disagree on {field}"
             );
         }
-        assert!(view.conflicted.is_empty(), "round {round}: record {id} has conflicts");
+        assert!(
+            view.conflicted.is_empty(),
+            "round {round}: record {id} has conflicts"
+        );
         let head = text(&view, "household_head").map(str::to_owned);
-        let size = view.value("household_size").and_then(serde_json::Value::as_i64);
+        let size = view
+            .value("household_size")
+            .and_then(serde_json::Value::as_i64);
         let note = text(&view, "notes").map(|t| {
-            notes_counter(t).unwrap_or_else(|| panic!("round {round}: record {id}: unexpected notes {t:?}"))
+            notes_counter(t)
+                .unwrap_or_else(|| panic!("round {round}: record {id}: unexpected notes {t:?}"))
         });
 
         let Some(expected) = model.get_mut(&id) else {
@@ -256,8 +278,15 @@ fn check_round(
                 Some(in_flight),
                 "round {round}: record {id} (head {head:?}) was never reported and is not the in-flight write {in_flight}"
             );
-            assert!(!in_flight_found, "round {round}: two unreported writes on disk");
-            assert_eq!(size, Some(household_size(in_flight)), "round {round}: record {id} size");
+            assert!(
+                !in_flight_found,
+                "round {round}: two unreported writes on disk"
+            );
+            assert_eq!(
+                size,
+                Some(household_size(in_flight)),
+                "round {round}: record {id} size"
+            );
             assert_eq!(note, None, "round {round}: record {id} notes");
             in_flight_found = true;
             model.insert(
@@ -270,8 +299,16 @@ fn check_round(
             );
             continue;
         };
-        assert_eq!(head.as_ref(), Some(&expected.head), "round {round}: record {id} household_head");
-        assert_eq!(size, Some(expected.size), "round {round}: record {id} household_size");
+        assert_eq!(
+            head.as_ref(),
+            Some(&expected.head),
+            "round {round}: record {id} household_head"
+        );
+        assert_eq!(
+            size,
+            Some(expected.size),
+            "round {round}: record {id} household_size"
+        );
         if note != expected.notes {
             // Only the unreported in-flight write may be newer than the last report.
             assert!(
@@ -285,13 +322,20 @@ fn check_round(
         }
     }
     let lost: Vec<_> = model.keys().filter(|id| !index.contains_key(id)).collect();
-    assert!(lost.is_empty(), "round {round}: reported creates missing after kill -9: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "round {round}: reported creates missing after kill -9: {lost:?}"
+    );
 
     // Sync bookkeeping survived too: every record pending, each with its own write number.
     let pending = store.pending(usize::MAX).expect("list pending records");
     assert_eq!(pending.len(), model.len(), "round {round}: pending records");
     let seqs: BTreeSet<i64> = pending.iter().map(|p| p.local_seq).collect();
-    assert_eq!(seqs.len(), pending.len(), "round {round}: two records share a local_seq");
+    assert_eq!(
+        seqs.len(),
+        pending.len(),
+        "round {round}: two records share a local_seq"
+    );
     in_flight_found
 }
 
@@ -312,7 +356,9 @@ fn write_after_round(path: &Path, model: &mut BTreeMap<RecordId, Expected>, roun
             .expect("create after kill -9");
         let updated = *model.keys().next().expect("a record to update");
         assert!(
-            store.set(updated, "notes", Value::Text(notes(n))).expect("set after kill -9"),
+            store
+                .set(updated, "notes", Value::Text(notes(n)))
+                .expect("set after kill -9"),
             "the set changed nothing"
         );
         (created, updated)
@@ -328,11 +374,17 @@ fn write_after_round(path: &Path, model: &mut BTreeMap<RecordId, Expected>, roun
     model.get_mut(&updated).expect("updated record").notes = Some(n);
     let store = open(path);
     assert_eq!(
-        text(&store.get(created).expect("get the new record"), "household_head"),
+        text(
+            &store.get(created).expect("get the new record"),
+            "household_head"
+        ),
         Some(household_head(n).as_str())
     );
     assert_eq!(
-        text(&store.get(updated).expect("get the updated record"), "notes"),
+        text(
+            &store.get(updated).expect("get the updated record"),
+            "notes"
+        ),
         Some(notes(n).as_str())
     );
 }
@@ -353,13 +405,46 @@ fn sigkill_mid_write_loses_no_returned_write_and_file_stays_sound() {
     // The writer takes a few ms per write (mostly the document work and the fsync), so
     // delays spread over 0..5 ms put the kill at different points inside the next write.
     let plan = [
-        Kill { after_lines: 50, delay: Duration::ZERO },
-        Kill { after_lines: 400, delay: Duration::from_micros(jitter % 5000) },
-        Kill { after_lines: 137, delay: Duration::ZERO },
-        Kill { after_lines: 263, delay: Duration::from_micros((jitter + 1700) % 5000) },
-        Kill { after_lines: 71, delay: Duration::from_micros(200) },
-        Kill { after_lines: 190, delay: Duration::from_micros((jitter + 3400) % 5000) },
-        Kill { after_lines: 333, delay: Duration::from_micros(1000 + jitter % 1000) },
+        Kill {
+            after_lines: 50,
+            delay: Duration::ZERO,
+        },
+        Kill {
+            after_lines: 400,
+            delay: Duration::from_micros(jitter % 5000),
+        },
+        Kill {
+            after_lines: 137,
+            delay: Duration::ZERO,
+        },
+        Kill {
+            after_lines: 263,
+            delay: Duration::from_micros((jitter + 1700) % 5000),
+        },
+        Kill {
+            after_lines: 71,
+            delay: Duration::from_micros(200),
+        },
+        Kill {
+            after_lines: 190,
+            delay: Duration::from_micros((jitter + 3400) % 5000),
+        },
+        Kill {
+            after_lines: 333,
+            delay: Duration::from_micros(1000 + jitter % 1000),
+        },
+        Kill {
+            after_lines: 120,
+            delay: Duration::from_micros((jitter * 7) % 5000),
+        },
+        Kill {
+            after_lines: 55,
+            delay: Duration::from_micros(jitter % 300),
+        },
+        Kill {
+            after_lines: 222,
+            delay: Duration::from_micros((jitter * 13) % 5000),
+        },
     ];
 
     let mut model = BTreeMap::new();
