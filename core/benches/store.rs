@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use rust_decimal::Decimal;
-use yibiao_core::{CadreId, Query, RecordId, Schema, Store, StoreConfig, Value};
+use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, StoreConfig, Value};
 
 type BenchResult<T> = Result<T, Box<dyn StdError>>;
 
@@ -35,6 +35,11 @@ const PAGE: u32 = 100;
 const HOT_RECORDS: usize = 64;
 const REOPENS: usize = 5;
 const VERIFY_SAMPLE: usize = 200;
+/// The village of the village queries (the one named in the schema's comments).
+const QUERY_VILLAGE: &str = "tujiang";
+/// Operations per write-amplification probe; small enough that no auto-checkpoint
+/// (1000 WAL pages) restarts the WAL in between.
+const PROBE_OPS: usize = 20;
 
 // ---------------------------------------------------------------------------------------
 // Deterministic data generation
@@ -199,6 +204,13 @@ impl Household {
             .collect();
         serde_json::Value::Object(map).to_string()
     }
+}
+
+fn edits_of(h: &Household) -> Vec<FieldEdit> {
+    h.fields
+        .iter()
+        .map(|(f, v)| FieldEdit::Set((*f).to_owned(), v.clone()))
+        .collect()
 }
 
 fn household(rng: &mut Rng, villages: &[(String, String)]) -> BenchResult<Household> {
@@ -385,6 +397,69 @@ fn disk_use(db: &Path) -> BenchResult<DiskUse> {
     })
 }
 
+fn page_size_of(db: &Path) -> BenchResult<u64> {
+    let conn = Connection::open(db)?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(size as u64)
+}
+
+/// Frames in the WAL file of `db` (32-byte header, then a 24-byte header per page).
+fn wal_frames(db: &Path, page_size: u64) -> u64 {
+    file_len(&wal_path(db)).saturating_sub(32) / (page_size + 24)
+}
+
+/// Which b-trees the WAL frames of `db` belong to: (table or index, frames), most first.
+fn wal_owners(db: &Path, page_size: u64) -> BenchResult<Vec<(String, u64)>> {
+    let wal = std::fs::read(wal_path(db))?;
+    let frame = 24 + page_size as usize;
+    let mut pages: HashMap<u32, u64> = HashMap::new();
+    let mut at = 32;
+    while at + frame <= wal.len() {
+        let pgno = u32::from_be_bytes([wal[at], wal[at + 1], wal[at + 2], wal[at + 3]]);
+        *pages.entry(pgno).or_default() += 1;
+        at += frame;
+    }
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mut stmt = conn.prepare("SELECT pageno, name FROM dbstat")?;
+    let owner: HashMap<u32, String> = stmt
+        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+    for (pgno, n) in pages {
+        let name = owner
+            .get(&pgno)
+            .cloned()
+            .unwrap_or_else(|| "(free or other)".into());
+        *by_name.entry(name).or_default() += n;
+    }
+    let mut out: Vec<(String, u64)> = by_name.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Bytes of each table and index (`dbstat`), most first.
+fn btree_sizes(db: &Path) -> BenchResult<Vec<(String, u64)>> {
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mut stmt =
+        conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC, 1")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn print_owners(label: &str, owners: &[(String, u64)], ops: usize) {
+    let parts: Vec<String> = owners
+        .iter()
+        .map(|(name, n)| format!("{name} {:.1}", *n as f64 / ops as f64))
+        .collect();
+    println!("      {label}: {}", parts.join(", "));
+}
+
 /// What the store's tables hold, read through a second connection.
 struct StoreContent {
     chunks: i64,
@@ -477,23 +552,35 @@ struct QueryFigure {
     label: &'static str,
     first_ms: f64,
     second_ms: f64,
+    first_page_ms: f64,
+    slowest_page_ms: f64,
+    last_page_ms: f64,
     pages: usize,
     count: usize,
     expected: usize,
     values_ok: bool,
 }
 
-/// Pages through every result of `q`; returns (time, pages, records, every record had
-/// its 15 values).
-fn page_through(store: &Store, q: &Query) -> BenchResult<(Duration, usize, usize, bool)> {
+/// One paging through every result of a query.
+struct PagedRun {
+    total: Duration,
+    page_times: Vec<Duration>,
+    count: usize,
+    /// Every record listed carried its 15 values.
+    values_ok: bool,
+}
+
+/// Pages through every result of `q`, `PAGE` records at a time.
+fn page_through(store: &Store, q: &Query) -> BenchResult<PagedRun> {
     let mut q = q.clone();
     q.limit = PAGE;
     q.after = None;
-    let (mut pages, mut count, mut values_ok) = (0, 0, true);
+    let (mut page_times, mut count, mut values_ok) = (Vec::new(), 0, true);
     let t = Instant::now();
     loop {
+        let tp = Instant::now();
         let page = store.query(&q)?;
-        pages += 1;
+        page_times.push(tp.elapsed());
         count += page.records.len();
         values_ok &= page.records.iter().all(|r| r.values.len() == FIELD_COUNT);
         match page.next {
@@ -501,7 +588,12 @@ fn page_through(store: &Store, q: &Query) -> BenchResult<(Duration, usize, usize
             None => break,
         }
     }
-    Ok((t.elapsed(), pages, count, values_ok))
+    Ok(PagedRun {
+        total: t.elapsed(),
+        page_times,
+        count,
+        values_ok,
+    })
 }
 
 fn fmt_bytes_per(total: u64, n: usize) -> String {
@@ -532,6 +624,13 @@ fn main() -> BenchResult<()> {
         std::env::consts::ARCH
     );
     println!("files in {}", dir.path().display());
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        // Other work on the machine shows up in every figure below.
+        println!("load average at start: {}", load.trim());
+    }
+    if !schema.has_village(QUERY_VILLAGE) {
+        return Err(format!("the schema has no village {QUERY_VILLAGE}").into());
+    }
     println!(
         "store: WAL + synchronous=FULL, one transaction per write, cache {cache_cap} docs, compact after {} chunks",
         StoreConfig::default().compact_after_chunks
@@ -556,11 +655,7 @@ fn main() -> BenchResult<()> {
     let mut lru = LruModel::new(cache_cap);
     let t_all = Instant::now();
     for (i, h) in homes.iter().enumerate() {
-        let edits: Vec<yibiao_core::FieldEdit> = h
-            .fields
-            .iter()
-            .map(|(f, v)| yibiao_core::FieldEdit::Set((*f).to_owned(), v.clone()))
-            .collect();
+        let edits = edits_of(h);
         let t = Instant::now();
         let id = store.create(ENTITY, Some(&h.village), &edits)?;
         create_lat.push(t.elapsed());
@@ -612,7 +707,7 @@ fn main() -> BenchResult<()> {
     lru = LruModel::new(cache_cap);
     let first_q = Query {
         entity: Some(ENTITY.into()),
-        village: Some(villages[0].0.clone()),
+        village: Some(QUERY_VILLAGE.into()),
         limit: PAGE,
         ..Query::default()
     };
@@ -630,7 +725,7 @@ fn main() -> BenchResult<()> {
     );
     println!(
         "    first query after reopen (village={}, page of {PAGE}): {:.2} ms, {} records",
-        villages[0].0,
+        QUERY_VILLAGE,
         ms(first_query),
         first_page.records.len()
     );
@@ -638,7 +733,7 @@ fn main() -> BenchResult<()> {
     // ----- 3. queries -----
     println!("\n[3] queries, paging through ALL results (page size {PAGE}), run twice");
     let expect = |pred: &dyn Fn(&Household) -> bool| homes.iter().filter(|h| pred(h)).count();
-    let v0 = villages[0].0.clone();
+    let v0 = QUERY_VILLAGE.to_owned();
     let enrolled = choice("enrolled");
     let needle = "吉克";
     let dibao_required: Vec<String> = schema
@@ -647,7 +742,7 @@ fn main() -> BenchResult<()> {
         .ok_or("no dibao_check form")?;
     let queries: Vec<(&'static str, Query, usize)> = vec![
         (
-            "village=tujiang + entity=household",
+            "entity + village=tujiang",
             Query {
                 entity: Some(ENTITY.into()),
                 village: Some(v0.clone()),
@@ -656,7 +751,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| h.village == v0),
         ),
         (
-            "dibao_status = enrolled",
+            "entity + dibao_status = enrolled",
             Query {
                 entity: Some(ENTITY.into()),
                 equals: vec![("dibao_status".into(), enrolled.clone())],
@@ -665,7 +760,15 @@ fn main() -> BenchResult<()> {
             expect(&|h| h.get("dibao_status") == Some(&enrolled)),
         ),
         (
-            "household_head contains 吉克",
+            "dibao_status = enrolled, no entity filter",
+            Query {
+                equals: vec![("dibao_status".into(), enrolled.clone())],
+                ..Query::default()
+            },
+            expect(&|h| h.get("dibao_status") == Some(&enrolled)),
+        ),
+        (
+            "entity + household_head contains 吉克",
             Query {
                 entity: Some(ENTITY.into()),
                 contains: vec![("household_head".into(), needle.into())],
@@ -676,7 +779,7 @@ fn main() -> BenchResult<()> {
             ),
         ),
         (
-            "incomplete_for = dibao_check",
+            "incomplete_for = dibao_check (entity implied)",
             Query {
                 incomplete_for: Some("dibao_check".into()),
                 ..Query::default()
@@ -684,7 +787,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| dibao_required.iter().any(|f| h.get(f).is_none())),
         ),
         (
-            "village=tujiang + dibao_status=enrolled",
+            "entity + village=tujiang + dibao_status=enrolled",
             Query {
                 entity: Some(ENTITY.into()),
                 village: Some(v0.clone()),
@@ -696,25 +799,31 @@ fn main() -> BenchResult<()> {
     ];
     let mut query_figs = Vec::new();
     for (label, q, expected) in &queries {
-        let (d1, pages, count, values_ok) = page_through(&store, q)?;
-        let (d2, _, count2, _) = page_through(&store, q)?;
+        let run1 = page_through(&store, q)?;
+        let run2 = page_through(&store, q)?;
+        let page_ms = |i: usize| run1.page_times.get(i).copied().map(ms).unwrap_or(0.0);
         let fig = QueryFigure {
             label,
-            first_ms: ms(d1),
-            second_ms: ms(d2),
-            pages,
-            count,
+            first_ms: ms(run1.total),
+            second_ms: ms(run2.total),
+            first_page_ms: page_ms(0),
+            slowest_page_ms: run1.page_times.iter().copied().map(ms).fold(0.0, f64::max),
+            last_page_ms: page_ms(run1.page_times.len().saturating_sub(1)),
+            pages: run1.page_times.len(),
+            count: run1.count,
             expected: *expected,
-            values_ok: values_ok && count2 == count,
+            values_ok: run1.values_ok && run2.count == run1.count,
         };
         println!(
-            "    {:<42} {:>8.1} ms (2nd run {:>7.1} ms) {:>6} records in {:>4} pages, {:.1} us/record{}{}",
+            "    {:<44} {:>7.1} ms (2nd {:>6.1}) {:>5} records {:>3} pages; page 1 {:>5.1} ms, slowest {:>5.1}, last {:>5.1}{}{}",
             fig.label,
             fig.first_ms,
             fig.second_ms,
             fig.count,
             fig.pages,
-            fig.first_ms * 1e3 / fig.count.max(1) as f64,
+            fig.first_page_ms,
+            fig.slowest_page_ms,
+            fig.last_page_ms,
             if fig.count == fig.expected {
                 String::new()
             } else {
@@ -811,7 +920,6 @@ fn main() -> BenchResult<()> {
         }
     }
     let stats = store.stats()?;
-    drop(store);
 
     // ----- 5. plain SQLite baseline -----
     println!(
@@ -903,6 +1011,10 @@ fn main() -> BenchResult<()> {
         per(disk_compacted.checkpointed),
         per(disk_compacted.live)
     );
+    println!("    ours by table/index (dbstat, after compact_all), bytes/record:");
+    for (name, bytes) in btree_sizes(&store_path)? {
+        println!("      {name:<28} {:>7.0}", per(bytes));
+    }
     println!(
         "    plain after insert {:.0} B, after writes {:.0} B",
         per(disk_plain_created.checkpointed),
@@ -917,7 +1029,67 @@ fn main() -> BenchResult<()> {
         content_compacted.chunk_bytes as f64 / n as f64
     );
 
-    let bar = "=".repeat(96);
+    // ----- 7. write amplification: WAL pages appended per durable operation -----
+    println!("\n[7] WAL pages written per operation ({PROBE_OPS} ops each, from an emptied WAL)");
+    let mut probe_homes: Vec<Household> = (0..PROBE_OPS)
+        .map(|_| household(&mut rng, &villages))
+        .collect::<BenchResult<_>>()?;
+    let page_size = page_size_of(&store_path)?;
+    disk_use(&store_path)?;
+    let mut probe_ids = Vec::new();
+    for h in &probe_homes {
+        probe_ids.push(store.create(ENTITY, Some(&h.village), &edits_of(h))?);
+    }
+    let amp_create = wal_frames(&store_path, page_size) as f64 / PROBE_OPS as f64;
+    let owners_create = wal_owners(&store_path, page_size)?;
+    disk_use(&store_path)?;
+    for (i, id) in probe_ids.iter().enumerate() {
+        let v = new_value(
+            &mut rng,
+            "annual_income",
+            probe_homes[i].get("annual_income"),
+        )?;
+        probe_homes[i].set("annual_income", v.clone());
+        store.set(*id, "annual_income", v)?;
+    }
+    let amp_set = wal_frames(&store_path, page_size) as f64 / PROBE_OPS as f64;
+    let owners_set = wal_owners(&store_path, page_size)?;
+    let plain = open_plain(&plain_path)?;
+    let plain_page_size = page_size_of(&plain_path)?;
+    disk_use(&plain_path)?;
+    let probe_plain_ids: Vec<String> = (0..PROBE_OPS)
+        .map(|_| RecordId::new().to_string())
+        .collect();
+    for (h, id) in probe_homes.iter().zip(&probe_plain_ids) {
+        plain.execute(
+            "INSERT INTO households (id, village, body) VALUES (?1, ?2, ?3)",
+            params![id, h.village, h.json_body()],
+        )?;
+    }
+    let amp_plain_insert = wal_frames(&plain_path, plain_page_size) as f64 / PROBE_OPS as f64;
+    disk_use(&plain_path)?;
+    for id in &probe_plain_ids {
+        plain.execute(
+            "UPDATE households SET body = json_set(body, '$.annual_income', json(?1)) WHERE id = ?2",
+            params![income(&mut rng).to_json().to_string(), id],
+        )?;
+    }
+    let amp_plain_set = wal_frames(&plain_path, plain_page_size) as f64 / PROBE_OPS as f64;
+    drop(plain);
+    drop(store);
+    println!(
+        "    create: ours {amp_create:.1} pages ({:.0} KiB) vs plain insert {amp_plain_insert:.1} pages",
+        amp_create * page_size as f64 / 1024.0
+    );
+    println!(
+        "    single-field write: ours {amp_set:.1} pages ({:.0} KiB) vs plain json_set {amp_plain_set:.1} pages",
+        amp_set * page_size as f64 / 1024.0
+    );
+    println!("    pages per op by b-tree:");
+    print_owners("create", &owners_create, PROBE_OPS);
+    print_owners("field write", &owners_set, PROBE_OPS);
+
+    let bar = "=".repeat(98);
     println!("\n{bar}");
     println!(
         "SUMMARY  N={n} records x {FIELD_COUNT} fields, CPUs={cpus}, {} {}, writes={writes}",
@@ -926,7 +1098,7 @@ fn main() -> BenchResult<()> {
     );
     println!("{bar}");
     println!(
-        "{:<44} {:>14} {:>14} {:>10}",
+        "{:<60} {:>12} {:>12} {:>10}",
         "metric", "ours", "plain JSON", "ours/plain"
     );
     let row = |label: &str, ours: f64, plain: Option<f64>, unit: &str, prec: usize| {
@@ -935,11 +1107,11 @@ fn main() -> BenchResult<()> {
             Some(p) => {
                 let p_s = format!("{p:.prec$}{unit}");
                 println!(
-                    "{label:<44} {ours_s:>14} {p_s:>14} {:>9.2}x",
+                    "{label:<60} {ours_s:>12} {p_s:>12} {:>9.2}x",
                     ratio(ours, p)
                 );
             }
-            None => println!("{label:<44} {ours_s:>14} {:>14} {:>10}", "-", "-"),
+            None => println!("{label:<60} {ours_s:>12} {:>12} {:>10}", "-", "-"),
         }
     };
     row(
@@ -974,8 +1146,12 @@ fn main() -> BenchResult<()> {
     );
     row("reopen: first query page", ms(first_query), None, " ms", 2);
     for f in &query_figs {
-        let label = format!("query: {} [{}]", f.label, f.count);
+        let label = format!("query, all pages: {} [{}]", f.label, f.count);
         row(&label, f.first_ms, None, " ms", 1);
+    }
+    for f in &query_figs {
+        let label = format!("query, page 1: {}", f.label);
+        row(&label, f.first_page_ms, None, " ms", 1);
     }
     row(
         "field write: median",
@@ -1033,6 +1209,20 @@ fn main() -> BenchResult<()> {
         "",
         0,
     );
+    row(
+        "WAL pages per create",
+        amp_create,
+        Some(amp_plain_insert),
+        "",
+        1,
+    );
+    row(
+        "WAL pages per field write",
+        amp_set,
+        Some(amp_plain_set),
+        "",
+        1,
+    );
     println!("{bar}");
     let field_write_ratio = ratio(set_all.median_us, plain_set.median_us);
     println!(
@@ -1073,8 +1263,8 @@ fn main() -> BenchResult<()> {
     );
     for f in &query_figs {
         println!(
-            "- query {}: {} results, {} pages of {PAGE}, {:.1} ms all pages",
-            f.label, f.count, f.pages, f.first_ms
+            "- query {}: {} results, {} pages of {PAGE}, {:.1} ms all pages (page 1 {:.1} ms, slowest page {:.1} ms)",
+            f.label, f.count, f.pages, f.first_ms, f.first_page_ms, f.slowest_page_ms
         );
     }
     println!(
@@ -1099,6 +1289,12 @@ fn main() -> BenchResult<()> {
             per(disk_plain_written.checkpointed)
         )
     );
+    println!(
+        "- WAL pages appended per durable op: create {amp_create:.1} (plain insert {amp_plain_insert:.1}), field write {amp_set:.1} (plain json_set {amp_plain_set:.1})"
+    );
     println!("--- end note ---");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at end: {}", load.trim());
+    }
     Ok(())
 }

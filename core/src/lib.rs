@@ -36,6 +36,7 @@ pub mod ids;
 pub mod record;
 pub mod schema;
 pub mod store;
+pub mod sync;
 pub mod value;
 
 pub use error::{Error, Result};

@@ -57,6 +57,16 @@ const STEPS: &[&str] = &[
     INSERT OR IGNORE INTO meta (key, value)
         SELECT 'write_seq', CAST(COUNT(*) AS TEXT) FROM records;
     "#,
+    // 3: documents the server refused, kept with the reason until edited again.
+    r#"
+    CREATE TABLE sync_refusals (
+        record_id TEXT PRIMARY KEY,
+        local_seq INTEGER NOT NULL,
+        code      TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        at_ms     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The store version this build writes.

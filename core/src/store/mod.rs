@@ -24,6 +24,7 @@
 mod index;
 mod migrations;
 mod query;
+mod sync_marks;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -31,11 +32,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use automerge::{ActorId, ChangeHash};
 use lru::LruCache;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 pub use migrations::STORE_VERSION;
 pub use query::{MAX_PAGE, Page, Query, RecordSummary};
+pub use sync_marks::{Exchange, RefusedDoc, SyncStatus};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -464,7 +466,15 @@ impl Store {
             return Ok(false);
         }
         let seq = inner.write_seq + 1;
-        let result = self.persist(inner, id, &before, touched, Some(seq));
+        let Inner { conn, cache, .. } = &mut *inner;
+        let result = (|| {
+            let record = cache.get(&id).ok_or(Error::NotFound(id))?;
+            let tx = conn.transaction()?;
+            self.persist(&tx, record, &before, touched, Some(seq))?;
+            meta_set(&tx, "write_seq", &seq.to_string())?;
+            tx.commit()?;
+            Ok(())
+        })();
         match result {
             Ok(()) => {
                 inner.write_seq = seq;
@@ -478,19 +488,17 @@ impl Store {
         }
     }
 
-    /// Writes what changed in the cached document since `before` in one transaction.
+    /// Writes what changed in `record` since `before`: a new chunk (or a snapshot when
+    /// it is time to compact), the record row and the index rows.
     fn persist(
         &self,
-        inner: &mut Inner,
-        id: RecordId,
+        tx: &Transaction<'_>,
+        record: &Record,
         before: &[ChangeHash],
         touched: Option<&[String]>,
         local_seq: Option<i64>,
     ) -> Result<()> {
-        let Inner { conn, cache, .. } = inner;
-        let record = cache.get(&id).ok_or(Error::NotFound(id))?;
-        let tx = conn.transaction()?;
-        let id_text = id.to_string();
+        let id_text = record.id().to_string();
         let chunk_count: i64 = tx.query_row(
             "SELECT chunk_count FROM records WHERE id = ?1",
             [&id_text],
@@ -527,12 +535,69 @@ impl Store {
                 local_seq
             ],
         )?;
-        index::write_fields(&tx, &self.schema, record, touched)?;
-        if let Some(seq) = local_seq {
-            meta_set(&tx, "write_seq", &seq.to_string())?;
-        }
-        tx.commit()?;
+        index::write_fields(tx, &self.schema, record, touched)?;
         Ok(())
+    }
+
+    /// Merges received bytes into `id` inside `tx`, updating the cache. On error the caller
+    /// must drop `id` from the cache (the transaction will roll back).
+    fn merge_in(
+        &self,
+        tx: &Transaction<'_>,
+        cache: &mut LruCache<RecordId, Record>,
+        id: RecordId,
+        bytes: &[u8],
+    ) -> Result<Merged> {
+        let exists = cache.contains(&id) || record_exists(tx, id)?;
+        if !exists {
+            let record = Record::load_untrusted(id, self.actor.clone(), bytes)?;
+            let scope = record.scope();
+            let now = self.clock.now_ms();
+            tx.execute(
+                "INSERT INTO records (id, entity, township, village, deleted, conflicted, created_ms,
+                                      updated_ms, heads, chunk_count, local_seq, acked_seq, server_heads)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, 0, 0, NULL)",
+                params![
+                    id.to_string(),
+                    record.entity(),
+                    scope.township,
+                    scope.village,
+                    record.is_deleted(),
+                    !record.conflicted_fields().is_empty(),
+                    record.created_ms(),
+                    now,
+                    encode_heads(&record.heads())
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
+                params![id.to_string(), record.save()],
+            )?;
+            index::write_fields(tx, &self.schema, &record, None)?;
+            let new_changes = record.doc().get_changes(&[]).len();
+            cache.put(id, record);
+            return Ok(Merged {
+                id,
+                created: true,
+                new_changes,
+            });
+        }
+        if !cache.contains(&id) {
+            let record = load_record(tx, id, &self.actor)?;
+            cache.put(id, record);
+        }
+        let record = cache.get_mut(&id).ok_or(Error::NotFound(id))?;
+        let before = record.heads();
+        let new_changes = record.merge_bytes(bytes)?;
+        record.check_shape()?;
+        if new_changes > 0 {
+            self.persist(tx, record, &before, None, None)?;
+        }
+        Ok(Merged {
+            id,
+            created: false,
+            new_changes,
+        })
     }
 
     /// Reads a record's current state from its document.
@@ -670,63 +735,17 @@ impl Store {
     /// Duplicates are harmless. The merged record is reindexed in the same transaction.
     pub fn merge(&self, id: RecordId, bytes: &[u8]) -> Result<Merged> {
         let mut inner = self.lock();
-        let exists = inner.cache.contains(&id) || record_exists(&inner.conn, id)?;
-        if !exists {
-            let record = Record::load_untrusted(id, self.actor.clone(), bytes)?;
-            let Inner { conn, cache, .. } = &mut *inner;
+        let Inner { conn, cache, .. } = &mut *inner;
+        let result = (|| {
             let tx = conn.transaction()?;
-            let scope = record.scope();
-            let now = self.clock.now_ms();
-            tx.execute(
-                "INSERT INTO records (id, entity, township, village, deleted, conflicted, created_ms,
-                                      updated_ms, heads, chunk_count, local_seq, acked_seq, server_heads)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, 0, 0, ?9)",
-                params![
-                    id.to_string(),
-                    record.entity(),
-                    scope.township,
-                    scope.village,
-                    record.is_deleted(),
-                    !record.conflicted_fields().is_empty(),
-                    record.created_ms(),
-                    now,
-                    encode_heads(&record.heads())
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
-                params![id.to_string(), record.save()],
-            )?;
-            index::write_fields(&tx, &self.schema, &record, None)?;
+            let merged = self.merge_in(&tx, cache, id, bytes)?;
             tx.commit()?;
-            let new_changes = record.doc().get_changes(&[]).len();
-            cache.put(id, record);
-            return Ok(Merged {
-                id,
-                created: true,
-                new_changes,
-            });
+            Ok(merged)
+        })();
+        if result.is_err() {
+            cache.pop(&id);
         }
-        let record = self.load(&mut inner, id)?;
-        let before = record.heads();
-        let new_changes = match record.merge_bytes(bytes).and_then(|n| record.check_shape().map(|()| n)) {
-            Ok(n) => n,
-            Err(e) => {
-                inner.cache.pop(&id);
-                return Err(e);
-            }
-        };
-        if new_changes > 0 && record.heads() != before {
-            if let Err(e) = self.persist(&mut inner, id, &before, None, None) {
-                inner.cache.pop(&id);
-                return Err(e);
-            }
-        }
-        Ok(Merged {
-            id,
-            created: false,
-            new_changes,
-        })
+        result
     }
 
     /// The whole document of `id` as one compact snapshot.

@@ -1,0 +1,203 @@
+//! The client side of sync bookkeeping: the feed cursor, what to push, and one atomic
+//! commit per exchange (acknowledgements, refusals, received documents, new cursor).
+
+use automerge::ChangeHash;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Inner, Merged, Pending, Store, decode_heads, encode_heads, meta_get, meta_set};
+use crate::error::{Error, Result};
+use crate::ids::RecordId;
+
+/// Everything one sync exchange taught the phone, committed in one transaction.
+#[derive(Debug, Default)]
+pub struct Exchange<'a> {
+    /// Pushed documents the server stored: (record, local write number sent, heads sent).
+    pub acked: Vec<(RecordId, i64, Vec<ChangeHash>)>,
+    /// Pushed documents the server refused: (record, local write number, code, message).
+    pub refused: Vec<(RecordId, i64, String, String)>,
+    /// Documents whose server-side history is missing: send the whole document next time.
+    pub reset: Vec<RecordId>,
+    /// Received documents: (record, bytes, server heads).
+    pub docs: Vec<(RecordId, &'a [u8], Vec<ChangeHash>)>,
+    /// The new feed cursor.
+    pub cursor: u64,
+}
+
+/// A document the server refused; the edit stays on the phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedDoc {
+    /// The record.
+    pub id: RecordId,
+    /// Machine-readable reason.
+    pub code: String,
+    /// What to tell the cadre.
+    pub message: String,
+    /// When the server refused it, ms since the epoch (phone clock).
+    pub at_ms: i64,
+}
+
+/// The sync state a status screen shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// Records with edits the server has not acknowledged (refused ones included).
+    pub pending: i64,
+    /// Records the server refused.
+    pub refused: i64,
+    /// Feed cursor.
+    pub cursor: u64,
+    /// Last sync that finished, ms since the epoch.
+    pub last_success_ms: Option<i64>,
+    /// Last sync error, if the latest attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// The feed position up to which this phone holds everything in its scope.
+    pub fn sync_cursor(&self) -> Result<u64> {
+        let inner = self.lock();
+        Ok(meta_get(&inner.conn, "sync_cursor")?.and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+
+    /// Records to push: unacknowledged, and not refused at their current write number.
+    pub fn pending_for_push(&self, limit: usize) -> Result<Vec<Pending>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT r.id, r.local_seq, r.server_heads FROM records r
+             WHERE r.local_seq > r.acked_seq
+               AND NOT EXISTS (SELECT 1 FROM sync_refusals s
+                               WHERE s.record_id = r.id AND s.local_seq >= r.local_seq)
+             ORDER BY r.local_seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, local_seq, heads) = row?;
+            out.push(Pending {
+                id: id.parse()?,
+                local_seq,
+                server_heads: heads.as_deref().map(decode_heads).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Commits one exchange atomically: a cut after this returns loses nothing, a cut
+    /// before it leaves the phone exactly as it was (the server's side is idempotent).
+    pub fn apply_exchange(&self, ex: &Exchange<'_>) -> Result<Vec<Merged>> {
+        let mut inner = self.lock();
+        let now = self.clock.now_ms();
+        let Inner { conn, cache, .. } = &mut *inner;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            for (id, seq, heads) in &ex.acked {
+                tx.execute(
+                    "UPDATE records SET acked_seq = MAX(acked_seq, ?2), server_heads = ?3 WHERE id = ?1",
+                    params![id.to_string(), seq, encode_heads(heads)],
+                )?;
+                tx.execute(
+                    "DELETE FROM sync_refusals WHERE record_id = ?1 AND local_seq <= ?2",
+                    params![id.to_string(), seq],
+                )?;
+            }
+            for (id, seq, code, message) in &ex.refused {
+                tx.execute(
+                    "INSERT INTO sync_refusals (record_id, local_seq, code, message, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (record_id) DO UPDATE SET local_seq = excluded.local_seq,
+                        code = excluded.code, message = excluded.message, at_ms = excluded.at_ms",
+                    params![id.to_string(), seq, code, message, now],
+                )?;
+            }
+            for id in &ex.reset {
+                tx.execute("UPDATE records SET server_heads = NULL WHERE id = ?1", [id.to_string()])?;
+            }
+            let mut merged = Vec::with_capacity(ex.docs.len());
+            for (id, bytes, server_heads) in &ex.docs {
+                merged.push(self.merge_in(&tx, cache, *id, bytes)?);
+                tx.execute(
+                    "UPDATE records SET server_heads = ?2 WHERE id = ?1",
+                    params![id.to_string(), encode_heads(server_heads)],
+                )?;
+            }
+            meta_set(&tx, "sync_cursor", &ex.cursor.to_string())?;
+            tx.commit()?;
+            Ok(merged)
+        })();
+        if result.is_err() {
+            for (id, _, _) in &ex.docs {
+                cache.pop(id);
+            }
+        }
+        result
+    }
+
+    /// Documents the server refused, with the reasons, newest first.
+    pub fn refusals(&self) -> Result<Vec<RefusedDoc>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT record_id, code, message, at_ms FROM sync_refusals ORDER BY at_ms DESC, record_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, code, message, at_ms) = row?;
+            out.push(RefusedDoc {
+                id: id.parse()?,
+                code,
+                message,
+                at_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remembers how the latest sync ended, for status screens.
+    pub fn note_sync_outcome(&self, error: Option<&str>) -> Result<()> {
+        let inner = self.lock();
+        match error {
+            None => {
+                meta_set(&inner.conn, "last_success_ms", &self.clock.now_ms().to_string())?;
+                inner.conn.execute("DELETE FROM meta WHERE key = 'last_error'", [])?;
+            }
+            Some(e) => meta_set(&inner.conn, "last_error", e)?,
+        }
+        Ok(())
+    }
+
+    /// Pending changes, refusals, cursor, last success and last error.
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let inner = self.lock();
+        let (pending, refused): (i64, i64) = inner.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM records WHERE local_seq > acked_seq),
+                    (SELECT COUNT(*) FROM sync_refusals)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let get = |k: &str| -> Result<Option<String>> { meta_get(&inner.conn, k) };
+        Ok(SyncStatus {
+            pending,
+            refused,
+            cursor: get("sync_cursor")?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            last_success_ms: get("last_success_ms")?.and_then(|s| s.parse().ok()),
+            last_error: get("last_error")?,
+        })
+    }
+
+    /// The heads the server is known to hold for `id` (empty when unknown).
+    pub fn server_heads(&self, id: RecordId) -> Result<Vec<ChangeHash>> {
+        let inner = self.lock();
+        let heads: Option<Option<Vec<u8>>> = inner
+            .conn
+            .query_row("SELECT server_heads FROM records WHERE id = ?1", [id.to_string()], |r| r.get(0))
+            .optional()?;
+        match heads {
+            None => Err(Error::NotFound(id)),
+            Some(h) => Ok(h.as_deref().map(decode_heads).unwrap_or_default()),
+        }
+    }
+}
