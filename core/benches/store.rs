@@ -742,7 +742,7 @@ fn main() -> BenchResult<()> {
         .ok_or("no dibao_check form")?;
     let queries: Vec<(&'static str, Query, usize)> = vec![
         (
-            "entity + village=tujiang",
+            "village=tujiang",
             Query {
                 entity: Some(ENTITY.into()),
                 village: Some(v0.clone()),
@@ -751,7 +751,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| h.village == v0),
         ),
         (
-            "entity + dibao_status = enrolled",
+            "dibao_status=enrolled",
             Query {
                 entity: Some(ENTITY.into()),
                 equals: vec![("dibao_status".into(), enrolled.clone())],
@@ -760,7 +760,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| h.get("dibao_status") == Some(&enrolled)),
         ),
         (
-            "dibao_status = enrolled, no entity filter",
+            "dibao_status=enrolled (no entity filter)",
             Query {
                 equals: vec![("dibao_status".into(), enrolled.clone())],
                 ..Query::default()
@@ -768,7 +768,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| h.get("dibao_status") == Some(&enrolled)),
         ),
         (
-            "entity + household_head contains 吉克",
+            "household_head contains 吉克",
             Query {
                 entity: Some(ENTITY.into()),
                 contains: vec![("household_head".into(), needle.into())],
@@ -779,7 +779,7 @@ fn main() -> BenchResult<()> {
             ),
         ),
         (
-            "incomplete_for = dibao_check (entity implied)",
+            "incomplete_for=dibao_check",
             Query {
                 incomplete_for: Some("dibao_check".into()),
                 ..Query::default()
@@ -787,7 +787,7 @@ fn main() -> BenchResult<()> {
             expect(&|h| dibao_required.iter().any(|f| h.get(f).is_none())),
         ),
         (
-            "entity + village=tujiang + dibao_status=enrolled",
+            "village=tujiang + dibao_status=enrolled",
             Query {
                 entity: Some(ENTITY.into()),
                 village: Some(v0.clone()),
@@ -1098,7 +1098,7 @@ fn main() -> BenchResult<()> {
     );
     println!("{bar}");
     println!(
-        "{:<60} {:>12} {:>12} {:>10}",
+        "{} {:>12} {:>12} {:>10}",
         "metric", "ours", "plain JSON", "ours/plain"
     );
     let row = |label: &str, ours: f64, plain: Option<f64>, unit: &str, prec: usize| {
@@ -1107,11 +1107,11 @@ fn main() -> BenchResult<()> {
             Some(p) => {
                 let p_s = format!("{p:.prec$}{unit}");
                 println!(
-                    "{label:<60} {ours_s:>12} {p_s:>12} {:>9.2}x",
+                    "{} {ours_s:>12} {p_s:>12} {:>9.2}x",
                     ratio(ours, p)
                 );
             }
-            None => println!("{label:<60} {ours_s:>12} {:>12} {:>10}", "-", "-"),
+            None => println!("{} {ours_s:>12} {:>12} {:>10}", "-", "-"),
         }
     };
     row(
@@ -1146,11 +1146,11 @@ fn main() -> BenchResult<()> {
     );
     row("reopen: first query page", ms(first_query), None, " ms", 2);
     for f in &query_figs {
-        let label = format!("query, all pages: {} [{}]", f.label, f.count);
+        let label = format!("query all pages: {} [{}]", f.label, f.count);
         row(&label, f.first_ms, None, " ms", 1);
     }
     for f in &query_figs {
-        let label = format!("query, page 1: {}", f.label);
+        let label = format!("query page 1: {}", f.label);
         row(&label, f.first_page_ms, None, " ms", 1);
     }
     row(

@@ -124,6 +124,27 @@ pub trait HubStorage: Send + Sync {
     fn record_count(&self) -> Result<u64, StorageError>;
 }
 
+impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
+    fn load(&self, id: RecordId) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
+        (**self).load(id)
+    }
+    fn commit(&self, batch: &HubBatch) -> Result<(), StorageError> {
+        (**self).commit(batch)
+    }
+    fn feed_after(&self, scope: &DeviceScope, cursor: u64, limit: usize) -> Result<Vec<FeedEntry>, StorageError> {
+        (**self).feed_after(scope, cursor, limit)
+    }
+    fn device_heads(&self, device: &str, ids: &[RecordId]) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
+        (**self).device_heads(device, ids)
+    }
+    fn note_sent(&self, device: &str, sent: &[(RecordId, Vec<ChangeHash>, u64)]) -> Result<(), StorageError> {
+        (**self).note_sent(device, sent)
+    }
+    fn record_count(&self) -> Result<u64, StorageError> {
+        (**self).record_count()
+    }
+}
+
 /// Tuning of the hub.
 #[derive(Debug, Clone)]
 pub struct HubConfig {

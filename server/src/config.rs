@@ -1,0 +1,108 @@
+//! Effective configuration: command-line flag, else environment variable, else the TOML
+//! config file, else the default.
+//!
+//! ```toml
+//! # yibiao-server.toml
+//! listen = "0.0.0.0:8080"
+//! data_dir = "/var/lib/yibiao"
+//! schema = "/etc/yibiao/schema.toml"
+//! max_body_bytes = 8388608
+//! request_timeout_secs = 300
+//! log_json = true
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default address: loopback only, so a fresh install is not exposed by accident.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "yibiao-data";
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the database.
+    pub data_dir: PathBuf,
+    /// Schema file; `None` uses `DATA_DIR/schema.toml` if present, else the Baru example.
+    pub schema: Option<PathBuf>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest a request may take (slow links need minutes).
+    pub request_timeout_secs: u64,
+    /// Log as JSON lines.
+    pub log_json: bool,
+}
+
+/// The config file's keys, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<String>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::schema`].
+    pub schema: Option<PathBuf>,
+    /// See [`Config::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Config::request_timeout_secs`].
+    pub request_timeout_secs: Option<u64>,
+    /// See [`Config::log_json`].
+    pub log_json: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads a config file; errors name the file and the problem.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config {}: {}", path.display(), e.message()))
+    }
+}
+
+/// Values given on the command line or in the environment (clap merges those two).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen` / `YIBIAO_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `YIBIAO_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--schema` / `YIBIAO_SCHEMA`.
+    pub schema: Option<PathBuf>,
+    /// `--log-json` / `YIBIAO_LOG_JSON`.
+    pub log_json: bool,
+}
+
+impl Config {
+    /// Merges flags/env over the file over defaults.
+    pub fn resolve(over: Overrides, file: FileConfig) -> Result<Self, String> {
+        let listen_text = over.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| format!("listen address `{listen_text}` is not host:port, e.g. 127.0.0.1:8080"))?;
+        let max_body_bytes = file.max_body_bytes.unwrap_or(8 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            return Err(format!("max_body_bytes {max_body_bytes} is too small; use at least 1024"));
+        }
+        Ok(Self {
+            listen,
+            data_dir: over.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            schema: over.schema.or(file.schema),
+            max_body_bytes,
+            request_timeout_secs: file.request_timeout_secs.unwrap_or(300).max(1),
+            log_json: over.log_json || file.log_json.unwrap_or(false),
+        })
+    }
+
+    /// The schema file to load, if any (see [`Config::schema`]).
+    pub fn schema_path(&self) -> Option<PathBuf> {
+        self.schema.clone().or_else(|| {
+            let p = self.data_dir.join("schema.toml");
+            p.exists().then_some(p)
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! The one HTTP error type: a status and a JSON envelope a person can act on.
+//!
+//! `{"error": {"code": "bad_request", "message": "..."}}`. Internal details (SQL, paths)
+//! are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The client speaks another protocol version.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The server failed; details are in its log.
+    #[error("internal error; the operator can find details in the server log")]
+    Internal,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "protocol_version"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        (status, Json(json!({ "error": { "code": code, "message": self.to_string() } }))).into_response()
+    }
+}

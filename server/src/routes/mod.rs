@@ -1,0 +1,4 @@
+//! HTTP routes, one module per resource, merged in [`crate::app`].
+
+pub mod health;
+pub mod sync;
