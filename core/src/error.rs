@@ -66,7 +66,9 @@ pub enum Error {
     #[error("the local store is damaged: {0}")]
     CorruptStore(String),
     /// The store file was written by a newer yibiao.
-    #[error("the store was written by a newer yibiao (store version {found}, this build reads up to {supported}); update the app")]
+    #[error(
+        "the store was written by a newer yibiao (store version {found}, this build reads up to {supported}); update the app"
+    )]
     StoreTooNew {
         /// Version found in the file.
         found: i64,

@@ -77,11 +77,13 @@ impl fmt::Display for RecordId {
 impl FromStr for RecordId {
     type Err = BadId;
     fn from_str(s: &str) -> Result<Self, BadId> {
-        uuid::Uuid::parse_str(s.trim()).map(Self).map_err(|_| BadId {
-            kind: "record id",
-            got: s.chars().take(40).collect(),
-            problem: "expected a UUID like 0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01",
-        })
+        uuid::Uuid::parse_str(s.trim())
+            .map(Self)
+            .map_err(|_| BadId {
+                kind: "record id",
+                got: s.chars().take(40).collect(),
+                problem: "expected a UUID like 0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01",
+            })
     }
 }
 

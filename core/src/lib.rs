@@ -41,7 +41,9 @@ pub mod value;
 
 pub use error::{Error, Result};
 pub use ids::{Author, BadId, CadreId, DeviceId, RecordId};
-pub use record::{Conflict, ConflictValue, FieldEdit, HistoryEntry, HistoryEvent, Provenance, Record, Scope};
+pub use record::{
+    Conflict, ConflictValue, FieldEdit, HistoryEntry, HistoryEvent, Provenance, Record, Scope,
+};
 pub use schema::{Schema, SchemaError, ValidationError, ValidationReason};
 pub use store::{FormStatus, Page, Query, RecordSummary, RecordView, Store, StoreConfig};
 pub use value::{FieldType, Value};

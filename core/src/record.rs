@@ -152,7 +152,9 @@ pub struct Record {
 fn commit_options(author: &Author, now_ms: i64) -> CommitOptions {
     // serde_json cannot fail on two strings; fall back to no message rather than panic.
     let message = serde_json::to_string(author).unwrap_or_default();
-    CommitOptions::default().with_message(message).with_time(now_ms)
+    CommitOptions::default()
+        .with_message(message)
+        .with_time(now_ms)
 }
 
 fn scalar_str(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
@@ -346,7 +348,13 @@ impl Record {
         };
         self.doc
             .keys(&fields)
-            .filter(|k| self.doc.get_all(&fields, k.as_str()).map(|v| v.len()).unwrap_or(0) > 1)
+            .filter(|k| {
+                self.doc
+                    .get_all(&fields, k.as_str())
+                    .map(|v| v.len())
+                    .unwrap_or(0)
+                    > 1
+            })
             .collect()
     }
 
@@ -357,7 +365,12 @@ impl Record {
         };
         let mut out = Vec::new();
         for key in self.conflicted_fields() {
-            let shown = self.doc.get(&fields, key.as_str()).ok().flatten().map(|(_, id)| id);
+            let shown = self
+                .doc
+                .get(&fields, key.as_str())
+                .ok()
+                .flatten()
+                .map(|(_, id)| id);
             let all = self.doc.get_all(&fields, key.as_str()).unwrap_or_default();
             let values = all
                 .into_iter()
@@ -384,7 +397,10 @@ impl Record {
             .and_then(|h| self.doc.get_change_meta_by_hash(&h));
         match meta {
             Some(m) => {
-                let author = m.message.as_deref().and_then(|s| serde_json::from_str::<Author>(s).ok());
+                let author = m
+                    .message
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<Author>(s).ok());
                 Provenance {
                     cadre: author.as_ref().map(|a| a.cadre.to_string()),
                     device: author.as_ref().map(|a| a.device.to_string()),
@@ -424,16 +440,22 @@ impl Record {
                 matches!((&op.obj, &op.key), (legacy::ObjectId::Root, legacy::Key::Map(k)) if k == "entity")
             });
             for op in &expanded.operations {
-                let legacy::Key::Map(key) = &op.key else { continue };
+                let legacy::Key::Map(key) = &op.key else {
+                    continue;
+                };
                 let event = match &op.obj {
                     legacy::ObjectId::Root => match (key.as_str(), &op.action) {
                         ("entity", legacy::OpType::Put(ScalarValue::Str(e))) => {
-                            Some(HistoryEvent::Created { entity: e.to_string() })
+                            Some(HistoryEvent::Created {
+                                entity: e.to_string(),
+                            })
                         }
                         ("deleted", legacy::OpType::Put(ScalarValue::Boolean(true))) => {
                             Some(HistoryEvent::Deleted)
                         }
-                        ("deleted", legacy::OpType::Put(ScalarValue::Boolean(false))) if !is_create => {
+                        ("deleted", legacy::OpType::Put(ScalarValue::Boolean(false)))
+                            if !is_create =>
+                        {
                             Some(HistoryEvent::Restored)
                         }
                         _ => None,
@@ -452,22 +474,27 @@ impl Record {
                             }),
                             // Automerge settles a conflict in favour of an existing value
                             // by deleting only the competing ops; the field keeps a value.
-                            legacy::OpType::Delete => match self.value_at(schema, key, change.hash()) {
-                                Some(value) => Some(HistoryEvent::Resolved {
-                                    field: key.to_string(),
-                                    value,
-                                }),
-                                None => Some(HistoryEvent::Unset {
-                                    field: key.to_string(),
-                                }),
-                            },
+                            legacy::OpType::Delete => {
+                                match self.value_at(schema, key, change.hash()) {
+                                    Some(value) => Some(HistoryEvent::Resolved {
+                                        field: key.to_string(),
+                                        value,
+                                    }),
+                                    None => Some(HistoryEvent::Unset {
+                                        field: key.to_string(),
+                                    }),
+                                }
+                            }
                             _ => None,
                         }
                     }
                     _ => None,
                 };
                 if let Some(event) = event {
-                    out.push(HistoryEntry { event, by: by.clone() });
+                    out.push(HistoryEntry {
+                        event,
+                        by: by.clone(),
+                    });
                 }
             }
         }
@@ -481,8 +508,11 @@ impl Record {
         use std::collections::{BinaryHeap, HashMap};
 
         let changes = self.doc.get_changes(&[]);
-        let index: HashMap<ChangeHash, usize> =
-            changes.iter().enumerate().map(|(i, c)| (c.hash(), i)).collect();
+        let index: HashMap<ChangeHash, usize> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.hash(), i))
+            .collect();
         let mut waiting: Vec<usize> = vec![0; changes.len()];
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
         for (i, c) in changes.iter().enumerate() {
@@ -529,7 +559,12 @@ impl Record {
     }
 
     /// Applies validated edits in one change. Returns false when nothing changed.
-    pub fn apply_edits(&mut self, edits: &[FieldEdit], author: &Author, now_ms: i64) -> Result<bool> {
+    pub fn apply_edits(
+        &mut self,
+        edits: &[FieldEdit],
+        author: &Author,
+        now_ms: i64,
+    ) -> Result<bool> {
         if self.is_deleted() {
             return Err(Error::Deleted(self.id));
         }
@@ -542,7 +577,9 @@ impl Record {
         let mut tx = self.doc.transaction();
         for edit in edits {
             match edit {
-                FieldEdit::Set(field, value) => tx.put(&fields, field.as_str(), value.to_scalar())?,
+                FieldEdit::Set(field, value) => {
+                    tx.put(&fields, field.as_str(), value.to_scalar())?
+                }
                 FieldEdit::Unset(field) => {
                     if tx.get(&fields, field.as_str())?.is_some() {
                         tx.delete(&fields, field.as_str())?;
@@ -571,7 +608,13 @@ impl Record {
 
     /// Settles a conflicted field with `value` (one of the competing values or a new one),
     /// or clears it with `None`. The new write supersedes every value this replica has seen.
-    pub fn resolve(&mut self, field: &str, value: Option<&Value>, author: &Author, now_ms: i64) -> Result<()> {
+    pub fn resolve(
+        &mut self,
+        field: &str,
+        value: Option<&Value>,
+        author: &Author,
+        now_ms: i64,
+    ) -> Result<()> {
         if !self.conflicted_fields().iter().any(|f| f == field) {
             return Err(Error::NoConflict {
                 record: self.id,

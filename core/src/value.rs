@@ -145,9 +145,7 @@ impl FieldType {
             FieldType::Choice { .. } => "one option key",
             FieldType::MultiChoice { .. } => "a list of option keys",
             FieldType::Gps => "a GPS point {\"lat\": .., \"lon\": ..}",
-            FieldType::Attachment => {
-                "an attachment {\"sha256\", \"name\", \"mime\", \"size\"}"
-            }
+            FieldType::Attachment => "an attachment {\"sha256\", \"name\", \"mime\", \"size\"}",
         }
     }
 
@@ -406,7 +404,11 @@ mod tests {
             ),
         ];
         for (ty, value) in cases {
-            assert_eq!(ty.from_scalar(&value.to_scalar()), Some(value.clone()), "{ty:?}");
+            assert_eq!(
+                ty.from_scalar(&value.to_scalar()),
+                Some(value.clone()),
+                "{ty:?}"
+            );
             assert_eq!(ty.parse_json(&value.to_json()), Ok(value), "{ty:?}");
         }
     }

@@ -37,10 +37,18 @@ struct Op {
 fn value_strategy() -> impl Strategy<Value = (&'static str, Value)> {
     prop_oneof![
         (1i64..6).prop_map(|n| ("household_size", Value::Integer(n))),
-        prop::sample::select(vec!["阿木", "吉克", "曲比", "沙马"]).prop_map(|s| ("household_head", Value::Text(s.into()))),
-        prop::sample::select(vec!["none", "enrolled", "special"]).prop_map(|s| ("dibao_status", Value::Choice(s.into()))),
-        prop::collection::vec(prop::sample::select(vec!["wages", "farming", "livestock"]), 0..3)
-            .prop_map(|v| ("income_sources", Value::multi_choice(v.into_iter().map(String::from).collect()))),
+        prop::sample::select(vec!["阿木", "吉克", "曲比", "沙马"])
+            .prop_map(|s| ("household_head", Value::Text(s.into()))),
+        prop::sample::select(vec!["none", "enrolled", "special"])
+            .prop_map(|s| ("dibao_status", Value::Choice(s.into()))),
+        prop::collection::vec(
+            prop::sample::select(vec!["wages", "farming", "livestock"]),
+            0..3
+        )
+        .prop_map(|v| (
+            "income_sources",
+            Value::multi_choice(v.into_iter().map(String::from).collect())
+        )),
     ]
 }
 
@@ -53,7 +61,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Action::Resolve),
         3 => (0usize..REPLICAS).prop_map(Action::SyncFrom),
     ];
-    (0..REPLICAS, 0..RECORDS, action).prop_map(|(replica, record, action)| Op { replica, record, action })
+    (0..REPLICAS, 0..RECORDS, action).prop_map(|(replica, record, action)| Op {
+        replica,
+        record,
+        action,
+    })
 }
 
 struct World {
@@ -69,14 +81,25 @@ impl World {
         let schema = Arc::new(Schema::baru_example());
         let clock = Arc::new(ManualClock::new(1_764_000_000_000));
         let stores: Vec<Store> = (0..REPLICAS)
-            .map(|i| Store::open_in_memory(schema.clone(), CadreId::new(format!("cadre-{i}")).unwrap(), clock.clone()).unwrap())
+            .map(|i| {
+                Store::open_in_memory(
+                    schema.clone(),
+                    CadreId::new(format!("cadre-{i}")).unwrap(),
+                    clock.clone(),
+                )
+                .unwrap()
+            })
             .collect();
         let mut ids = Vec::new();
         let mut written = Vec::new();
         for r in 0..RECORDS {
             let head = Value::Text(format!("户主{r}"));
             let id = stores[0]
-                .create("household", Some("tujiang"), &[FieldEdit::Set("household_head".into(), head.clone())])
+                .create(
+                    "household",
+                    Some("tujiang"),
+                    &[FieldEdit::Set("household_head".into(), head.clone())],
+                )
                 .unwrap();
             written.push((r, "household_head", head.to_json()));
             let bytes = stores[0].export(id).unwrap();
@@ -85,7 +108,12 @@ impl World {
             }
             ids.push(id);
         }
-        Self { stores, ids, clock, written }
+        Self {
+            stores,
+            ids,
+            clock,
+            written,
+        }
     }
 
     fn apply(&mut self, op: &Op) {
@@ -113,7 +141,10 @@ impl World {
                 if let Some(c) = conflicts.first() {
                     let chosen = &c.values[n % c.values.len()];
                     let value = chosen.value.as_ref().map(|json| {
-                        store.schema().parse_json("household", &c.field, json).unwrap()
+                        store
+                            .schema()
+                            .parse_json("household", &c.field, json)
+                            .unwrap()
                     });
                     match store.resolve(id, &c.field, value) {
                         Ok(()) | Err(Error::Deleted(_)) => {}

@@ -25,14 +25,23 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 /// The device behind the request's bearer token.
-pub fn device_from_headers(storage: &SqliteStorage, headers: &HeaderMap) -> Result<DeviceAuth, ApiError> {
+pub fn device_from_headers(
+    storage: &SqliteStorage,
+    headers: &HeaderMap,
+) -> Result<DeviceAuth, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <device token>` header".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing `Authorization: Bearer <device token>` header".into())
+        })?;
     let token = value
         .strip_prefix("Bearer ")
-        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <device token>`".into()))?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "the Authorization header must be `Bearer <device token>`".into(),
+            )
+        })?
         .trim();
     let row = storage
         .device_by_token_hash(&token_hash(token))
@@ -42,7 +51,9 @@ pub fn device_from_headers(storage: &SqliteStorage, headers: &HeaderMap) -> Resu
         })?
         .ok_or_else(|| ApiError::Unauthorized("unknown device token".into()))?;
     if row.revoked_ms.is_some() {
-        return Err(ApiError::Unauthorized("this device token was revoked; enrol the phone again".into()));
+        return Err(ApiError::Unauthorized(
+            "this device token was revoked; enrol the phone again".into(),
+        ));
     }
     Ok(DeviceAuth {
         key: row.key,

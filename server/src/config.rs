@@ -59,7 +59,8 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads a config file; errors name the file and the problem.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("config {}: {}", path.display(), e.message()))
     }
 }
@@ -80,17 +81,25 @@ pub struct Overrides {
 impl Config {
     /// Merges flags/env over the file over defaults.
     pub fn resolve(over: Overrides, file: FileConfig) -> Result<Self, String> {
-        let listen_text = over.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| format!("listen address `{listen_text}` is not host:port, e.g. 127.0.0.1:8080"))?;
+        let listen_text = over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| {
+            format!("listen address `{listen_text}` is not host:port, e.g. 127.0.0.1:8080")
+        })?;
         let max_body_bytes = file.max_body_bytes.unwrap_or(8 * 1024 * 1024);
         if max_body_bytes < 1024 {
-            return Err(format!("max_body_bytes {max_body_bytes} is too small; use at least 1024"));
+            return Err(format!(
+                "max_body_bytes {max_body_bytes} is too small; use at least 1024"
+            ));
         }
         Ok(Self {
             listen,
-            data_dir: over.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: over
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             schema: over.schema.or(file.schema),
             max_body_bytes,
             request_timeout_secs: file.request_timeout_secs.unwrap_or(300).max(1),

@@ -5,6 +5,7 @@
 //! parses the command line and serves. Handlers parse, authorise, call core, map errors.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod routes;
@@ -42,10 +43,21 @@ pub struct AppState {
 impl AppState {
     /// Opens the data directory and builds the state.
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
-        let storage = Arc::new(SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?);
-        let hub = Hub::new(Arc::new(schema), storage.clone(), Arc::new(SystemClock), HubConfig::default());
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let storage = Arc::new(
+            SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?,
+        );
+        let hub = Hub::new(
+            Arc::new(schema),
+            storage.clone(),
+            Arc::new(SystemClock),
+            HubConfig::default(),
+        );
         Ok(Self {
             hub: Arc::new(hub),
             storage,
@@ -62,7 +74,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/v1/sync", post(routes::sync::sync))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

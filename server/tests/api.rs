@@ -25,14 +25,34 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let over = Overrides { data_dir: Some(dir.path().to_owned()), ..Overrides::default() };
-    let file = FileConfig { max_body_bytes: Some(64 * 1024), ..FileConfig::default() };
+    let over = Overrides {
+        data_dir: Some(dir.path().to_owned()),
+        ..Overrides::default()
+    };
+    let file = FileConfig {
+        max_body_bytes: Some(64 * 1024),
+        ..FileConfig::default()
+    };
     let config = Config::resolve(over, file).unwrap();
     let state = AppState::open(config, Schema::baru_example()).unwrap();
     let token = auth::new_token().unwrap();
-    let row = DeviceRow { key: "dev-a".into(), name: "a".into(), cadre: Some("amu".into()), village: Some("tujiang".into()), created_ms: 1, revoked_ms: None };
-    state.storage.add_device(&row, &auth::token_hash(&token)).unwrap();
-    Fixture { state, token, _dir: dir }
+    let row = DeviceRow {
+        key: "dev-a".into(),
+        name: "a".into(),
+        cadre: Some("amu".into()),
+        village: Some("tujiang".into()),
+        created_ms: 1,
+        revoked_ms: None,
+    };
+    state
+        .storage
+        .add_device(&row, &auth::token_hash(&token))
+        .unwrap();
+    Fixture {
+        state,
+        token,
+        _dir: dir,
+    }
 }
 
 async fn post(f: &Fixture, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -40,25 +60,55 @@ async fn post(f: &Fixture, token: Option<&str>, body: Vec<u8>) -> (StatusCode, V
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = app(f.state.clone()).oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+    let resp = app(f.state.clone())
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
-    (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
 }
 
 fn error_of(body: &[u8]) -> (String, String) {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    (v["error"]["code"].as_str().unwrap().into(), v["error"]["message"].as_str().unwrap().into())
+    (
+        v["error"]["code"].as_str().unwrap().into(),
+        v["error"]["message"].as_str().unwrap().into(),
+    )
 }
 
 fn phone_request() -> SyncRequest {
-    let store = Store::open_in_memory(Arc::new(Schema::baru_example()), CadreId::new("amu").unwrap(), Arc::new(SystemClock)).unwrap();
+    let store = Store::open_in_memory(
+        Arc::new(Schema::baru_example()),
+        CadreId::new("amu").unwrap(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     let id = store
-        .create("household", Some("tujiang"), &[FieldEdit::Set("household_head".into(), Value::Text("阿木".into()))])
+        .create(
+            "household",
+            Some("tujiang"),
+            &[FieldEdit::Set(
+                "household_head".into(),
+                Value::Text("阿木".into()),
+            )],
+        )
         .unwrap();
     SyncRequest {
         device: store.device_id().to_string(),
         cursor: 0,
-        push: vec![PushDoc { record: WireId::from(id), heads: heads_to_wire(&store.heads(id).unwrap()), bytes: store.export(id).unwrap() }],
+        push: vec![PushDoc {
+            record: WireId::from(id),
+            heads: heads_to_wire(&store.heads(id).unwrap()),
+            bytes: store.export(id).unwrap(),
+        }],
         max_response_bytes: 65536,
     }
 }
@@ -66,9 +116,13 @@ fn phone_request() -> SyncRequest {
 #[tokio::test]
 async fn health_answers_with_the_record_count() {
     let f = fixture();
-    let resp = app(f.state.clone()).oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    let resp = app(f.state.clone())
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["records"], 0);
 }
@@ -79,14 +133,23 @@ async fn a_sync_without_a_valid_token_is_refused_and_stores_nothing() {
     let body = phone_request().encode();
     let (status, resp) = post(&f, None, body.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(error_of(&resp), ("unauthorized".into(), "missing `Authorization: Bearer <device token>` header".into()));
+    assert_eq!(
+        error_of(&resp),
+        (
+            "unauthorized".into(),
+            "missing `Authorization: Bearer <device token>` header".into()
+        )
+    );
     let (status, resp) = post(&f, Some("ybd_nope"), body.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_of(&resp).1, "unknown device token");
     f.state.storage.revoke_device("dev-a", 2).unwrap();
     let (status, resp) = post(&f, Some(&f.token), body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(error_of(&resp).1, "this device token was revoked; enrol the phone again");
+    assert_eq!(
+        error_of(&resp).1,
+        "this device token was revoked; enrol the phone again"
+    );
     assert_eq!(f.state.hub.storage().record_count().unwrap(), 0);
 }
 
@@ -97,11 +160,36 @@ async fn bad_bodies_get_a_clear_4xx_and_store_nothing() {
     let mut old = good.clone();
     old[3] = 0;
     let cases: Vec<(Vec<u8>, StatusCode, &str, &str)> = vec![
-        (b"{\"hello\": 1}".to_vec(), StatusCode::BAD_REQUEST, "bad_request", "the body is not a yibiao sync message"),
-        (Vec::new(), StatusCode::BAD_REQUEST, "bad_request", "the body is not a yibiao sync message"),
-        (old, StatusCode::UPGRADE_REQUIRED, "protocol_version", "this app speaks sync protocol 0; the server speaks 1. Update the app."),
-        (good[..good.len() - 7].to_vec(), StatusCode::BAD_REQUEST, "bad_request", "sync message is damaged or too large"),
-        (vec![b'Y'; 100 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "too_large", "sync body is larger than the server's limit of 65536 bytes"),
+        (
+            b"{\"hello\": 1}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body is not a yibiao sync message",
+        ),
+        (
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body is not a yibiao sync message",
+        ),
+        (
+            old,
+            StatusCode::UPGRADE_REQUIRED,
+            "protocol_version",
+            "this app speaks sync protocol 0; the server speaks 1. Update the app.",
+        ),
+        (
+            good[..good.len() - 7].to_vec(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "sync message is damaged or too large",
+        ),
+        (
+            vec![b'Y'; 100 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "sync body is larger than the server's limit of 65536 bytes",
+        ),
     ];
     for (body, want_status, want_code, want_message) in cases {
         let (status, resp) = post(&f, Some(&f.token), body).await;
@@ -122,7 +210,10 @@ async fn a_real_exchange_is_accepted_and_replaying_it_changes_nothing() {
     assert_eq!(status, StatusCode::OK);
     let resp = SyncResponse::decode(&resp).unwrap();
     assert_eq!(resp.accepted, vec![req.push[0].record]);
-    assert!(resp.docs.is_empty(), "the device's own record is not echoed back");
+    assert!(
+        resp.docs.is_empty(),
+        "the device's own record is not echoed back"
+    );
     let (_, again) = post(&f, Some(&f.token), body).await;
     let again = SyncResponse::decode(&again).unwrap();
     assert_eq!(again.accepted, vec![req.push[0].record]);

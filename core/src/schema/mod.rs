@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use parse::SchemaError;
-pub use validate::{ValidationError, ValidationReason};
 pub(crate) use validate::field_of_entity;
+pub use validate::{ValidationError, ValidationReason};
 
 use crate::value::{FieldType, Value};
 
@@ -155,7 +155,10 @@ impl Schema {
 
     /// The example schema for Baru township that ships with yibiao.
     pub fn baru_example() -> Self {
-        #[allow(clippy::expect_used, reason = "the shipped example is checked by tests")]
+        #[allow(
+            clippy::expect_used,
+            reason = "the shipped example is checked by tests"
+        )]
         Self::from_toml_str(BARU_TOML, "examples/schema/baru.toml")
             .expect("the shipped Baru example schema is valid")
     }
@@ -195,7 +198,12 @@ impl Schema {
     /// Checks that `value` may be stored in `field` of a record of `entity`.
     ///
     /// Nothing is written by a caller unless this returns `Ok`.
-    pub fn validate(&self, entity: &str, field: &str, value: &Value) -> Result<(), ValidationError> {
+    pub fn validate(
+        &self,
+        entity: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<(), ValidationError> {
         validate::validate(self, entity, field, value)
     }
 

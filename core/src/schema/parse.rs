@@ -140,10 +140,19 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
-    fn err<T>(&self, spanned: &Spanned<T>, key: impl fmt::Display, message: impl fmt::Display) -> SchemaError {
+    fn err<T>(
+        &self,
+        spanned: &Spanned<T>,
+        key: impl fmt::Display,
+        message: impl fmt::Display,
+    ) -> SchemaError {
         SchemaError::Invalid {
             file: self.file.to_owned(),
             line: self.line(spanned.span().start),
@@ -156,7 +165,8 @@ impl Ctx<'_> {
         let k = key.get_ref();
         let ok = k.len() <= 64
             && k.starts_with(|c: char| c.is_ascii_lowercase())
-            && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && k.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if ok {
             Ok(k.clone())
         } else {
@@ -184,8 +194,16 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             .collect();
         let key = if snippet.trim().is_empty() {
             // The span is empty (e.g. an unterminated string): show the line instead.
-            let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-            text[start..].lines().next().unwrap_or("").chars().take(40).collect::<String>()
+            let start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            text[start..]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect::<String>()
         } else {
             snippet
         };
@@ -219,7 +237,13 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
     let mut villages = BTreeMap::new();
     for (key, labels) in raw.villages {
         let k = cx.key(&key, "village")?;
-        villages.insert(k, Labels { zh: labels.zh, en: labels.en });
+        villages.insert(
+            k,
+            Labels {
+                zh: labels.zh,
+                en: labels.en,
+            },
+        );
     }
 
     let mut fields = BTreeMap::new();
@@ -233,7 +257,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         if fields.contains_key(f.get_ref()) {
             Ok(f.get_ref().clone())
         } else {
-            Err(cx.err(f, f.get_ref(), format!("{owner} names a field that is not in [fields]")))
+            Err(cx.err(
+                f,
+                f.get_ref(),
+                format!("{owner} names a field that is not in [fields]"),
+            ))
         }
     };
     let no_repeats = |list: &[Spanned<String>], owner: &str| -> Result<(), SchemaError> {
@@ -260,14 +288,20 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             k.clone(),
             EntityDef {
                 key: k,
-                labels: Labels { zh: raw_entity.zh, en: raw_entity.en },
+                labels: Labels {
+                    zh: raw_entity.zh,
+                    en: raw_entity.en,
+                },
                 fields: list,
             },
         );
     }
 
-    let department_keys: BTreeSet<String> =
-        raw.departments.keys().map(|k| k.get_ref().clone()).collect();
+    let department_keys: BTreeSet<String> = raw
+        .departments
+        .keys()
+        .map(|k| k.get_ref().clone())
+        .collect();
 
     let mut forms = BTreeMap::new();
     for (key, raw_form) in raw.forms {
@@ -283,7 +317,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         if let Some(d) = &raw_form.department
             && !department_keys.contains(d.get_ref())
         {
-            return Err(cx.err(d, d.get_ref(), format!("{owner} names a department that is not in [departments]")));
+            return Err(cx.err(
+                d,
+                d.get_ref(),
+                format!("{owner} names a department that is not in [departments]"),
+            ));
         }
         no_repeats(&raw_form.fields, &owner)?;
         no_repeats(&raw_form.required, &format!("{owner} required"))?;
@@ -294,7 +332,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
                 return Err(cx.err(
                     f,
                     &name,
-                    format!("{owner} asks for a field that entity `{}` does not hold", entity.key),
+                    format!(
+                        "{owner} asks for a field that entity `{}` does not hold",
+                        entity.key
+                    ),
                 ));
             }
             list.push(name);
@@ -302,7 +343,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         let mut required = Vec::new();
         for f in &raw_form.required {
             if !list.contains(f.get_ref()) {
-                return Err(cx.err(f, f.get_ref(), format!("{owner} requires a field missing from its `fields`")));
+                return Err(cx.err(
+                    f,
+                    f.get_ref(),
+                    format!("{owner} requires a field missing from its `fields`"),
+                ));
             }
             required.push(f.get_ref().clone());
         }
@@ -310,7 +355,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             k.clone(),
             FormDef {
                 key: k,
-                labels: Labels { zh: raw_form.zh, en: raw_form.en },
+                labels: Labels {
+                    zh: raw_form.zh,
+                    en: raw_form.en,
+                },
                 entity: entity.key.clone(),
                 department: raw_form.department.map(|d| d.into_inner()),
                 fields: list,
@@ -327,7 +375,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         let mut dept_forms = Vec::new();
         for f in &raw_dept.forms {
             let Some(form) = forms.get(f.get_ref()) else {
-                return Err(cx.err(f, f.get_ref(), format!("{owner} names a form that is not in [forms]")));
+                return Err(cx.err(
+                    f,
+                    f.get_ref(),
+                    format!("{owner} names a form that is not in [forms]"),
+                ));
             };
             dept_forms.push(form.key.clone());
             for field in &form.fields {
@@ -348,7 +400,13 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             let mut list = Vec::new();
             for v in &raw_dept.villages {
                 if !villages.contains_key(v.get_ref()) {
-                    return Err(cx.err(v, v.get_ref(), format!("{owner} names a village that is not in [villages]; use \"*\" for all")));
+                    return Err(cx.err(
+                        v,
+                        v.get_ref(),
+                        format!(
+                            "{owner} names a village that is not in [villages]; use \"*\" for all"
+                        ),
+                    ));
                 }
                 list.push(v.get_ref().clone());
             }
@@ -358,7 +416,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             k.clone(),
             DepartmentDef {
                 key: k,
-                labels: Labels { zh: raw_dept.zh, en: raw_dept.en },
+                labels: Labels {
+                    zh: raw_dept.zh,
+                    en: raw_dept.en,
+                },
                 office: raw_dept.office,
                 forms: dept_forms,
                 fields: seen_fields,
@@ -400,7 +461,14 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
             let pattern = match &raw.pattern {
                 Some(p) => Some(Pattern {
                     regex: Regex::new(&format!("^(?:{})$", p.get_ref())).map_err(|e| {
-                        cx.err(p, format!("{key}.pattern"), format!("not a valid regular expression: {}", e.to_string().lines().last().unwrap_or("")))
+                        cx.err(
+                            p,
+                            format!("{key}.pattern"),
+                            format!(
+                                "not a valid regular expression: {}",
+                                e.to_string().lines().last().unwrap_or("")
+                            ),
+                        )
                     })?,
                     source: p.get_ref().clone(),
                     message: raw.pattern_message.as_ref().map(|m| m.get_ref().clone()),
@@ -417,11 +485,17 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
         }
         "integer" => {
             reject!(max_len, pattern, pattern_message, scale, options);
-            let bound = |b: &Option<Spanned<toml::Value>>, name: &str| -> Result<Option<i64>, SchemaError> {
+            let bound = |b: &Option<Spanned<toml::Value>>,
+                         name: &str|
+             -> Result<Option<i64>, SchemaError> {
                 match b {
                     None => Ok(None),
                     Some(v) => v.get_ref().as_integer().map(Some).ok_or_else(|| {
-                        cx.err(v, format!("{key}.{name}"), "must be a whole number for an integer field")
+                        cx.err(
+                            v,
+                            format!("{key}.{name}"),
+                            "must be a whole number for an integer field",
+                        )
                     }),
                 }
             };
@@ -435,7 +509,9 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
         }
         "decimal" => {
             reject!(max_len, pattern, pattern_message, options);
-            let bound = |b: &Option<Spanned<toml::Value>>, name: &str| -> Result<Option<Decimal>, SchemaError> {
+            let bound = |b: &Option<Spanned<toml::Value>>,
+                         name: &str|
+             -> Result<Option<Decimal>, SchemaError> {
                 let Some(v) = b else { return Ok(None) };
                 let parsed = match v.get_ref() {
                     toml::Value::Integer(i) => Some(Decimal::from(*i)),
@@ -443,7 +519,9 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
                     toml::Value::String(s) => Decimal::from_str(s).ok(),
                     _ => None,
                 };
-                parsed.map(Some).ok_or_else(|| cx.err(v, format!("{key}.{name}"), "must be a number"))
+                parsed
+                    .map(Some)
+                    .ok_or_else(|| cx.err(v, format!("{key}.{name}"), "must be a number"))
             };
             FieldType::Decimal {
                 min: bound(&raw.min, "min")?,
@@ -463,20 +541,35 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
         "choice" | "multi_choice" => {
             reject!(max_len, pattern, pattern_message, min, max, scale);
             let Some(raw_options) = &raw.options else {
-                return Err(cx.err(&raw.ty, format!("{key}.type"), format!("a {ty_name} field needs `options`")));
+                return Err(cx.err(
+                    &raw.ty,
+                    format!("{key}.type"),
+                    format!("a {ty_name} field needs `options`"),
+                ));
             };
             if raw_options.get_ref().is_empty() {
-                return Err(cx.err(raw_options, format!("{key}.options"), "needs at least one option"));
+                return Err(cx.err(
+                    raw_options,
+                    format!("{key}.options"),
+                    "needs at least one option",
+                ));
             }
             let mut options: Vec<ChoiceOption> = Vec::new();
             for o in raw_options.get_ref() {
                 let ok = cx.key(&o.key, "option")?;
                 if options.iter().any(|x| x.key == ok) {
-                    return Err(cx.err(&o.key, &ok, format!("option listed twice in field `{key}`")));
+                    return Err(cx.err(
+                        &o.key,
+                        &ok,
+                        format!("option listed twice in field `{key}`"),
+                    ));
                 }
                 options.push(ChoiceOption {
                     key: ok,
-                    labels: Labels { zh: o.zh.clone(), en: o.en.clone() },
+                    labels: Labels {
+                        zh: o.zh.clone(),
+                        en: o.en.clone(),
+                    },
                 });
             }
             if ty_name == "choice" {
@@ -497,7 +590,10 @@ fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, Schem
     };
     Ok(FieldDef {
         key,
-        labels: Labels { zh: raw.zh, en: raw.en },
+        labels: Labels {
+            zh: raw.zh,
+            en: raw.en,
+        },
         ty,
         help: raw.help,
     })
@@ -578,17 +674,61 @@ villages = ["a"]
     #[test]
     fn every_schema_mistake_names_file_line_and_key() {
         let cases = [
-            ("format = 1", "format = 2", "mini.toml:1: `format`: schema format 2 is not supported; this build reads format 1"),
-            ("type = \"integer\"", "type = \"number\"", "mini.toml:19: `size.type`: unknown type \"number\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment"),
-            ("min = 1", "min = \"one\"", "mini.toml:22: `size.min`: must be a whole number for an integer field"),
-            ("en = \"Head\"", "en = \"Head\"\nmin = 3", "mini.toml:17: `head.min`: `min` does not apply to a field of type text"),
-            ("fields = [\"head\", \"size\"]\n\n[forms", "fields = [\"head\", \"sise\"]\n\n[forms", "mini.toml:27: `sise`: entity `household` names a field that is not in [fields]"),
-            ("entity = \"household\"", "entity = \"house\"", "mini.toml:32: `house`: form `check` is for an entity type that is not in [entities]"),
-            ("required = [\"head\"]", "required = [\"phone\"]", "mini.toml:34: `phone`: form `check` requires a field missing from its `fields`"),
-            ("forms = [\"check\"]", "forms = [\"audit\"]", "mini.toml:39: `audit`: department `office` names a form that is not in [forms]"),
-            ("villages = [\"a\"]", "villages = [\"b\"]", "mini.toml:40: `b`: department `office` names a village that is not in [villages]; use \"*\" for all"),
-            ("[fields.head]", "[fields.Head]", "mini.toml:13: `Head`: field keys are lowercase ASCII letters, digits and _ (at most 64), starting with a letter"),
-            ("fields = [\"head\", \"size\"]\nrequired", "fields = [\"head\", \"head\"]\nrequired", "mini.toml:33: `head`: form `check` lists this field twice"),
+            (
+                "format = 1",
+                "format = 2",
+                "mini.toml:1: `format`: schema format 2 is not supported; this build reads format 1",
+            ),
+            (
+                "type = \"integer\"",
+                "type = \"number\"",
+                "mini.toml:19: `size.type`: unknown type \"number\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment",
+            ),
+            (
+                "min = 1",
+                "min = \"one\"",
+                "mini.toml:22: `size.min`: must be a whole number for an integer field",
+            ),
+            (
+                "en = \"Head\"",
+                "en = \"Head\"\nmin = 3",
+                "mini.toml:17: `head.min`: `min` does not apply to a field of type text",
+            ),
+            (
+                "fields = [\"head\", \"size\"]\n\n[forms",
+                "fields = [\"head\", \"sise\"]\n\n[forms",
+                "mini.toml:27: `sise`: entity `household` names a field that is not in [fields]",
+            ),
+            (
+                "entity = \"household\"",
+                "entity = \"house\"",
+                "mini.toml:32: `house`: form `check` is for an entity type that is not in [entities]",
+            ),
+            (
+                "required = [\"head\"]",
+                "required = [\"phone\"]",
+                "mini.toml:34: `phone`: form `check` requires a field missing from its `fields`",
+            ),
+            (
+                "forms = [\"check\"]",
+                "forms = [\"audit\"]",
+                "mini.toml:39: `audit`: department `office` names a form that is not in [forms]",
+            ),
+            (
+                "villages = [\"a\"]",
+                "villages = [\"b\"]",
+                "mini.toml:40: `b`: department `office` names a village that is not in [villages]; use \"*\" for all",
+            ),
+            (
+                "[fields.head]",
+                "[fields.Head]",
+                "mini.toml:13: `Head`: field keys are lowercase ASCII letters, digits and _ (at most 64), starting with a letter",
+            ),
+            (
+                "fields = [\"head\", \"size\"]\nrequired",
+                "fields = [\"head\", \"head\"]\nrequired",
+                "mini.toml:33: `head`: form `check` lists this field twice",
+            ),
         ];
         for (from, to, want) in cases {
             assert_eq!(broken(from, to), want, "{from:?} -> {to:?}");
@@ -598,9 +738,15 @@ villages = ["a"]
     #[test]
     fn syntax_errors_and_unknown_keys_point_at_the_line() {
         let msg = broken("zh = \"户主\"", "zh = \"户主");
-        assert!(msg == "mini.toml:15: `zh = \"户主`: invalid basic string, expected `\"`", "{msg}");
+        assert!(
+            msg == "mini.toml:15: `zh = \"户主`: invalid basic string, expected `\"`",
+            "{msg}"
+        );
         let msg = broken("en = \"Size\"", "en = \"Size\"\nmaximum = 3");
-        assert!(msg.starts_with("mini.toml:22: `maximum`: unknown field `maximum`"), "{msg}");
+        assert!(
+            msg.starts_with("mini.toml:22: `maximum`: unknown field `maximum`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -609,14 +755,27 @@ villages = ["a"]
             "type = \"text\"\nzh = \"户主\"",
             "type = \"choice\"\noptions = [{ key = \"x\", zh = \"x\", en = \"x\" }, { key = \"x\", zh = \"y\", en = \"y\" }]\nzh = \"户主\"",
         );
-        assert!(msg.contains("`x`: option listed twice in field `head`"), "{msg}");
-        let msg = broken("type = \"text\"\nzh = \"户主\"", "type = \"text\"\npattern = \"[0-9\"\nzh = \"户主\"");
-        assert!(msg.starts_with("mini.toml:15: `head.pattern`: not a valid regular expression"), "{msg}");
+        assert!(
+            msg.contains("`x`: option listed twice in field `head`"),
+            "{msg}"
+        );
+        let msg = broken(
+            "type = \"text\"\nzh = \"户主\"",
+            "type = \"text\"\npattern = \"[0-9\"\nzh = \"户主\"",
+        );
+        assert!(
+            msg.starts_with("mini.toml:15: `head.pattern`: not a valid regular expression"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_missing_file_is_reported_with_its_path() {
         let e = Schema::from_toml_file("/nonexistent/schema.toml").expect_err("missing");
-        assert!(e.to_string().starts_with("/nonexistent/schema.toml: cannot read schema:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/schema.toml: cannot read schema:"),
+            "{e}"
+        );
     }
 }

@@ -223,7 +223,11 @@ fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
             }
         }
         (FieldType::Integer { min, max }, Value::Integer(i)) => {
-            range(min.map(Decimal::from), max.map(Decimal::from), Decimal::from(*i))?;
+            range(
+                min.map(Decimal::from),
+                max.map(Decimal::from),
+                Decimal::from(*i),
+            )?;
         }
         (FieldType::Decimal { min, max, scale }, Value::Decimal(d)) => {
             range(*min, *max, *d)?;
@@ -257,8 +261,10 @@ fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
             }
         }
         (FieldType::Attachment, Value::Attachment(a)) => {
-            let hex_ok =
-                a.sha256.len() == 64 && a.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let hex_ok = a.sha256.len() == 64
+                && a.sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             let problem = if !hex_ok {
                 Some("sha256 must be 64 lowercase hex digits")
             } else if a.name.trim().is_empty() {

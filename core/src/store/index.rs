@@ -38,7 +38,8 @@ pub(super) fn write_fields(
             }
         }
         Some(fields) => {
-            let mut delete = tx.prepare_cached("DELETE FROM field_values WHERE record_id = ?1 AND field = ?2")?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM field_values WHERE record_id = ?1 AND field = ?2")?;
             for field in fields {
                 match values.get(field) {
                     Some(value) => {
@@ -63,7 +64,11 @@ pub(super) fn write_fields(
 /// The entity type of `id` and the fields it has values for, from the index.
 pub(super) fn filled_fields(conn: &Connection, id: RecordId) -> Result<(String, BTreeSet<String>)> {
     let entity: Option<String> = conn
-        .query_row("SELECT entity FROM records WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .query_row(
+            "SELECT entity FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
         .optional()?;
     let entity = entity.ok_or(Error::NotFound(id))?;
     let mut stmt = conn.prepare_cached("SELECT field FROM field_values WHERE record_id = ?1")?;

@@ -28,7 +28,7 @@ const STEPS: &[&str] = &[
         heads       BLOB NOT NULL,
         chunk_count INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX records_by_entity_village ON records (entity, village, id);
+    CREATE INDEX records_by_entity ON records (entity, id);
     CREATE INDEX records_by_village ON records (village, id);
     CREATE TABLE doc_chunks (
         record_id TEXT NOT NULL,
@@ -45,7 +45,6 @@ const STEPS: &[&str] = &[
         conflicted INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (record_id, field)
     ) WITHOUT ROWID;
-    CREATE INDEX field_values_by_value ON field_values (field, value);
     "#,
     // 2: what the server has not acknowledged yet. Records that existed before this
     // step were never synced, so they start out pending (local_seq 1 > acked_seq 0).
@@ -132,8 +131,20 @@ mod tests {
             township: "baru".into(),
             village: Some("tujiang".into()),
         };
-        let edits = [FieldEdit::Set("household_head".into(), Value::Text("老户主".into()))];
-        let record = Record::create(id, automerge::ActorId::random(), "household", &scope, &edits, &author, 5).unwrap();
+        let edits = [FieldEdit::Set(
+            "household_head".into(),
+            Value::Text("老户主".into()),
+        )];
+        let record = Record::create(
+            id,
+            automerge::ActorId::random(),
+            "household",
+            &scope,
+            &edits,
+            &author,
+            5,
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO records (id, entity, township, village, created_ms, updated_ms, heads, chunk_count)
              VALUES (?1, 'household', 'baru', 'tujiang', 5, 5, x'', 1)",
@@ -158,16 +169,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         let id = write_v1_store(&path);
-        let store = Store::open(&path, Arc::new(Schema::baru_example()), CadreId::new("new").unwrap()).unwrap();
+        let store = Store::open(
+            &path,
+            Arc::new(Schema::baru_example()),
+            CadreId::new("new").unwrap(),
+        )
+        .unwrap();
         let view = store.get(id).unwrap();
-        assert_eq!(view.value("household_head"), Some(&serde_json::json!("老户主")));
+        assert_eq!(
+            view.value("household_head"),
+            Some(&serde_json::json!("老户主"))
+        );
         // Never synced under v1, so the server still needs it.
         assert_eq!(store.pending(10).unwrap().len(), 1);
         // New writes get write numbers above the migrated ones.
         store.set(id, "household_size", Value::Integer(3)).unwrap();
         let p = store.pending(10).unwrap();
         assert_eq!(p[0].local_seq, 2);
-        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(version, STORE_VERSION);
     }
 
@@ -175,11 +197,21 @@ mod tests {
     fn a_store_from_a_newer_build_is_refused_not_misread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("future.db");
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        let err = Store::open(&path, Arc::new(Schema::baru_example()), CadreId::new("c").unwrap()).unwrap_err();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(
+            &path,
+            Arc::new(Schema::baru_example()),
+            CadreId::new("c").unwrap(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("the store was written by a newer yibiao (store version 99, this build reads up to {STORE_VERSION}); update the app")
+            format!(
+                "the store was written by a newer yibiao (store version 99, this build reads up to {STORE_VERSION}); update the app"
+            )
         );
     }
 }

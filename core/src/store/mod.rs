@@ -97,7 +97,10 @@ pub struct FieldView {
 impl RecordView {
     /// The shown value of `field`, if set.
     pub fn value(&self, field: &str) -> Option<&serde_json::Value> {
-        self.fields.iter().find(|f| f.field == field).map(|f| &f.value)
+        self.fields
+            .iter()
+            .find(|f| f.field == field)
+            .map(|f| &f.value)
     }
 }
 
@@ -177,7 +180,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("device", &self.device).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("device", &self.device)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +200,13 @@ fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
 impl Store {
     /// Opens (creating if needed) the store at `path` for `cadre`, with the system clock.
     pub fn open(path: impl AsRef<Path>, schema: Arc<Schema>, cadre: CadreId) -> Result<Self> {
-        Self::open_with(path, schema, cadre, Arc::new(SystemClock), StoreConfig::default())
+        Self::open_with(
+            path,
+            schema,
+            cadre,
+            Arc::new(SystemClock),
+            StoreConfig::default(),
+        )
     }
 
     /// Opens a store with an explicit clock and configuration.
@@ -211,8 +222,18 @@ impl Store {
     }
 
     /// A store in memory, for tests and simulations.
-    pub fn open_in_memory(schema: Arc<Schema>, cadre: CadreId, clock: Arc<dyn Clock>) -> Result<Self> {
-        Self::from_connection(Connection::open_in_memory()?, schema, cadre, clock, StoreConfig::default())
+    pub fn open_in_memory(
+        schema: Arc<Schema>,
+        cadre: CadreId,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        Self::from_connection(
+            Connection::open_in_memory()?,
+            schema,
+            cadre,
+            clock,
+            StoreConfig::default(),
+        )
     }
 
     fn from_connection(
@@ -239,9 +260,10 @@ impl Store {
             }
         };
         let actor = match meta_get(&tx, "actor_id")? {
-            Some(hex_actor) => ActorId::from(hex::decode(&hex_actor).map_err(|_| {
-                Error::CorruptStore("stored actor id is not hex".into())
-            })?),
+            Some(hex_actor) => ActorId::from(
+                hex::decode(&hex_actor)
+                    .map_err(|_| Error::CorruptStore("stored actor id is not hex".into()))?,
+            ),
             None => {
                 let a = ActorId::random();
                 meta_set(&tx, "actor_id", &a.to_hex_string())?;
@@ -254,7 +276,8 @@ impl Store {
             .unwrap_or(0);
         tx.commit()?;
 
-        let cache_size = NonZeroUsize::new(config.cached_documents.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let cache_size =
+            NonZeroUsize::new(config.cached_documents.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             schema,
             clock,
@@ -332,7 +355,12 @@ impl Store {
 
     /// Creates a record of `entity` in `village` (`None`: township level) with its first
     /// values, in one durable write.
-    pub fn create(&self, entity: &str, village: Option<&str>, edits: &[FieldEdit]) -> Result<RecordId> {
+    pub fn create(
+        &self,
+        entity: &str,
+        village: Option<&str>,
+        edits: &[FieldEdit],
+    ) -> Result<RecordId> {
         if self.schema.entity(entity).is_none() {
             return Err(Error::UnknownEntity(entity.to_owned()));
         }
@@ -349,16 +377,34 @@ impl Store {
         let mut inner = self.lock();
         let now = self.clock.now_ms();
         let id = RecordId::new();
-        let record = Record::create(id, self.actor.clone(), entity, &scope, edits, &self.author(&inner), now)?;
+        let record = Record::create(
+            id,
+            self.actor.clone(),
+            entity,
+            &scope,
+            edits,
+            &self.author(&inner),
+            now,
+        )?;
         let bytes = record.save();
-        let Inner { conn, write_seq, .. } = &mut *inner;
+        let Inner {
+            conn, write_seq, ..
+        } = &mut *inner;
         let tx = conn.transaction()?;
         let seq = *write_seq + 1;
         tx.execute(
             "INSERT INTO records (id, entity, township, village, deleted, conflicted, created_ms,
                                   updated_ms, heads, chunk_count, local_seq, acked_seq)
              VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6, 1, ?7, 0)",
-            params![id.to_string(), entity, scope.township, scope.village, now, encode_heads(&record.heads()), seq],
+            params![
+                id.to_string(),
+                entity,
+                scope.township,
+                scope.village,
+                now,
+                encode_heads(&record.heads()),
+                seq
+            ],
         )?;
         tx.execute(
             "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
@@ -382,7 +428,9 @@ impl Store {
         let touched: Vec<String> = edits.iter().map(|e| e.field().to_owned()).collect();
         let author = self.author(&inner);
         let now = self.clock.now_ms();
-        self.write(&mut inner, id, Some(&touched), |r| r.apply_edits(edits, &author, now))
+        self.write(&mut inner, id, Some(&touched), |r| {
+            r.apply_edits(edits, &author, now)
+        })
     }
 
     /// Sets one field.
@@ -407,7 +455,9 @@ impl Store {
         let mut inner = self.lock();
         let author = self.author(&inner);
         let now = self.clock.now_ms();
-        self.write(&mut inner, id, Some(&[]), |r| r.set_deleted(true, &author, now))
+        self.write(&mut inner, id, Some(&[]), |r| {
+            r.set_deleted(true, &author, now)
+        })
     }
 
     /// Removes the tombstone of a deleted record.
@@ -415,7 +465,9 @@ impl Store {
         let mut inner = self.lock();
         let author = self.author(&inner);
         let now = self.clock.now_ms();
-        self.write(&mut inner, id, Some(&[]), |r| r.set_deleted(false, &author, now))
+        self.write(&mut inner, id, Some(&[]), |r| {
+            r.set_deleted(false, &author, now)
+        })
     }
 
     /// Settles a conflicted field with `value` (one of the competing values or a new one)
@@ -430,7 +482,8 @@ impl Store {
         let now = self.clock.now_ms();
         let touched = [field.to_owned()];
         self.write(&mut inner, id, Some(&touched), |r| {
-            r.resolve(field, value.as_ref(), &author, now).map(|()| true)
+            r.resolve(field, value.as_ref(), &author, now)
+                .map(|()| true)
         })?;
         Ok(())
     }
@@ -691,7 +744,11 @@ impl Store {
              WHERE local_seq > acked_seq ORDER BY local_seq LIMIT ?1",
         )?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -710,7 +767,11 @@ impl Store {
     pub fn outgoing(&self, id: RecordId, server_heads: &[ChangeHash]) -> Result<Vec<u8>> {
         let mut inner = self.lock();
         let record = self.load(&mut inner, id)?;
-        if server_heads.is_empty() || server_heads.iter().any(|h| record.doc().get_change_meta_by_hash(h).is_none()) {
+        if server_heads.is_empty()
+            || server_heads
+                .iter()
+                .any(|h| record.doc().get_change_meta_by_hash(h).is_none())
+        {
             Ok(record.save())
         } else {
             Ok(record.save_after(server_heads))
@@ -719,7 +780,12 @@ impl Store {
 
     /// Records that the server holds `id` up to `server_heads`, including every local write
     /// up to `local_seq`. Later writes stay pending.
-    pub fn acknowledge(&self, id: RecordId, local_seq: i64, server_heads: &[ChangeHash]) -> Result<()> {
+    pub fn acknowledge(
+        &self,
+        id: RecordId,
+        local_seq: i64,
+        server_heads: &[ChangeHash],
+    ) -> Result<()> {
         let inner = self.lock();
         let n = inner.conn.execute(
             "UPDATE records SET acked_seq = MAX(acked_seq, ?2), server_heads = ?3 WHERE id = ?1",
@@ -764,19 +830,28 @@ impl Store {
     pub fn compact_all(&self) -> Result<usize> {
         let mut inner = self.lock();
         let ids: Vec<String> = {
-            let mut stmt = inner.conn.prepare("SELECT id FROM records WHERE chunk_count > 1")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            let mut stmt = inner
+                .conn
+                .prepare("SELECT id FROM records WHERE chunk_count > 1")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         for id in &ids {
             let id: RecordId = id.parse()?;
             let bytes = self.load(&mut inner, id)?.save();
             let tx = inner.conn.transaction()?;
-            tx.execute("DELETE FROM doc_chunks WHERE record_id = ?1", [id.to_string()])?;
+            tx.execute(
+                "DELETE FROM doc_chunks WHERE record_id = ?1",
+                [id.to_string()],
+            )?;
             tx.execute(
                 "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
                 params![id.to_string(), bytes],
             )?;
-            tx.execute("UPDATE records SET chunk_count = 1 WHERE id = ?1", [id.to_string()])?;
+            tx.execute(
+                "UPDATE records SET chunk_count = 1 WHERE id = ?1",
+                [id.to_string()],
+            )?;
             tx.commit()?;
         }
         Ok(ids.len())
@@ -785,7 +860,9 @@ impl Store {
     /// Runs SQLite's `PRAGMA integrity_check`; `"ok"` when the file is sound.
     pub fn integrity_check(&self) -> Result<String> {
         let inner = self.lock();
-        Ok(inner.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(inner
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
     /// Every index row of the store, for tests that compare replicas.
@@ -827,13 +904,18 @@ fn view_of(schema: &Schema, record: &Record) -> RecordView {
 
 fn record_exists(conn: &Connection, id: RecordId) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM records WHERE id = ?1", [id.to_string()], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM records WHERE id = ?1",
+            [id.to_string()],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
 
 fn load_record(conn: &Connection, id: RecordId, actor: &ActorId) -> Result<Record> {
-    let mut stmt = conn.prepare_cached("SELECT bytes FROM doc_chunks WHERE record_id = ?1 ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM doc_chunks WHERE record_id = ?1 ORDER BY seq")?;
     let chunks: Vec<Vec<u8>> = stmt
         .query_map([id.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

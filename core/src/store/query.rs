@@ -85,11 +85,15 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
     let limit = match q.limit {
         0 => 100,
         n if n > MAX_PAGE => {
-            return Err(Error::BadQuery(format!("limit {n} is above the maximum page of {MAX_PAGE}")));
+            return Err(Error::BadQuery(format!(
+                "limit {n} is above the maximum page of {MAX_PAGE}"
+            )));
         }
         n => n,
     };
-    let mut sql = String::from("SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE 1=1");
+    let mut sql = String::from(
+        "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE 1=1",
+    );
     let mut args: Vec<SqlValue> = Vec::new();
     let mut entity_filter = q.entity.clone();
 
@@ -112,9 +116,9 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
         sql.push_str(" AND r.conflicted = 1");
     }
     for (field, value) in &q.equals {
-        let def = schema
-            .field(field)
-            .ok_or_else(|| Error::BadQuery(format!("field `{field}` is not in the field dictionary")))?;
+        let def = schema.field(field).ok_or_else(|| {
+            Error::BadQuery(format!("field `{field}` is not in the field dictionary"))
+        })?;
         if !def.ty.accepts(value) {
             return Err(Error::BadQuery(format!(
                 "field `{field}` holds {}, the query value does not",
@@ -129,7 +133,9 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
     }
     for (field, text) in &q.contains {
         if schema.field(field).is_none() {
-            return Err(Error::BadQuery(format!("field `{field}` is not in the field dictionary")));
+            return Err(Error::BadQuery(format!(
+                "field `{field}` is not in the field dictionary"
+            )));
         }
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM field_values fv WHERE fv.record_id = r.id AND fv.field = ? AND fv.search LIKE ? ESCAPE '\\')",
@@ -206,9 +212,12 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
     } else {
         None
     };
-    let mut values_stmt = conn.prepare_cached("SELECT field, value FROM field_values WHERE record_id = ?1")?;
+    let mut values_stmt =
+        conn.prepare_cached("SELECT field, value FROM field_values WHERE record_id = ?1")?;
     for rec in &mut records {
-        let rows = values_stmt.query_map([rec.id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = values_stmt.query_map([rec.id.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         for row in rows {
             let (field, json) = row?;
             let value = serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json));

@@ -56,7 +56,9 @@ impl Store {
     /// The feed position up to which this phone holds everything in its scope.
     pub fn sync_cursor(&self) -> Result<u64> {
         let inner = self.lock();
-        Ok(meta_get(&inner.conn, "sync_cursor")?.and_then(|s| s.parse().ok()).unwrap_or(0))
+        Ok(meta_get(&inner.conn, "sync_cursor")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Records to push: unacknowledged, and not refused at their current write number.
@@ -70,7 +72,11 @@ impl Store {
              ORDER BY r.local_seq LIMIT ?1",
         )?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -112,7 +118,10 @@ impl Store {
                 )?;
             }
             for id in &ex.reset {
-                tx.execute("UPDATE records SET server_heads = NULL WHERE id = ?1", [id.to_string()])?;
+                tx.execute(
+                    "UPDATE records SET server_heads = NULL WHERE id = ?1",
+                    [id.to_string()],
+                )?;
             }
             let mut merged = Vec::with_capacity(ex.docs.len());
             for (id, bytes, server_heads) in &ex.docs {
@@ -161,8 +170,14 @@ impl Store {
         let inner = self.lock();
         match error {
             None => {
-                meta_set(&inner.conn, "last_success_ms", &self.clock.now_ms().to_string())?;
-                inner.conn.execute("DELETE FROM meta WHERE key = 'last_error'", [])?;
+                meta_set(
+                    &inner.conn,
+                    "last_success_ms",
+                    &self.clock.now_ms().to_string(),
+                )?;
+                inner
+                    .conn
+                    .execute("DELETE FROM meta WHERE key = 'last_error'", [])?;
             }
             Some(e) => meta_set(&inner.conn, "last_error", e)?,
         }
@@ -182,7 +197,9 @@ impl Store {
         Ok(SyncStatus {
             pending,
             refused,
-            cursor: get("sync_cursor")?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            cursor: get("sync_cursor")?
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
             last_success_ms: get("last_success_ms")?.and_then(|s| s.parse().ok()),
             last_error: get("last_error")?,
         })
@@ -193,7 +210,11 @@ impl Store {
         let inner = self.lock();
         let heads: Option<Option<Vec<u8>>> = inner
             .conn
-            .query_row("SELECT server_heads FROM records WHERE id = ?1", [id.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT server_heads FROM records WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         match heads {
             None => Err(Error::NotFound(id)),

@@ -18,7 +18,12 @@ pub(crate) type Refused = (RefusalCode, String);
 const CREATE_KEYS: &[&str] = &["yb", "entity", "township", "village", "created", "fields"];
 
 /// Checks `changes` (new to the server) that were merged into `record`.
-pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change], is_new: bool) -> Result<(), Refused> {
+pub(crate) fn check_changes(
+    schema: &Schema,
+    record: &Record,
+    changes: &[Change],
+    is_new: bool,
+) -> Result<(), Refused> {
     let not_a_record = |m: String| (RefusalCode::NotARecord, m);
     let entity = record.entity();
     let Some(entity_def) = schema.entity(&entity) else {
@@ -30,7 +35,11 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
     };
     let mut creations = 0;
     for change in changes {
-        if change.message().and_then(|m| serde_json::from_str::<Author>(m).ok()).is_none() {
+        if change
+            .message()
+            .and_then(|m| serde_json::from_str::<Author>(m).ok())
+            .is_none()
+        {
             return Err(not_a_record(format!(
                 "change {} carries no cadre and device",
                 change.hash()
@@ -43,7 +52,9 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
         if creates {
             creations += 1;
             if !is_new || creations > 1 {
-                return Err(not_a_record("the record already exists; a second creation is refused".into()));
+                return Err(not_a_record(
+                    "the record already exists; a second creation is refused".into(),
+                ));
             }
         }
         for op in &ops {
@@ -53,20 +64,28 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
             match &op.obj {
                 legacy::ObjectId::Root => {
                     let ok = match (key.as_str(), &op.action) {
-                        ("deleted", legacy::OpType::Put(automerge::ScalarValue::Boolean(_))) => true,
+                        ("deleted", legacy::OpType::Put(automerge::ScalarValue::Boolean(_))) => {
+                            true
+                        }
                         ("fields", legacy::OpType::Make(automerge::ObjType::Map)) => creates,
                         (k, legacy::OpType::Put(_)) if CREATE_KEYS.contains(&k) => creates,
                         _ => false,
                     };
                     if !ok {
-                        return Err(not_a_record(format!("a change may not write `{key}` at the top of a record")));
+                        return Err(not_a_record(format!(
+                            "a change may not write `{key}` at the top of a record"
+                        )));
                     }
                 }
-                legacy::ObjectId::Id(legacy::OpId(counter, actor)) if (*counter, actor) == (fields_id.0, &fields_id.1) => {
+                legacy::ObjectId::Id(legacy::OpId(counter, actor))
+                    if (*counter, actor) == (fields_id.0, &fields_id.1) =>
+                {
                     match &op.action {
                         legacy::OpType::Put(scalar) => {
                             let value = match schema.field(key) {
-                                Some(def) if entity_def.fields.iter().any(|f| f == key.as_str()) => {
+                                Some(def)
+                                    if entity_def.fields.iter().any(|f| f == key.as_str()) =>
+                                {
                                     def.ty.from_scalar(scalar).ok_or_else(|| {
                                         (
                                             RefusalCode::InvalidValue,
@@ -80,7 +99,9 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
                                     let err = schema.validate(&entity, key, &probe).err();
                                     return Err((
                                         RefusalCode::InvalidValue,
-                                        err.map(|e| e.to_string()).unwrap_or_else(|| format!("field `{key}` is not allowed")),
+                                        err.map(|e| e.to_string()).unwrap_or_else(|| {
+                                            format!("field `{key}` is not allowed")
+                                        }),
                                     ));
                                 }
                             };
@@ -89,7 +110,11 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
                                 .map_err(|e| (RefusalCode::InvalidValue, e.to_string()))?;
                         }
                         legacy::OpType::Delete => {}
-                        _ => return Err(not_a_record(format!("field `{key}` may only be set or unset"))),
+                        _ => {
+                            return Err(not_a_record(format!(
+                                "field `{key}` may only be set or unset"
+                            )));
+                        }
                     }
                 }
                 _ => return Err(not_a_record("records hold no nested objects".into())),
@@ -97,7 +122,9 @@ pub(crate) fn check_changes(schema: &Schema, record: &Record, changes: &[Change]
         }
     }
     if is_new && creations == 0 {
-        return Err(not_a_record("a new record must start with its creation".into()));
+        return Err(not_a_record(
+            "a new record must start with its creation".into(),
+        ));
     }
     Ok(())
 }

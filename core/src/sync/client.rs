@@ -167,7 +167,9 @@ pub fn sync(
     options: &SyncOptions,
     progress: &mut dyn FnMut(&SyncProgress),
 ) -> Result<SyncReport, SyncError> {
-    let result = run(store, transport, options, progress, &mut |d| std::thread::sleep(d));
+    let result = run(store, transport, options, progress, &mut |d| {
+        std::thread::sleep(d)
+    });
     let note = match &result {
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
@@ -244,14 +246,21 @@ pub fn run(
                 ex.reset.push(id);
                 sent_this_run.remove(&(id, *seq));
             } else {
-                ex.refused.push((id, *seq, format!("{:?}", r.code), r.message.clone()));
+                ex.refused
+                    .push((id, *seq, format!("{:?}", r.code), r.message.clone()));
                 refused.push((id, r.message.clone()));
             }
         }
         ex.docs = response
             .docs
             .iter()
-            .map(|d| (RecordId::from(d.record), d.bytes.as_slice(), heads_from_wire(&d.heads)))
+            .map(|d| {
+                (
+                    RecordId::from(d.record),
+                    d.bytes.as_slice(),
+                    heads_from_wire(&d.heads),
+                )
+            })
             .collect();
         store.apply_exchange(&ex)?;
 
@@ -275,7 +284,9 @@ pub fn run(
             });
         }
         let out_of_time = options.time_budget.is_some_and(|b| started.elapsed() >= b);
-        let out_of_bytes = options.byte_budget.is_some_and(|b| p.bytes_up + p.bytes_down >= b);
+        let out_of_bytes = options
+            .byte_budget
+            .is_some_and(|b| p.bytes_up + p.bytes_down >= b);
         if out_of_time || out_of_bytes {
             return Ok(SyncReport {
                 progress: p,

@@ -26,7 +26,8 @@ use lru::LruCache;
 
 use super::check::check_changes;
 use super::protocol::{
-    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire, heads_to_wire,
+    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire,
+    heads_to_wire,
 };
 use crate::clock::Clock;
 use crate::ids::{DeviceId, RecordId};
@@ -115,11 +116,24 @@ pub trait HubStorage: Send + Sync {
     /// Commits a batch atomically.
     fn commit(&self, batch: &HubBatch) -> Result<(), StorageError>;
     /// Feed rows after `cursor` in `scope`, in sequence order, at most `limit`.
-    fn feed_after(&self, scope: &DeviceScope, cursor: u64, limit: usize) -> Result<Vec<FeedEntry>, StorageError>;
+    fn feed_after(
+        &self,
+        scope: &DeviceScope,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StorageError>;
     /// Heads `device` is known to hold, for those of `ids` it has any.
-    fn device_heads(&self, device: &str, ids: &[RecordId]) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError>;
+    fn device_heads(
+        &self,
+        device: &str,
+        ids: &[RecordId],
+    ) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError>;
     /// Remembers heads sent to `device` at feed sequence `seq`; confirmed by a later cursor.
-    fn note_sent(&self, device: &str, sent: &[(RecordId, Vec<ChangeHash>, u64)]) -> Result<(), StorageError>;
+    fn note_sent(
+        &self,
+        device: &str,
+        sent: &[(RecordId, Vec<ChangeHash>, u64)],
+    ) -> Result<(), StorageError>;
     /// Number of records stored.
     fn record_count(&self) -> Result<u64, StorageError>;
 }
@@ -131,13 +145,26 @@ impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
     fn commit(&self, batch: &HubBatch) -> Result<(), StorageError> {
         (**self).commit(batch)
     }
-    fn feed_after(&self, scope: &DeviceScope, cursor: u64, limit: usize) -> Result<Vec<FeedEntry>, StorageError> {
+    fn feed_after(
+        &self,
+        scope: &DeviceScope,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StorageError> {
         (**self).feed_after(scope, cursor, limit)
     }
-    fn device_heads(&self, device: &str, ids: &[RecordId]) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
+    fn device_heads(
+        &self,
+        device: &str,
+        ids: &[RecordId],
+    ) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
         (**self).device_heads(device, ids)
     }
-    fn note_sent(&self, device: &str, sent: &[(RecordId, Vec<ChangeHash>, u64)]) -> Result<(), StorageError> {
+    fn note_sent(
+        &self,
+        device: &str,
+        sent: &[(RecordId, Vec<ChangeHash>, u64)],
+    ) -> Result<(), StorageError> {
         (**self).note_sent(device, sent)
     }
     fn record_count(&self) -> Result<u64, StorageError> {
@@ -240,7 +267,11 @@ impl<S: HubStorage> Hub<S> {
         Ok(cache.get(&id).cloned())
     }
 
-    fn cached(&self, cache: &mut LruCache<RecordId, Record>, id: RecordId) -> Result<bool, StorageError> {
+    fn cached(
+        &self,
+        cache: &mut LruCache<RecordId, Record>,
+        id: RecordId,
+    ) -> Result<bool, StorageError> {
         if cache.contains(&id) {
             return Ok(true);
         }
@@ -254,7 +285,11 @@ impl<S: HubStorage> Hub<S> {
     }
 
     /// Handles one exchange for `auth`.
-    pub fn handle(&self, auth: &DeviceAuth, req: &SyncRequest) -> Result<(SyncResponse, ExchangeStats), HubError> {
+    pub fn handle(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+    ) -> Result<(SyncResponse, ExchangeStats), HubError> {
         DeviceId::new(req.device.as_str()).map_err(|e| HubError::BadRequest(e.to_string()))?;
         let mut stats = ExchangeStats::default();
         let mut response = SyncResponse {
@@ -266,7 +301,13 @@ impl<S: HubStorage> Hub<S> {
         Ok((response, stats))
     }
 
-    fn push(&self, auth: &DeviceAuth, req: &SyncRequest, response: &mut SyncResponse, stats: &mut ExchangeStats) -> Result<(), HubError> {
+    fn push(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        response: &mut SyncResponse,
+        stats: &mut ExchangeStats,
+    ) -> Result<(), HubError> {
         // The cache lock is held through the commit: no pull may see a merged document
         // before it is durable, nor one that is being refused.
         let _writer = lock(&self.write);
@@ -281,7 +322,9 @@ impl<S: HubStorage> Hub<S> {
         for doc in &req.push {
             let id = RecordId::from(doc.record);
             if !seen.insert(id) {
-                return Err(HubError::BadRequest(format!("record {id} is pushed twice in one request")));
+                return Err(HubError::BadRequest(format!(
+                    "record {id} is pushed twice in one request"
+                )));
             }
             match self.merge_one(&mut cache, auth, doc) {
                 Ok(Some(write)) => {
@@ -328,37 +371,51 @@ impl<S: HubStorage> Hub<S> {
         let id = RecordId::from(doc.record);
         let internal = |e: StorageError| {
             tracing::error!(record = %id, error = %e, "storage failed while merging");
-            (RefusalCode::Malformed, "the server could not read its copy; try again later".to_owned())
+            (
+                RefusalCode::Malformed,
+                "the server could not read its copy; try again later".to_owned(),
+            )
         };
         let exists = self.cached(cache, id).map_err(internal)?;
         let malformed = |e: crate::Error| (RefusalCode::Malformed, format!("record {id}: {e}"));
         let (record, before, is_new) = if exists {
-            let record = cache.get_mut(&id).ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
+            let record = cache
+                .get_mut(&id)
+                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
             let before = record.heads();
             let before_scope = record.scope();
             record.merge_bytes(&doc.bytes).map_err(malformed)?;
             if record.scope() != before_scope {
-                return Err((RefusalCode::NotARecord, "a record cannot move to another place".into()));
+                return Err((
+                    RefusalCode::NotARecord,
+                    "a record cannot move to another place".into(),
+                ));
             }
             (record, before, false)
         } else {
-            let record = Record::load_untrusted(id, self.actor.clone(), &doc.bytes).map_err(|e| match e {
-                crate::Error::Corrupt { problem, .. } => {
-                    // A delta whose base we lack also fails the shape check: tell the
-                    // device to send the whole record instead of calling it corrupt.
-                    let mut raw = automerge::Automerge::new();
-                    let lacks_base = raw.load_incremental(&doc.bytes).is_ok()
-                        && heads_from_wire(&doc.heads).iter().any(|h| raw.get_change_meta_by_hash(h).is_none());
-                    if lacks_base {
-                        (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
-                    } else {
-                        (RefusalCode::NotARecord, format!("record {id}: {problem}"))
+            let record = Record::load_untrusted(id, self.actor.clone(), &doc.bytes).map_err(
+                |e| match e {
+                    crate::Error::Corrupt { problem, .. } => {
+                        // A delta whose base we lack also fails the shape check: tell the
+                        // device to send the whole record instead of calling it corrupt.
+                        let mut raw = automerge::Automerge::new();
+                        let lacks_base = raw.load_incremental(&doc.bytes).is_ok()
+                            && heads_from_wire(&doc.heads)
+                                .iter()
+                                .any(|h| raw.get_change_meta_by_hash(h).is_none());
+                        if lacks_base {
+                            (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
+                        } else {
+                            (RefusalCode::NotARecord, format!("record {id}: {problem}"))
+                        }
                     }
-                }
-                other => malformed(other),
-            })?;
+                    other => malformed(other),
+                },
+            )?;
             cache.put(id, record);
-            let record = cache.get_mut(&id).ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
+            let record = cache
+                .get_mut(&id)
+                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
             (record, Vec::new(), true)
         };
         // Every head the device declares must now be present, or we hold a gap.
@@ -375,7 +432,13 @@ impl<S: HubStorage> Hub<S> {
         check_changes(&self.schema, record, &new_changes, is_new)?;
         let scope = record.scope();
         if scope.township != self.schema.township.id {
-            return Err((RefusalCode::OutOfScope, format!("record belongs to township `{}`, this server serves `{}`", scope.township, self.schema.township.id)));
+            return Err((
+                RefusalCode::OutOfScope,
+                format!(
+                    "record belongs to township `{}`, this server serves `{}`",
+                    scope.township, self.schema.township.id
+                ),
+            ));
         }
         if let Some(v) = &scope.village
             && !self.schema.has_village(v)
@@ -390,26 +453,49 @@ impl<S: HubStorage> Hub<S> {
                 RefusalCode::OutOfScope,
                 format!(
                     "record belongs to {}; this device may only write village `{mine}`",
-                    scope.village.as_deref().map(|v| format!("village `{v}`")).unwrap_or_else(|| "the township".into())
+                    scope
+                        .village
+                        .as_deref()
+                        .map(|v| format!("village `{v}`"))
+                        .unwrap_or_else(|| "the township".into())
                 ),
             ));
         }
-        let chunks_now = if is_new { 0 } else { self.storage.load(id).map_err(internal)?.map_or(0, |c| c.len()) };
+        let chunks_now = if is_new {
+            0
+        } else {
+            self.storage
+                .load(id)
+                .map_err(internal)?
+                .map_or(0, |c| c.len())
+        };
         let snapshot = is_new || chunks_now + 1 >= self.config.compact_after_chunks;
         Ok(Some(DocWrite {
             id,
             entity: record.entity(),
             village: scope.village,
-            chunk: if snapshot { record.save() } else { record.save_after(&before) },
+            chunk: if snapshot {
+                record.save()
+            } else {
+                record.save_after(&before)
+            },
             snapshot,
             heads: record.heads(),
         }))
     }
 
-    fn pull(&self, auth: &DeviceAuth, req: &SyncRequest, response: &mut SyncResponse, stats: &mut ExchangeStats) -> Result<(), HubError> {
+    fn pull(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        response: &mut SyncResponse,
+        stats: &mut ExchangeStats,
+    ) -> Result<(), HubError> {
         let (lo, hi) = self.config.response_bytes;
         let budget = req.max_response_bytes.clamp(lo, hi) as usize;
-        let entries = self.storage.feed_after(&auth.scope, req.cursor, self.config.feed_scan)?;
+        let entries = self
+            .storage
+            .feed_after(&auth.scope, req.cursor, self.config.feed_scan)?;
         let ids: Vec<RecordId> = entries.iter().map(|e| e.id).collect();
         let known = self.storage.device_heads(&auth.key, &ids)?;
         let mut size: usize = response.refused.iter().map(|r| r.message.len() + 24).sum();
@@ -422,7 +508,9 @@ impl<S: HubStorage> Hub<S> {
                 cursor = entry.seq;
                 continue;
             }
-            let Some(record) = cache.get(&entry.id) else { continue };
+            let Some(record) = cache.get(&entry.id) else {
+                continue;
+            };
             let heads = record.heads();
             let device_has = known.get(&entry.id);
             if device_has == Some(&heads) {
@@ -430,7 +518,11 @@ impl<S: HubStorage> Hub<S> {
                 continue;
             }
             let bytes = match device_has {
-                Some(h) if !h.is_empty() && h.iter().all(|x| record.doc().get_change_meta_by_hash(x).is_some()) => {
+                Some(h)
+                    if !h.is_empty()
+                        && h.iter()
+                            .all(|x| record.doc().get_change_meta_by_hash(x).is_some()) =>
+                {
                     record.save_after(h)
                 }
                 _ => record.save(),
@@ -506,12 +598,18 @@ impl HubStorage for MemoryHubStorage {
             m.device_heads.insert((batch.device.clone(), id), heads);
         }
         for (id, heads) in &batch.device_heads {
-            m.device_heads.insert((batch.device.clone(), *id), heads.clone());
+            m.device_heads
+                .insert((batch.device.clone(), *id), heads.clone());
         }
         Ok(())
     }
 
-    fn feed_after(&self, scope: &DeviceScope, cursor: u64, limit: usize) -> Result<Vec<FeedEntry>, StorageError> {
+    fn feed_after(
+        &self,
+        scope: &DeviceScope,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StorageError> {
         let m = lock(&self.inner);
         Ok(m.feed
             .range(cursor + 1..)
@@ -521,18 +619,31 @@ impl HubStorage for MemoryHubStorage {
             .collect())
     }
 
-    fn device_heads(&self, device: &str, ids: &[RecordId]) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
+    fn device_heads(
+        &self,
+        device: &str,
+        ids: &[RecordId],
+    ) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
         let m = lock(&self.inner);
         Ok(ids
             .iter()
-            .filter_map(|id| m.device_heads.get(&(device.to_owned(), *id)).map(|h| (*id, h.clone())))
+            .filter_map(|id| {
+                m.device_heads
+                    .get(&(device.to_owned(), *id))
+                    .map(|h| (*id, h.clone()))
+            })
             .collect())
     }
 
-    fn note_sent(&self, device: &str, sent: &[(RecordId, Vec<ChangeHash>, u64)]) -> Result<(), StorageError> {
+    fn note_sent(
+        &self,
+        device: &str,
+        sent: &[(RecordId, Vec<ChangeHash>, u64)],
+    ) -> Result<(), StorageError> {
         let mut m = lock(&self.inner);
         for (id, heads, seq) in sent {
-            m.sent.insert((device.to_owned(), *id), (heads.clone(), *seq));
+            m.sent
+                .insert((device.to_owned(), *id), (heads.clone(), *seq));
         }
         Ok(())
     }
@@ -578,27 +689,62 @@ pub mod conformance {
     pub fn chunks_append_and_snapshots_replace<S: HubStorage>(s: &S) {
         let id = RecordId::new();
         assert_eq!(s.load(id).unwrap(), None, "unknown record loads as None");
-        s.commit(&batch("d", vec![write(id, Some("a"), &[1], true)])).unwrap();
-        s.commit(&batch("d", vec![write(id, Some("a"), &[2], false)])).unwrap();
-        assert_eq!(s.load(id).unwrap(), Some(vec![vec![1], vec![2]]), "chunks append in order");
-        s.commit(&batch("d", vec![write(id, Some("a"), &[3], true)])).unwrap();
-        assert_eq!(s.load(id).unwrap(), Some(vec![vec![3]]), "a snapshot replaces every chunk");
+        s.commit(&batch("d", vec![write(id, Some("a"), &[1], true)]))
+            .unwrap();
+        s.commit(&batch("d", vec![write(id, Some("a"), &[2], false)]))
+            .unwrap();
+        assert_eq!(
+            s.load(id).unwrap(),
+            Some(vec![vec![1], vec![2]]),
+            "chunks append in order"
+        );
+        s.commit(&batch("d", vec![write(id, Some("a"), &[3], true)]))
+            .unwrap();
+        assert_eq!(
+            s.load(id).unwrap(),
+            Some(vec![vec![3]]),
+            "a snapshot replaces every chunk"
+        );
         assert_eq!(s.record_count().unwrap(), 1);
     }
 
     /// A changed record gets a new, higher sequence; scopes filter by village.
     pub fn feed_moves_changed_records_to_the_end_and_respects_scope<S: HubStorage>(s: &S) {
         let (a, b, t) = (RecordId::new(), RecordId::new(), RecordId::new());
-        s.commit(&batch("d", vec![write(a, Some("x"), &[1], true), write(b, Some("y"), &[1], true)])).unwrap();
-        s.commit(&batch("d", vec![write(t, None, &[1], true)])).unwrap();
+        s.commit(&batch(
+            "d",
+            vec![
+                write(a, Some("x"), &[1], true),
+                write(b, Some("y"), &[1], true),
+            ],
+        ))
+        .unwrap();
+        s.commit(&batch("d", vec![write(t, None, &[1], true)]))
+            .unwrap();
         let all = s.feed_after(&DeviceScope::Township, 0, 10).unwrap();
         assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a, b, t]);
-        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "sequences increase");
-        s.commit(&batch("d", vec![write(a, Some("x"), &[2], false)])).unwrap();
-        let after = s.feed_after(&DeviceScope::Township, all[2].seq, 10).unwrap();
-        assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a], "a changed record moves to the end");
-        let x = s.feed_after(&DeviceScope::Village("x".into()), 0, 10).unwrap();
-        assert_eq!(x.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a], "a village sees only its records");
+        assert!(
+            all.windows(2).all(|w| w[0].seq < w[1].seq),
+            "sequences increase"
+        );
+        s.commit(&batch("d", vec![write(a, Some("x"), &[2], false)]))
+            .unwrap();
+        let after = s
+            .feed_after(&DeviceScope::Township, all[2].seq, 10)
+            .unwrap();
+        assert_eq!(
+            after.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![a],
+            "a changed record moves to the end"
+        );
+        let x = s
+            .feed_after(&DeviceScope::Village("x".into()), 0, 10)
+            .unwrap();
+        assert_eq!(
+            x.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![a],
+            "a village sees only its records"
+        );
         let limited = s.feed_after(&DeviceScope::Township, 0, 2).unwrap();
         assert_eq!(limited.len(), 2, "limit is respected");
     }
@@ -614,13 +760,36 @@ pub mod conformance {
             ..HubBatch::default()
         })
         .unwrap();
-        assert_eq!(s.device_heads("d1", &[a, b]).unwrap(), HashMap::from([(a, h1.clone())]));
-        assert!(s.device_heads("d2", &[a]).unwrap().is_empty(), "heads are per device");
+        assert_eq!(
+            s.device_heads("d1", &[a, b]).unwrap(),
+            HashMap::from([(a, h1.clone())])
+        );
+        assert!(
+            s.device_heads("d2", &[a]).unwrap().is_empty(),
+            "heads are per device"
+        );
         s.note_sent("d1", &[(b, h2.clone(), 7)]).unwrap();
-        s.commit(&HubBatch { device: "d1".into(), confirm_upto: 6, ..HubBatch::default() }).unwrap();
-        assert!(!s.device_heads("d1", &[b]).unwrap().contains_key(&b), "unconfirmed sends are not known");
-        s.commit(&HubBatch { device: "d1".into(), confirm_upto: 7, ..HubBatch::default() }).unwrap();
-        assert_eq!(s.device_heads("d1", &[b]).unwrap().get(&b), Some(&h2), "a cursor past the send confirms it");
+        s.commit(&HubBatch {
+            device: "d1".into(),
+            confirm_upto: 6,
+            ..HubBatch::default()
+        })
+        .unwrap();
+        assert!(
+            !s.device_heads("d1", &[b]).unwrap().contains_key(&b),
+            "unconfirmed sends are not known"
+        );
+        s.commit(&HubBatch {
+            device: "d1".into(),
+            confirm_upto: 7,
+            ..HubBatch::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.device_heads("d1", &[b]).unwrap().get(&b),
+            Some(&h2),
+            "a cursor past the send confirms it"
+        );
     }
 
     #[cfg(test)]

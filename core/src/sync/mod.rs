@@ -16,6 +16,8 @@ pub mod http;
 pub mod hub;
 pub mod protocol;
 
-pub use client::{RetryPolicy, SyncError, SyncOptions, SyncProgress, SyncReport, Transport, TransportError, sync};
+pub use client::{
+    RetryPolicy, SyncError, SyncOptions, SyncProgress, SyncReport, Transport, TransportError, sync,
+};
 pub use hub::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage};
 pub use protocol::{PROTOCOL_VERSION, SyncRequest, SyncResponse};

@@ -139,7 +139,9 @@ pub enum ProtocolError {
     #[error("not a yibiao sync message")]
     BadMagic,
     /// Another protocol version.
-    #[error("sync protocol version {got} is not supported (this side speaks {supported}); update the app")]
+    #[error(
+        "sync protocol version {got} is not supported (this side speaks {supported}); update the app"
+    )]
     Version {
         /// The version received.
         got: u8,
@@ -262,7 +264,10 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_named() {
-        assert_eq!(SyncRequest::decode(b"{\"json\":1}"), Err(ProtocolError::BadMagic));
+        assert_eq!(
+            SyncRequest::decode(b"{\"json\":1}"),
+            Err(ProtocolError::BadMagic)
+        );
         let mut old = sample().encode();
         old[3] = 0;
         assert_eq!(
@@ -270,12 +275,18 @@ mod tests {
             "sync protocol version 0 is not supported (this side speaks 1); update the app"
         );
         let body = sample().encode();
-        assert!(matches!(SyncRequest::decode(&body[..body.len() / 2]), Err(ProtocolError::Damaged(_))));
+        assert!(matches!(
+            SyncRequest::decode(&body[..body.len() / 2]),
+            Err(ProtocolError::Damaged(_))
+        ));
         let garbage = [b'Y', b'B', b'S', 1, 0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 2];
         assert!(SyncRequest::decode(&garbage).is_err());
         // A valid zstd frame around bytes that are not a request.
         let mut junk = b"YBS\x01".to_vec();
         junk.extend(zstd::bulk::compress(&[0xff; 10], 1).unwrap());
-        assert!(matches!(SyncRequest::decode(&junk), Err(ProtocolError::Decode(_))));
+        assert!(matches!(
+            SyncRequest::decode(&junk),
+            Err(ProtocolError::Decode(_))
+        ));
     }
 }

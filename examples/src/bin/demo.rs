@@ -43,7 +43,9 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--data-dir" => args.data_dir = Some(it.next().ok_or("--data-dir needs a directory")?.into()),
+            "--data-dir" => {
+                args.data_dir = Some(it.next().ok_or("--data-dir needs a directory")?.into())
+            }
             "--schema" => args.schema = Some(it.next().ok_or("--schema needs a file")?.into()),
             "-h" | "--help" => {
                 println!("usage: demo [--data-dir DIR] [--schema FILE]");
@@ -66,14 +68,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => Schema::baru_example(),
     });
     let tmp = tempfile::tempdir()?;
-    let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
 
-    println!("一表 yibiao demo: schema `{}` rev {} ({} fields, {} forms, {} departments)", schema.name, schema.revision, schema.fields.len(), schema.forms.len(), schema.departments.len());
+    println!(
+        "一表 yibiao demo: schema `{}` rev {} ({} fields, {} forms, {} departments)",
+        schema.name,
+        schema.revision,
+        schema.fields.len(),
+        schema.forms.len(),
+        schema.departments.len()
+    );
     println!("stores in {}\n", dir.display());
 
     let phone_a = Store::open(dir.join("phone-a.db"), schema.clone(), CadreId::new("amu")?)?;
-    let phone_b = Store::open(dir.join("phone-b.db"), schema.clone(), CadreId::new("jike")?)?;
+    let phone_b = Store::open(
+        dir.join("phone-b.db"),
+        schema.clone(),
+        CadreId::new("jike")?,
+    )?;
 
     // 1. One entry on phone A.
     let id = phone_a.create(
@@ -83,7 +99,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             set("household_head", Value::Text("阿木日哈".into())),
             set("id_number", Value::Text("51340119700101123X".into())),
             set("household_size", Value::Integer(4)),
-            set("annual_income", Value::Decimal(rust_decimal_from("9600.50")?)),
+            set(
+                "annual_income",
+                Value::Decimal(rust_decimal_from("9600.50")?),
+            ),
             set("dibao_status", Value::Choice("enrolled".into())),
         ],
     )?;
@@ -141,32 +160,57 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let what = match &h.event {
             HistoryEvent::Created { entity } => format!("created {entity}"),
             HistoryEvent::Set { field, value } => format!("{field} = {value}"),
-            HistoryEvent::Resolved { field, value } => format!("{field} conflict resolved: {value}"),
+            HistoryEvent::Resolved { field, value } => {
+                format!("{field} conflict resolved: {value}")
+            }
             HistoryEvent::Unset { field } => format!("{field} cleared"),
             HistoryEvent::Deleted => "deleted".into(),
             HistoryEvent::Restored => "restored".into(),
         };
-        println!("     {:<40} by {}", what, h.by.cadre.as_deref().unwrap_or("?"));
+        println!(
+            "     {:<40} by {}",
+            what,
+            h.by.cadre.as_deref().unwrap_or("?")
+        );
     }
 
     // 6. One entry, many forms.
     println!("6. what each form still needs for this household:");
-    for form in ["dibao_check", "poverty_visit", "grid_patrol", "living_environment"] {
+    for form in [
+        "dibao_check",
+        "poverty_visit",
+        "grid_patrol",
+        "living_environment",
+    ] {
         let status = phone_a.form_status(id, form)?;
-        let label = schema.form(form).map(|f| f.labels.zh.clone()).unwrap_or_default();
+        let label = schema
+            .form(form)
+            .map(|f| f.labels.zh.clone())
+            .unwrap_or_default();
         println!(
             "   {label:<14} {}/{} required filled; missing: {}",
             status.filled_required,
             status.total_required,
-            if status.missing_required.is_empty() { "nothing".to_owned() } else { status.missing_required.join(", ") }
+            if status.missing_required.is_empty() {
+                "nothing".to_owned()
+            } else {
+                status.missing_required.join(", ")
+            }
         );
     }
     let incomplete = phone_a.query(&Query {
         incomplete_for: Some("dibao_check".into()),
         ..Query::default()
     })?;
-    println!("   households in phone A still incomplete for 低保: {}", incomplete.records.len());
-    println!("\nstores are sound: A {}, B {}", phone_a.integrity_check()?, phone_b.integrity_check()?);
+    println!(
+        "   households in phone A still incomplete for 低保: {}",
+        incomplete.records.len()
+    );
+    println!(
+        "\nstores are sound: A {}, B {}",
+        phone_a.integrity_check()?,
+        phone_b.integrity_check()?
+    );
     Ok(())
 }
 

@@ -18,5 +18,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
             tracing::error!(error = %e, "health check failed");
             ApiError::Internal
         })?;
-    Ok(Json(json!({ "status": "ok", "records": records, "protocol": yibiao_core::sync::PROTOCOL_VERSION })))
+    Ok(Json(
+        json!({ "status": "ok", "records": records, "protocol": yibiao_core::sync::PROTOCOL_VERSION }),
+    ))
 }

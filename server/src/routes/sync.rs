@@ -24,18 +24,26 @@ pub async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::TooLarge(format!("sync body is larger than the server's limit of {} bytes", state.config.max_body_bytes))
+        BytesRejection::FailedToBufferBody(_)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::TooLarge(format!(
+                "sync body is larger than the server's limit of {} bytes",
+                state.config.max_body_bytes
+            ))
         }
         other => ApiError::BadRequest(format!("could not read the body: {other}")),
     })?;
     let storage = state.storage.clone();
-    let auth = tokio::task::spawn_blocking(move || crate::auth::device_from_headers(&storage, &headers))
-        .await
-        .map_err(|_| ApiError::Internal)??;
+    let auth =
+        tokio::task::spawn_blocking(move || crate::auth::device_from_headers(&storage, &headers))
+            .await
+            .map_err(|_| ApiError::Internal)??;
     match peek_version(&body) {
         Err(ProtocolError::BadMagic) => {
-            return Err(ApiError::BadRequest("the body is not a yibiao sync message".into()));
+            return Err(ApiError::BadRequest(
+                "the body is not a yibiao sync message".into(),
+            ));
         }
         Ok(v) if v != PROTOCOL_VERSION => {
             return Err(ApiError::UpgradeRequired(format!(

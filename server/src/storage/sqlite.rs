@@ -93,11 +93,16 @@ fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
-    bytes.chunks_exact(32).filter_map(|c| ChangeHash::try_from(c).ok()).collect()
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| ChangeHash::try_from(c).ok())
+        .collect()
 }
 
 fn id_of(bytes: Vec<u8>) -> Result<RecordId, StorageError> {
-    let arr: [u8; 16] = bytes.try_into().map_err(|_| err("stored record id is not 16 bytes"))?;
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| err("stored record id is not 16 bytes"))?;
     Ok(RecordId::from_bytes(arr))
 }
 
@@ -105,10 +110,18 @@ impl SqliteStorage {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let mut writer = Connection::open(path).map_err(err)?;
-        writer.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        let _: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
-        writer.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+        writer
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        let _: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
         let known = STEPS.len() as i64;
         if version > known {
             return Err(err(format!(
@@ -123,7 +136,9 @@ impl SqliteStorage {
             tx.commit().map_err(err)?;
         }
         let reader = Connection::open(path).map_err(err)?;
-        reader.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
@@ -196,7 +211,9 @@ impl SqliteStorage {
 
     /// `PRAGMA integrity_check` of the database.
     pub fn integrity_check(&self) -> Result<String, StorageError> {
-        lock(&self.reader).query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(err)
+        lock(&self.reader)
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(err)
     }
 }
 
@@ -211,7 +228,11 @@ impl HubStorage for SqliteStorage {
             .map_err(err)?
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        Ok(if chunks.is_empty() { None } else { Some(chunks) })
+        Ok(if chunks.is_empty() {
+            None
+        } else {
+            Some(chunks)
+        })
     }
 
     fn commit(&self, batch: &HubBatch) -> Result<(), StorageError> {
@@ -220,7 +241,8 @@ impl HubStorage for SqliteStorage {
         for doc in &batch.docs {
             let id = doc.id.as_bytes().as_slice();
             if doc.snapshot {
-                tx.execute("DELETE FROM chunks WHERE record_id = ?1", [id]).map_err(err)?;
+                tx.execute("DELETE FROM chunks WHERE record_id = ?1", [id])
+                    .map_err(err)?;
             }
             tx.execute(
                 "INSERT INTO chunks (record_id, seq, bytes)
@@ -235,9 +257,13 @@ impl HubStorage for SqliteStorage {
                 params![id, doc.entity, doc.village, encode_heads(&doc.heads), doc.snapshot],
             )
             .map_err(err)?;
-            tx.execute("DELETE FROM feed WHERE record_id = ?1", [id]).map_err(err)?;
-            tx.execute("INSERT INTO feed (record_id, village) VALUES (?1, ?2)", params![id, doc.village])
+            tx.execute("DELETE FROM feed WHERE record_id = ?1", [id])
                 .map_err(err)?;
+            tx.execute(
+                "INSERT INTO feed (record_id, village) VALUES (?1, ?2)",
+                params![id, doc.village],
+            )
+            .map_err(err)?;
         }
         tx.execute(
             "INSERT OR REPLACE INTO device_heads (device, record_id, heads)
@@ -260,7 +286,12 @@ impl HubStorage for SqliteStorage {
         tx.commit().map_err(err)
     }
 
-    fn feed_after(&self, scope: &DeviceScope, cursor: u64, limit: usize) -> Result<Vec<FeedEntry>, StorageError> {
+    fn feed_after(
+        &self,
+        scope: &DeviceScope,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StorageError> {
         let conn = lock(&self.reader);
         let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -268,9 +299,14 @@ impl HubStorage for SqliteStorage {
         let rows: Vec<(i64, Vec<u8>)> = match scope {
             DeviceScope::Township => {
                 let mut stmt = conn
-                    .prepare_cached("SELECT seq, record_id FROM feed WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                    .prepare_cached(
+                        "SELECT seq, record_id FROM feed WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    )
                     .map_err(err)?;
-                stmt.query_map(params![cursor, limit], map).map_err(err)?.collect::<Result<_, _>>().map_err(err)?
+                stmt.query_map(params![cursor, limit], map)
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
             }
             DeviceScope::Village(v) => {
                 let mut stmt = conn
@@ -278,15 +314,27 @@ impl HubStorage for SqliteStorage {
                         "SELECT seq, record_id FROM feed WHERE village = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                     )
                     .map_err(err)?;
-                stmt.query_map(params![v, cursor, limit], map).map_err(err)?.collect::<Result<_, _>>().map_err(err)?
+                stmt.query_map(params![v, cursor, limit], map)
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
             }
         };
         rows.into_iter()
-            .map(|(seq, id)| Ok(FeedEntry { seq: seq as u64, id: id_of(id)? }))
+            .map(|(seq, id)| {
+                Ok(FeedEntry {
+                    seq: seq as u64,
+                    id: id_of(id)?,
+                })
+            })
             .collect()
     }
 
-    fn device_heads(&self, device: &str, ids: &[RecordId]) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
+    fn device_heads(
+        &self,
+        device: &str,
+        ids: &[RecordId],
+    ) -> Result<HashMap<RecordId, Vec<ChangeHash>>, StorageError> {
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare_cached("SELECT heads FROM device_heads WHERE device = ?1 AND record_id = ?2")
@@ -304,7 +352,11 @@ impl HubStorage for SqliteStorage {
         Ok(out)
     }
 
-    fn note_sent(&self, device: &str, sent: &[(RecordId, Vec<ChangeHash>, u64)]) -> Result<(), StorageError> {
+    fn note_sent(
+        &self,
+        device: &str,
+        sent: &[(RecordId, Vec<ChangeHash>, u64)],
+    ) -> Result<(), StorageError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction().map_err(err)?;
         for (id, heads, seq) in sent {
