@@ -6,3 +6,14 @@
 #[cfg(unix)]
 #[path = "e2e/crash.rs"]
 mod crash;
+
+#[path = "e2e/proxy.rs"]
+mod proxy;
+
+#[cfg(unix)]
+#[path = "e2e/sync_http.rs"]
+mod sync_http;
+
+#[cfg(unix)]
+#[path = "e2e/server_process.rs"]
+mod server_process;
