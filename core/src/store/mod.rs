@@ -37,7 +37,7 @@ use serde::Serialize;
 
 pub use migrations::STORE_VERSION;
 pub use query::{MAX_PAGE, Page, Query, RecordSummary};
-pub use sync_marks::{Exchange, RefusedDoc, SyncStatus};
+pub use sync_marks::{Credentials, Exchange, RefusedDoc, SyncStatus};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};

@@ -37,6 +37,22 @@ pub struct RefusedDoc {
     pub at_ms: i64,
 }
 
+/// Where this phone syncs and how it proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Base URL of the server, e.g. `https://yibiao.example.gov.cn`.
+    pub server_url: String,
+    /// The device token the server issued at enrolment.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("Credentials").field("server_url", &self.server_url).finish_non_exhaustive()
+    }
+}
+
 /// The sync state a status screen shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncStatus {
@@ -202,6 +218,25 @@ impl Store {
                 .unwrap_or(0),
             last_success_ms: get("last_success_ms")?.and_then(|s| s.parse().ok()),
             last_error: get("last_error")?,
+        })
+    }
+
+    /// Remembers the server and this phone's device token (after enrolment).
+    pub fn set_credentials(&self, creds: &Credentials) -> Result<()> {
+        let inner = self.lock();
+        meta_set(&inner.conn, "server_url", &creds.server_url)?;
+        meta_set(&inner.conn, "device_token", &creds.token)?;
+        Ok(())
+    }
+
+    /// The server and device token, once enrolled.
+    pub fn credentials(&self) -> Result<Option<Credentials>> {
+        let inner = self.lock();
+        let url = meta_get(&inner.conn, "server_url")?;
+        let token = meta_get(&inner.conn, "device_token")?;
+        Ok(match (url, token) {
+            (Some(server_url), Some(token)) => Some(Credentials { server_url, token }),
+            _ => None,
         })
     }
 

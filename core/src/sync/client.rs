@@ -133,6 +133,8 @@ pub struct SyncReport {
     pub complete: bool,
     /// Records refused in this run, with the server's reasons.
     pub refused: Vec<(RecordId, String)>,
+    /// Records whose content changed on this phone because of what arrived (for UIs).
+    pub changed: Vec<RecordId>,
 }
 
 /// Why `sync()` stopped without finishing.
@@ -189,6 +191,7 @@ pub fn run(
     let started = Instant::now();
     let mut p = SyncProgress::default();
     let mut refused = Vec::new();
+    let mut changed = Vec::new();
     let mut sent_this_run: HashSet<(RecordId, i64)> = HashSet::new();
     let device = store.device_id().to_string();
     loop {
@@ -262,7 +265,11 @@ pub fn run(
                 )
             })
             .collect();
-        store.apply_exchange(&ex)?;
+        for m in store.apply_exchange(&ex)? {
+            if m.new_changes > 0 && !changed.contains(&m.id) {
+                changed.push(m.id);
+            }
+        }
 
         p.pages += 1;
         p.pushed += u32::try_from(ex.acked.len()).unwrap_or(u32::MAX);
@@ -281,6 +288,7 @@ pub fn run(
                 progress: p,
                 complete: true,
                 refused,
+                changed,
             });
         }
         let out_of_time = options.time_budget.is_some_and(|b| started.elapsed() >= b);
@@ -292,6 +300,7 @@ pub fn run(
                 progress: p,
                 complete: false,
                 refused,
+                changed,
             });
         }
     }

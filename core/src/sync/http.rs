@@ -76,3 +76,58 @@ impl Transport for HttpTransport {
         Err(TransportError::Status { status, message })
     }
 }
+
+/// What the server answers to a successful enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Enrolment {
+    /// The device token; keep it secret (see [`crate::store::Store::set_credentials`]).
+    pub token: String,
+    /// The server's key for this device.
+    pub device: String,
+    /// The cadre the code was issued to.
+    pub cadre: String,
+    /// The village the device may read and write; `None` for township staff.
+    pub village: Option<String>,
+}
+
+/// Why enrolment failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolError {
+    /// The code is unknown, expired or already used.
+    #[error("{0}")]
+    BadCode(String),
+    /// The server could not be reached or answered badly.
+    #[error("enrolment failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+/// Enrols this phone with a one-time code: `POST <server>/v1/enrol`.
+pub fn enrol(server_url: &str, code: &str, device: &str, timeout: Duration) -> Result<Enrolment, EnrolError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/v1/enrol", server_url.trim_end_matches('/'));
+    let body = serde_json::json!({ "code": code, "device": device }).to_string();
+    let mut response = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .map_err(network)?;
+    let status = response.status().as_u16();
+    let bytes = response.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(network)?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    match status {
+        200 | 201 => serde_json::from_value(json).map_err(|e| {
+            EnrolError::Transport(TransportError::Network(format!("unexpected enrolment answer: {e}")))
+        }),
+        400 | 401 | 404 | 410 => Err(EnrolError::BadCode(
+            json["error"]["message"].as_str().unwrap_or("the enrolment code was refused").to_owned(),
+        )),
+        _ => Err(EnrolError::Transport(TransportError::Status {
+            status,
+            message: json["error"]["message"].as_str().unwrap_or("").to_owned(),
+        })),
+    }
+}

@@ -1,0 +1,1 @@
+//! uniffi bindings of yibiao-core (being built).
