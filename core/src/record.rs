@@ -341,6 +341,35 @@ impl Record {
         }
     }
 
+    /// The shown values as one JSON object, field -> value (JSON form).
+    pub fn values_json(&self, schema: &Schema) -> String {
+        let map: serde_json::Map<String, serde_json::Value> =
+            self.values(schema).into_iter().map(|(k, v)| (k, v.to_json())).collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// Unresolved conflicts as one JSON object: field -> `[{value, cadre, device, at_ms}]`.
+    pub fn conflicts_json(&self, schema: &Schema) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .conflicts(schema)
+            .into_iter()
+            .map(|c| {
+                let values = c
+                    .values
+                    .iter()
+                    .map(|v| {
+                        serde_json::json!({
+                            "value": v.value, "cadre": v.by.cadre, "device": v.by.device,
+                            "at_ms": v.by.at_ms, "shown": v.shown
+                        })
+                    })
+                    .collect();
+                (c.field, serde_json::Value::Array(values))
+            })
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
     /// Keys of fields that currently hold more than one value.
     pub fn conflicted_fields(&self) -> Vec<String> {
         let Some(fields) = self.fields_obj() else {

@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::accounts;
 use crate::config::{Config, FileConfig, Overrides};
-use crate::storage::{DeviceRow, SqliteStorage};
-use crate::{AppState, app, auth};
+use crate::storage::{ServerStorage, SqliteStorage};
+use crate::{AppState, app};
 use clap::{Parser, Subcommand};
 use yibiao_core::Schema;
 
@@ -48,10 +49,76 @@ enum Command {
         #[command(subcommand)]
         action: DeviceAction,
     },
+    /// Manage cadres and their one-time enrolment codes.
+    Cadre {
+        #[command(subcommand)]
+        action: CadreAction,
+    },
+    /// Manage department tokens.
+    Department {
+        #[command(subcommand)]
+        action: DepartmentAction,
+    },
+    /// Create a new admin token (the old one stops working) and print it once.
+    AdminToken,
     /// Check a schema file and print a summary.
     CheckSchema {
         /// The schema file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CadreAction {
+    /// Add a cadre.
+    Add {
+        /// Cadre id: ASCII letters, digits, - _ . @ (e.g. a phone number or a staff number).
+        #[arg(long)]
+        id: String,
+        /// Name as people write it, e.g. 阿木.
+        #[arg(long)]
+        name: String,
+        /// The village the cadre works in; omit with --township for township staff.
+        #[arg(long, conflicts_with = "township")]
+        village: Option<String>,
+        /// Township staff: every village.
+        #[arg(long)]
+        township: bool,
+        /// Schema used to check the village [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
+    },
+    /// List cadres.
+    List,
+    /// Issue a one-time enrolment code for a cadre's phone.
+    Code {
+        /// The cadre id.
+        id: String,
+        /// Minutes the code stays valid.
+        #[arg(long, default_value_t = accounts::DEFAULT_CODE_TTL_MINUTES)]
+        ttl_minutes: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DepartmentAction {
+    /// Issue a token for a department of the schema; printed once.
+    Token {
+        /// The department key, e.g. public_services.
+        department: String,
+        /// Who uses it, e.g. "civil affairs Excel".
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Schema used to check the department [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
+    },
+    /// List department tokens.
+    List,
+    /// Revoke a department token at once.
+    Revoke {
+        /// The token key shown by `department list`.
+        key: String,
     },
 }
 
@@ -111,11 +178,34 @@ fn load_schema(config: &Config) -> Result<Schema, String> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+fn open_storage(
+    cli_config: &Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    schema: Option<PathBuf>,
+) -> Result<(Config, std::sync::Arc<dyn ServerStorage>), String> {
+    let cfg = config(cli_config, Overrides { data_dir, schema, ..Overrides::default() })?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", cfg.data_dir.display()))?;
+    let storage = SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
+    Ok((cfg, std::sync::Arc::new(storage)))
+}
+
+/// On the very first start, creates the admin token and writes it to
+/// `DATA_DIR/admin-token` (readable by the owner only).
+fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), String> {
+    if storage.has_admin_token().map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let token = accounts::rotate_admin_token(storage).map_err(|e| e.to_string())?;
+    let path = cfg.data_dir.join("admin-token");
+    std::fs::write(&path, format!("{token}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    println!("first start: the admin token is in {} (rotate with `yibiao-server admin-token`)", path.display());
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -142,6 +232,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 "schema loaded"
             );
             let state = AppState::open(cfg.clone(), schema)?;
+            bootstrap_admin(&cfg, state.storage.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
             runtime.block_on(serve(cfg, state))
@@ -151,66 +242,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 DeviceAction::Add { schema, .. } => schema.clone(),
                 _ => None,
             };
-            let cfg = config(
-                &cli.config,
-                Overrides {
-                    data_dir: cli.data_dir,
-                    schema: schema_flag,
-                    ..Overrides::default()
-                },
-            )?;
-            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-                format!(
-                    "cannot create data directory {}: {e}",
-                    cfg.data_dir.display()
-                )
-            })?;
-            let storage =
-                SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
             match action {
-                DeviceAction::Add {
-                    name,
-                    cadre,
-                    village,
-                    township,
-                    ..
-                } => {
+                DeviceAction::Add { name, cadre, village, township, .. } => {
                     if village.is_none() && !township {
                         return Err("give --village VILLAGE for a village phone, or --township for township staff".into());
                     }
-                    if let Some(v) = &village {
-                        let schema = load_schema(&cfg)?;
-                        if !schema.has_village(v) {
-                            let known: Vec<&str> =
-                                schema.villages.keys().map(String::as_str).collect();
-                            return Err(format!(
-                                "unknown village `{v}`; the schema has: {}",
-                                known.join(", ")
-                            ));
-                        }
-                    }
-                    let token = auth::new_token()
-                        .map_err(|e| format!("cannot draw a random token: {e}"))?;
-                    let key = format!(
-                        "dev-{}",
-                        &auth::token_hash(&token)
-                            .iter()
-                            .take(6)
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<String>()
-                    );
-                    let row = DeviceRow {
-                        key: key.clone(),
-                        name,
-                        cadre,
-                        village,
-                        created_ms: now_ms(),
-                        revoked_ms: None,
-                    };
-                    storage
-                        .add_device(&row, &auth::token_hash(&token))
+                    let schema = load_schema(&cfg)?;
+                    let (row, token) = accounts::register_device(storage.as_ref(), &schema, &name, cadre.as_deref(), village.as_deref())
                         .map_err(|e| e.to_string())?;
-                    println!("device {key} registered");
+                    println!("device {} registered", row.key);
                     println!("token (shown once): {token}");
                     Ok(())
                 }
@@ -222,29 +263,95 @@ fn run(cli: Cli) -> Result<(), String> {
                             d.name,
                             d.cadre.as_deref().unwrap_or("-"),
                             d.village.as_deref().unwrap_or("(township)"),
-                            if d.revoked_ms.is_some() {
-                                "revoked"
-                            } else {
-                                "active"
-                            }
+                            if d.revoked_ms.is_some() { "revoked" } else { "active" }
                         );
                     }
                     Ok(())
                 }
                 DeviceAction::Revoke { key } => {
-                    if storage
-                        .revoke_device(&key, now_ms())
-                        .map_err(|e| e.to_string())?
-                    {
+                    if storage.revoke_device(&key, accounts::now_ms()).map_err(|e| e.to_string())? {
                         println!("device {key} revoked");
                         Ok(())
                     } else {
-                        Err(format!(
-                            "no device `{key}`; see `yibiao-server device list`"
-                        ))
+                        Err(format!("no device `{key}`; see `yibiao-server device list`"))
                     }
                 }
             }
+        }
+        Command::Cadre { action } => {
+            let schema_flag = match &action {
+                CadreAction::Add { schema, .. } => schema.clone(),
+                _ => None,
+            };
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
+            match action {
+                CadreAction::Add { id, name, village, township, .. } => {
+                    if village.is_none() && !township {
+                        return Err("give --village VILLAGE for a village cadre, or --township for township staff".into());
+                    }
+                    let schema = load_schema(&cfg)?;
+                    let row = accounts::create_cadre(storage.as_ref(), &schema, &id, &name, village.as_deref())
+                        .map_err(|e| e.to_string())?;
+                    println!("cadre {} ({}) added, scope {}", row.id, row.name, row.village.as_deref().unwrap_or("township"));
+                    Ok(())
+                }
+                CadreAction::List => {
+                    for c in storage.cadres().map_err(|e| e.to_string())? {
+                        println!("{}\t{}\t{}", c.id, c.name, c.village.as_deref().unwrap_or("(township)"));
+                    }
+                    Ok(())
+                }
+                CadreAction::Code { id, ttl_minutes } => {
+                    let (code, expires_ms) =
+                        accounts::issue_code(storage.as_ref(), &id, ttl_minutes).map_err(|e| e.to_string())?;
+                    println!("code: {code}");
+                    println!("valid for {ttl_minutes} minutes, once (until {expires_ms} ms since the epoch)");
+                    Ok(())
+                }
+            }
+        }
+        Command::Department { action } => {
+            let schema_flag = match &action {
+                DepartmentAction::Token { schema, .. } => schema.clone(),
+                _ => None,
+            };
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
+            match action {
+                DepartmentAction::Token { department, name, .. } => {
+                    let schema = load_schema(&cfg)?;
+                    let (row, token) = accounts::issue_department_token(storage.as_ref(), &schema, &department, &name)
+                        .map_err(|e| e.to_string())?;
+                    println!("department token {} for {} issued", row.key, row.department);
+                    println!("token (shown once): {token}");
+                    Ok(())
+                }
+                DepartmentAction::List => {
+                    for t in storage.department_tokens().map_err(|e| e.to_string())? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            t.key,
+                            t.department,
+                            t.name,
+                            if t.revoked_ms.is_some() { "revoked" } else { "active" }
+                        );
+                    }
+                    Ok(())
+                }
+                DepartmentAction::Revoke { key } => {
+                    if storage.revoke_department_token(&key, accounts::now_ms()).map_err(|e| e.to_string())? {
+                        println!("department token {key} revoked");
+                        Ok(())
+                    } else {
+                        Err(format!("no department token `{key}`; see `yibiao-server department list`"))
+                    }
+                }
+            }
+        }
+        Command::AdminToken => {
+            let (_, storage) = open_storage(&cli.config, cli.data_dir, None)?;
+            let token = accounts::rotate_admin_token(storage.as_ref()).map_err(|e| e.to_string())?;
+            println!("admin token (shown once; the previous one no longer works): {token}");
+            Ok(())
         }
         Command::CheckSchema { file } => {
             let schema = Schema::from_toml_file(&file).map_err(|e| e.to_string())?;

@@ -9,6 +9,8 @@
 //! max_body_bytes = 8388608
 //! request_timeout_secs = 300
 //! log_json = true
+//! rate_per_minute = 600   # per device or department token; 0 = unlimited
+//! rate_burst = 120
 //! ```
 
 use std::net::SocketAddr;
@@ -36,6 +38,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// Requests per minute per device or department token (0: unlimited).
+    pub rate_per_minute: u32,
+    /// Burst allowance of the rate limit.
+    pub rate_burst: u32,
 }
 
 /// The config file's keys, all optional.
@@ -54,6 +60,10 @@ pub struct FileConfig {
     pub request_timeout_secs: Option<u64>,
     /// See [`Config::log_json`].
     pub log_json: Option<bool>,
+    /// See [`Config::rate_per_minute`].
+    pub rate_per_minute: Option<u32>,
+    /// See [`Config::rate_burst`].
+    pub rate_burst: Option<u32>,
 }
 
 impl FileConfig {
@@ -104,6 +114,8 @@ impl Config {
             max_body_bytes,
             request_timeout_secs: file.request_timeout_secs.unwrap_or(300).max(1),
             log_json: over.log_json || file.log_json.unwrap_or(false),
+            rate_per_minute: file.rate_per_minute.unwrap_or(600),
+            rate_burst: file.rate_burst.unwrap_or(120),
         })
     }
 

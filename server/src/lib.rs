@@ -1,13 +1,17 @@
 //! # yibiao server
 //!
-//! One binary: the sync endpoint phones talk to, on embedded SQLite by default. Shaped
-//! like the axum examples: [`app`] builds the router from an [`AppState`]; `main.rs` only
-//! parses the command line and serves. Handlers parse, authorise, call core, map errors.
+//! One binary: the sync endpoint phones talk to, the department pull, accounts, metrics,
+//! on embedded SQLite by default. Shaped like the axum examples: [`app`] builds the router
+//! from an [`AppState`]; `cli.rs` parses the command line and serves. Handlers parse,
+//! authorise, call core (or the account operations), map errors.
 
+pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod storage;
 
@@ -24,60 +28,78 @@ use yibiao_core::clock::SystemClock;
 use yibiao_core::sync::{Hub, HubConfig};
 
 pub use config::Config;
-use storage::SqliteStorage;
+use storage::{ServerStorage, SqliteStorage};
 
 /// The hub as the server runs it.
-pub type ServerHub = Hub<Arc<SqliteStorage>>;
+pub type ServerHub = Hub<Arc<dyn ServerStorage>>;
 
 /// Everything a handler may use.
 #[derive(Clone)]
 pub struct AppState {
     /// The sync engine.
     pub hub: Arc<ServerHub>,
-    /// Device registry (and the hub's storage).
-    pub storage: Arc<SqliteStorage>,
+    /// Accounts, devices, the department read model (and the hub's storage).
+    pub storage: Arc<dyn ServerStorage>,
     /// Effective configuration.
     pub config: Arc<Config>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Per-token rate limits of sync and department requests.
+    pub limiter: Arc<limits::RateLimiter>,
+    /// The limit of enrolment attempts (all clients together).
+    pub limiter_enrol: Arc<limits::RateLimiter>,
 }
 
 impl AppState {
-    /// Opens the data directory and builds the state.
+    /// Opens the data directory's SQLite database and builds the state.
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create data directory {}: {e}",
-                config.data_dir.display()
-            )
-        })?;
-        let storage = Arc::new(
-            SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?,
-        );
-        let hub = Hub::new(
-            Arc::new(schema),
-            storage.clone(),
-            Arc::new(SystemClock),
-            HubConfig::default(),
-        );
-        Ok(Self {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        let storage: Arc<dyn ServerStorage> =
+            Arc::new(SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?);
+        Ok(Self::with_storage(config, schema, storage))
+    }
+
+    /// Builds the state over any storage implementation.
+    pub fn with_storage(config: Config, schema: Schema, storage: Arc<dyn ServerStorage>) -> Self {
+        let hub = Hub::new(Arc::new(schema), storage.clone(), Arc::new(SystemClock), HubConfig::default());
+        let limiter = limits::RateLimiter::new(config.rate_per_minute, config.rate_burst);
+        Self {
             hub: Arc::new(hub),
             storage,
+            metrics: Arc::new(metrics::Metrics::default()),
+            limiter: Arc::new(limiter),
+            limiter_enrol: Arc::new(limits::RateLimiter::new(60, 20)),
             config: Arc::new(config),
-        })
+        }
     }
 }
 
 /// The router.
 pub fn app(state: AppState) -> Router {
+    use routes::{admin, enrol, health, openapi, records, sync};
     let limit = state.config.max_body_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/v1/sync", post(routes::sync::sync))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/v1/sync", post(sync::sync))
+        .route("/v1/enrol", post(enrol::enrol))
+        .route("/v1/records", get(records::list))
+        .route("/v1/records.ndjson", get(records::ndjson))
+        .route("/v1/records.csv", get(records::csv))
+        .route("/v1/feed", get(records::feed))
+        .route("/v1/admin/cadres", post(admin::create_cadre).get(admin::list_cadres))
+        .route("/v1/admin/cadres/{id}/codes", post(admin::issue_code))
+        .route("/v1/admin/devices", get(admin::list_devices))
+        .route("/v1/admin/devices/{key}/revoke", post(admin::revoke_device))
+        .route("/v1/admin/departments/{department}/tokens", post(admin::issue_department_token))
+        .route("/v1/admin/department-tokens", get(admin::list_department_tokens))
+        .route("/v1/admin/department-tokens/{key}/revoke", post(admin::revoke_department_token))
+        .fallback(|| async { error::ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

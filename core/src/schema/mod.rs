@@ -225,6 +225,20 @@ impl Schema {
 }
 
 impl DepartmentDef {
+    /// True when the department may see records of `entity` in `village`: the village is
+    /// in its view and the entity holds at least one field the department may read.
+    pub fn sees_record(&self, schema: &Schema, entity: &str, village: Option<&str>) -> bool {
+        self.sees_village(village)
+            && schema
+                .entity(entity)
+                .is_some_and(|e| e.fields.iter().any(|f| self.sees_field(f)))
+    }
+
+    /// Keeps only the entries of a field-keyed JSON object that the department may read.
+    pub fn project(&self, values: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
+        values.into_iter().filter(|(k, _)| self.sees_field(k)).collect()
+    }
+
     /// True when the department may read `field`.
     pub fn sees_field(&self, field: &str) -> bool {
         self.fields.iter().any(|f| f == field)

@@ -94,6 +94,14 @@ pub struct DocWrite {
     pub snapshot: bool,
     /// Heads after this write.
     pub heads: Vec<ChangeHash>,
+    /// The merged record's current values as a JSON object (field -> value), for the
+    /// department API, which must never decode documents on the read path.
+    pub values_json: String,
+    /// Unresolved conflicts as JSON (field -> every competing value with its author);
+    /// `{}` when there are none.
+    pub conflicts_json: String,
+    /// Tombstone state.
+    pub deleted: bool,
 }
 
 /// Everything one exchange writes, committed atomically.
@@ -481,6 +489,9 @@ impl<S: HubStorage> Hub<S> {
             },
             snapshot,
             heads: record.heads(),
+            values_json: record.values_json(&self.schema),
+            conflicts_json: record.conflicts_json(&self.schema),
+            deleted: record.is_deleted(),
         }))
     }
 
@@ -667,6 +678,9 @@ pub mod conformance {
             chunk: chunk.to_vec(),
             snapshot,
             heads: vec![ChangeHash([chunk.first().copied().unwrap_or(0); 32])],
+            values_json: "{}".into(),
+            conflicts_json: "{}".into(),
+            deleted: false,
         }
     }
 

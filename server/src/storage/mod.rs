@@ -1,8 +1,207 @@
-//! Where the server keeps documents, the change feed, what each device holds, and the
-//! device registry. Handlers never see SQL: they go through the hub, which goes through
-//! [`yibiao_core::sync::HubStorage`]; a PostgreSQL implementation slots in beside
-//! [`sqlite::SqliteStorage`] and must pass the same conformance suite.
+//! Where the server keeps documents, the change feed, what each device holds, accounts
+//! and the department read model.
+//!
+//! Handlers never see SQL: sync goes through the hub, which goes through
+//! [`yibiao_core::sync::HubStorage`]; accounts and department reads go through
+//! [`ServerStorage`]. A PostgreSQL implementation slots in beside
+//! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
+mod accounts;
 pub mod sqlite;
+mod views;
+
+use yibiao_core::RecordId;
+use yibiao_core::sync::HubStorage;
+use yibiao_core::sync::hub::StorageError;
 
 pub use sqlite::{DeviceRow, SqliteStorage};
+
+/// A cadre: a person who enters data, with the village they work in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CadreRow {
+    /// Cadre id (ASCII, chosen by the operator).
+    pub id: String,
+    /// Name, e.g. 阿木.
+    pub name: String,
+    /// Village scope; `None` for township staff.
+    pub village: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A department token (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DepartmentTokenRow {
+    /// Token key, for listing and revocation.
+    pub key: String,
+    /// The department (a key of the schema's `[departments]`).
+    pub department: String,
+    /// Name given by the operator (the system or person using it).
+    pub name: String,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Revocation time, if revoked.
+    pub revoked_ms: Option<i64>,
+}
+
+/// What redeeming an enrolment code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem {
+    /// The device was registered.
+    Enrolled(DeviceRow),
+    /// No such code.
+    Unknown,
+    /// The code was already used.
+    Used,
+    /// The code expired.
+    Expired,
+}
+
+/// Which stored records a department read may return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Entity types the department may see (never empty for a real department).
+    pub entities: Vec<String>,
+    /// Villages it may see; `None` for all (township-level records included).
+    pub villages: Option<Vec<String>>,
+    /// Narrow to one entity type.
+    pub entity: Option<String>,
+    /// Narrow to one village.
+    pub village: Option<String>,
+    /// Include tombstoned records.
+    pub include_deleted: bool,
+}
+
+/// A record as the department read model stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Record id.
+    pub id: RecordId,
+    /// Entity type.
+    pub entity: String,
+    /// Village.
+    pub village: Option<String>,
+    /// Tombstone.
+    pub deleted: bool,
+    /// Current values, a JSON object.
+    pub values_json: String,
+    /// Conflicts, a JSON object.
+    pub conflicts_json: String,
+}
+
+/// Everything the server stores beyond sync: accounts and the department read model.
+pub trait ServerStorage: HubStorage {
+    /// True once an admin token exists.
+    fn has_admin_token(&self) -> Result<bool, StorageError>;
+    /// Replaces the admin token.
+    fn set_admin_token(&self, hash: &[u8], now_ms: i64) -> Result<(), StorageError>;
+    /// True when `hash` is the admin token's.
+    fn is_admin_token(&self, hash: &[u8]) -> Result<bool, StorageError>;
+    /// Adds a cadre; false when the id is taken.
+    fn add_cadre(&self, row: &CadreRow) -> Result<bool, StorageError>;
+    /// One cadre.
+    fn cadre(&self, id: &str) -> Result<Option<CadreRow>, StorageError>;
+    /// Every cadre.
+    fn cadres(&self) -> Result<Vec<CadreRow>, StorageError>;
+    /// Stores an enrolment code hash.
+    fn add_enrol_code(&self, hash: &[u8], cadre: &str, expires_ms: i64, now_ms: i64) -> Result<(), StorageError>;
+    /// Redeems a code and registers the device atomically.
+    fn redeem_code(
+        &self,
+        hash: &[u8],
+        now_ms: i64,
+        device: &mut dyn FnMut(&CadreRow) -> (DeviceRow, Vec<u8>),
+    ) -> Result<Redeem, StorageError>;
+    /// Registers a device.
+    fn add_device(&self, row: &DeviceRow, token_hash: &[u8]) -> Result<(), StorageError>;
+    /// The device with this token hash.
+    fn device_by_token_hash(&self, hash: &[u8]) -> Result<Option<DeviceRow>, StorageError>;
+    /// Every device.
+    fn devices(&self) -> Result<Vec<DeviceRow>, StorageError>;
+    /// Revokes a device.
+    fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
+    /// Binds a token to the phone's device id.
+    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError>;
+    /// Adds a department token.
+    fn add_department_token(&self, row: &DepartmentTokenRow, hash: &[u8]) -> Result<(), StorageError>;
+    /// The department token with this hash.
+    fn department_by_token_hash(&self, hash: &[u8]) -> Result<Option<DepartmentTokenRow>, StorageError>;
+    /// Every department token.
+    fn department_tokens(&self) -> Result<Vec<DepartmentTokenRow>, StorageError>;
+    /// Revokes a department token.
+    fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
+    /// A page of records by id.
+    fn records_page(&self, f: &RecordFilter, after: Option<RecordId>, limit: usize) -> Result<Vec<StoredRecord>, StorageError>;
+    /// A page of the feed.
+    fn feed_page(&self, f: &RecordFilter, cursor: u64, limit: usize) -> Result<Vec<(u64, StoredRecord)>, StorageError>;
+    /// `PRAGMA integrity_check` or the backend's equivalent.
+    fn integrity_check(&self) -> Result<String, StorageError>;
+}
+
+impl ServerStorage for SqliteStorage {
+    fn has_admin_token(&self) -> Result<bool, StorageError> {
+        SqliteStorage::has_admin_token(self)
+    }
+    fn set_admin_token(&self, hash: &[u8], now_ms: i64) -> Result<(), StorageError> {
+        SqliteStorage::set_admin_token(self, hash, now_ms)
+    }
+    fn is_admin_token(&self, hash: &[u8]) -> Result<bool, StorageError> {
+        SqliteStorage::is_admin_token(self, hash)
+    }
+    fn add_cadre(&self, row: &CadreRow) -> Result<bool, StorageError> {
+        SqliteStorage::add_cadre(self, row)
+    }
+    fn cadre(&self, id: &str) -> Result<Option<CadreRow>, StorageError> {
+        SqliteStorage::cadre(self, id)
+    }
+    fn cadres(&self) -> Result<Vec<CadreRow>, StorageError> {
+        SqliteStorage::cadres(self)
+    }
+    fn add_enrol_code(&self, hash: &[u8], cadre: &str, expires_ms: i64, now_ms: i64) -> Result<(), StorageError> {
+        SqliteStorage::add_enrol_code(self, hash, cadre, expires_ms, now_ms)
+    }
+    fn redeem_code(
+        &self,
+        hash: &[u8],
+        now_ms: i64,
+        device: &mut dyn FnMut(&CadreRow) -> (DeviceRow, Vec<u8>),
+    ) -> Result<Redeem, StorageError> {
+        SqliteStorage::redeem_code(self, hash, now_ms, device)
+    }
+    fn add_device(&self, row: &DeviceRow, token_hash: &[u8]) -> Result<(), StorageError> {
+        SqliteStorage::add_device(self, row, token_hash)
+    }
+    fn device_by_token_hash(&self, hash: &[u8]) -> Result<Option<DeviceRow>, StorageError> {
+        SqliteStorage::device_by_token_hash(self, hash)
+    }
+    fn devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
+        SqliteStorage::devices(self)
+    }
+    fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
+        SqliteStorage::revoke_device(self, key, now_ms)
+    }
+    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError> {
+        SqliteStorage::bind_phone_device(self, key, phone_device)
+    }
+    fn add_department_token(&self, row: &DepartmentTokenRow, hash: &[u8]) -> Result<(), StorageError> {
+        SqliteStorage::add_department_token(self, row, hash)
+    }
+    fn department_by_token_hash(&self, hash: &[u8]) -> Result<Option<DepartmentTokenRow>, StorageError> {
+        SqliteStorage::department_by_token_hash(self, hash)
+    }
+    fn department_tokens(&self) -> Result<Vec<DepartmentTokenRow>, StorageError> {
+        SqliteStorage::department_tokens(self)
+    }
+    fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
+        SqliteStorage::revoke_department_token(self, key, now_ms)
+    }
+    fn records_page(&self, f: &RecordFilter, after: Option<RecordId>, limit: usize) -> Result<Vec<StoredRecord>, StorageError> {
+        SqliteStorage::records_page(self, f, after, limit)
+    }
+    fn feed_page(&self, f: &RecordFilter, cursor: u64, limit: usize) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
+        SqliteStorage::feed_page(self, f, cursor, limit)
+    }
+    fn integrity_check(&self) -> Result<String, StorageError> {
+        SqliteStorage::integrity_check(self)
+    }
+}

@@ -15,12 +15,16 @@ use yibiao_core::sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, Stora
 
 const STEPS: &[&str] = &[r#"
     CREATE TABLE docs (
-        id          BLOB PRIMARY KEY,
-        entity      TEXT NOT NULL,
-        village     TEXT,
-        heads       BLOB NOT NULL,
-        chunk_count INTEGER NOT NULL
+        id             BLOB PRIMARY KEY,
+        entity         TEXT NOT NULL,
+        village        TEXT,
+        heads          BLOB NOT NULL,
+        chunk_count    INTEGER NOT NULL,
+        values_json    TEXT NOT NULL DEFAULT '{}',
+        conflicts_json TEXT NOT NULL DEFAULT '{}',
+        deleted        INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
+    CREATE INDEX docs_by_village ON docs (village, id);
     CREATE TABLE chunks (
         record_id BLOB NOT NULL,
         seq       INTEGER NOT NULL,
@@ -47,13 +51,39 @@ const STEPS: &[&str] = &[r#"
         PRIMARY KEY (device, record_id)
     ) WITHOUT ROWID;
     CREATE TABLE devices (
-        key         TEXT PRIMARY KEY,
-        token_hash  BLOB NOT NULL UNIQUE,
-        name        TEXT NOT NULL,
-        cadre       TEXT,
-        village     TEXT,
-        created_ms  INTEGER NOT NULL,
-        revoked_ms  INTEGER
+        key          TEXT PRIMARY KEY,
+        token_hash   BLOB NOT NULL UNIQUE,
+        name         TEXT NOT NULL,
+        cadre        TEXT,
+        village      TEXT,
+        created_ms   INTEGER NOT NULL,
+        revoked_ms   INTEGER,
+        phone_device TEXT
+    );
+    CREATE TABLE admin_tokens (
+        token_hash BLOB PRIMARY KEY,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE cadres (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        village    TEXT,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE enrol_codes (
+        code_hash  BLOB PRIMARY KEY,
+        cadre_id   TEXT NOT NULL REFERENCES cadres (id),
+        expires_ms INTEGER NOT NULL,
+        used_ms    INTEGER,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE department_tokens (
+        key        TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        department TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        revoked_ms INTEGER
     );
 "#];
 
@@ -72,19 +102,21 @@ pub struct DeviceRow {
     pub created_ms: i64,
     /// Revocation time, if revoked.
     pub revoked_ms: Option<i64>,
+    /// The phone's own device id, bound at enrolment or first sync.
+    pub phone_device: Option<String>,
 }
 
 /// Hub storage and device registry on SQLite.
 pub struct SqliteStorage {
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    pub(crate) writer: Mutex<Connection>,
+    pub(crate) reader: Mutex<Connection>,
 }
 
-fn err(e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError(e.to_string())
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(crate) fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -99,7 +131,7 @@ fn decode_heads(bytes: &[u8]) -> Vec<ChangeHash> {
         .collect()
 }
 
-fn id_of(bytes: Vec<u8>) -> Result<RecordId, StorageError> {
+pub(crate) fn id_of(bytes: Vec<u8>) -> Result<RecordId, StorageError> {
     let arr: [u8; 16] = bytes
         .try_into()
         .map_err(|_| err("stored record id is not 16 bytes"))?;
@@ -149,8 +181,8 @@ impl SqliteStorage {
     pub fn add_device(&self, row: &DeviceRow, token_hash: &[u8]) -> Result<(), StorageError> {
         lock(&self.writer)
             .execute(
-                "INSERT INTO devices (key, token_hash, name, cadre, village, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![row.key, token_hash, row.name, row.cadre, row.village, row.created_ms],
+                "INSERT INTO devices (key, token_hash, name, cadre, village, created_ms, phone_device) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![row.key, token_hash, row.name, row.cadre, row.village, row.created_ms, row.phone_device],
             )
             .map_err(err)?;
         Ok(())
@@ -160,7 +192,7 @@ impl SqliteStorage {
     pub fn device_by_token_hash(&self, hash: &[u8]) -> Result<Option<DeviceRow>, StorageError> {
         lock(&self.reader)
             .query_row(
-                "SELECT key, name, cadre, village, created_ms, revoked_ms FROM devices WHERE token_hash = ?1",
+                "SELECT key, name, cadre, village, created_ms, revoked_ms, phone_device FROM devices WHERE token_hash = ?1",
                 [hash],
                 |r| {
                     Ok(DeviceRow {
@@ -170,6 +202,7 @@ impl SqliteStorage {
                         village: r.get(3)?,
                         created_ms: r.get(4)?,
                         revoked_ms: r.get(5)?,
+                        phone_device: r.get(6)?,
                     })
                 },
             )
@@ -181,7 +214,7 @@ impl SqliteStorage {
     pub fn devices(&self) -> Result<Vec<DeviceRow>, StorageError> {
         let conn = lock(&self.reader);
         let mut stmt = conn
-            .prepare("SELECT key, name, cadre, village, created_ms, revoked_ms FROM devices ORDER BY created_ms, key")
+            .prepare("SELECT key, name, cadre, village, created_ms, revoked_ms, phone_device FROM devices ORDER BY created_ms, key")
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| {
@@ -192,6 +225,7 @@ impl SqliteStorage {
                     village: r.get(3)?,
                     created_ms: r.get(4)?,
                     revoked_ms: r.get(5)?,
+                    phone_device: r.get(6)?,
                 })
             })
             .map_err(err)?;
@@ -251,10 +285,22 @@ impl HubStorage for SqliteStorage {
             )
             .map_err(err)?;
             tx.execute(
-                "INSERT INTO docs (id, entity, village, heads, chunk_count) VALUES (?1, ?2, ?3, ?4, 1)
+                "INSERT INTO docs (id, entity, village, heads, chunk_count, values_json, conflicts_json, deleted)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?6, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET heads = excluded.heads,
-                    chunk_count = CASE WHEN ?5 THEN 1 ELSE docs.chunk_count + 1 END",
-                params![id, doc.entity, doc.village, encode_heads(&doc.heads), doc.snapshot],
+                    chunk_count = CASE WHEN ?5 THEN 1 ELSE docs.chunk_count + 1 END,
+                    values_json = excluded.values_json, conflicts_json = excluded.conflicts_json,
+                    deleted = excluded.deleted",
+                params![
+                    id,
+                    doc.entity,
+                    doc.village,
+                    encode_heads(&doc.heads),
+                    doc.snapshot,
+                    doc.values_json,
+                    doc.conflicts_json,
+                    doc.deleted
+                ],
             )
             .map_err(err)?;
             tx.execute("DELETE FROM feed WHERE record_id = ?1", [id])

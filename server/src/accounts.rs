@@ -1,0 +1,226 @@
+//! Account operations shared by the admin HTTP API and the CLI, so an operator without
+//! HTTP tools can do everything an admin client can, with the same checks and messages.
+
+use yibiao_core::{CadreId, Schema};
+
+use crate::auth::{new_secret, token_hash};
+use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
+
+/// Enrolment codes: 8 characters a cadre can type, no 0/O/1/I/L to confuse.
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// Default validity of an enrolment code.
+pub const DEFAULT_CODE_TTL_MINUTES: i64 = 30;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The input is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// An enrolment code that cannot be used (unknown, used, expired).
+    #[error("{0}")]
+    BadCode(String),
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<yibiao_core::sync::hub::StorageError> for AccountError {
+    fn from(e: yibiao_core::sync::hub::StorageError) -> Self {
+        AccountError::Storage(e.0)
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn check_village(schema: &Schema, village: Option<&str>) -> Result<(), AccountError> {
+    match village {
+        Some(v) if !schema.has_village(v) => {
+            let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
+            Err(AccountError::Invalid(format!("unknown village `{v}`; the schema has: {}", known.join(", "))))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates a cadre working in `village` (`None`: township staff).
+pub fn create_cadre(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    id: &str,
+    name: &str,
+    village: Option<&str>,
+) -> Result<CadreRow, AccountError> {
+    let id = CadreId::new(id).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(AccountError::Invalid("name must be 1 to 60 characters".into()));
+    }
+    check_village(schema, village)?;
+    let row = CadreRow {
+        id: id.to_string(),
+        name: name.to_owned(),
+        village: village.map(str::to_owned),
+        created_ms: now_ms(),
+    };
+    if !storage.add_cadre(&row)? {
+        return Err(AccountError::Conflict(format!("cadre `{id}` already exists")));
+    }
+    Ok(row)
+}
+
+/// Normalises a typed code: uppercase, without dashes or spaces.
+pub fn normalise_code(code: &str) -> String {
+    code.chars().filter(|c| !matches!(c, '-' | ' ')).flat_map(char::to_uppercase).collect()
+}
+
+/// Issues a one-time enrolment code for `cadre`, valid `ttl_minutes`. Returns the code
+/// (shown once) and its expiry.
+pub fn issue_code(storage: &dyn ServerStorage, cadre: &str, ttl_minutes: i64) -> Result<(String, i64), AccountError> {
+    if !(1..=7 * 24 * 60).contains(&ttl_minutes) {
+        return Err(AccountError::Invalid("ttl_minutes must be between 1 and 10080 (a week)".into()));
+    }
+    if storage.cadre(cadre)?.is_none() {
+        return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
+    }
+    let secret = new_secret().map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
+    let raw: String = secret.iter().take(8).map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char).collect();
+    let code = format!("{}-{}", &raw[..4], &raw[4..]);
+    let now = now_ms();
+    let expires = now + ttl_minutes * 60_000;
+    storage.add_enrol_code(&token_hash(&normalise_code(&code)), cadre, expires, now)?;
+    Ok((code, expires))
+}
+
+/// A phone's enrolment: its token (shown once) and what it may do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enrolled {
+    /// Device token.
+    pub token: String,
+    /// Server-side device key.
+    pub device: String,
+    /// The cadre.
+    pub cadre: String,
+    /// Village scope; `None` for township staff.
+    pub village: Option<String>,
+}
+
+fn device_key(hash: &[u8]) -> String {
+    format!("dev-{}", hex::encode(&hash[..6]))
+}
+
+/// Redeems a code for the phone whose store's device id is `phone_device`.
+pub fn enrol(storage: &dyn ServerStorage, code: &str, phone_device: &str) -> Result<Enrolled, AccountError> {
+    yibiao_core::DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let normalised = normalise_code(code);
+    if normalised.len() != 8 || !normalised.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
+        return Err(AccountError::BadCode("an enrolment code has 8 letters and digits, like K7PM-Q2XD".into()));
+    }
+    let token = format!("ybd_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let hash = token_hash(&token);
+    let now = now_ms();
+    let outcome = storage.redeem_code(&token_hash(&normalised), now, &mut |cadre| {
+        let row = DeviceRow {
+            key: device_key(&hash),
+            name: format!("{} phone {}", cadre.id, &phone_device.chars().take(16).collect::<String>()),
+            cadre: Some(cadre.id.clone()),
+            village: cadre.village.clone(),
+            created_ms: now,
+            revoked_ms: None,
+            phone_device: Some(phone_device.to_owned()),
+        };
+        (row, hash.clone())
+    })?;
+    match outcome {
+        Redeem::Enrolled(row) => Ok(Enrolled {
+            token,
+            device: row.key,
+            cadre: row.cadre.unwrap_or_default(),
+            village: row.village,
+        }),
+        Redeem::Unknown => Err(AccountError::BadCode("unknown enrolment code; ask the township for a new one".into())),
+        Redeem::Used => Err(AccountError::BadCode("this enrolment code was already used; ask for a new one".into())),
+        Redeem::Expired => Err(AccountError::BadCode("this enrolment code has expired; ask for a new one".into())),
+    }
+}
+
+/// Registers a device directly (operator CLI), returning its row and token.
+pub fn register_device(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    name: &str,
+    cadre: Option<&str>,
+    village: Option<&str>,
+) -> Result<(DeviceRow, String), AccountError> {
+    check_village(schema, village)?;
+    let token = format!("ybd_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let hash = token_hash(&token);
+    let row = DeviceRow {
+        key: device_key(&hash),
+        name: name.to_owned(),
+        cadre: cadre.map(str::to_owned),
+        village: village.map(str::to_owned),
+        created_ms: now_ms(),
+        revoked_ms: None,
+        phone_device: None,
+    };
+    storage.add_device(&row, &hash)?;
+    Ok((row, token))
+}
+
+/// Issues a token for `department` (a key of the schema's departments).
+pub fn issue_department_token(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    department: &str,
+    name: &str,
+) -> Result<(DepartmentTokenRow, String), AccountError> {
+    if schema.department(department).is_none() {
+        let known: Vec<&str> = schema.departments.keys().map(String::as_str).collect();
+        return Err(AccountError::NotFound(format!(
+            "unknown department `{department}`; the schema has: {}",
+            known.join(", ")
+        )));
+    }
+    let token = format!("ybk_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let hash = token_hash(&token);
+    let row = DepartmentTokenRow {
+        key: format!("key-{}", hex::encode(&hash[..6])),
+        department: department.to_owned(),
+        name: if name.trim().is_empty() { department.to_owned() } else { name.trim().to_owned() },
+        created_ms: now_ms(),
+        revoked_ms: None,
+    };
+    storage.add_department_token(&row, &hash)?;
+    Ok((row, token))
+}
+
+/// Creates (or replaces) the admin token; returns it (shown once).
+pub fn rotate_admin_token(storage: &dyn ServerStorage) -> Result<String, AccountError> {
+    let token = format!("yba_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    storage.set_admin_token(&token_hash(&token), now_ms())?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_normalised_the_way_people_type_them() {
+        assert_eq!(normalise_code("k7pm-q2xd"), "K7PMQ2XD");
+        assert_eq!(normalise_code(" K7PM Q2XD "), "K7PMQ2XD");
+    }
+}
