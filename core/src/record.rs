@@ -343,8 +343,11 @@ impl Record {
 
     /// The shown values as one JSON object, field -> value (JSON form).
     pub fn values_json(&self, schema: &Schema) -> String {
-        let map: serde_json::Map<String, serde_json::Value> =
-            self.values(schema).into_iter().map(|(k, v)| (k, v.to_json())).collect();
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .values(schema)
+            .into_iter()
+            .map(|(k, v)| (k, v.to_json()))
+            .collect();
         serde_json::Value::Object(map).to_string()
     }
 

@@ -49,7 +49,10 @@ fn check_village(schema: &Schema, village: Option<&str>) -> Result<(), AccountEr
     match village {
         Some(v) if !schema.has_village(v) => {
             let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
-            Err(AccountError::Invalid(format!("unknown village `{v}`; the schema has: {}", known.join(", "))))
+            Err(AccountError::Invalid(format!(
+                "unknown village `{v}`; the schema has: {}",
+                known.join(", ")
+            )))
         }
         _ => Ok(()),
     }
@@ -66,7 +69,9 @@ pub fn create_cadre(
     let id = CadreId::new(id).map_err(|e| AccountError::Invalid(e.to_string()))?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(AccountError::Invalid("name must be 1 to 60 characters".into()));
+        return Err(AccountError::Invalid(
+            "name must be 1 to 60 characters".into(),
+        ));
     }
     check_village(schema, village)?;
     let row = CadreRow {
@@ -76,27 +81,42 @@ pub fn create_cadre(
         created_ms: now_ms(),
     };
     if !storage.add_cadre(&row)? {
-        return Err(AccountError::Conflict(format!("cadre `{id}` already exists")));
+        return Err(AccountError::Conflict(format!(
+            "cadre `{id}` already exists"
+        )));
     }
     Ok(row)
 }
 
 /// Normalises a typed code: uppercase, without dashes or spaces.
 pub fn normalise_code(code: &str) -> String {
-    code.chars().filter(|c| !matches!(c, '-' | ' ')).flat_map(char::to_uppercase).collect()
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .flat_map(char::to_uppercase)
+        .collect()
 }
 
 /// Issues a one-time enrolment code for `cadre`, valid `ttl_minutes`. Returns the code
 /// (shown once) and its expiry.
-pub fn issue_code(storage: &dyn ServerStorage, cadre: &str, ttl_minutes: i64) -> Result<(String, i64), AccountError> {
+pub fn issue_code(
+    storage: &dyn ServerStorage,
+    cadre: &str,
+    ttl_minutes: i64,
+) -> Result<(String, i64), AccountError> {
     if !(1..=7 * 24 * 60).contains(&ttl_minutes) {
-        return Err(AccountError::Invalid("ttl_minutes must be between 1 and 10080 (a week)".into()));
+        return Err(AccountError::Invalid(
+            "ttl_minutes must be between 1 and 10080 (a week)".into(),
+        ));
     }
     if storage.cadre(cadre)?.is_none() {
         return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
     }
     let secret = new_secret().map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
-    let raw: String = secret.iter().take(8).map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char).collect();
+    let raw: String = secret
+        .iter()
+        .take(8)
+        .map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char)
+        .collect();
     let code = format!("{}-{}", &raw[..4], &raw[4..]);
     let now = now_ms();
     let expires = now + ttl_minutes * 60_000;
@@ -122,19 +142,32 @@ fn device_key(hash: &[u8]) -> String {
 }
 
 /// Redeems a code for the phone whose store's device id is `phone_device`.
-pub fn enrol(storage: &dyn ServerStorage, code: &str, phone_device: &str) -> Result<Enrolled, AccountError> {
+pub fn enrol(
+    storage: &dyn ServerStorage,
+    code: &str,
+    phone_device: &str,
+) -> Result<Enrolled, AccountError> {
     yibiao_core::DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
     let normalised = normalise_code(code);
     if normalised.len() != 8 || !normalised.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
-        return Err(AccountError::BadCode("an enrolment code has 8 letters and digits, like K7PM-Q2XD".into()));
+        return Err(AccountError::BadCode(
+            "an enrolment code has 8 letters and digits, like K7PM-Q2XD".into(),
+        ));
     }
-    let token = format!("ybd_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let token = format!(
+        "ybd_{}",
+        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
+    );
     let hash = token_hash(&token);
     let now = now_ms();
     let outcome = storage.redeem_code(&token_hash(&normalised), now, &mut |cadre| {
         let row = DeviceRow {
             key: device_key(&hash),
-            name: format!("{} phone {}", cadre.id, &phone_device.chars().take(16).collect::<String>()),
+            name: format!(
+                "{} phone {}",
+                cadre.id,
+                &phone_device.chars().take(16).collect::<String>()
+            ),
             cadre: Some(cadre.id.clone()),
             village: cadre.village.clone(),
             created_ms: now,
@@ -150,9 +183,15 @@ pub fn enrol(storage: &dyn ServerStorage, code: &str, phone_device: &str) -> Res
             cadre: row.cadre.unwrap_or_default(),
             village: row.village,
         }),
-        Redeem::Unknown => Err(AccountError::BadCode("unknown enrolment code; ask the township for a new one".into())),
-        Redeem::Used => Err(AccountError::BadCode("this enrolment code was already used; ask for a new one".into())),
-        Redeem::Expired => Err(AccountError::BadCode("this enrolment code has expired; ask for a new one".into())),
+        Redeem::Unknown => Err(AccountError::BadCode(
+            "unknown enrolment code; ask the township for a new one".into(),
+        )),
+        Redeem::Used => Err(AccountError::BadCode(
+            "this enrolment code was already used; ask for a new one".into(),
+        )),
+        Redeem::Expired => Err(AccountError::BadCode(
+            "this enrolment code has expired; ask for a new one".into(),
+        )),
     }
 }
 
@@ -165,7 +204,10 @@ pub fn register_device(
     village: Option<&str>,
 ) -> Result<(DeviceRow, String), AccountError> {
     check_village(schema, village)?;
-    let token = format!("ybd_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let token = format!(
+        "ybd_{}",
+        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
+    );
     let hash = token_hash(&token);
     let row = DeviceRow {
         key: device_key(&hash),
@@ -194,12 +236,19 @@ pub fn issue_department_token(
             known.join(", ")
         )));
     }
-    let token = format!("ybk_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let token = format!(
+        "ybk_{}",
+        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
+    );
     let hash = token_hash(&token);
     let row = DepartmentTokenRow {
         key: format!("key-{}", hex::encode(&hash[..6])),
         department: department.to_owned(),
-        name: if name.trim().is_empty() { department.to_owned() } else { name.trim().to_owned() },
+        name: if name.trim().is_empty() {
+            department.to_owned()
+        } else {
+            name.trim().to_owned()
+        },
         created_ms: now_ms(),
         revoked_ms: None,
     };
@@ -209,7 +258,10 @@ pub fn issue_department_token(
 
 /// Creates (or replaces) the admin token; returns it (shown once).
 pub fn rotate_admin_token(storage: &dyn ServerStorage) -> Result<String, AccountError> {
-    let token = format!("yba_{}", hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?));
+    let token = format!(
+        "yba_{}",
+        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
+    );
     storage.set_admin_token(&token_hash(&token), now_ms())?;
     Ok(token)
 }

@@ -38,26 +38,41 @@ pub fn bearer(headers: &HeaderMap, kind: &str) -> Result<String, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing `Authorization: Bearer <{kind} token>` header")))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "missing `Authorization: Bearer <{kind} token>` header"
+            ))
+        })?;
     let token = value
         .strip_prefix("Bearer ")
-        .ok_or_else(|| ApiError::Unauthorized(format!("the Authorization header must be `Bearer <{kind} token>`")))?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "the Authorization header must be `Bearer <{kind} token>`"
+            ))
+        })?
         .trim();
     Ok(token.to_owned())
 }
 
 /// The device behind the request's bearer token.
-pub fn device(storage: &dyn ServerStorage, headers: &HeaderMap) -> Result<(DeviceAuth, DeviceRow), ApiError> {
+pub fn device(
+    storage: &dyn ServerStorage,
+    headers: &HeaderMap,
+) -> Result<(DeviceAuth, DeviceRow), ApiError> {
     let token = bearer(headers, "device")?;
     if !token.starts_with("ybd_") {
-        return Err(ApiError::Unauthorized("this is not a device token (device tokens start with ybd_)".into()));
+        return Err(ApiError::Unauthorized(
+            "this is not a device token (device tokens start with ybd_)".into(),
+        ));
     }
     let row = storage
         .device_by_token_hash(&token_hash(&token))
         .map_err(internal)?
         .ok_or_else(|| ApiError::Unauthorized("unknown device token".into()))?;
     if row.revoked_ms.is_some() {
-        return Err(ApiError::Unauthorized("this device token was revoked; enrol the phone again".into()));
+        return Err(ApiError::Unauthorized(
+            "this device token was revoked; enrol the phone again".into(),
+        ));
     }
     let auth = DeviceAuth {
         key: row.key.clone(),
@@ -70,20 +85,31 @@ pub fn device(storage: &dyn ServerStorage, headers: &HeaderMap) -> Result<(Devic
 }
 
 /// The department behind the request's bearer token, with its view from the schema.
-pub fn department(storage: &dyn ServerStorage, schema: &Schema, headers: &HeaderMap) -> Result<DepartmentDef, ApiError> {
+pub fn department(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    headers: &HeaderMap,
+) -> Result<DepartmentDef, ApiError> {
     let token = bearer(headers, "department")?;
     if !token.starts_with("ybk_") {
-        return Err(ApiError::Unauthorized("this is not a department token (department tokens start with ybk_)".into()));
+        return Err(ApiError::Unauthorized(
+            "this is not a department token (department tokens start with ybk_)".into(),
+        ));
     }
     let row = storage
         .department_by_token_hash(&token_hash(&token))
         .map_err(internal)?
         .ok_or_else(|| ApiError::Unauthorized("unknown department token".into()))?;
     if row.revoked_ms.is_some() {
-        return Err(ApiError::Unauthorized("this department token was revoked; ask the operator for a new one".into()));
+        return Err(ApiError::Unauthorized(
+            "this department token was revoked; ask the operator for a new one".into(),
+        ));
     }
     schema.department(&row.department).cloned().ok_or_else(|| {
-        ApiError::Forbidden(format!("department `{}` is no longer in the schema", row.department))
+        ApiError::Forbidden(format!(
+            "department `{}` is no longer in the schema",
+            row.department
+        ))
     })
 }
 
@@ -91,9 +117,14 @@ pub fn department(storage: &dyn ServerStorage, schema: &Schema, headers: &Header
 pub fn admin(storage: &dyn ServerStorage, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = bearer(headers, "admin")?;
     if !token.starts_with("yba_") {
-        return Err(ApiError::Unauthorized("this is not the admin token (it starts with yba_)".into()));
+        return Err(ApiError::Unauthorized(
+            "this is not the admin token (it starts with yba_)".into(),
+        ));
     }
-    if storage.is_admin_token(&token_hash(&token)).map_err(internal)? {
+    if storage
+        .is_admin_token(&token_hash(&token))
+        .map_err(internal)?
+    {
         Ok(())
     } else {
         Err(ApiError::Unauthorized("wrong admin token".into()))

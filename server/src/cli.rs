@@ -183,10 +183,22 @@ fn open_storage(
     data_dir: Option<PathBuf>,
     schema: Option<PathBuf>,
 ) -> Result<(Config, std::sync::Arc<dyn ServerStorage>), String> {
-    let cfg = config(cli_config, Overrides { data_dir, schema, ..Overrides::default() })?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", cfg.data_dir.display()))?;
-    let storage = SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
+    let cfg = config(
+        cli_config,
+        Overrides {
+            data_dir,
+            schema,
+            ..Overrides::default()
+        },
+    )?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let storage =
+        SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
     Ok((cfg, std::sync::Arc::new(storage)))
 }
 
@@ -198,13 +210,17 @@ fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), Stri
     }
     let token = accounts::rotate_admin_token(storage).map_err(|e| e.to_string())?;
     let path = cfg.data_dir.join("admin-token");
-    std::fs::write(&path, format!("{token}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, format!("{token}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
-    println!("first start: the admin token is in {} (rotate with `yibiao-server admin-token`)", path.display());
+    println!(
+        "first start: the admin token is in {} (rotate with `yibiao-server admin-token`)",
+        path.display()
+    );
     Ok(())
 }
 
@@ -244,13 +260,25 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
             match action {
-                DeviceAction::Add { name, cadre, village, township, .. } => {
+                DeviceAction::Add {
+                    name,
+                    cadre,
+                    village,
+                    township,
+                    ..
+                } => {
                     if village.is_none() && !township {
                         return Err("give --village VILLAGE for a village phone, or --township for township staff".into());
                     }
                     let schema = load_schema(&cfg)?;
-                    let (row, token) = accounts::register_device(storage.as_ref(), &schema, &name, cadre.as_deref(), village.as_deref())
-                        .map_err(|e| e.to_string())?;
+                    let (row, token) = accounts::register_device(
+                        storage.as_ref(),
+                        &schema,
+                        &name,
+                        cadre.as_deref(),
+                        village.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?;
                     println!("device {} registered", row.key);
                     println!("token (shown once): {token}");
                     Ok(())
@@ -263,17 +291,26 @@ fn run(cli: Cli) -> Result<(), String> {
                             d.name,
                             d.cadre.as_deref().unwrap_or("-"),
                             d.village.as_deref().unwrap_or("(township)"),
-                            if d.revoked_ms.is_some() { "revoked" } else { "active" }
+                            if d.revoked_ms.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
                         );
                     }
                     Ok(())
                 }
                 DeviceAction::Revoke { key } => {
-                    if storage.revoke_device(&key, accounts::now_ms()).map_err(|e| e.to_string())? {
+                    if storage
+                        .revoke_device(&key, accounts::now_ms())
+                        .map_err(|e| e.to_string())?
+                    {
                         println!("device {key} revoked");
                         Ok(())
                     } else {
-                        Err(format!("no device `{key}`; see `yibiao-server device list`"))
+                        Err(format!(
+                            "no device `{key}`; see `yibiao-server device list`"
+                        ))
                     }
                 }
             }
@@ -285,27 +322,52 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
             match action {
-                CadreAction::Add { id, name, village, township, .. } => {
+                CadreAction::Add {
+                    id,
+                    name,
+                    village,
+                    township,
+                    ..
+                } => {
                     if village.is_none() && !township {
                         return Err("give --village VILLAGE for a village cadre, or --township for township staff".into());
                     }
                     let schema = load_schema(&cfg)?;
-                    let row = accounts::create_cadre(storage.as_ref(), &schema, &id, &name, village.as_deref())
-                        .map_err(|e| e.to_string())?;
-                    println!("cadre {} ({}) added, scope {}", row.id, row.name, row.village.as_deref().unwrap_or("township"));
+                    let row = accounts::create_cadre(
+                        storage.as_ref(),
+                        &schema,
+                        &id,
+                        &name,
+                        village.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    println!(
+                        "cadre {} ({}) added, scope {}",
+                        row.id,
+                        row.name,
+                        row.village.as_deref().unwrap_or("township")
+                    );
                     Ok(())
                 }
                 CadreAction::List => {
                     for c in storage.cadres().map_err(|e| e.to_string())? {
-                        println!("{}\t{}\t{}", c.id, c.name, c.village.as_deref().unwrap_or("(township)"));
+                        println!(
+                            "{}\t{}\t{}",
+                            c.id,
+                            c.name,
+                            c.village.as_deref().unwrap_or("(township)")
+                        );
                     }
                     Ok(())
                 }
                 CadreAction::Code { id, ttl_minutes } => {
                     let (code, expires_ms) =
-                        accounts::issue_code(storage.as_ref(), &id, ttl_minutes).map_err(|e| e.to_string())?;
+                        accounts::issue_code(storage.as_ref(), &id, ttl_minutes)
+                            .map_err(|e| e.to_string())?;
                     println!("code: {code}");
-                    println!("valid for {ttl_minutes} minutes, once (until {expires_ms} ms since the epoch)");
+                    println!(
+                        "valid for {ttl_minutes} minutes, once (until {expires_ms} ms since the epoch)"
+                    );
                     Ok(())
                 }
             }
@@ -317,10 +379,17 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
             match action {
-                DepartmentAction::Token { department, name, .. } => {
+                DepartmentAction::Token {
+                    department, name, ..
+                } => {
                     let schema = load_schema(&cfg)?;
-                    let (row, token) = accounts::issue_department_token(storage.as_ref(), &schema, &department, &name)
-                        .map_err(|e| e.to_string())?;
+                    let (row, token) = accounts::issue_department_token(
+                        storage.as_ref(),
+                        &schema,
+                        &department,
+                        &name,
+                    )
+                    .map_err(|e| e.to_string())?;
                     println!("department token {} for {} issued", row.key, row.department);
                     println!("token (shown once): {token}");
                     Ok(())
@@ -332,24 +401,34 @@ fn run(cli: Cli) -> Result<(), String> {
                             t.key,
                             t.department,
                             t.name,
-                            if t.revoked_ms.is_some() { "revoked" } else { "active" }
+                            if t.revoked_ms.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
                         );
                     }
                     Ok(())
                 }
                 DepartmentAction::Revoke { key } => {
-                    if storage.revoke_department_token(&key, accounts::now_ms()).map_err(|e| e.to_string())? {
+                    if storage
+                        .revoke_department_token(&key, accounts::now_ms())
+                        .map_err(|e| e.to_string())?
+                    {
                         println!("department token {key} revoked");
                         Ok(())
                     } else {
-                        Err(format!("no department token `{key}`; see `yibiao-server department list`"))
+                        Err(format!(
+                            "no department token `{key}`; see `yibiao-server department list`"
+                        ))
                     }
                 }
             }
         }
         Command::AdminToken => {
             let (_, storage) = open_storage(&cli.config, cli.data_dir, None)?;
-            let token = accounts::rotate_admin_token(storage.as_ref()).map_err(|e| e.to_string())?;
+            let token =
+                accounts::rotate_admin_token(storage.as_ref()).map_err(|e| e.to_string())?;
             println!("admin token (shown once; the previous one no longer works): {token}");
             Ok(())
         }

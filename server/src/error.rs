@@ -59,11 +59,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": self.to_string() } })),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited(secs) = self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 

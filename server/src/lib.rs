@@ -53,16 +53,26 @@ pub struct AppState {
 impl AppState {
     /// Opens the data directory's SQLite database and builds the state.
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
-        let storage: Arc<dyn ServerStorage> =
-            Arc::new(SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?);
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let storage: Arc<dyn ServerStorage> = Arc::new(
+            SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?,
+        );
         Ok(Self::with_storage(config, schema, storage))
     }
 
     /// Builds the state over any storage implementation.
     pub fn with_storage(config: Config, schema: Schema, storage: Arc<dyn ServerStorage>) -> Self {
-        let hub = Hub::new(Arc::new(schema), storage.clone(), Arc::new(SystemClock), HubConfig::default());
+        let hub = Hub::new(
+            Arc::new(schema),
+            storage.clone(),
+            Arc::new(SystemClock),
+            HubConfig::default(),
+        );
         let limiter = limits::RateLimiter::new(config.rate_per_minute, config.rate_burst);
         Self {
             hub: Arc::new(hub),
@@ -90,16 +100,33 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/records.ndjson", get(records::ndjson))
         .route("/v1/records.csv", get(records::csv))
         .route("/v1/feed", get(records::feed))
-        .route("/v1/admin/cadres", post(admin::create_cadre).get(admin::list_cadres))
+        .route(
+            "/v1/admin/cadres",
+            post(admin::create_cadre).get(admin::list_cadres),
+        )
         .route("/v1/admin/cadres/{id}/codes", post(admin::issue_code))
         .route("/v1/admin/devices", get(admin::list_devices))
         .route("/v1/admin/devices/{key}/revoke", post(admin::revoke_device))
-        .route("/v1/admin/departments/{department}/tokens", post(admin::issue_department_token))
-        .route("/v1/admin/department-tokens", get(admin::list_department_tokens))
-        .route("/v1/admin/department-tokens/{key}/revoke", post(admin::revoke_department_token))
-        .fallback(|| async { error::ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
+        .route(
+            "/v1/admin/departments/{department}/tokens",
+            post(admin::issue_department_token),
+        )
+        .route(
+            "/v1/admin/department-tokens",
+            get(admin::list_department_tokens),
+        )
+        .route(
+            "/v1/admin/department-tokens/{key}/revoke",
+            post(admin::revoke_department_token),
+        )
+        .fallback(|| async {
+            error::ApiError::NotFound("no such endpoint; see /openapi.json".into())
+        })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -19,7 +19,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_minute` requests per key per minute, with bursts up to `burst`. 0 disables.
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self { per_minute: f64::from(per_minute), burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            per_minute: f64::from(per_minute),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one request for `key`; `Err(seconds)` to wait when the bucket is empty.

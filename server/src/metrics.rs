@@ -7,7 +7,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// A latency histogram in seconds.
 #[derive(Debug, Default)]
@@ -26,17 +28,26 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {}", self.counts[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                self.counts[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
     }
 }
@@ -77,7 +88,10 @@ impl Metrics {
 
     /// Counts records served to a department.
     pub fn served(&self, format: &'static str, n: u64) {
-        let mut m = self.department_records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self
+            .department_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *m.entry(format).or_default() += n;
     }
 
@@ -85,26 +99,96 @@ impl Metrics {
     pub fn render(&self, records: u64) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        counter(&mut out, "yibiao_syncs_total", "Sync exchanges answered.", &self.syncs);
-        counter(&mut out, "yibiao_sync_errors_total", "Sync exchanges refused as a whole (4xx/5xx).", &self.sync_errors);
-        counter(&mut out, "yibiao_sync_bytes_in_total", "Sync request bytes received.", &self.sync_bytes_in);
-        counter(&mut out, "yibiao_sync_bytes_out_total", "Sync response bytes sent.", &self.sync_bytes_out);
-        counter(&mut out, "yibiao_sync_docs_accepted_total", "Documents accepted from devices.", &self.docs_accepted);
-        counter(&mut out, "yibiao_sync_docs_sent_total", "Documents sent to devices.", &self.docs_sent);
-        counter(&mut out, "yibiao_sync_pages_with_more_total", "Responses that left more to pull.", &self.pages_with_more);
-        counter(&mut out, "yibiao_rate_limited_total", "Requests refused by the rate limiter.", &self.rate_limited);
-        let _ = writeln!(out, "# HELP yibiao_sync_refusals_total Documents refused, by reason.\n# TYPE yibiao_sync_refusals_total counter");
-        for (code, n) in self.refusals.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        counter(
+            &mut out,
+            "yibiao_syncs_total",
+            "Sync exchanges answered.",
+            &self.syncs,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_errors_total",
+            "Sync exchanges refused as a whole (4xx/5xx).",
+            &self.sync_errors,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_bytes_in_total",
+            "Sync request bytes received.",
+            &self.sync_bytes_in,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_bytes_out_total",
+            "Sync response bytes sent.",
+            &self.sync_bytes_out,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_docs_accepted_total",
+            "Documents accepted from devices.",
+            &self.docs_accepted,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_docs_sent_total",
+            "Documents sent to devices.",
+            &self.docs_sent,
+        );
+        counter(
+            &mut out,
+            "yibiao_sync_pages_with_more_total",
+            "Responses that left more to pull.",
+            &self.pages_with_more,
+        );
+        counter(
+            &mut out,
+            "yibiao_rate_limited_total",
+            "Requests refused by the rate limiter.",
+            &self.rate_limited,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP yibiao_sync_refusals_total Documents refused, by reason.\n# TYPE yibiao_sync_refusals_total counter"
+        );
+        for (code, n) in self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(out, "yibiao_sync_refusals_total{{code=\"{code}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP yibiao_department_records_total Records served to departments, by format.\n# TYPE yibiao_department_records_total counter");
-        for (format, n) in self.department_records.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "yibiao_department_records_total{{format=\"{format}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "# HELP yibiao_department_records_total Records served to departments, by format.\n# TYPE yibiao_department_records_total counter"
+        );
+        for (format, n) in self
+            .department_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "yibiao_department_records_total{{format=\"{format}\"}} {n}"
+            );
         }
-        self.sync_seconds.render(&mut out, "yibiao_sync_duration_seconds", "Time to handle one sync exchange.");
-        let _ = writeln!(out, "# HELP yibiao_records Records held by the server.\n# TYPE yibiao_records gauge\nyibiao_records {records}");
+        self.sync_seconds.render(
+            &mut out,
+            "yibiao_sync_duration_seconds",
+            "Time to handle one sync exchange.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP yibiao_records Records held by the server.\n# TYPE yibiao_records gauge\nyibiao_records {records}"
+        );
         out
     }
 }

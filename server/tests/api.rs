@@ -24,13 +24,29 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let over = Overrides { data_dir: Some(dir.path().to_owned()), ..Overrides::default() };
-    let file = FileConfig { max_body_bytes: Some(64 * 1024), ..FileConfig::default() };
+    let over = Overrides {
+        data_dir: Some(dir.path().to_owned()),
+        ..Overrides::default()
+    };
+    let file = FileConfig {
+        max_body_bytes: Some(64 * 1024),
+        ..FileConfig::default()
+    };
     let config = Config::resolve(over, file).unwrap();
     let state = AppState::open(config, Schema::baru_example()).unwrap();
-    let (_, token) =
-        accounts::register_device(state.storage.as_ref(), state.hub.schema(), "a", Some("amu"), Some("tujiang")).unwrap();
-    Fixture { state, token, _dir: dir }
+    let (_, token) = accounts::register_device(
+        state.storage.as_ref(),
+        state.hub.schema(),
+        "a",
+        Some("amu"),
+        Some("tujiang"),
+    )
+    .unwrap();
+    Fixture {
+        state,
+        token,
+        _dir: dir,
+    }
 }
 
 async fn post(f: &Fixture, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -123,7 +139,10 @@ async fn a_sync_without_a_valid_token_is_refused_and_stores_nothing() {
     assert_eq!(error_of(&resp).1, "unknown device token");
     let (status, resp) = post(&f, Some("ybk_0000"), body.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(error_of(&resp).1, "this is not a device token (device tokens start with ybd_)");
+    assert_eq!(
+        error_of(&resp).1,
+        "this is not a device token (device tokens start with ybd_)"
+    );
     let key = f.state.storage.devices().unwrap()[0].key.clone();
     f.state.storage.revoke_device(&key, 2).unwrap();
     let (status, resp) = post(&f, Some(&f.token), body).await;

@@ -130,6 +130,9 @@ pub struct DepartmentDef {
     pub office: Option<String>,
     /// Forms the department may read.
     pub forms: Vec<String>,
+    /// Entity types whose records the department may read: those of its forms plus any
+    /// listed under `entities` in the schema.
+    pub entities: Vec<String>,
     /// Every field the department may read: the fields of its forms plus extra ones,
     /// in dictionary order of first appearance.
     pub fields: Vec<String>,
@@ -225,18 +228,20 @@ impl Schema {
 }
 
 impl DepartmentDef {
-    /// True when the department may see records of `entity` in `village`: the village is
-    /// in its view and the entity holds at least one field the department may read.
-    pub fn sees_record(&self, schema: &Schema, entity: &str, village: Option<&str>) -> bool {
-        self.sees_village(village)
-            && schema
-                .entity(entity)
-                .is_some_and(|e| e.fields.iter().any(|f| self.sees_field(f)))
+    /// True when the department may see records of `entity` in `village`.
+    pub fn sees_record(&self, entity: &str, village: Option<&str>) -> bool {
+        self.sees_village(village) && self.entities.iter().any(|e| e == entity)
     }
 
     /// Keeps only the entries of a field-keyed JSON object that the department may read.
-    pub fn project(&self, values: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
-        values.into_iter().filter(|(k, _)| self.sees_field(k)).collect()
+    pub fn project(
+        &self,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        values
+            .into_iter()
+            .filter(|(k, _)| self.sees_field(k))
+            .collect()
     }
 
     /// True when the department may read `field`.

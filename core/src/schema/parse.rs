@@ -128,6 +128,8 @@ struct RawDepartment {
     forms: Vec<Spanned<String>>,
     #[serde(default)]
     extra_fields: Vec<Spanned<String>>,
+    #[serde(default)]
+    entities: Vec<Spanned<String>>,
     villages: Vec<Spanned<String>>,
 }
 
@@ -373,6 +375,19 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         let owner = format!("department `{k}`");
         let mut seen_fields = Vec::new();
         let mut dept_forms = Vec::new();
+        let mut dept_entities: Vec<String> = Vec::new();
+        for e in &raw_dept.entities {
+            if !entities.contains_key(e.get_ref()) {
+                return Err(cx.err(
+                    e,
+                    e.get_ref(),
+                    format!("{owner} names an entity type that is not in [entities]"),
+                ));
+            }
+            if !dept_entities.contains(e.get_ref()) {
+                dept_entities.push(e.get_ref().clone());
+            }
+        }
         for f in &raw_dept.forms {
             let Some(form) = forms.get(f.get_ref()) else {
                 return Err(cx.err(
@@ -382,6 +397,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
                 ));
             };
             dept_forms.push(form.key.clone());
+            if !dept_entities.contains(&form.entity) {
+                dept_entities.push(form.entity.clone());
+            }
             for field in &form.fields {
                 if !seen_fields.contains(field) {
                     seen_fields.push(field.clone());
@@ -393,6 +411,13 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             if !seen_fields.contains(&name) {
                 seen_fields.push(name);
             }
+        }
+        if dept_entities.is_empty() {
+            return Err(cx.err(
+                &key,
+                &k,
+                format!("{owner} reads no records: give it `forms` or `entities`"),
+            ));
         }
         let villages_scope = if raw_dept.villages.iter().any(|v| v.get_ref() == "*") {
             VillageScope::All
@@ -422,6 +447,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
                 },
                 office: raw_dept.office,
                 forms: dept_forms,
+                entities: dept_entities,
                 fields: seen_fields,
                 villages: villages_scope,
             },

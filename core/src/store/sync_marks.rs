@@ -49,7 +49,9 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the token.
-        f.debug_struct("Credentials").field("server_url", &self.server_url).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("server_url", &self.server_url)
+            .finish_non_exhaustive()
     }
 }
 

@@ -102,7 +102,12 @@ pub enum EnrolError {
 }
 
 /// Enrols this phone with a one-time code: `POST <server>/v1/enrol`.
-pub fn enrol(server_url: &str, code: &str, device: &str, timeout: Duration) -> Result<Enrolment, EnrolError> {
+pub fn enrol(
+    server_url: &str,
+    code: &str,
+    device: &str,
+    timeout: Duration,
+) -> Result<Enrolment, EnrolError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -116,14 +121,24 @@ pub fn enrol(server_url: &str, code: &str, device: &str, timeout: Duration) -> R
         .send(body.as_bytes())
         .map_err(network)?;
     let status = response.status().as_u16();
-    let bytes = response.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(network)?;
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .map_err(network)?;
     let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     match status {
         200 | 201 => serde_json::from_value(json).map_err(|e| {
-            EnrolError::Transport(TransportError::Network(format!("unexpected enrolment answer: {e}")))
+            EnrolError::Transport(TransportError::Network(format!(
+                "unexpected enrolment answer: {e}"
+            )))
         }),
         400 | 401 | 404 | 410 => Err(EnrolError::BadCode(
-            json["error"]["message"].as_str().unwrap_or("the enrolment code was refused").to_owned(),
+            json["error"]["message"]
+                .as_str()
+                .unwrap_or("the enrolment code was refused")
+                .to_owned(),
         )),
         _ => Err(EnrolError::Transport(TransportError::Status {
             status,

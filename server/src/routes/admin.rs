@@ -36,14 +36,23 @@ pub async fn create_cadre(
     blocking(move || check(&s, &headers)).await?;
     let req: NewCadre = json_body(body)?;
     let row = blocking(move || {
-        Ok(accounts::create_cadre(state.storage.as_ref(), state.hub.schema(), &req.id, &req.name, req.village.as_deref())?)
+        Ok(accounts::create_cadre(
+            state.storage.as_ref(),
+            state.hub.schema(),
+            &req.id,
+            &req.name,
+            req.village.as_deref(),
+        )?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(json!(row))))
 }
 
 /// `GET /v1/admin/cadres`.
-pub async fn list_cadres(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn list_cadres(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         check(&state, &headers)?;
         Ok(Json(json!({ "cadres": state.storage.cadres().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))
@@ -70,13 +79,22 @@ pub async fn issue_code(
         Ok(b) if b.is_empty() => NewCode::default(),
         _ => json_body(body)?,
     };
-    let ttl = req.ttl_minutes.unwrap_or(accounts::DEFAULT_CODE_TTL_MINUTES);
-    let (code, expires_ms) = blocking(move || Ok(accounts::issue_code(state.storage.as_ref(), &id, ttl)?)).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "code": code, "expires_ms": expires_ms }))))
+    let ttl = req
+        .ttl_minutes
+        .unwrap_or(accounts::DEFAULT_CODE_TTL_MINUTES);
+    let (code, expires_ms) =
+        blocking(move || Ok(accounts::issue_code(state.storage.as_ref(), &id, ttl)?)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "code": code, "expires_ms": expires_ms })),
+    ))
 }
 
 /// `GET /v1/admin/devices`.
-pub async fn list_devices(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn list_devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         check(&state, &headers)?;
         Ok(Json(json!({ "devices": state.storage.devices().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))
@@ -133,11 +151,17 @@ pub async fn issue_department_token(
         )?)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "key": row.key, "department": row.department }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "key": row.key, "department": row.department })),
+    ))
 }
 
 /// `GET /v1/admin/department-tokens`.
-pub async fn list_department_tokens(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn list_department_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         check(&state, &headers)?;
         Ok(Json(json!({ "tokens": state.storage.department_tokens().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))

@@ -19,15 +19,22 @@ struct EnrolRequest {
 }
 
 /// Redeems an enrolment code.
-pub async fn enrol(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Enrolled>, ApiError> {
+pub async fn enrol(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Enrolled>, ApiError> {
     let req: EnrolRequest = json_body(body)?;
     // One global bucket: guessing codes must stay hopeless however many clients try.
     state.limiter_enrol.check("enrol").map_err(|s| {
-        state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ApiError::RateLimited(s)
     })?;
     let storage = state.storage.clone();
-    let enrolled = blocking(move || Ok(accounts::enrol(storage.as_ref(), &req.code, &req.device)?)).await?;
+    let enrolled =
+        blocking(move || Ok(accounts::enrol(storage.as_ref(), &req.code, &req.device)?)).await?;
     tracing::info!(device = %enrolled.device, cadre = %enrolled.cadre, "phone enrolled");
     Ok(Json(enrolled))
 }

@@ -24,14 +24,19 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let hub = state.hub.clone();
     let records = tokio::task::spawn_blocking(move || hub.storage().record_count())
         .await
         .map_err(|_| ApiError::Internal)?
         .unwrap_or(0);
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         state.metrics.render(records),
     ))
 }

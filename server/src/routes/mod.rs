@@ -30,5 +30,6 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
             ApiError::BadRequest(format!("could not read the body: {e}"))
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }

@@ -67,8 +67,16 @@ pub fn document() -> Value {
     let s = json!({ "type": "string" });
     let filter = |extra: Vec<Value>| {
         let mut v = vec![
-            q("entity", "Only this entity type (must be one the department sees).", s.clone()),
-            q("village", "Only this village (must be one the department sees).", s.clone()),
+            q(
+                "entity",
+                "Only this entity type (must be one the department sees).",
+                s.clone(),
+            ),
+            q(
+                "village",
+                "Only this village (must be one the department sees).",
+                s.clone(),
+            ),
         ];
         v.extend(extra);
         Value::Array(v)
@@ -79,14 +87,48 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method] = o;
     };
-    add("get", "/healthz", op("Liveness and record count.", None, json!([]), ok("200", "application/json", json!({"type": "object"})), &["500"]));
-    add("get", "/metrics", op("Prometheus metrics.", None, json!([]), ok("200", "text/plain", s.clone()), &[]));
-    add("get", "/openapi.json", op("This document.", None, json!([]), ok("200", "application/json", json!({"type": "object"})), &[]));
+    add(
+        "get",
+        "/healthz",
+        op(
+            "Liveness and record count.",
+            None,
+            json!([]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["500"],
+        ),
+    );
+    add(
+        "get",
+        "/metrics",
+        op(
+            "Prometheus metrics.",
+            None,
+            json!([]),
+            ok("200", "text/plain", s.clone()),
+            &[],
+        ),
+    );
+    add(
+        "get",
+        "/openapi.json",
+        op(
+            "This document.",
+            None,
+            json!([]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &[],
+        ),
+    );
     let mut sync = op(
         "One sync exchange (binary: \"YBS\", version byte, zstd(postcard)); see ARCHITECTURE.md.",
         Some("device"),
         json!([]),
-        ok("200", "application/x-yibiao-sync", json!({"type": "string", "format": "binary"})),
+        ok(
+            "200",
+            "application/x-yibiao-sync",
+            json!({"type": "string", "format": "binary"}),
+        ),
         &["400", "401", "413", "426", "429", "500"],
     );
     sync["requestBody"] = json!({ "required": true, "content": { "application/x-yibiao-sync": { "schema": { "type": "string", "format": "binary" } } } });
@@ -95,63 +137,203 @@ pub fn document() -> Value {
         "Redeem a one-time enrolment code for a device token.",
         None,
         json!([]),
-        ok("200", "application/json", json!({ "type": "object", "properties": { "token": s, "device": s, "cadre": s, "village": { "type": ["string", "null"] } } })),
+        ok(
+            "200",
+            "application/json",
+            json!({ "type": "object", "properties": { "token": s, "device": s, "cadre": s, "village": { "type": ["string", "null"] } } }),
+        ),
         &["400", "401", "429"],
     );
-    enrol["requestBody"] = json_body(json!({ "type": "object", "required": ["code", "device"], "properties": { "code": s, "device": s } }));
+    enrol["requestBody"] = json_body(
+        json!({ "type": "object", "required": ["code", "device"], "properties": { "code": s, "device": s } }),
+    );
     add("post", "/v1/enrol", enrol);
-    add("get", "/v1/records", op(
-        "One page of the department's records (its fields and villages only).",
-        Some("department"),
-        filter(vec![
-            q("limit", "Page size, 1 to 1000 (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
-            q("after", "The `next` of the previous page.", json!({"type": "string", "format": "uuid"})),
-            q("include_deleted", "Include tombstoned records.", json!({"type": "boolean"})),
-        ]),
-        ok("200", "application/json", json!({ "type": "object", "properties": { "records": { "type": "array", "items": record }, "next": { "type": ["string", "null"] } } })),
-        &["400", "401", "403", "429"],
-    ));
-    add("get", "/v1/records.ndjson", op(
-        "Every record of the department's view, one JSON object per line, streamed.",
-        Some("department"),
-        filter(vec![q("include_deleted", "Include tombstoned records.", json!({"type": "boolean"}))]),
-        ok("200", "application/x-ndjson", s.clone()),
-        &["400", "401", "403", "429"],
-    ));
-    add("get", "/v1/records.csv", op(
-        "Every record as CSV (UTF-8 with BOM for Excel), columns = the view's or the form's fields.",
-        Some("department"),
-        filter(vec![
-            q("form", "Columns of this form (one the department reads).", s.clone()),
-            q("include_deleted", "Include tombstoned records.", json!({"type": "boolean"})),
-        ]),
-        ok("200", "text/csv", s.clone()),
-        &["400", "401", "403", "429"],
-    ));
-    add("get", "/v1/feed", op(
-        "Everything that changed since `cursor`, in order; replay from any cursor.",
-        Some("department"),
-        filter(vec![
-            q("cursor", "The `next_cursor` of the previous answer (0 = from the start).", json!({"type": "integer", "minimum": 0})),
-            q("limit", "Changes per answer, 1 to 1000 (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
-        ]),
-        ok("200", "application/json", json!({ "type": "object", "properties": { "changes": { "type": "array", "items": record }, "next_cursor": { "type": "integer" }, "more": { "type": "boolean" } } })),
-        &["400", "401", "403", "429"],
-    ));
-    let mut cadre = op("Create a cadre.", Some("admin"), json!([]), ok("201", "application/json", json!({"type": "object"})), &["400", "401", "409"]);
-    cadre["requestBody"] = json_body(json!({ "type": "object", "required": ["id", "name"], "properties": { "id": s, "name": s, "village": { "type": ["string", "null"], "description": "null for township staff" } } }));
+    add(
+        "get",
+        "/v1/records",
+        op(
+            "One page of the department's records (its fields and villages only).",
+            Some("department"),
+            filter(vec![
+                q(
+                    "limit",
+                    "Page size, 1 to 1000 (default 100).",
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+                ),
+                q(
+                    "after",
+                    "The `next` of the previous page.",
+                    json!({"type": "string", "format": "uuid"}),
+                ),
+                q(
+                    "include_deleted",
+                    "Include tombstoned records.",
+                    json!({"type": "boolean"}),
+                ),
+            ]),
+            ok(
+                "200",
+                "application/json",
+                json!({ "type": "object", "properties": { "records": { "type": "array", "items": record }, "next": { "type": ["string", "null"] } } }),
+            ),
+            &["400", "401", "403", "429"],
+        ),
+    );
+    add(
+        "get",
+        "/v1/records.ndjson",
+        op(
+            "Every record of the department's view, one JSON object per line, streamed.",
+            Some("department"),
+            filter(vec![q(
+                "include_deleted",
+                "Include tombstoned records.",
+                json!({"type": "boolean"}),
+            )]),
+            ok("200", "application/x-ndjson", s.clone()),
+            &["400", "401", "403", "429"],
+        ),
+    );
+    add(
+        "get",
+        "/v1/records.csv",
+        op(
+            "Every record as CSV (UTF-8 with BOM for Excel), columns = the view's or the form's fields.",
+            Some("department"),
+            filter(vec![
+                q(
+                    "form",
+                    "Columns of this form (one the department reads).",
+                    s.clone(),
+                ),
+                q(
+                    "include_deleted",
+                    "Include tombstoned records.",
+                    json!({"type": "boolean"}),
+                ),
+            ]),
+            ok("200", "text/csv", s.clone()),
+            &["400", "401", "403", "429"],
+        ),
+    );
+    add(
+        "get",
+        "/v1/feed",
+        op(
+            "Everything that changed since `cursor`, in order; replay from any cursor.",
+            Some("department"),
+            filter(vec![
+                q(
+                    "cursor",
+                    "The `next_cursor` of the previous answer (0 = from the start).",
+                    json!({"type": "integer", "minimum": 0}),
+                ),
+                q(
+                    "limit",
+                    "Changes per answer, 1 to 1000 (default 100).",
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+                ),
+            ]),
+            ok(
+                "200",
+                "application/json",
+                json!({ "type": "object", "properties": { "changes": { "type": "array", "items": record }, "next_cursor": { "type": "integer" }, "more": { "type": "boolean" } } }),
+            ),
+            &["400", "401", "403", "429"],
+        ),
+    );
+    let mut cadre = op(
+        "Create a cadre.",
+        Some("admin"),
+        json!([]),
+        ok("201", "application/json", json!({"type": "object"})),
+        &["400", "401", "409"],
+    );
+    cadre["requestBody"] = json_body(
+        json!({ "type": "object", "required": ["id", "name"], "properties": { "id": s, "name": s, "village": { "type": ["string", "null"], "description": "null for township staff" } } }),
+    );
     add("post", "/v1/admin/cadres", cadre);
-    add("get", "/v1/admin/cadres", op("List cadres.", Some("admin"), json!([]), ok("200", "application/json", json!({"type": "object"})), &["401"]));
-    let mut code = op("Issue a one-time enrolment code for a cadre.", Some("admin"), json!([p("id")]), ok("201", "application/json", json!({ "type": "object", "properties": { "code": s, "expires_ms": { "type": "integer" } } })), &["400", "401", "404"]);
+    add(
+        "get",
+        "/v1/admin/cadres",
+        op(
+            "List cadres.",
+            Some("admin"),
+            json!([]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["401"],
+        ),
+    );
+    let mut code = op(
+        "Issue a one-time enrolment code for a cadre.",
+        Some("admin"),
+        json!([p("id")]),
+        ok(
+            "201",
+            "application/json",
+            json!({ "type": "object", "properties": { "code": s, "expires_ms": { "type": "integer" } } }),
+        ),
+        &["400", "401", "404"],
+    );
     code["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "ttl_minutes": { "type": "integer", "minimum": 1, "maximum": 10080 } } } } } });
     add("post", "/v1/admin/cadres/{id}/codes", code);
-    add("get", "/v1/admin/devices", op("List devices.", Some("admin"), json!([]), ok("200", "application/json", json!({"type": "object"})), &["401"]));
-    add("post", "/v1/admin/devices/{key}/revoke", op("Revoke a device token, at once.", Some("admin"), json!([p("key")]), ok("200", "application/json", json!({"type": "object"})), &["401", "404"]));
-    let mut dtoken = op("Issue a department token.", Some("admin"), json!([p("department")]), ok("201", "application/json", json!({ "type": "object", "properties": { "token": s, "key": s, "department": s } })), &["400", "401", "404"]);
+    add(
+        "get",
+        "/v1/admin/devices",
+        op(
+            "List devices.",
+            Some("admin"),
+            json!([]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["401"],
+        ),
+    );
+    add(
+        "post",
+        "/v1/admin/devices/{key}/revoke",
+        op(
+            "Revoke a device token, at once.",
+            Some("admin"),
+            json!([p("key")]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["401", "404"],
+        ),
+    );
+    let mut dtoken = op(
+        "Issue a department token.",
+        Some("admin"),
+        json!([p("department")]),
+        ok(
+            "201",
+            "application/json",
+            json!({ "type": "object", "properties": { "token": s, "key": s, "department": s } }),
+        ),
+        &["400", "401", "404"],
+    );
     dtoken["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "name": s } } } } });
     add("post", "/v1/admin/departments/{department}/tokens", dtoken);
-    add("get", "/v1/admin/department-tokens", op("List department tokens.", Some("admin"), json!([]), ok("200", "application/json", json!({"type": "object"})), &["401"]));
-    add("post", "/v1/admin/department-tokens/{key}/revoke", op("Revoke a department token, at once.", Some("admin"), json!([p("key")]), ok("200", "application/json", json!({"type": "object"})), &["401", "404"]));
+    add(
+        "get",
+        "/v1/admin/department-tokens",
+        op(
+            "List department tokens.",
+            Some("admin"),
+            json!([]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["401"],
+        ),
+    );
+    add(
+        "post",
+        "/v1/admin/department-tokens/{key}/revoke",
+        op(
+            "Revoke a department token, at once.",
+            Some("admin"),
+            json!([p("key")]),
+            ok("200", "application/json", json!({"type": "object"})),
+            &["401", "404"],
+        ),
+    );
 
     json!({
         "openapi": "3.1.0",

@@ -49,7 +49,10 @@ fn limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
         None => Ok(100),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(param_error("limit", format!("expected a whole number from 1 to {MAX_LIMIT}, got \"{v}\""))),
+            _ => Err(param_error(
+                "limit",
+                format!("expected a whole number from 1 to {MAX_LIMIT}, got \"{v}\""),
+            )),
         },
     }
 }
@@ -58,19 +61,21 @@ fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> 
     match params.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
-        Some(v) => Err(param_error(name, format!("expected true or false, got \"{v}\""))),
+        Some(v) => Err(param_error(
+            name,
+            format!("expected true or false, got \"{v}\""),
+        )),
     }
 }
 
 /// The storage filter of a department, narrowed by `entity` and `village` parameters.
-fn filter(state: &AppState, dept: &DepartmentDef, params: &HashMap<String, String>) -> Result<RecordFilter, ApiError> {
+fn filter(
+    state: &AppState,
+    dept: &DepartmentDef,
+    params: &HashMap<String, String>,
+) -> Result<RecordFilter, ApiError> {
     let schema = state.hub.schema();
-    let entities: Vec<String> = schema
-        .entities
-        .values()
-        .filter(|e| e.fields.iter().any(|f| dept.sees_field(f)))
-        .map(|e| e.key.clone())
-        .collect();
+    let entities = dept.entities.clone();
     let villages = match &dept.villages {
         VillageScope::All => None,
         VillageScope::Only(list) => Some(list.clone()),
@@ -81,7 +86,10 @@ fn filter(state: &AppState, dept: &DepartmentDef, params: &HashMap<String, Strin
             return Err(param_error("entity", format!("unknown entity type `{e}`")));
         }
         if !entities.contains(e) {
-            return Err(ApiError::Forbidden(format!("department `{}` does not see `{e}` records", dept.key)));
+            return Err(ApiError::Forbidden(format!(
+                "department `{}` does not see `{e}` records",
+                dept.key
+            )));
         }
     }
     let village = params.get("village").cloned();
@@ -90,10 +98,19 @@ fn filter(state: &AppState, dept: &DepartmentDef, params: &HashMap<String, Strin
             return Err(param_error("village", format!("unknown village `{v}`")));
         }
         if !dept.sees_village(Some(v)) {
-            return Err(ApiError::Forbidden(format!("department `{}` does not see village `{v}`", dept.key)));
+            return Err(ApiError::Forbidden(format!(
+                "department `{}` does not see village `{v}`",
+                dept.key
+            )));
         }
     }
-    Ok(RecordFilter { entities, villages, entity, village, include_deleted: flag(params, "include_deleted")? })
+    Ok(RecordFilter {
+        entities,
+        villages,
+        entity,
+        village,
+        include_deleted: flag(params, "include_deleted")?,
+    })
 }
 
 fn parse_map(json: &str) -> Result<BTreeMap<&str, &RawValue>, ApiError> {
@@ -104,11 +121,22 @@ fn parse_map(json: &str) -> Result<BTreeMap<&str, &RawValue>, ApiError> {
 }
 
 /// Appends one record as a JSON object, projected on the department's fields.
-pub fn write_record(buf: &mut Vec<u8>, dept: &DepartmentDef, r: &StoredRecord, seq: Option<u64>) -> Result<(), ApiError> {
+pub fn write_record(
+    buf: &mut Vec<u8>,
+    dept: &DepartmentDef,
+    r: &StoredRecord,
+    seq: Option<u64>,
+) -> Result<(), ApiError> {
     let values = parse_map(&r.values_json)?;
-    let conflicts = if r.conflicts_json == "{}" { BTreeMap::new() } else { parse_map(&r.conflicts_json)? };
-    let visible_conflicts: Vec<(&str, &RawValue)> =
-        conflicts.into_iter().filter(|(k, _)| dept.sees_field(k)).collect();
+    let conflicts = if r.conflicts_json == "{}" {
+        BTreeMap::new()
+    } else {
+        parse_map(&r.conflicts_json)?
+    };
+    let visible_conflicts: Vec<(&str, &RawValue)> = conflicts
+        .into_iter()
+        .filter(|(k, _)| dept.sees_field(k))
+        .collect();
     buf.push(b'{');
     if let Some(seq) = seq {
         buf.extend_from_slice(format!("\"seq\":{seq},").as_bytes());
@@ -119,8 +147,16 @@ pub fn write_record(buf: &mut Vec<u8>, dept: &DepartmentDef, r: &StoredRecord, s
     serde_json::to_writer(&mut *buf, &r.entity).map_err(|_| ApiError::Internal)?;
     buf.extend_from_slice(b",\"village\":");
     serde_json::to_writer(&mut *buf, &r.village).map_err(|_| ApiError::Internal)?;
-    buf.extend_from_slice(if r.deleted { b",\"deleted\":true" } else { b",\"deleted\":false" });
-    buf.extend_from_slice(if visible_conflicts.is_empty() { b",\"conflicted\":false" } else { b",\"conflicted\":true" });
+    buf.extend_from_slice(if r.deleted {
+        b",\"deleted\":true"
+    } else {
+        b",\"deleted\":false"
+    });
+    buf.extend_from_slice(if visible_conflicts.is_empty() {
+        b",\"conflicted\":false"
+    } else {
+        b",\"conflicted\":true"
+    });
     buf.extend_from_slice(b",\"values\":{");
     let mut first = true;
     for (k, v) in values.iter().filter(|(k, _)| dept.sees_field(k)) {
@@ -149,10 +185,16 @@ pub fn write_record(buf: &mut Vec<u8>, dept: &DepartmentDef, r: &StoredRecord, s
 
 fn department(state: &AppState, headers: &HeaderMap) -> Result<DepartmentDef, ApiError> {
     let dept = crate::auth::department(state.storage.as_ref(), state.hub.schema(), headers)?;
-    state.limiter.check(&format!("dept:{}", dept.key)).map_err(|s| {
-        state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ApiError::RateLimited(s)
-    })?;
+    state
+        .limiter
+        .check(&format!("dept:{}", dept.key))
+        .map_err(|s| {
+            state
+                .metrics
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::RateLimited(s)
+        })?;
     Ok(dept)
 }
 
@@ -162,7 +204,10 @@ pub async fn list(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    only_known(&params, &["limit", "after", "entity", "village", "include_deleted"])?;
+    only_known(
+        &params,
+        &["limit", "after", "entity", "village", "include_deleted"],
+    )?;
     let limit = limit(&params)?;
     let after = match params.get("after") {
         None => None,
@@ -171,7 +216,10 @@ pub async fn list(
     blocking(move || {
         let dept = department(&state, &headers)?;
         let f = filter(&state, &dept, &params)?;
-        let page = state.storage.records_page(&f, after, limit + 1).map_err(internal)?;
+        let page = state
+            .storage
+            .records_page(&f, after, limit + 1)
+            .map_err(internal)?;
         let more = page.len() > limit;
         let mut buf = Vec::with_capacity(page.len() * 512 + 64);
         buf.extend_from_slice(b"{\"records\":[");
@@ -279,11 +327,29 @@ fn csv_cell(raw: Option<&&RawValue>) -> String {
 }
 
 /// One CSV row: id, village, entity, conflicted fields, then `columns`.
-fn csv_row(writer: &mut csv::Writer<Vec<u8>>, columns: &[String], dept: &DepartmentDef, r: &StoredRecord) -> Result<(), ApiError> {
+fn csv_row(
+    writer: &mut csv::Writer<Vec<u8>>,
+    columns: &[String],
+    dept: &DepartmentDef,
+    r: &StoredRecord,
+) -> Result<(), ApiError> {
     let values = parse_map(&r.values_json)?;
-    let conflicts = if r.conflicts_json == "{}" { BTreeMap::new() } else { parse_map(&r.conflicts_json)? };
-    let conflicted: Vec<&str> = conflicts.keys().copied().filter(|k| dept.sees_field(k)).collect();
-    let mut row = vec![r.id.to_string(), r.village.clone().unwrap_or_default(), r.entity.clone(), conflicted.join(";")];
+    let conflicts = if r.conflicts_json == "{}" {
+        BTreeMap::new()
+    } else {
+        parse_map(&r.conflicts_json)?
+    };
+    let conflicted: Vec<&str> = conflicts
+        .keys()
+        .copied()
+        .filter(|k| dept.sees_field(k))
+        .collect();
+    let mut row = vec![
+        r.id.to_string(),
+        r.village.clone().unwrap_or_default(),
+        r.entity.clone(),
+        conflicted.join(";"),
+    ];
     row.extend(columns.iter().map(|c| csv_cell(values.get(c.as_str()))));
     writer.write_record(&row).map_err(internal)
 }
@@ -302,15 +368,27 @@ pub async fn csv(
         let schema = s.hub.schema();
         let columns: Vec<String> = match params.get("form") {
             Some(form_key) => {
-                let form = schema.form(form_key).ok_or_else(|| param_error("form", format!("unknown form `{form_key}`")))?;
+                let form = schema
+                    .form(form_key)
+                    .ok_or_else(|| param_error("form", format!("unknown form `{form_key}`")))?;
                 if !dept.forms.contains(form_key) {
-                    return Err(ApiError::Forbidden(format!("department `{}` does not read form `{form_key}`", dept.key)));
+                    return Err(ApiError::Forbidden(format!(
+                        "department `{}` does not read form `{form_key}`",
+                        dept.key
+                    )));
                 }
                 if params.get("entity").is_some_and(|e| *e != form.entity) {
-                    return Err(param_error("entity", format!("form `{form_key}` is for `{}` records", form.entity)));
+                    return Err(param_error(
+                        "entity",
+                        format!("form `{form_key}` is for `{}` records", form.entity),
+                    ));
                 }
                 params.insert("entity".into(), form.entity.clone());
-                form.fields.iter().filter(|f| dept.sees_field(f)).cloned().collect()
+                form.fields
+                    .iter()
+                    .filter(|f| dept.sees_field(f))
+                    .cloned()
+                    .collect()
             }
             None => dept.fields.clone(),
         };
@@ -322,7 +400,12 @@ pub async fn csv(
     let mut head = b"\xEF\xBB\xBF".to_vec();
     {
         let mut w = csv::Writer::from_writer(Vec::new());
-        let mut header_row = vec!["记录ID id".to_owned(), "村 village".into(), "类型 entity".into(), "冲突 conflicts".into()];
+        let mut header_row = vec![
+            "记录ID id".to_owned(),
+            "村 village".into(),
+            "类型 entity".into(),
+            "冲突 conflicts".into(),
+        ];
         header_row.extend(columns.iter().map(|c| match schema.field(c) {
             Some(d) => format!("{} {c}", d.labels.zh),
             None => c.clone(),
@@ -337,7 +420,13 @@ pub async fn csv(
         Ok(())
     });
     Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"yibiao.csv\"")],
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"yibiao.csv\"",
+            ),
+        ],
         body,
     )
         .into_response())
@@ -353,14 +442,22 @@ pub async fn feed(
     let limit = limit(&params)?;
     let cursor = match params.get("cursor") {
         None => 0,
-        Some(c) => c
-            .parse::<u64>()
-            .map_err(|_| param_error("cursor", format!("expected the `next_cursor` of a previous answer (a whole number), got \"{c}\"")))?,
+        Some(c) => c.parse::<u64>().map_err(|_| {
+            param_error(
+                "cursor",
+                format!(
+                    "expected the `next_cursor` of a previous answer (a whole number), got \"{c}\""
+                ),
+            )
+        })?,
     };
     blocking(move || {
         let dept = department(&state, &headers)?;
         let f = filter(&state, &dept, &params)?;
-        let page = state.storage.feed_page(&f, cursor, limit + 1).map_err(internal)?;
+        let page = state
+            .storage
+            .feed_page(&f, cursor, limit + 1)
+            .map_err(internal)?;
         let more = page.len() > limit;
         let mut changes = Vec::with_capacity(page.len().min(limit));
         let mut next = cursor;
@@ -371,7 +468,9 @@ pub async fn feed(
             next = *seq;
         }
         state.metrics.served("feed", changes.len() as u64);
-        Ok(Json(serde_json::json!({ "changes": changes, "next_cursor": next, "more": more })))
+        Ok(Json(
+            serde_json::json!({ "changes": changes, "next_cursor": next, "more": more }),
+        ))
     })
     .await
 }

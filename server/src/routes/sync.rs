@@ -21,7 +21,11 @@ use crate::error::ApiError;
 pub const SYNC_CONTENT_TYPE: &str = "application/x-yibiao-sync";
 
 /// Handles one exchange.
-pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let metrics = state.metrics.clone();
     match exchange(state, headers, body).await {
         Ok(response) => response,
@@ -32,7 +36,11 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Resul
     }
 }
 
-async fn exchange(state: AppState, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn exchange(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -52,7 +60,9 @@ async fn exchange(state: AppState, headers: HeaderMap, body: Result<Bytes, Bytes
     })?;
     match peek_version(&body) {
         Err(ProtocolError::BadMagic) => {
-            return Err(ApiError::BadRequest("the body is not a yibiao sync message".into()));
+            return Err(ApiError::BadRequest(
+                "the body is not a yibiao sync message".into(),
+            ));
         }
         Ok(v) if v != PROTOCOL_VERSION => {
             return Err(ApiError::UpgradeRequired(format!(

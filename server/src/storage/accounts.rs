@@ -11,7 +11,9 @@ impl SqliteStorage {
     /// True once an admin token exists.
     pub fn has_admin_token(&self) -> Result<bool, StorageError> {
         lock(&self.reader)
-            .query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens)", [], |r| r.get(0))
+            .query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens)", [], |r| {
+                r.get(0)
+            })
             .map_err(err)
     }
 
@@ -20,15 +22,22 @@ impl SqliteStorage {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction().map_err(err)?;
         tx.execute("DELETE FROM admin_tokens", []).map_err(err)?;
-        tx.execute("INSERT INTO admin_tokens (token_hash, created_ms) VALUES (?1, ?2)", params![hash, now_ms])
-            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO admin_tokens (token_hash, created_ms) VALUES (?1, ?2)",
+            params![hash, now_ms],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
     /// True when `hash` is the admin token's.
     pub fn is_admin_token(&self, hash: &[u8]) -> Result<bool, StorageError> {
         lock(&self.reader)
-            .query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE token_hash = ?1)", [hash], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE token_hash = ?1)",
+                [hash],
+                |r| r.get(0),
+            )
             .map_err(err)
     }
 
@@ -46,9 +55,18 @@ impl SqliteStorage {
     /// One cadre.
     pub fn cadre(&self, id: &str) -> Result<Option<CadreRow>, StorageError> {
         lock(&self.reader)
-            .query_row("SELECT id, name, village, created_ms FROM cadres WHERE id = ?1", [id], |r| {
-                Ok(CadreRow { id: r.get(0)?, name: r.get(1)?, village: r.get(2)?, created_ms: r.get(3)? })
-            })
+            .query_row(
+                "SELECT id, name, village, created_ms FROM cadres WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(CadreRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        village: r.get(2)?,
+                        created_ms: r.get(3)?,
+                    })
+                },
+            )
             .optional()
             .map_err(err)
     }
@@ -56,15 +74,30 @@ impl SqliteStorage {
     /// Every cadre.
     pub fn cadres(&self) -> Result<Vec<CadreRow>, StorageError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare("SELECT id, name, village, created_ms FROM cadres ORDER BY id").map_err(err)?;
+        let mut stmt = conn
+            .prepare("SELECT id, name, village, created_ms FROM cadres ORDER BY id")
+            .map_err(err)?;
         let rows = stmt
-            .query_map([], |r| Ok(CadreRow { id: r.get(0)?, name: r.get(1)?, village: r.get(2)?, created_ms: r.get(3)? }))
+            .query_map([], |r| {
+                Ok(CadreRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    village: r.get(2)?,
+                    created_ms: r.get(3)?,
+                })
+            })
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
     /// Stores an enrolment code's hash for `cadre`, valid until `expires_ms`.
-    pub fn add_enrol_code(&self, hash: &[u8], cadre: &str, expires_ms: i64, now_ms: i64) -> Result<(), StorageError> {
+    pub fn add_enrol_code(
+        &self,
+        hash: &[u8],
+        cadre: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         lock(&self.writer)
             .execute(
                 "INSERT INTO enrol_codes (code_hash, cadre_id, expires_ms, created_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -101,17 +134,37 @@ impl SqliteStorage {
             return Ok(Redeem::Expired);
         }
         let cadre = tx
-            .query_row("SELECT id, name, village, created_ms FROM cadres WHERE id = ?1", [&cadre_id], |r| {
-                Ok(CadreRow { id: r.get(0)?, name: r.get(1)?, village: r.get(2)?, created_ms: r.get(3)? })
-            })
+            .query_row(
+                "SELECT id, name, village, created_ms FROM cadres WHERE id = ?1",
+                [&cadre_id],
+                |r| {
+                    Ok(CadreRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        village: r.get(2)?,
+                        created_ms: r.get(3)?,
+                    })
+                },
+            )
             .map_err(err)?;
         let (row, token_hash) = device(&cadre);
-        tx.execute("UPDATE enrol_codes SET used_ms = ?2 WHERE code_hash = ?1", params![hash, now_ms])
-            .map_err(err)?;
+        tx.execute(
+            "UPDATE enrol_codes SET used_ms = ?2 WHERE code_hash = ?1",
+            params![hash, now_ms],
+        )
+        .map_err(err)?;
         tx.execute(
             "INSERT INTO devices (key, token_hash, name, cadre, village, created_ms, phone_device)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![row.key, token_hash, row.name, row.cadre, row.village, row.created_ms, row.phone_device],
+            params![
+                row.key,
+                token_hash,
+                row.name,
+                row.cadre,
+                row.village,
+                row.created_ms,
+                row.phone_device
+            ],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
@@ -130,7 +183,11 @@ impl SqliteStorage {
     }
 
     /// Adds a department token.
-    pub fn add_department_token(&self, row: &DepartmentTokenRow, hash: &[u8]) -> Result<(), StorageError> {
+    pub fn add_department_token(
+        &self,
+        row: &DepartmentTokenRow,
+        hash: &[u8],
+    ) -> Result<(), StorageError> {
         lock(&self.writer)
             .execute(
                 "INSERT INTO department_tokens (key, token_hash, department, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -141,7 +198,10 @@ impl SqliteStorage {
     }
 
     /// The department token with this hash, revoked or not.
-    pub fn department_by_token_hash(&self, hash: &[u8]) -> Result<Option<DepartmentTokenRow>, StorageError> {
+    pub fn department_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<DepartmentTokenRow>, StorageError> {
         lock(&self.reader)
             .query_row(
                 "SELECT key, department, name, created_ms, revoked_ms FROM department_tokens WHERE token_hash = ?1",

@@ -104,7 +104,13 @@ pub trait ServerStorage: HubStorage {
     /// Every cadre.
     fn cadres(&self) -> Result<Vec<CadreRow>, StorageError>;
     /// Stores an enrolment code hash.
-    fn add_enrol_code(&self, hash: &[u8], cadre: &str, expires_ms: i64, now_ms: i64) -> Result<(), StorageError>;
+    fn add_enrol_code(
+        &self,
+        hash: &[u8],
+        cadre: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
     /// Redeems a code and registers the device atomically.
     fn redeem_code(
         &self,
@@ -123,17 +129,34 @@ pub trait ServerStorage: HubStorage {
     /// Binds a token to the phone's device id.
     fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError>;
     /// Adds a department token.
-    fn add_department_token(&self, row: &DepartmentTokenRow, hash: &[u8]) -> Result<(), StorageError>;
+    fn add_department_token(
+        &self,
+        row: &DepartmentTokenRow,
+        hash: &[u8],
+    ) -> Result<(), StorageError>;
     /// The department token with this hash.
-    fn department_by_token_hash(&self, hash: &[u8]) -> Result<Option<DepartmentTokenRow>, StorageError>;
+    fn department_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<DepartmentTokenRow>, StorageError>;
     /// Every department token.
     fn department_tokens(&self) -> Result<Vec<DepartmentTokenRow>, StorageError>;
     /// Revokes a department token.
     fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
     /// A page of records by id.
-    fn records_page(&self, f: &RecordFilter, after: Option<RecordId>, limit: usize) -> Result<Vec<StoredRecord>, StorageError>;
+    fn records_page(
+        &self,
+        f: &RecordFilter,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError>;
     /// A page of the feed.
-    fn feed_page(&self, f: &RecordFilter, cursor: u64, limit: usize) -> Result<Vec<(u64, StoredRecord)>, StorageError>;
+    fn feed_page(
+        &self,
+        f: &RecordFilter,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StorageError>;
     /// `PRAGMA integrity_check` or the backend's equivalent.
     fn integrity_check(&self) -> Result<String, StorageError>;
 }
@@ -157,7 +180,13 @@ impl ServerStorage for SqliteStorage {
     fn cadres(&self) -> Result<Vec<CadreRow>, StorageError> {
         SqliteStorage::cadres(self)
     }
-    fn add_enrol_code(&self, hash: &[u8], cadre: &str, expires_ms: i64, now_ms: i64) -> Result<(), StorageError> {
+    fn add_enrol_code(
+        &self,
+        hash: &[u8],
+        cadre: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         SqliteStorage::add_enrol_code(self, hash, cadre, expires_ms, now_ms)
     }
     fn redeem_code(
@@ -183,10 +212,17 @@ impl ServerStorage for SqliteStorage {
     fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError> {
         SqliteStorage::bind_phone_device(self, key, phone_device)
     }
-    fn add_department_token(&self, row: &DepartmentTokenRow, hash: &[u8]) -> Result<(), StorageError> {
+    fn add_department_token(
+        &self,
+        row: &DepartmentTokenRow,
+        hash: &[u8],
+    ) -> Result<(), StorageError> {
         SqliteStorage::add_department_token(self, row, hash)
     }
-    fn department_by_token_hash(&self, hash: &[u8]) -> Result<Option<DepartmentTokenRow>, StorageError> {
+    fn department_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<DepartmentTokenRow>, StorageError> {
         SqliteStorage::department_by_token_hash(self, hash)
     }
     fn department_tokens(&self) -> Result<Vec<DepartmentTokenRow>, StorageError> {
@@ -195,10 +231,20 @@ impl ServerStorage for SqliteStorage {
     fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
         SqliteStorage::revoke_department_token(self, key, now_ms)
     }
-    fn records_page(&self, f: &RecordFilter, after: Option<RecordId>, limit: usize) -> Result<Vec<StoredRecord>, StorageError> {
+    fn records_page(
+        &self,
+        f: &RecordFilter,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
         SqliteStorage::records_page(self, f, after, limit)
     }
-    fn feed_page(&self, f: &RecordFilter, cursor: u64, limit: usize) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
+    fn feed_page(
+        &self,
+        f: &RecordFilter,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
         SqliteStorage::feed_page(self, f, cursor, limit)
     }
     fn integrity_check(&self) -> Result<String, StorageError> {

@@ -13,14 +13,20 @@ fn where_clause(f: &RecordFilter, args: &mut Vec<Sql>) -> String {
     if f.entities.is_empty() {
         sql.push_str(" AND 0");
     } else {
-        sql.push_str(&format!(" AND d.entity IN ({})", vec!["?"; f.entities.len()].join(",")));
+        sql.push_str(&format!(
+            " AND d.entity IN ({})",
+            vec!["?"; f.entities.len()].join(",")
+        ));
         args.extend(f.entities.iter().cloned().map(Sql::Text));
     }
     if let Some(villages) = &f.villages {
         if villages.is_empty() {
             sql.push_str(" AND 0");
         } else {
-            sql.push_str(&format!(" AND d.village IN ({})", vec!["?"; villages.len()].join(",")));
+            sql.push_str(&format!(
+                " AND d.village IN ({})",
+                vec!["?"; villages.len()].join(",")
+            ));
             args.extend(villages.iter().cloned().map(Sql::Text));
         }
     }
@@ -38,17 +44,44 @@ fn where_clause(f: &RecordFilter, args: &mut Vec<Sql>) -> String {
     sql
 }
 
-fn row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<(Vec<u8>, String, Option<String>, bool, String, String)> {
-    Ok((r.get(offset)?, r.get(offset + 1)?, r.get(offset + 2)?, r.get(offset + 3)?, r.get(offset + 4)?, r.get(offset + 5)?))
+/// Columns of a stored record, as read: id, entity, village, deleted, values, conflicts.
+type Columns = (Vec<u8>, String, Option<String>, bool, String, String);
+
+fn row(
+    r: &rusqlite::Row<'_>,
+    offset: usize,
+) -> rusqlite::Result<Columns> {
+    Ok((
+        r.get(offset)?,
+        r.get(offset + 1)?,
+        r.get(offset + 2)?,
+        r.get(offset + 3)?,
+        r.get(offset + 4)?,
+        r.get(offset + 5)?,
+    ))
 }
 
-fn stored(t: (Vec<u8>, String, Option<String>, bool, String, String)) -> Result<StoredRecord, StorageError> {
-    Ok(StoredRecord { id: id_of(t.0)?, entity: t.1, village: t.2, deleted: t.3, values_json: t.4, conflicts_json: t.5 })
+fn stored(
+    t: Columns,
+) -> Result<StoredRecord, StorageError> {
+    Ok(StoredRecord {
+        id: id_of(t.0)?,
+        entity: t.1,
+        village: t.2,
+        deleted: t.3,
+        values_json: t.4,
+        conflicts_json: t.5,
+    })
 }
 
 impl SqliteStorage {
     /// Up to `limit` records after `after` (by id) that match `f`.
-    pub fn records_page(&self, f: &RecordFilter, after: Option<RecordId>, limit: usize) -> Result<Vec<StoredRecord>, StorageError> {
+    pub fn records_page(
+        &self,
+        f: &RecordFilter,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
         let mut args = Vec::new();
         let mut sql = String::from(
             "SELECT d.id, d.entity, d.village, d.deleted, d.values_json, d.conflicts_json FROM docs d WHERE 1=1",
@@ -62,25 +95,37 @@ impl SqliteStorage {
         args.push(Sql::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| row(r, 0)).map_err(err)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| row(r, 0))
+            .map_err(err)?;
         rows.map(|r| stored(r.map_err(err)?)).collect()
     }
 
     /// Up to `limit` feed entries after `cursor` that match `f`, oldest first.
-    pub fn feed_page(&self, f: &RecordFilter, cursor: u64, limit: usize) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
+    pub fn feed_page(
+        &self,
+        f: &RecordFilter,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
         let mut args = vec![Sql::Integer(i64::try_from(cursor).unwrap_or(i64::MAX))];
         let mut sql = String::from(
             "SELECT f.seq, d.id, d.entity, d.village, d.deleted, d.values_json, d.conflicts_json
              FROM feed f JOIN docs d ON d.id = f.record_id WHERE f.seq > ?",
         );
-        let all = RecordFilter { include_deleted: true, ..f.clone() };
+        let all = RecordFilter {
+            include_deleted: true,
+            ..f.clone()
+        };
         sql.push_str(&where_clause(&all, &mut args));
         sql.push_str(" ORDER BY f.seq LIMIT ?");
         args.push(Sql::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get::<_, i64>(0)?, row(r, 1)?)))
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get::<_, i64>(0)?, row(r, 1)?))
+            })
             .map_err(err)?;
         rows.map(|r| {
             let (seq, t) = r.map_err(err)?;
