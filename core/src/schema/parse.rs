@@ -796,6 +796,32 @@ villages = ["a"]
     }
 
     #[test]
+    fn a_department_must_read_some_entity_and_name_real_ones() {
+        let msg = broken("forms = [\"check\"]\n", "");
+        assert_eq!(
+            msg,
+            "mini.toml:36: `office`: department `office` reads no records: give it `forms` or `entities`"
+        );
+        let msg = broken("forms = [\"check\"]\n", "entities = [\"castle\"]\n");
+        assert_eq!(
+            msg,
+            "mini.toml:39: `castle`: department `office` names an entity type that is not in [entities]"
+        );
+        let s = parse(
+            &MINI.replace(
+                "forms = [\"check\"]\n",
+                "entities = [\"household\"]\nextra_fields = [\"head\"]\n",
+            ),
+            "m",
+        )
+        .expect("valid");
+        let d = s.department("office").expect("office");
+        assert!(
+            d.sees_record("household", Some("a")) && d.sees_field("head") && !d.sees_field("size")
+        );
+    }
+
+    #[test]
     fn a_missing_file_is_reported_with_its_path() {
         let e = Schema::from_toml_file("/nonexistent/schema.toml").expect_err("missing");
         assert!(
