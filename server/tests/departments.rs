@@ -543,7 +543,14 @@ async fn every_endpoint_answers_bad_input_with_a_clear_4xx_and_changes_nothing()
     seed(&fx);
     let dept = dept_token(&fx, "public_services").await;
     let a = fx.admin.clone();
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<Value>,
+        StatusCode,
+        &'a str,
+    );
     let cases: Vec<Case<'_>> = vec![
         (
             "GET",

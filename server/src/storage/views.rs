@@ -47,10 +47,7 @@ fn where_clause(f: &RecordFilter, args: &mut Vec<Sql>) -> String {
 /// Columns of a stored record, as read: id, entity, village, deleted, values, conflicts.
 type Columns = (Vec<u8>, String, Option<String>, bool, String, String);
 
-fn row(
-    r: &rusqlite::Row<'_>,
-    offset: usize,
-) -> rusqlite::Result<Columns> {
+fn row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Columns> {
     Ok((
         r.get(offset)?,
         r.get(offset + 1)?,
@@ -61,9 +58,7 @@ fn row(
     ))
 }
 
-fn stored(
-    t: Columns,
-) -> Result<StoredRecord, StorageError> {
+fn stored(t: Columns) -> Result<StoredRecord, StorageError> {
     Ok(StoredRecord {
         id: id_of(t.0)?,
         entity: t.1,
