@@ -25,8 +25,15 @@
 //! 3. No-change syncs: every phone syncs again and again with nothing to send.
 //! 4. The server process's memory (`VmHWM`, `VmRSS`) before and after phases 2 and 3.
 //!
+//! Phase 1 also prints what the push weighs encoded otherwise (at zstd-19, without the
+//! per-document heads, as whole documents, without automerge's own column DEFLATE, as
+//! automerge bundles) and a weak-link time estimate per profile of the brief; those are
+//! computed, never sent. Phases 2 and 3 print the CPU time of the server process and of
+//! this process (the simulated phones share the machine with the server).
+//!
 //! The server runs from the binary cargo built for this bench
-//! (`CARGO_BIN_EXE_yibiao-server`); a drop guard kills it at the end, on error or panic.
+//! (`CARGO_BIN_EXE_yibiao-server`) with a config file that turns the per-token rate limit
+//! off (`rate_per_minute = 0`); a drop guard kills it at the end, on error or panic.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -41,7 +48,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use yibiao_core::sync::client::{SyncOptions, SyncReport, Transport, TransportError, sync};
 use yibiao_core::sync::http::HttpTransport;
-use yibiao_core::sync::protocol::{PushDoc, SyncRequest, WireId, heads_to_wire};
+use yibiao_core::sync::protocol::{
+    PullDoc, PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire,
+};
 use yibiao_core::{CadreId, FieldEdit, RecordId, Schema, Store, Value};
 
 type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
@@ -126,8 +135,15 @@ fn server_binary() -> &'static str {
 
 impl Server {
     fn start(data_dir: &Path) -> BenchResult<Self> {
+        // The per-token rate limit is off: the phases measure the sync path, and the
+        // no-change phase syncs each phone far more often than the default allows.
+        std::fs::create_dir_all(data_dir)?;
+        let config = data_dir.join("bench-server.toml");
+        std::fs::write(&config, "rate_per_minute = 0\n")?;
         let mut child = Command::new(server_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -238,7 +254,64 @@ impl Server {
         Ok(Mem {
             hwm_kib: field("VmHWM:")?,
             rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
         })
+    }
+}
+
+/// User + system CPU time of process `pid` ("self" for this one), from `/proc/<pid>/stat`
+/// (clock ticks of 10 ms, the Linux default).
+fn cpu_secs(pid: &str) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("unreadable /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command name: state is field 3, utime field 14, stime field 15.
+    let tick = |i: usize| -> BenchResult<f64> {
+        Ok(fields
+            .get(i - 3)
+            .ok_or("short /proc/<pid>/stat")?
+            .parse::<f64>()?
+            / 100.0)
+    };
+    Ok(tick(14)? + tick(15)?)
+}
+
+/// CPU seconds spent by the server and by this process (the phones) over a phase.
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: f64,
+    phones: f64,
+}
+
+impl Server {
+    fn cpu(&self) -> BenchResult<Cpu> {
+        Ok(Cpu {
+            server: cpu_secs(&self.pid().to_string())?,
+            phones: cpu_secs("self")?,
+        })
+    }
+}
+
+impl Cpu {
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            server: self.server - before.server,
+            phones: self.phones - before.phones,
+        }
+    }
+
+    fn describe(self, wall: Duration) -> String {
+        let w = wall.as_secs_f64().max(1e-9);
+        format!(
+            "CPU: server {:.2} s ({:.0}% of one core), phones/bench {:.2} s ({:.0}%)",
+            self.server,
+            100.0 * self.server / w,
+            self.phones,
+            100.0 * self.phones / w
+        )
     }
 }
 
@@ -253,6 +326,7 @@ impl Drop for Server {
 struct Mem {
     hwm_kib: u64,
     rss_kib: u64,
+    threads: u64,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -709,6 +783,8 @@ struct Phone {
     store: Store,
     transport: TimedTransport,
     village: String,
+    /// Records this phone created.
+    own: Vec<RecordId>,
 }
 
 impl Phone {
@@ -729,6 +805,7 @@ impl Phone {
             store,
             transport: TimedTransport::new(url, token),
             village: village.to_owned(),
+            own: Vec::new(),
         })
     }
 
@@ -839,6 +916,37 @@ fn payload(store: &Store) -> BenchResult<Payload> {
     })
 }
 
+/// A pull page of `ids` as the server builds it (whole compacted documents), and the same
+/// page with documents saved without automerge's column DEFLATE. Diagnostics only.
+fn pull_page_sizes(store: &Store, ids: &[RecordId]) -> BenchResult<(usize, usize)> {
+    let (mut docs, mut plain) = (Vec::new(), Vec::new());
+    for id in ids {
+        let bytes = store.export(*id)?;
+        let heads = heads_to_wire(&store.heads(*id)?);
+        let doc = automerge::Automerge::load(&bytes)?;
+        plain.push(PullDoc {
+            record: WireId::from(*id),
+            heads: heads.clone(),
+            bytes: doc.save_nocompress(),
+        });
+        docs.push(PullDoc {
+            record: WireId::from(*id),
+            heads,
+            bytes,
+        });
+    }
+    let page = |docs: Vec<PullDoc>| {
+        SyncResponse {
+            docs,
+            cursor: u64::MAX / 2,
+            ..SyncResponse::default()
+        }
+        .encode()
+        .len()
+    };
+    Ok((page(docs), page(plain)))
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
@@ -866,6 +974,13 @@ fn run_pool<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) ->
         .into_iter()
         .map(|r| r.expect("every index ran"))
         .collect()
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn zstd_len(bytes: &[u8], level: i32) -> BenchResult<usize> {
@@ -1089,6 +1204,7 @@ fn cadre_day(
     let m_c = measure("(c) whole day at once", &c, &count, Some(&whole_day))?;
     let m_d = measure("(d) colleague pulls (a)+(b)", &d, &count, None)?;
     let pulled = d.store.stats()?.records;
+    let (d_page, d_plain) = pull_page_sizes(&d.store, &ids)?;
 
     let final_bytes = serde_json::to_vec(&final_state)?;
     let (final3, final19) = (zstd_len(&final_bytes, 3)?, zstd_len(&final_bytes, 19)?);
@@ -1153,7 +1269,10 @@ fn cadre_day(
          -> (c) up / final-state zstd-19 = {}",
         ratio(m_c.report.progress.bytes_up, final19 as u64)
     );
-    println!("(d) the colleague's phone now holds {pulled} records");
+    println!(
+        "(d) the colleague's phone now holds {pulled} records; the same 20 documents as one response: {d_page} B as the \
+         server sends them, {d_plain} B saved without automerge's column DEFLATE (computed)"
+    );
     println!();
     println!(
         "what the push carries (measured on the store before syncing; alternatives are computed, not sent):"
@@ -1211,7 +1330,7 @@ fn cadre_day(
         print!("{:<30}", m.label);
         for p in PROFILES {
             let s = estimate_secs(p, u64::from(m.report.progress.requests), m.wire);
-            print!(" {:>10.1} s", s);
+            print!(" {s:>10.1} s");
         }
         println!();
     }
@@ -1384,10 +1503,11 @@ fn fleet(
     let t = Instant::now();
     let phones: Vec<BenchResult<Phone>> = run_pool(n, settings.threads, |i| {
         let (name, village) = &specs[i];
-        let phone = Phone::open(schema, &phones_dir, name, village, &url, &tokens[i])?;
+        let mut phone = Phone::open(schema, &phones_dir, name, village, &url, &tokens[i])?;
         let day = Day::generate(schema, village, settings.seed.wrapping_add(1 + i as u64))?;
         let ids = day.enter_records(&phone.store)?;
         day.enter_edits(&phone.store, &ids)?;
+        phone.own = ids;
         Ok(phone)
     });
     let phones: Vec<Phone> = phones.into_iter().collect::<BenchResult<_>>()?;
@@ -1399,18 +1519,44 @@ fn fleet(
 
     // Round 1: everyone syncs at once.
     let expected = (n * RECORDS_PER_DAY) as u64;
+    let cpu0 = server.cpu()?;
     let t = Instant::now();
-    let r1 = round(&phones, settings.threads);
+    // A watcher polls GET /healthz while the phones sync, to see when the server first
+    // holds every record (pushes come first in each phone's sync, pulls after).
+    let held_at: Mutex<Option<Duration>> = Mutex::new(None);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let r1 = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if server.healthz_records().is_ok_and(|h| h >= expected) {
+                    *held_at.lock().expect("watcher slot") = Some(t.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        let r = round(&phones, settings.threads);
+        done.store(true, Ordering::SeqCst);
+        r
+    });
+    let all_complete = r1.wall;
     let mut held = server.healthz_records()?;
-    while held < expected && t.elapsed() < Duration::from_secs(60) {
+    while held < expected && t.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
         held = server.healthz_records()?;
     }
-    let until_held = t.elapsed();
+    let until_held = held_at
+        .into_inner()
+        .expect("watcher slot")
+        .unwrap_or_else(|| t.elapsed());
+    let cpu1 = server.cpu()?;
     print_round("round 1 (push + pull, all at once)", &r1, n);
+    println!("  {}", cpu1.since(cpu0).describe(all_complete));
     println!(
-        "  server holds {held} of {expected} records (GET /healthz) {:.2} s after the start{}",
+        "  server holds {held} of {expected} records (GET /healthz, polled every 25 ms): all held {:.2} s after the start; \
+         every phone reported complete after {:.2} s{}",
         until_held.as_secs_f64(),
+        all_complete.as_secs_f64(),
         if held == expected {
             ""
         } else {
@@ -1420,7 +1566,9 @@ fn fleet(
 
     // Round 2: every phone pulls until it holds its village.
     let r2 = round(&phones, settings.threads);
+    let cpu2 = server.cpu()?;
     print_round("round 2 (pull until complete)", &r2, n);
+    println!("  {}", cpu2.since(cpu1).describe(r2.wall));
     let mut per_village: BTreeMap<&str, i64> = BTreeMap::new();
     for p in &phones {
         *per_village.entry(p.village.as_str()).or_default() += RECORDS_PER_DAY as i64;
@@ -1440,11 +1588,7 @@ fn fleet(
     println!(
         "  every phone holds its village: {}",
         if wrong.is_empty() {
-            format!(
-                "yes ({} records per village: {:?})",
-                per_village.values().next().copied().unwrap_or(0),
-                per_village
-            )
+            format!("yes (records per village: {per_village:?})")
         } else {
             format!(
                 "NO, {} phone(s) differ; first: {:?}",
@@ -1452,6 +1596,23 @@ fn fleet(
                 wrong.iter().take(3).collect::<Vec<_>>()
             )
         }
+    );
+    // What one pull page weighs, and would weigh with documents saved without
+    // automerge's column DEFLATE (zstd then sees across the documents of the page).
+    let first = &phones[0];
+    let page_ids: Vec<RecordId> = phones
+        .iter()
+        .skip(1)
+        .filter(|p| p.village == first.village)
+        .flat_map(|p| p.own.iter().copied())
+        .take(80)
+        .collect();
+    let (page_len, page_plain) = pull_page_sizes(&first.store, &page_ids)?;
+    println!(
+        "  a pull page of {} whole documents (about what 64 KiB holds): {page_len} B as sent, {page_plain} B with documents \
+         saved without automerge's column DEFLATE ({}; computed)",
+        page_ids.len(),
+        ratio(page_plain as u64, page_len as u64)
     );
     let mem_fleet = server.memory()?;
 
@@ -1494,6 +1655,7 @@ fn fleet(
         (lat, exch, totals, odd)
     });
     let wall = t.elapsed();
+    let cpu3 = server.cpu()?;
     let mut lat = Vec::new();
     let mut exch = Vec::new();
     let mut totals = Totals::default();
@@ -1526,6 +1688,11 @@ fn fleet(
         totals.bytes_down as f64 / runs as f64,
         totals.requests as f64 / runs as f64
     );
+    println!(
+        "  {}; server CPU per no-change sync {:.0} us",
+        cpu3.since(cpu2).describe(wall),
+        1e6 * cpu3.since(cpu2).server / (lat.len().max(1) as f64)
+    );
     if !odd.is_empty() {
         println!(
             "  {} unexpected outcome(s); first: {:?}",
@@ -1537,37 +1704,52 @@ fn fleet(
 
     println!();
     println!("== 4. Server memory (/proc/{}/status) ==", server.pid());
-    println!("{:<28} {:>12} {:>12}", "", "VmHWM", "VmRSS");
+    println!(
+        "{:<28} {:>12} {:>12} {:>8}",
+        "", "VmHWM", "VmRSS", "threads"
+    );
     for (label, m) in [
         ("at start (empty)", mem_start),
         ("after phase 2 (fleet)", mem_fleet),
         ("after phase 3 (no-change)", mem_idle),
     ] {
-        println!("{label:<28} {:>12} {:>12}", mib(m.hwm_kib), mib(m.rss_kib));
+        println!(
+            "{label:<28} {:>12} {:>12} {:>8}",
+            mib(m.hwm_kib),
+            mib(m.rss_kib),
+            m.threads
+        );
     }
 
     summary.row(
         format!("fleet round 1 ({n} phones)"),
         format!(
-            "server holds all {expected} after {:.2} s; {} req ({:.2}/phone), {} B up + {} B down",
+            "server holds all {expected} after {:.2} s, all phones complete after {:.2} s; {} req ({:.2}/phone), {} B up + {} B down; \
+             CPU server {:.1} s, phones {:.1} s",
             until_held.as_secs_f64(),
+            all_complete.as_secs_f64(),
             r1.totals.requests,
             r1.totals.requests as f64 / n as f64,
             r1.totals.bytes_up,
-            r1.totals.bytes_down
+            r1.totals.bytes_down,
+            cpu1.since(cpu0).server,
+            cpu1.since(cpu0).phones
         ),
     );
     summary.row(
         "fleet round 2 (pull village)",
         format!(
-            "{:.2} s; {} req ({:.2}/phone), {} docs, {} B down ({} B/phone); all hold their village: {}",
+            "{:.2} s; {} req ({:.2}/phone), {} docs, {} B down ({} B/phone); all hold their village: {}; \
+             CPU server {:.1} s, phones {:.1} s",
             r2.wall.as_secs_f64(),
             r2.totals.requests,
             r2.totals.requests as f64 / n as f64,
             r2.totals.pulled,
             r2.totals.bytes_down,
             r2.totals.bytes_down / n as u64,
-            if wrong.is_empty() { "yes" } else { "NO" }
+            if wrong.is_empty() { "yes" } else { "NO" },
+            cpu2.since(cpu1).server,
+            cpu2.since(cpu1).phones
         ),
     );
     summary.row(
@@ -1595,13 +1777,15 @@ fn fleet(
     );
     notes.push(format!(
         "{n} phones ({} villages, own tokens and stores) syncing their days at once through {} threads on {} CPU(s): \
-         the server held all {expected} records after {:.2} s, {:.2} requests/phone, {:.1} KiB up + {:.1} KiB down per phone; \
+         the server held all {expected} records after {:.2} s and every phone was complete after {:.2} s, {:.2} requests/phone, \
+         {:.1} KiB up + {:.1} KiB down per phone; \
          pulling each village afterwards took {:.2} s, {:.2} requests/phone, {:.1} KiB down per phone. \
          No-change syncs: {rate:.0}/s, median {} ({:.0} B up, {:.0} B down). Server peak RSS {}.",
         villages.len(),
         settings.threads,
         std::thread::available_parallelism().map_or(1, |p| p.get()),
         until_held.as_secs_f64(),
+        all_complete.as_secs_f64(),
         r1.totals.requests as f64 / n as f64,
         r1.totals.bytes_up as f64 / n as f64 / 1024.0,
         r1.totals.bytes_down as f64 / n as f64 / 1024.0,
@@ -1629,6 +1813,11 @@ fn main() -> BenchResult<()> {
         settings.devices,
         settings.seed
     );
+    println!(
+        "machine: {} CPU(s), load average {} (other work on the machine skews every timing below)",
+        std::thread::available_parallelism().map_or(1, |p| p.get()),
+        load_average()
+    );
     let started = Instant::now();
     let mut summary = Summary { rows: Vec::new() };
     let mut notes = Vec::new();
@@ -1646,7 +1835,11 @@ fn main() -> BenchResult<()> {
     for (what, value) in &summary.rows {
         println!("{what:<width$}  {value}");
     }
-    println!("total run time {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "total run time {:.1} s; load average at the end {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
     println!();
     println!("--- note (paste) ---");
     for n in &notes {

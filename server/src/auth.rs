@@ -84,12 +84,13 @@ pub fn device(
     Ok((auth, row))
 }
 
-/// The department behind the request's bearer token, with its view from the schema.
+/// The department behind the request's bearer token, with its view from the schema,
+/// and the token's key (rate limits are per token).
 pub fn department(
     storage: &dyn ServerStorage,
     schema: &Schema,
     headers: &HeaderMap,
-) -> Result<DepartmentDef, ApiError> {
+) -> Result<(DepartmentDef, String), ApiError> {
     let token = bearer(headers, "department")?;
     if !token.starts_with("ybk_") {
         return Err(ApiError::Unauthorized(
@@ -105,12 +106,13 @@ pub fn department(
             "this department token was revoked; ask the operator for a new one".into(),
         ));
     }
-    schema.department(&row.department).cloned().ok_or_else(|| {
+    let dept = schema.department(&row.department).cloned().ok_or_else(|| {
         ApiError::Forbidden(format!(
             "department `{}` is no longer in the schema",
             row.department
         ))
-    })
+    })?;
+    Ok((dept, row.key))
 }
 
 /// Succeeds only for the admin token.

@@ -184,17 +184,15 @@ pub fn write_record(
 }
 
 fn department(state: &AppState, headers: &HeaderMap) -> Result<DepartmentDef, ApiError> {
-    let dept = crate::auth::department(state.storage.as_ref(), state.hub.schema(), headers)?;
-    state
-        .limiter
-        .check(&format!("dept:{}", dept.key))
-        .map_err(|s| {
-            state
-                .metrics
-                .rate_limited
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ApiError::RateLimited(s)
-        })?;
+    let (dept, token_key) =
+        crate::auth::department(state.storage.as_ref(), state.hub.schema(), headers)?;
+    state.limiter.check(&token_key).map_err(|s| {
+        state
+            .metrics
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ApiError::RateLimited(s)
+    })?;
     Ok(dept)
 }
 

@@ -1,0 +1,1531 @@
+//! Department pull benchmark: prints how fast a real `yibiao-server` process serves the
+//! department read API over HTTP on loopback, and how much memory the server holds while it
+//! does. It never asserts timings.
+//!
+//! Run: `cargo bench -p yibiao-server --bench pull`
+//!
+//! Environment:
+//! - `YIBIAO_BENCH_RECORDS`: households in the database (default 100000; 10000 when quick);
+//! - `YIBIAO_BENCH_QUICK=1`: a small run for CI (seconds in release);
+//! - `YIBIAO_BENCH_REPS`: repetitions of each timed run at 100% (default 5; 3 when quick);
+//! - `YIBIAO_BENCH_SEED`: seed of the data generator (default 20260214);
+//! - `YIBIAO_BENCH_DIR`: where the data directory goes (default: the system temp dir);
+//! - `YIBIAO_BENCH_KEEP=1`: keep the data directory afterwards (to profile the server on it).
+//!
+//! Method:
+//! 1. A few hundred real household documents (about 17 fields each: Chinese names, ID
+//!    numbers, addresses, incomes, GPS points, photos, notes) are made with
+//!    `Record::create` over the Baru schema's six villages; one in 25 carries a real
+//!    conflict (two cadres set the same field apart, then merged).
+//! 2. The server's SQLite database is filled directly through `HubStorage::commit` with
+//!    N households that reuse those documents' bytes, heads, `values_json` and
+//!    `conflicts_json` under fresh `RecordId`s (so stored chunks do not match their ids;
+//!    the department read path never loads chunks). One in 500 is a tombstone.
+//! 3. The database is filled in three steps (10%, 50%, 100% of N); after each step a
+//!    fresh `yibiao-server serve` process (`CARGO_BIN_EXE_yibiao-server`) streams every
+//!    record as NDJSON, so its peak memory can be compared across sizes.
+//! 4. At 100%: NDJSON again (warm), NDJSON of one village, NDJSON for a one-village
+//!    department with five fields, CSV, and the paged JSON endpoint (1000 per page,
+//!    keep-alive); then a slow client that parses every NDJSON line checks ids, order,
+//!    scope, fields and conflicts (its memory figure shows the server under backpressure).
+//!
+//! Each figure (best and median of the repetitions; the machine may be shared): records,
+//! body bytes, wall time, records/s, MB/s, CPU of the server and of this client, records
+//! per second of server CPU, and the server's memory: `VmRSS` before, the peak `VmRSS`
+//! sampled every 20 ms, and `VmHWM` (reset through `/proc/<pid>/clear_refs` before each
+//! run when the kernel allows it). The client is a plain HTTP/1.1 reader on `std::net::TcpStream`.
+//! The server runs with `rate_per_minute = 0` so the paged run is not throttled.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use automerge::{ActorId, ChangeHash};
+use serde_json::{Value as Json, json};
+use yibiao_core::sync::HubStorage;
+use yibiao_core::sync::hub::{DocWrite, HubBatch};
+use yibiao_core::{Author, CadreId, DeviceId, FieldEdit, Record, RecordId, Schema, Scope};
+use yibiao_server::storage::SqliteStorage;
+
+type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
+
+const ENTITY: &str = "household";
+/// Distinct real documents per village.
+const TEMPLATES_PER_VILLAGE: usize = 50;
+/// One template in this many carries a conflict.
+const CONFLICT_EVERY: usize = 25;
+/// One record in this many is a tombstone.
+const DELETED_EVERY: usize = 500;
+/// Documents per `HubStorage::commit`.
+const LOAD_BATCH: usize = 2000;
+/// Page size of the JSON endpoint (its maximum).
+const JSON_PAGE: usize = 1000;
+/// Memory sampling period.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(300);
+/// The department that sees every village and the `dibao_check` fields.
+const DEPT_ALL: &str = "public_services";
+/// The department that sees one village and five fields.
+const DEPT_ONE: &str = "tujiang_health_station";
+const ONE_VILLAGE: &str = "tujiang";
+/// Target of the brief: records per second of the department NDJSON stream.
+const TARGET_RPS: f64 = 200_000.0;
+
+// ---------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------
+
+struct Settings {
+    quick: bool,
+    records: usize,
+    reps: usize,
+    seed: u64,
+    dir: Option<PathBuf>,
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> BenchResult<Option<T>> {
+    match std::env::var(name) {
+        Ok(s) if !s.trim().is_empty() => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name}={s} does not parse").into()),
+        _ => Ok(None),
+    }
+}
+
+impl Settings {
+    fn from_env() -> BenchResult<Self> {
+        let quick = std::env::var("YIBIAO_BENCH_QUICK").is_ok_and(|v| v == "1" || v == "true");
+        let records: usize =
+            env_parse("YIBIAO_BENCH_RECORDS")?.unwrap_or(if quick { 10_000 } else { 100_000 });
+        Ok(Self {
+            quick,
+            records: records.max(10),
+            reps: env_parse::<usize>("YIBIAO_BENCH_REPS")?
+                .unwrap_or(if quick { 3 } else { 5 })
+                .max(1),
+            seed: env_parse("YIBIAO_BENCH_SEED")?.unwrap_or(20_260_214),
+            dir: std::env::var_os("YIBIAO_BENCH_DIR").map(PathBuf::from),
+        })
+    }
+
+    fn tempdir(&self) -> BenchResult<tempfile::TempDir> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("yibiao-pull-");
+        Ok(match &self.dir {
+            Some(d) => b.tempdir_in(d)?,
+            None => b.tempdir()?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Realistic households
+// ---------------------------------------------------------------------------------------
+
+const YI_SURNAMES: &[&str] = &[
+    "吉克", "阿苏", "沙马", "马海", "吉伍", "俄木", "曲比", "阿说", "海来", "瓦其", "补约", "阿侯",
+    "勒格", "木乃", "日火", "吉木",
+];
+const YI_GIVEN: &[&str] = &[
+    "阿木", "拉则", "伍呷", "木呷", "尔布", "阿呷", "石者", "尔古", "依作", "么支", "拉哈", "子哈",
+    "阿牛", "莫色", "史日",
+];
+const HAN_SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "罗"];
+const HAN_GIVEN: &[&str] = &[
+    "志强", "建国", "秀英", "国华", "明", "丽", "德贵", "春梅", "永福", "桂兰", "文军",
+];
+const NOTES: &[&str] = &[
+    "户主常年在外务工，由妻子代为填报。",
+    "家中有一名重度残疾人，需每月走访。",
+    "住房已完成危房改造，2024年入住。",
+    "子女在西昌读高中，申请教育资助。",
+    "饮水管道冬季易冻，已报村委会维修。",
+    "养殖能繁母牛两头，收入较上年增加。",
+    "低保金已按季度发放，本人确认无误。",
+    "老人独居，邻居协助照料，建议纳入监测。",
+];
+const INCOME_SOURCES: &[&str] = &["farming", "livestock", "wages", "business", "transfers"];
+
+/// The ISO 7064 check character of a resident ID number's first 17 digits.
+fn id_check_char(digits17: &str) -> char {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8] = b"10X98765432";
+    let sum: u32 = digits17
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
+        .sum();
+    char::from(CHECK[(sum % 11) as usize])
+}
+
+fn pick<'a>(rng: &mut fastrand::Rng, items: &[&'a str]) -> &'a str {
+    items[rng.usize(..items.len())]
+}
+
+fn date(rng: &mut fastrand::Rng, year: u32) -> String {
+    format!("{year}-{:02}-{:02}", rng.u32(1..=12), rng.u32(1..=28))
+}
+
+/// One household's field values as JSON, as a phone would send them.
+fn household_values(
+    rng: &mut fastrand::Rng,
+    village_zh: &str,
+    yi: bool,
+) -> Vec<(&'static str, Json)> {
+    let head = if yi {
+        format!("{}{}", pick(rng, YI_SURNAMES), pick(rng, YI_GIVEN))
+    } else {
+        format!("{}{}", pick(rng, HAN_SURNAMES), pick(rng, HAN_GIVEN))
+    };
+    let birth = format!(
+        "{}{:02}{:02}",
+        rng.u32(1940..=1995),
+        rng.u32(1..=12),
+        rng.u32(1..=28)
+    );
+    let digits17 = format!("513401{birth}{:03}", rng.u32(0..1000));
+    let id_number = format!("{digits17}{}", id_check_char(&digits17));
+    let phone = format!(
+        "1{}{:09}",
+        pick(rng, &["3", "5", "7", "8", "9"]),
+        rng.u32(..1_000_000_000)
+    );
+    let group = rng.u32(1..=12);
+    let size = rng.u32(1..=8);
+    let labour = rng.u32(0..=size);
+    let dibao = match rng.u32(0..100) {
+        0..70 => "none",
+        70..90 => "enrolled",
+        90..95 => "special",
+        _ => "suspended",
+    };
+    let mut sources: Vec<&str> = INCOME_SOURCES
+        .iter()
+        .copied()
+        .filter(|_| rng.u32(0..100) < 40)
+        .collect();
+    if sources.is_empty() {
+        sources.push("farming");
+    }
+    let mut v: Vec<(&'static str, Json)> = vec![
+        ("household_head", json!(head)),
+        ("id_number", json!(id_number)),
+        ("phone", json!(phone)),
+        (
+            "address",
+            json!(format!(
+                "四川省凉山州西昌市巴汝镇{village_zh}{group}组{}号",
+                rng.u32(1..=80)
+            )),
+        ),
+        ("village_group", json!(group)),
+        (
+            "ethnicity",
+            json!(if yi {
+                "yi"
+            } else {
+                pick(rng, &["han", "han", "han", "tibetan", "other"])
+            }),
+        ),
+        ("household_size", json!(size)),
+        (
+            "annual_income",
+            json!(format!("{}.{:02}", rng.u32(3_000..90_000), rng.u32(0..100))),
+        ),
+        ("income_sources", json!(sources)),
+        ("dibao_status", json!(dibao)),
+        ("disabled_members", json!(u32::from(rng.u32(0..100) < 12))),
+        (
+            "monitoring_status",
+            json!(pick(
+                rng,
+                &[
+                    "stable",
+                    "stable",
+                    "stable",
+                    "at_risk",
+                    "monitored",
+                    "cleared"
+                ]
+            )),
+        ),
+        ("housing_safe", json!(rng.u32(0..100) < 93)),
+        (
+            "drinking_water",
+            json!(pick(
+                rng,
+                &["piped", "piped", "piped", "well", "spring", "unsafe"]
+            )),
+        ),
+        ("visit_date", json!(date(rng, 2025))),
+    ];
+    if rng.u32(0..100) < 60 {
+        v.push(("labour_count", json!(labour)));
+        v.push(("migrant_workers", json!(rng.u32(0..=labour))));
+    }
+    if dibao == "enrolled" || dibao == "special" {
+        v.push((
+            "dibao_amount_monthly",
+            json!(format!("{}.00", size * rng.u32(200..=450))),
+        ));
+    }
+    if rng.u32(0..100) < 50 {
+        v.push((
+            "location",
+            json!({
+                "lat": 27.7 + f64::from(rng.u32(0..200_000)) / 1_000_000.0,
+                "lon": 102.1 + f64::from(rng.u32(0..300_000)) / 1_000_000.0,
+            }),
+        ));
+    }
+    if rng.u32(0..100) < 20 {
+        let sha: String = (0..64)
+            .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
+            .collect();
+        v.push((
+            "photo",
+            json!({
+                "sha256": sha,
+                "name": format!("IMG_2025{:02}{:02}_{:04}.jpg", rng.u32(1..=12), rng.u32(1..=28), rng.u32(..10_000)),
+                "mime": "image/jpeg",
+                "size": rng.u64(200_000..3_000_000),
+            }),
+        ));
+    }
+    if rng.u32(0..100) < 30 {
+        v.push(("notes", json!(pick(rng, NOTES))));
+    }
+    v
+}
+
+/// A real document whose stored form is reused by many records.
+struct Template {
+    village: String,
+    chunk: Vec<u8>,
+    heads: Vec<ChangeHash>,
+    values_json: String,
+    conflicts_json: String,
+    fields: usize,
+}
+
+impl Template {
+    fn conflicted(&self) -> bool {
+        self.conflicts_json != "{}"
+    }
+}
+
+fn author(cadre: &str, device: &str) -> BenchResult<Author> {
+    Ok(Author {
+        cadre: CadreId::new(cadre)?,
+        device: DeviceId::new(device)?,
+    })
+}
+
+fn edits(schema: &Schema, values: &[(&'static str, Json)]) -> BenchResult<Vec<FieldEdit>> {
+    values
+        .iter()
+        .map(|(field, json)| {
+            let v = schema
+                .parse_json(ENTITY, field, json)
+                .map_err(|e| format!("generated value of {field} is refused: {e}"))?;
+            Ok(FieldEdit::Set((*field).to_owned(), v))
+        })
+        .collect()
+}
+
+/// `TEMPLATES_PER_VILLAGE` real documents per village of the schema.
+fn make_templates(schema: &Schema, rng: &mut fastrand::Rng) -> BenchResult<Vec<Template>> {
+    let mut out = Vec::new();
+    let base_ms: i64 = 1_764_000_000_000;
+    for (vi, (village, labels)) in schema.villages.iter().enumerate() {
+        let cadre = author(
+            &format!("cadre-{village}-01"),
+            &format!("phone-{village}-01"),
+        )?;
+        let other = author(
+            &format!("cadre-{village}-02"),
+            &format!("phone-{village}-02"),
+        )?;
+        for t in 0..TEMPLATES_PER_VILLAGE {
+            let yi = rng.u32(0..100) < 80;
+            let values = household_values(rng, &labels.zh, yi);
+            let scope = Scope {
+                township: schema.township.id.clone(),
+                village: Some(village.clone()),
+            };
+            let at = base_ms + (vi * TEMPLATES_PER_VILLAGE + t) as i64 * 60_000;
+            let mut record = Record::create(
+                RecordId::new(),
+                ActorId::random(),
+                ENTITY,
+                &scope,
+                &edits(schema, &values)?,
+                &cadre,
+                at,
+            )?;
+            if (vi * TEMPLATES_PER_VILLAGE + t).is_multiple_of(CONFLICT_EVERY) {
+                // Two cadres correct the same field apart; the merge keeps both values.
+                let mut theirs = Record::load(record.id(), ActorId::random(), &[record.save()])?;
+                let (field, a, b) = if t % 2 == 0 {
+                    ("phone", json!("13908140001"), json!("15082345678"))
+                } else {
+                    ("household_size", json!(4), json!(5))
+                };
+                record.apply_edits(&edits(schema, &[(field, a)])?, &cadre, at + 3_600_000)?;
+                theirs.apply_edits(&edits(schema, &[(field, b)])?, &other, at + 7_200_000)?;
+                record.merge_bytes(&theirs.save())?;
+            }
+            out.push(Template {
+                village: village.clone(),
+                chunk: record.save(),
+                heads: record.heads(),
+                values_json: record.values_json(schema),
+                conflicts_json: record.conflicts_json(schema),
+                fields: record.values(schema).len(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What the loaded database holds, to check what the server answers.
+#[derive(Default, Clone)]
+struct Expect {
+    loaded: usize,
+    live: usize,
+    live_conflicted: usize,
+    live_by_village: BTreeMap<String, usize>,
+    live_conflicted_by_village: BTreeMap<String, usize>,
+    fields_per_record: f64,
+}
+
+/// Appends records `expect.loaded..upto` to the database through `HubStorage::commit`.
+fn load(
+    db: &Path,
+    templates: &[Template],
+    rng: &mut fastrand::Rng,
+    upto: usize,
+    expect: &mut Expect,
+) -> BenchResult<Duration> {
+    let t0 = Instant::now();
+    let storage = SqliteStorage::open(db)?;
+    while expect.loaded < upto {
+        let n = LOAD_BATCH.min(upto - expect.loaded);
+        let mut docs = Vec::with_capacity(n);
+        for _ in 0..n {
+            expect.loaded += 1;
+            let t = &templates[rng.usize(..templates.len())];
+            let deleted = expect.loaded.is_multiple_of(DELETED_EVERY);
+            if !deleted {
+                expect.live += 1;
+                expect.live_conflicted += usize::from(t.conflicted());
+                *expect.live_by_village.entry(t.village.clone()).or_default() += 1;
+                *expect
+                    .live_conflicted_by_village
+                    .entry(t.village.clone())
+                    .or_default() += usize::from(t.conflicted());
+            }
+            docs.push(DocWrite {
+                id: RecordId::new(),
+                entity: ENTITY.to_owned(),
+                village: Some(t.village.clone()),
+                chunk: t.chunk.clone(),
+                snapshot: true,
+                heads: t.heads.clone(),
+                values_json: t.values_json.clone(),
+                conflicts_json: t.conflicts_json.clone(),
+                deleted,
+            });
+        }
+        storage.commit(&HubBatch {
+            device: "bench-loader".into(),
+            docs,
+            confirm_upto: 0,
+            device_heads: Vec::new(),
+        })?;
+    }
+    drop(storage);
+    Ok(t0.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------
+// The server process and its memory
+// ---------------------------------------------------------------------------------------
+
+fn server_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_yibiao-server")
+}
+
+/// A running `yibiao-server serve`; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data_dir: &Path, config: &Path) -> BenchResult<Self> {
+        let mut child = Command::new(server_binary())
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the server's stdout is not piped".into());
+        };
+        // From here on the guard owns the child: an early return kills it.
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("listening on http://") {
+                        server.addr = rest.trim().parse()?;
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err("the server exited before it listened".into()),
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issues a department token through the server's own CLI.
+fn department_token(data_dir: &Path, department: &str) -> BenchResult<String> {
+    let out = Command::new(server_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["department", "token", department, "--name", "pull bench"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "department token failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once): ").map(str::to_owned))
+        .ok_or_else(|| "`department token` printed no token".into())
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn status_kib(pid: u32, name: &str) -> BenchResult<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/{pid}/status").into())
+}
+
+/// Resets the process's `VmHWM` to its current RSS; false when the kernel refuses.
+fn reset_hwm(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// User + system CPU seconds of process `pid` ("self" for this one).
+fn cpu_secs(pid: &str) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("unreadable /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command name: state is field 3, utime field 14, stime field 15 (ticks).
+    let tick = |i: usize| -> BenchResult<f64> {
+        Ok(fields
+            .get(i - 3)
+            .ok_or("short /proc/<pid>/stat")?
+            .parse::<f64>()?
+            / 100.0)
+    };
+    Ok(tick(14)? + tick(15)?)
+}
+
+/// Samples `VmRSS` every `SAMPLE_EVERY` until stopped; yields (peak KiB, samples).
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(u64, u64)>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut peak, mut n) = (0u64, 0u64);
+            loop {
+                if let Ok(rss) = status_kib(pid, "VmRSS:") {
+                    peak = peak.max(rss);
+                    n += 1;
+                }
+                if s.load(Ordering::SeqCst) {
+                    return (peak, n);
+                }
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+        });
+        Self { stop, handle }
+    }
+
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap_or((0, 0))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A plain HTTP/1.1 client
+// ---------------------------------------------------------------------------------------
+
+/// One keep-alive connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> BenchResult<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(HTTP_TIMEOUT))?;
+        Ok(Self {
+            reader: BufReader::with_capacity(256 * 1024, s.try_clone()?),
+            writer: s,
+            addr,
+        })
+    }
+
+    /// Sends `GET path` and feeds the decoded body (chunked or sized) to `sink`.
+    fn get(&mut self, path: &str, token: &str, sink: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
+        let addr = self.addr;
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: */*\r\n\r\n"
+        )?;
+        self.writer.flush()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {line:?}"))?;
+        let (mut chunked, mut length, mut close) = (false, None::<usize>, false);
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err("connection closed in the headers".into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let Some((name, value)) = l.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            match name.as_str() {
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "content-length" => length = Some(value.parse()?),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut error_body = Vec::new();
+        let mut collect = |b: &[u8]| error_body.extend_from_slice(b);
+        let out: &mut dyn FnMut(&[u8]) = if status == 200 { sink } else { &mut collect };
+        if chunked {
+            loop {
+                line.clear();
+                if self.reader.read_line(&mut line)? == 0 {
+                    return Err("connection closed inside a chunked body".into());
+                }
+                let size_text = line.trim_end().split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size_text, 16)
+                    .map_err(|_| format!("bad chunk size line {line:?}"))?;
+                if size == 0 {
+                    loop {
+                        line.clear();
+                        if self.reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                self.body_bytes(size, out)?;
+                line.clear();
+                self.reader.read_line(&mut line)?;
+            }
+        } else if let Some(n) = length {
+            self.body_bytes(n, out)?;
+        } else {
+            let mut rest = Vec::new();
+            self.reader.read_to_end(&mut rest)?;
+            out(&rest);
+            close = true;
+        }
+        if close {
+            let _ = self.writer.shutdown(std::net::Shutdown::Both);
+        }
+        if status != 200 {
+            return Err(format!(
+                "GET {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&error_body)
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn body_bytes(&mut self, mut left: usize, out: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
+        while left > 0 {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Err("connection closed inside the body".into());
+            }
+            let n = buf.len().min(left);
+            out(&buf[..n]);
+            self.reader.consume(n);
+            left -= n;
+        }
+        Ok(())
+    }
+}
+
+/// Counts a streamed body: bytes, newlines, the first line and the tail.
+#[derive(Default)]
+struct Counter {
+    bytes: u64,
+    lines: u64,
+    first: Vec<u8>,
+    first_done: bool,
+    tail: Vec<u8>,
+}
+
+const TAIL: usize = 8192;
+
+impl Counter {
+    fn feed(&mut self, b: &[u8]) {
+        self.bytes += b.len() as u64;
+        self.lines += b.iter().filter(|&&c| c == b'\n').count() as u64;
+        if !self.first_done {
+            match b.iter().position(|&c| c == b'\n') {
+                Some(p) => {
+                    self.first.extend_from_slice(&b[..p]);
+                    self.first_done = true;
+                }
+                None => self.first.extend_from_slice(b),
+            }
+        }
+        if b.len() >= TAIL {
+            self.tail.clear();
+            self.tail.extend_from_slice(&b[b.len() - TAIL..]);
+        } else {
+            self.tail.extend_from_slice(b);
+            if self.tail.len() > 2 * TAIL {
+                self.tail.drain(..self.tail.len() - TAIL);
+            }
+        }
+    }
+
+    /// The last complete line.
+    fn last_line(&self) -> &[u8] {
+        let t = self.tail.strip_suffix(b"\n").unwrap_or(&self.tail);
+        match t.iter().rposition(|&c| c == b'\n') {
+            Some(p) => &t[p + 1..],
+            None => t,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements
+// ---------------------------------------------------------------------------------------
+
+/// What one timed request (or series of requests) saw.
+struct Run {
+    records: u64,
+    bytes: u64,
+    requests: u64,
+    wall: Duration,
+    server_cpu: f64,
+    client_cpu: f64,
+    rss_before_kib: u64,
+    rss_peak_kib: u64,
+    hwm_kib: u64,
+    hwm_reset: bool,
+    samples: u64,
+}
+
+impl Run {
+    fn rps(&self) -> f64 {
+        self.records as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    fn mbps(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.wall.as_secs_f64().max(1e-9)
+    }
+    /// The larger of the sampled `VmRSS` peak and `VmHWM` (the kernel folds RSS counters
+    /// into `VmHWM` in batches, so either can be the higher).
+    fn peak_kib(&self) -> u64 {
+        self.rss_peak_kib.max(self.hwm_kib)
+    }
+}
+
+/// Repetitions of one measurement.
+struct Figures {
+    label: String,
+    /// Sorted by wall time.
+    runs: Vec<Run>,
+}
+
+impl Figures {
+    fn best(&self) -> &Run {
+        &self.runs[0]
+    }
+    fn median(&self) -> &Run {
+        &self.runs[self.runs.len() / 2]
+    }
+    fn peak_kib(&self) -> u64 {
+        self.runs.iter().map(Run::peak_kib).max().unwrap_or(0)
+    }
+    fn rss_before_kib(&self) -> u64 {
+        self.runs
+            .iter()
+            .map(|r| r.rss_before_kib)
+            .min()
+            .unwrap_or(0)
+    }
+    fn server_cpu(&self) -> f64 {
+        let mut c: Vec<f64> = self.runs.iter().map(|r| r.server_cpu).collect();
+        c.sort_by(f64::total_cmp);
+        c[c.len() / 2]
+    }
+    /// Records served per second of server CPU (median CPU): what the server could do
+    /// with a core to itself, whatever else runs on the machine.
+    fn records_per_cpu_second(&self) -> f64 {
+        self.best().records as f64 / self.server_cpu().max(0.01)
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Times `body` (which returns records, bytes, requests) while watching the server.
+fn measure_once(
+    server: &Server,
+    body: &mut dyn FnMut() -> BenchResult<(u64, u64, u64)>,
+) -> BenchResult<Run> {
+    let pid = server.pid();
+    let hwm_reset = reset_hwm(pid);
+    let rss_before_kib = status_kib(pid, "VmRSS:")?;
+    let sampler = Sampler::start(pid);
+    let (cpu_s, cpu_c) = (cpu_secs(&pid.to_string())?, cpu_secs("self")?);
+    let t0 = Instant::now();
+    let result = body();
+    let wall = t0.elapsed();
+    let (cpu_s2, cpu_c2) = (cpu_secs(&pid.to_string())?, cpu_secs("self")?);
+    let (rss_peak_kib, samples) = sampler.finish();
+    let hwm_kib = status_kib(pid, "VmHWM:")?;
+    let (records, bytes, requests) = result?;
+    Ok(Run {
+        records,
+        bytes,
+        requests,
+        wall,
+        server_cpu: cpu_s2 - cpu_s,
+        client_cpu: cpu_c2 - cpu_c,
+        rss_before_kib,
+        rss_peak_kib: rss_peak_kib.max(rss_before_kib),
+        hwm_kib,
+        hwm_reset,
+        samples,
+    })
+}
+
+/// Runs `body` `reps` times and prints each run.
+fn measure(
+    server: &Server,
+    label: &str,
+    reps: usize,
+    mut body: impl FnMut() -> BenchResult<(u64, u64, u64)>,
+) -> BenchResult<Figures> {
+    let mut runs = Vec::with_capacity(reps);
+    for rep in 1..=reps.max(1) {
+        let r = measure_once(server, &mut body)?;
+        let (rps, mbps) = (r.rps(), r.mbps());
+        println!(
+            "  {label} [{rep}/{reps}]: {} records, {:.1} MB, {} requests, in {:.3} s = {rps:.0} records/s, \
+             {mbps:.1} MB/s; CPU server {:.2} s, client {:.2} s; server RSS {:.1} MiB before, \
+             peak {:.1} MiB ({} samples), VmHWM {:.1} MiB{}",
+            r.records,
+            r.bytes as f64 / 1e6,
+            r.requests,
+            r.wall.as_secs_f64(),
+            r.server_cpu,
+            r.client_cpu,
+            mib(r.rss_before_kib),
+            mib(r.rss_peak_kib),
+            r.samples,
+            mib(r.hwm_kib),
+            if r.hwm_reset {
+                ""
+            } else {
+                " (not reset: lifetime peak)"
+            },
+        );
+        runs.push(r);
+    }
+    runs.sort_by_key(|r| r.wall);
+    Ok(Figures {
+        label: label.to_owned(),
+        runs,
+    })
+}
+
+/// Streams a whole NDJSON or CSV body; checks the record count.
+fn stream_count(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    header_lines: u64,
+    expected: usize,
+) -> BenchResult<(Counter, (u64, u64, u64))> {
+    let mut conn = Conn::open(addr)?;
+    let mut c = Counter::default();
+    conn.get(path, token, &mut |b| c.feed(b))?;
+    let records = c.lines.saturating_sub(header_lines);
+    if records != expected as u64 {
+        return Err(format!("GET {path}: {records} records, expected {expected}").into());
+    }
+    let bytes = c.bytes;
+    Ok((c, (records, bytes, 1)))
+}
+
+/// Pages through `GET /v1/records?limit=1000&after=...` on one keep-alive connection.
+fn json_pages(addr: SocketAddr, token: &str, expected: usize) -> BenchResult<(u64, u64, u64)> {
+    let mut conn = Conn::open(addr)?;
+    let (mut records, mut bytes, mut requests) = (0u64, 0u64, 0u64);
+    let mut after: Option<String> = None;
+    let mut body = Vec::with_capacity(1 << 20);
+    loop {
+        let path = match &after {
+            None => format!("/v1/records?limit={JSON_PAGE}"),
+            Some(a) => format!("/v1/records?limit={JSON_PAGE}&after={a}"),
+        };
+        body.clear();
+        conn.get(&path, token, &mut |b| body.extend_from_slice(b))?;
+        requests += 1;
+        bytes += body.len() as u64;
+        if requests == 1 {
+            // Check the shape once, outside the hot loop's habits.
+            let v: Json = serde_json::from_slice(&body)?;
+            if !v["records"].is_array() {
+                return Err("the JSON page has no `records` array".into());
+            }
+        }
+        records += count_pattern(&body, b"{\"id\":\"") as u64;
+        let tail_at = find_last(&body, b"\"next\":").ok_or("the JSON page has no `next`")?;
+        let tail = &body[tail_at + 7..];
+        if tail.starts_with(b"null") {
+            break;
+        }
+        let id = tail
+            .get(1..37)
+            .ok_or("the JSON page's `next` is cut")?
+            .to_vec();
+        after = Some(String::from_utf8(id)?);
+    }
+    if records != expected as u64 {
+        return Err(format!("JSON pages: {records} records, expected {expected}").into());
+    }
+    Ok((records, bytes, requests))
+}
+
+fn count_pattern(hay: &[u8], pat: &[u8]) -> usize {
+    let Some(&first) = pat.first() else { return 0 };
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(p) = hay[i..].iter().position(|&b| b == first) {
+        let at = i + p;
+        if hay[at..].starts_with(pat) {
+            n += 1;
+        }
+        i = at + 1;
+    }
+    n
+}
+
+fn find_last(hay: &[u8], pat: &[u8]) -> Option<usize> {
+    hay.windows(pat.len()).rposition(|w| w == pat)
+}
+
+/// Checks that a line is a record object with only `allowed` value fields.
+fn check_line(line: &[u8], allowed: &[String], what: &str) -> BenchResult<Json> {
+    let v: Json = serde_json::from_slice(line).map_err(|e| {
+        format!(
+            "{what}: a line is not JSON ({e}): {}",
+            String::from_utf8_lossy(line)
+        )
+    })?;
+    let values = v["values"]
+        .as_object()
+        .ok_or_else(|| format!("{what}: a line has no `values` object"))?;
+    if let Some(k) = values.keys().find(|k| !allowed.contains(k)) {
+        return Err(format!("{what}: field `{k}` is not in the department's view").into());
+    }
+    if v["id"].as_str().is_none() || v["entity"] != ENTITY {
+        return Err(format!("{what}: a line lacks id or entity").into());
+    }
+    Ok(v)
+}
+
+/// Untimed: parses every line of an NDJSON body and checks order, scope, fields, conflicts.
+fn verify_ndjson(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    allowed: &[String],
+    village: Option<&str>,
+    expected: usize,
+    expected_conflicted: usize,
+) -> BenchResult<(String, (u64, u64, u64))> {
+    let mut conn = Conn::open(addr)?;
+    let mut bytes = 0u64;
+    let mut partial: Vec<u8> = Vec::new();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let (mut n, mut conflicted, mut field_total) = (0usize, 0usize, 0usize);
+    let mut last_id = String::new();
+    let mut problem: Option<String> = None;
+    let mut check = |line: &[u8]| {
+        if problem.is_some() {
+            return;
+        }
+        match check_line(line, allowed, path) {
+            Ok(v) => {
+                n += 1;
+                let id = v["id"].as_str().unwrap_or_default().to_owned();
+                if id <= last_id {
+                    problem = Some(format!("{path}: ids not increasing at {id}"));
+                }
+                last_id = id;
+                if v["deleted"] != false {
+                    problem = Some(format!("{path}: a tombstone was served"));
+                }
+                if village.is_some_and(|vl| v["village"] != vl) {
+                    problem = Some(format!("{path}: a record of another village"));
+                }
+                field_total += v["values"].as_object().map_or(0, |m| m.len());
+                if v["conflicted"] == true {
+                    conflicted += 1;
+                    if v["conflicts"].as_object().is_none_or(|m| m.is_empty()) {
+                        problem = Some(format!("{path}: conflicted without conflicts"));
+                    }
+                }
+            }
+            Err(e) => problem = Some(e.to_string()),
+        }
+    };
+    conn.get(path, token, &mut |b| {
+        bytes += b.len() as u64;
+        partial.extend_from_slice(b);
+        while let Some(p) = partial.iter().position(|&c| c == b'\n') {
+            lines.push(partial.drain(..=p).collect());
+        }
+        for l in lines.drain(..) {
+            check(&l[..l.len() - 1]);
+        }
+    })?;
+    if let Some(p) = problem {
+        return Err(p.into());
+    }
+    if !partial.is_empty() {
+        return Err(format!("{path}: the body does not end with a newline").into());
+    }
+    if n != expected || conflicted != expected_conflicted {
+        return Err(format!(
+            "{path}: {n} records ({conflicted} conflicted), expected {expected} ({expected_conflicted})"
+        )
+        .into());
+    }
+    let message = format!(
+        "{path}: {n} lines parsed, ids strictly increasing, no tombstone, {conflicted} conflicted, \
+         {:.1} visible fields per record, all within the department's {} fields",
+        field_total as f64 / n.max(1) as f64,
+        allowed.len()
+    );
+    Ok((message, (n as u64, bytes, 1)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------
+
+fn ndjson_run(
+    server: &Server,
+    label: &str,
+    reps: usize,
+    path: &str,
+    token: &str,
+    allowed: &[String],
+    expected: usize,
+) -> BenchResult<Figures> {
+    let mut counter = None;
+    let figures = measure(server, label, reps, || {
+        let (c, figures) = stream_count(server.addr, path, token, 0, expected)?;
+        counter = Some(c);
+        Ok(figures)
+    })?;
+    if let Some(c) = counter.filter(|_| expected > 0) {
+        check_line(&c.first, allowed, path)?;
+        check_line(c.last_line(), allowed, path)?;
+    }
+    Ok(figures)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn run() -> BenchResult<()> {
+    let settings = Settings::from_env()?;
+    let n = settings.records;
+    let reps = settings.reps;
+    let schema = Schema::baru_example();
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    println!("yibiao department pull benchmark");
+    println!(
+        "  {n} households over {} villages, seed {}, {} mode, {reps} repetitions, {cores} cores, \
+         {} build, load average {}",
+        schema.villages.len(),
+        settings.seed,
+        if settings.quick { "QUICK" } else { "full" },
+        if cfg!(debug_assertions) {
+            "DEBUG (figures meaningless)"
+        } else {
+            "optimised"
+        },
+        loadavg()
+    );
+    let tmp = settings.tempdir()?;
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let db = data_dir.join("yibiao.db");
+    let config = tmp.path().join("bench-config.toml");
+    std::fs::write(&config, "rate_per_minute = 0\n")?;
+    println!("  data dir {}", data_dir.display());
+
+    // Documents.
+    let mut rng = fastrand::Rng::with_seed(settings.seed);
+    let t0 = Instant::now();
+    let templates = make_templates(&schema, &mut rng)?;
+    let tn = templates.len().max(1);
+    let avg_fields = templates.iter().map(|t| t.fields).sum::<usize>() as f64 / tn as f64;
+    let avg_values =
+        templates.iter().map(|t| t.values_json.len()).sum::<usize>() as f64 / tn as f64;
+    let avg_chunk = templates.iter().map(|t| t.chunk.len()).sum::<usize>() as f64 / tn as f64;
+    let conflicted_templates = templates.iter().filter(|t| t.conflicted()).count();
+    println!(
+        "  {} real documents made with Record::create in {:.2} s: {avg_fields:.1} fields, \
+         values_json {avg_values:.0} B, automerge snapshot {avg_chunk:.0} B on average; \
+         {conflicted_templates} with a conflict",
+        templates.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "  NOTE: records reuse those documents' bytes and summaries under fresh RecordIds, so \
+         stored chunks do not match their ids (fine for this read benchmark: the department \
+         path reads only the summaries); 1 in {DELETED_EVERY} records is a tombstone"
+    );
+    if let Some(t) = templates.iter().find(|t| t.conflicted()) {
+        println!("  sample values_json:    {}", t.values_json);
+        println!("  sample conflicts_json: {}", t.conflicts_json);
+    }
+
+    let dept_all = schema
+        .departments
+        .get(DEPT_ALL)
+        .ok_or("no public_services department")?
+        .clone();
+    let dept_one = schema
+        .departments
+        .get(DEPT_ONE)
+        .ok_or("no tujiang_health_station department")?
+        .clone();
+
+    // Steps: 10%, 50%, 100% of N, a fresh server process after each.
+    let mut expect = Expect {
+        fields_per_record: avg_fields,
+        ..Expect::default()
+    };
+    let mut tokens: Option<(String, String)> = None;
+    let mut steps: Vec<(usize, Figures)> = Vec::new();
+    let mut finals: Vec<Figures> = Vec::new();
+    let mut verified: Vec<String> = Vec::new();
+    for (step, percent) in [10usize, 50, 100].into_iter().enumerate() {
+        let upto = (n * percent / 100).max(1);
+        let before = expect.loaded;
+        let took = load(&db, &templates, &mut rng, upto, &mut expect)?;
+        let db_mb = std::fs::metadata(&db).map_or(0, |m| m.len()) as f64 / 1e6;
+        println!(
+            "\n[{percent}% = {upto} records] loaded {} through HubStorage::commit in {:.2} s \
+             ({:.0}/s), database {db_mb:.1} MB; load average {}",
+            upto - before,
+            took.as_secs_f64(),
+            (upto - before) as f64 / took.as_secs_f64().max(1e-9),
+            loadavg()
+        );
+        let (tok_all, tok_one) = match &tokens {
+            Some(t) => t.clone(),
+            None => {
+                let t = (
+                    department_token(&data_dir, DEPT_ALL)?,
+                    department_token(&data_dir, DEPT_ONE)?,
+                );
+                tokens = Some(t.clone());
+                t
+            }
+        };
+        let server = Server::start(&data_dir, &config)?;
+        let started_rss = status_kib(server.pid(), "VmRSS:")?;
+        println!(
+            "  server pid {} on {} (RSS {:.1} MiB after start)",
+            server.pid(),
+            server.addr,
+            mib(started_rss)
+        );
+        steps.push((
+            upto,
+            ndjson_run(
+                &server,
+                &format!("NDJSON {DEPT_ALL}, fresh server, {upto} in db"),
+                1,
+                "/v1/records.ndjson",
+                &tok_all,
+                &dept_all.fields,
+                expect.live,
+            )?,
+        ));
+        if step < 2 {
+            continue;
+        }
+        // Everything else at 100%.
+        finals.push(ndjson_run(
+            &server,
+            &format!("NDJSON {DEPT_ALL}, warm"),
+            reps,
+            "/v1/records.ndjson",
+            &tok_all,
+            &dept_all.fields,
+            expect.live,
+        )?);
+        let in_village = expect
+            .live_by_village
+            .get(ONE_VILLAGE)
+            .copied()
+            .unwrap_or(0);
+        finals.push(ndjson_run(
+            &server,
+            &format!("NDJSON {DEPT_ALL} ?village={ONE_VILLAGE}"),
+            reps,
+            &format!("/v1/records.ndjson?village={ONE_VILLAGE}"),
+            &tok_all,
+            &dept_all.fields,
+            in_village,
+        )?);
+        finals.push(ndjson_run(
+            &server,
+            &format!(
+                "NDJSON {DEPT_ONE} (1 village, {} fields)",
+                dept_one.fields.len()
+            ),
+            reps,
+            "/v1/records.ndjson",
+            &tok_one,
+            &dept_one.fields,
+            in_village,
+        )?);
+        let mut csv_head = Vec::new();
+        finals.push(measure(&server, &format!("CSV {DEPT_ALL}"), reps, || {
+            let (c, figures) =
+                stream_count(server.addr, "/v1/records.csv", &tok_all, 1, expect.live)?;
+            csv_head = c.first;
+            Ok(figures)
+        })?);
+        if !csv_head.starts_with(b"\xEF\xBB\xBF") {
+            return Err("the CSV does not start with a UTF-8 BOM".into());
+        }
+        finals.push(measure(
+            &server,
+            &format!("JSON pages {DEPT_ALL} (limit {JSON_PAGE}, keep-alive)"),
+            reps,
+            || json_pages(server.addr, &tok_all, expect.live),
+        )?);
+        let mut message = String::new();
+        finals.push(measure(
+            &server,
+            &format!("NDJSON {DEPT_ALL}, slow client (parses each line)"),
+            1,
+            || {
+                let (m, figures) = verify_ndjson(
+                    server.addr,
+                    "/v1/records.ndjson",
+                    &tok_all,
+                    &dept_all.fields,
+                    None,
+                    expect.live,
+                    expect.live_conflicted,
+                )?;
+                message = m;
+                Ok(figures)
+            },
+        )?);
+        verified.push(message);
+        verified.push(
+            verify_ndjson(
+                server.addr,
+                "/v1/records.ndjson",
+                &tok_one,
+                &dept_one.fields,
+                Some(ONE_VILLAGE),
+                in_village,
+                expect
+                    .live_conflicted_by_village
+                    .get(ONE_VILLAGE)
+                    .copied()
+                    .unwrap_or(0),
+            )?
+            .0,
+        );
+        println!(
+            "  server after the runs: VmRSS {:.1} MiB; load average {}",
+            mib(status_kib(server.pid(), "VmRSS:")?),
+            loadavg()
+        );
+    }
+
+    report(&settings, &expect, &steps, &finals, &verified);
+    if std::env::var("YIBIAO_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        let kept = tmp.keep();
+        println!(
+            "data kept in {} (serve it with: yibiao-server --config {} serve --data-dir {})",
+            kept.display(),
+            kept.join("bench-config.toml").display(),
+            kept.join("data").display()
+        );
+    }
+    Ok(())
+}
+
+fn report(
+    settings: &Settings,
+    expect: &Expect,
+    steps: &[(usize, Figures)],
+    finals: &[Figures],
+    verified: &[String],
+) {
+    println!("\nverification (untimed):");
+    for v in verified {
+        println!("  {v}");
+    }
+    println!(
+        "\nsummary ({} households loaded, {} live; best and median of the repetitions):",
+        expect.loaded, expect.live
+    );
+    println!(
+        "| {:<54} | {:>7} | {:>5} | {:>4} | {:>6} | {:>6} | {:>9} | {:>9} | {:>8} | {:>7} | {:>9} | {:>8} | {:>8} |",
+        "run",
+        "records",
+        "MB",
+        "reps",
+        "best s",
+        "med s",
+        "rec/s best",
+        "rec/s med",
+        "MB/s best",
+        "srv CPU",
+        "rec/CPU-s",
+        "RSS pre",
+        "peak mem"
+    );
+    println!("|{}|", ["---"; 13].join("|"));
+    let row = |label: &str, f: &Figures| {
+        let (b, m) = (f.best(), f.median());
+        println!(
+            "| {label:<54} | {:>7} | {:>5.1} | {:>4} | {:>6.3} | {:>6.3} | {:>10.0} | {:>9.0} | {:>9.1} | {:>6.2}s | {:>9.0} | {:>4.1} MiB | {:>4.1} MiB |",
+            b.records,
+            b.bytes as f64 / 1e6,
+            f.runs.len(),
+            b.wall.as_secs_f64(),
+            m.wall.as_secs_f64(),
+            b.rps(),
+            m.rps(),
+            b.mbps(),
+            f.server_cpu(),
+            f.records_per_cpu_second(),
+            mib(f.rss_before_kib()),
+            mib(f.peak_kib())
+        );
+    };
+    for (_, f) in steps {
+        row(&f.label, f);
+    }
+    for f in finals {
+        row(&f.label, f);
+    }
+    let samples: u64 = steps
+        .iter()
+        .map(|(_, f)| f)
+        .chain(finals)
+        .flat_map(|f| f.runs.iter().map(|r| r.samples))
+        .sum();
+    let all_reset = steps
+        .iter()
+        .map(|(_, f)| f)
+        .chain(finals)
+        .all(|f| f.runs.iter().all(|r| r.hwm_reset));
+    println!(
+        "srv CPU: median user+system CPU of the server process per run (10 ms ticks, coarse for short runs); rec/CPU-s: records per \
+         second of server CPU (independent of other load on the machine). peak mem: the larger \
+         of VmRSS sampled every {} ms ({samples} samples in all) and VmHWM {}.",
+        SAMPLE_EVERY.as_millis(),
+        if all_reset {
+            "(reset through /proc/PID/clear_refs before each run)"
+        } else {
+            "(could NOT be reset: lifetime peak)"
+        }
+    );
+
+    println!("\n--- note (paste) ---");
+    println!(
+        "Department pull bench (`{}cargo bench -p yibiao-server --bench pull`): {} households \
+         ({:.1} fields each, Chinese text, 1 in {CONFLICT_EVERY} conflicted) over 6 villages; \
+         real server process on loopback, plain HTTP/1.1 client, {} cores, load average {} at \
+         the end; best (median) of {} runs:",
+        if settings.quick {
+            "YIBIAO_BENCH_QUICK=1 "
+        } else {
+            ""
+        },
+        expect.loaded,
+        expect.fields_per_record,
+        std::thread::available_parallelism().map_or(0, |c| c.get()),
+        loadavg(),
+        settings.reps
+    );
+    for f in finals {
+        let (b, m) = (f.best(), f.median());
+        println!(
+            "- {}: {} records, {:.1} MB in {:.2} s ({:.2}) = {:.0} ({:.0}) records/s, {:.1} MB/s; \
+             server CPU {:.2} s = {:.0} records per CPU-second; server memory {:.1} MiB before, \
+             peak {:.1} MiB",
+            f.label,
+            b.records,
+            b.bytes as f64 / 1e6,
+            b.wall.as_secs_f64(),
+            m.wall.as_secs_f64(),
+            b.rps(),
+            m.rps(),
+            b.mbps(),
+            f.server_cpu(),
+            f.records_per_cpu_second(),
+            mib(f.rss_before_kib()),
+            mib(f.peak_kib())
+        );
+    }
+    let curve: Vec<String> = steps
+        .iter()
+        .map(|(upto, f)| format!("{upto} in db: {:.1} MiB", mib(f.peak_kib())))
+        .collect();
+    println!(
+        "- server peak memory while streaming all of NDJSON {DEPT_ALL} (fresh process each): {}",
+        curve.join(", ")
+    );
+    if let (Some((_, small)), Some((_, big))) = (steps.first(), steps.last()) {
+        let growth = mib(big.peak_kib()) - mib(small.peak_kib());
+        println!(
+            "  => {growth:+.1} MiB from {} to {} records streamed: {}",
+            small.best().records,
+            big.best().records,
+            if growth.abs() < 8.0 {
+                "flat (bounded by the stream's 2000-record pages, not by the record count)"
+            } else {
+                "NOT flat"
+            }
+        );
+    }
+    if let Some(w) = finals.first() {
+        println!(
+            "- target >= {TARGET_RPS:.0} records/s for NDJSON: {} (best {:.0}, median {:.0} \
+             records/s; {:.0} records per server CPU-second)",
+            if w.best().rps() >= TARGET_RPS {
+                "met"
+            } else {
+                "NOT met"
+            },
+            w.best().rps(),
+            w.median().rps(),
+            w.records_per_cpu_second()
+        );
+    }
+    println!(
+        "- data: {} real Record::create documents reused under fresh RecordIds (chunk bytes do \
+         not match ids; the read path never loads chunks); 1 in {DELETED_EVERY} records a \
+         tombstone; server run with rate_per_minute = 0 so the 100-page JSON run is not \
+         throttled",
+        TEMPLATES_PER_VILLAGE * 6
+    );
+    println!("--- end note ---");
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pull bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
