@@ -24,8 +24,12 @@ if [ -z "$LIB" ]; then
 fi
 [ -f "$LIB" ] || { echo "bindings.sh: no library at $LIB" >&2; exit 1; }
 
-cargo build --quiet --locked -p yibiao-mobile-ffi --bin uniffi-bindgen
-BINDGEN=target/debug/uniffi-bindgen
+# BINDGEN: a prebuilt uniffi-bindgen of this workspace (scripts/test-bindings.sh passes the
+# one from its own build, so no second feature set of the dependencies is compiled).
+if [ -z "${BINDGEN:-}" ]; then
+  cargo build --quiet --locked -p yibiao-mobile-ffi --bin uniffi-bindgen
+  BINDGEN=target/debug/uniffi-bindgen
+fi
 
 NEW="$(mktemp -d)"
 trap 'rm -rf "$NEW"' EXIT

@@ -15,10 +15,6 @@ TOOLS="$PWD/.tools"
 mkdir -p "$TOOLS"
 
 log() { printf '   setup-mobile: %s\n' "$*" >&2; }
-need() { command -v "$1" >/dev/null 2>&1 || { log "missing $1: $2"; exit 1; }; }
-need java "install a JDK 17 (Debian: openjdk-17-jdk-headless)"
-need npm "install Node.js and npm"
-need python3 "install Python 3"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else
@@ -34,6 +30,11 @@ apt_install() {
     as_root apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null
   fi
 }
+
+# --- the runtimes (present on our machine image; installed from Debian if not) ----------
+command -v java >/dev/null 2>&1 || { log "installing a Java runtime (apt)"; apt_install openjdk-17-jre-headless; }
+command -v npm >/dev/null 2>&1 || { log "installing npm (apt)"; apt_install npm; }
+command -v python3 >/dev/null 2>&1 || { log "installing python3 (apt)"; apt_install python3 python3-venv; }
 
 # --- JNA: Kotlin bindings load the Rust library through it -----------------------------
 JNA_JAR=/usr/share/java/jna.jar
@@ -66,7 +67,5 @@ if ! "$VENV/bin/python" -c "import pytest, sys; sys.exit(pytest.__version__ != '
     "pytest==$PYTEST_VERSION" </dev/null
 fi
 
-echo "JNA_JAR=$JNA_JAR"
-echo "KOTLINC=$KDIR/bin/kotlinc"
-echo "KOTLIN_LIB=$KDIR/lib"
-echo "PYTHON=$VENV/bin/python"
+printf 'JNA_JAR=%q\nKOTLINC=%q\nKOTLIN_LIB=%q\nPYTHON=%q\n' \
+  "$JNA_JAR" "$KDIR/bin/kotlinc" "$KDIR/lib" "$VENV/bin/python"

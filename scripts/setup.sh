@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests and the demo need beyond the Rust toolchain. Idempotent.
-# Today that is only rustfmt and clippy; later issues add the Kotlin compiler, JNA and
-# PostgreSQL here, so the README's two commands keep working on a fresh machine.
+# Installs what building and linting need beyond the Rust toolchain: rustfmt and clippy.
+# Idempotent. The bindings tests install their own tools (scripts/setup-mobile.sh: JNA
+# from Debian, the npm Kotlin compiler, pytest) when scripts/test.sh reaches them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v rustup >/dev/null 2>&1; then

@@ -21,14 +21,16 @@ eval "$tools"
 
 step "build: mobile-ffi cdylib, uniffi-bindgen, yibiao-server"
 t=$(date +%s)
-cargo build --quiet --locked -p yibiao-mobile-ffi -p yibiao-server
+# The whole workspace in one build, so dependencies get the same features as in
+# `cargo test --workspace` and nothing is compiled twice when scripts/test.sh runs both.
+cargo build --quiet --locked --workspace
 LIB_DIR="$ROOT/target/debug"
 SERVER_BIN="$LIB_DIR/yibiao-server"
 echo "built in $(elapsed "$t")"
 
 step "generate bindings (scripts/bindings.sh)"
 OUT="$ROOT/target/bindings"
-bash scripts/bindings.sh "$LIB_DIR/libyibiao_ffi.so" "$OUT"
+BINDGEN="$LIB_DIR/uniffi-bindgen" bash scripts/bindings.sh "$LIB_DIR/libyibiao_ffi.so" "$OUT"
 # The Python module loads the library from its own directory.
 ln -sf "$LIB_DIR/libyibiao_ffi.so" "$OUT/python/libyibiao_ffi.so"
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every yibiao test on a bare machine of our kind. CI runs exactly this (.ci/run).
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip lints and the benchmark smoke runs
+#   QUICK=1 scripts/test.sh    skip lints, the bindings and the benchmark smoke runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -17,14 +18,19 @@ if [ -z "${QUICK:-}" ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-step "unit, property, API and end-to-end tests"
+step "unit, property, API and end-to-end tests (real SQLite, real server, fault proxy, SIGKILL)"
 cargo test --workspace --locked
 
-step "the demo, start to end"
+step "the offline demo, start to end"
 cargo run --quiet --locked -p yibiao-examples --bin demo
 
 if [ -z "${QUICK:-}" ]; then
-  step "benchmark smoke run (small sizes; figures are printed, not asserted)"
+  step "mobile bindings: generated Kotlin on the JVM, Python under pytest, Swift generation"
+  bash scripts/test-bindings.sh
+
+  step "benchmark smoke runs (small sizes; figures are printed, not asserted)"
   YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-core --bench store
+  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-server --bench sync
+  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-server --bench pull
 fi
 step "all tests passed"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Path of the server binary built for this test run.
 pub(crate) fn server_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_yibiao-server"))
+    PathBuf::from(env!("CARGO_BIN_EXE_server_under_test"))
 }
 
 /// A running server.

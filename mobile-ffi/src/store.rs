@@ -1,0 +1,481 @@
+//! `YibiaoStore`: the phone's store as an app sees it. Each method forwards to
+//! `yibiao_core::Store` (or the core's sync client) in a line or two plus type
+//! conversions; every rule lives in the core.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use yibiao_core::store::Credentials;
+use yibiao_core::sync::client::Transport;
+use yibiao_core::sync::http::{HttpTransport, SYNC_CONTENT_TYPE};
+use yibiao_core::sync::{RetryPolicy, SyncOptions};
+use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, Value};
+
+use crate::callbacks::{
+    AppTransport, AppTransportAdapter, ChangeObserver, SyncProgressListener, notify,
+};
+use crate::error::{YibiaoError, guard};
+use crate::types::{
+    Enrolment, FieldConflict, FormStatus, HistoryEntry, RecordData, RecordPage, RecordQuery,
+    Refusal, SyncReport, SyncSettings, SyncStatus, parse_json_text,
+};
+
+/// Bound of one HTTP exchange of the built-in transport unless the app sets another:
+/// a 64 KiB page takes ~13 s up a 40 kbit/s link, and 2G round trips are long.
+const DEFAULT_HTTP_TIMEOUT_MS: u64 = 120_000;
+
+/// The sync settings the core recommends for a phone.
+#[uniffi::export]
+pub fn default_sync_settings() -> SyncSettings {
+    let o = SyncOptions::default();
+    SyncSettings {
+        page_bytes: u32::try_from(o.page_bytes).unwrap_or(u32::MAX),
+        max_response_bytes: o.max_response_bytes,
+        time_budget_ms: o.time_budget.map(millis),
+        byte_budget: o.byte_budget,
+        attempts: o.retry.attempts,
+        base_delay_ms: millis(o.retry.base_delay),
+        max_delay_ms: millis(o.retry.max_delay),
+        http_timeout_ms: DEFAULT_HTTP_TIMEOUT_MS,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&SyncSettings> for SyncOptions {
+    fn from(s: &SyncSettings) -> Self {
+        Self {
+            page_bytes: s.page_bytes as usize,
+            max_response_bytes: s.max_response_bytes,
+            time_budget: s.time_budget_ms.map(Duration::from_millis),
+            byte_budget: s.byte_budget,
+            retry: RetryPolicy {
+                attempts: s.attempts,
+                base_delay: Duration::from_millis(s.base_delay_ms),
+                max_delay: Duration::from_millis(s.max_delay_ms),
+            },
+        }
+    }
+}
+
+/// The local store of one phone: records, conflicts, history and sync.
+///
+/// Every method blocks (SQLite, HTTP): call them off the UI thread. One instance per
+/// store file; share it freely between threads.
+#[derive(uniffi::Object)]
+pub struct YibiaoStore {
+    inner: Arc<Store>,
+    observer: Mutex<Option<Arc<dyn ChangeObserver>>>,
+    settings: Mutex<SyncSettings>,
+}
+
+impl YibiaoStore {
+    fn id(text: &str) -> Result<RecordId, YibiaoError> {
+        Ok(text.parse::<RecordId>()?)
+    }
+
+    /// Parses JSON field values for a record of `entity` (sorted, so the first bad
+    /// field reported is always the same one).
+    fn edits(
+        &self,
+        entity: &str,
+        fields: HashMap<String, String>,
+    ) -> Result<Vec<FieldEdit>, YibiaoError> {
+        let schema = self.inner.schema();
+        let mut fields: Vec<_> = fields.into_iter().collect();
+        fields.sort();
+        fields
+            .into_iter()
+            .map(|(field, text)| {
+                let json = parse_json_text(schema, &field, &text)?;
+                let value = schema.parse_json(entity, &field, &json)?;
+                Ok(FieldEdit::Set(field, value))
+            })
+            .collect()
+    }
+
+    /// Parses a query's JSON value for `field` by the field's type.
+    fn query_value(&self, field: &str, text: &str) -> Result<Value, YibiaoError> {
+        let schema = self.inner.schema();
+        let def = schema.field(field).ok_or_else(|| {
+            yibiao_core::Error::BadQuery(format!("field `{field}` is not in the field dictionary"))
+        })?;
+        let json = parse_json_text(schema, field, text)?;
+        def.ty
+            .parse_json(&json)
+            .map_err(|reason| yibiao_core::ValidationError {
+                field: field.to_owned(),
+                label_zh: Some(def.labels.zh.clone()),
+                reason,
+            })
+            .map_err(Into::into)
+    }
+
+    fn settings(&self) -> SyncSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn credentials(&self) -> Result<Credentials, YibiaoError> {
+        self.inner
+            .credentials()?
+            .ok_or_else(|| YibiaoError::NotEnrolled {
+                detail: "this phone is not enrolled with a server yet; enter the enrolment code"
+                    .into(),
+            })
+    }
+
+    /// Tells the observer, if any, that `ids` changed.
+    fn changed(&self, ids: Vec<String>) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(o) = observer {
+            notify("change observer", || o.on_records_changed(ids));
+        }
+    }
+
+    fn changed_if(&self, id: &str, changed: bool) -> bool {
+        if changed {
+            self.changed(vec![id.to_owned()]);
+        }
+        changed
+    }
+
+    fn run_sync(
+        &self,
+        transport: &dyn Transport,
+        listener: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncReport, YibiaoError> {
+        let options = SyncOptions::from(&self.settings());
+        let mut pulled = 0;
+        let result = yibiao_core::sync::sync(&self.inner, transport, &options, &mut |p| {
+            pulled = p.pulled;
+            if let Some(l) = &listener {
+                notify("sync progress listener", || l.on_progress(p.into()));
+            }
+        });
+        match result {
+            Ok(report) => {
+                let report = SyncReport::from(report);
+                if !report.changed.is_empty() {
+                    self.changed(report.changed.clone());
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                // Pages committed before the failure may have brought changes; the
+                // core's error does not list them, so ask the UI to reload.
+                if pulled > 0 {
+                    self.changed(Vec::new());
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[uniffi::export]
+impl YibiaoStore {
+    /// Opens (creating if needed) the store file at `path` for cadre `cadre_id`.
+    /// `schema_toml`: the schema text; `None` uses the built-in Baru example.
+    #[uniffi::constructor]
+    pub fn open(
+        path: String,
+        schema_toml: Option<String>,
+        cadre_id: String,
+    ) -> Result<Arc<Self>, YibiaoError> {
+        guard(|| {
+            let schema = match schema_toml {
+                Some(text) => Schema::from_toml_str(&text, "schema.toml")?,
+                None => Schema::baru_example(),
+            };
+            let store = Store::open(path, Arc::new(schema), CadreId::new(cadre_id)?)?;
+            Ok(Arc::new(Self {
+                inner: Arc::new(store),
+                observer: Mutex::new(None),
+                settings: Mutex::new(default_sync_settings()),
+            }))
+        })
+    }
+
+    /// This phone's stable device id.
+    pub fn device_id(&self) -> String {
+        self.inner.device_id().to_string()
+    }
+
+    /// The cadre whose edits this store records.
+    pub fn cadre_id(&self) -> String {
+        self.inner.cadre_id().to_string()
+    }
+
+    /// Records later edits as `cadre_id`'s (another cadre uses this phone).
+    pub fn set_cadre(&self, cadre_id: String) -> Result<(), YibiaoError> {
+        guard(|| Ok(self.inner.set_cadre(CadreId::new(cadre_id)?)?))
+    }
+
+    // ----- enrolment -----------------------------------------------------------------
+
+    /// Enrols this phone with a one-time code from the township (`POST /v1/enrol`),
+    /// stores the device token, and records later edits as the enrolled cadre's.
+    pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, YibiaoError> {
+        guard(|| {
+            let timeout = Duration::from_millis(self.settings().http_timeout_ms);
+            let device = self.inner.device_id().to_string();
+            let e = yibiao_core::sync::http::enrol(&server_url, code.trim(), &device, timeout)?;
+            let cadre = CadreId::new(e.cadre.clone())?;
+            self.inner.set_credentials(&Credentials {
+                server_url,
+                token: e.token,
+            })?;
+            self.inner.set_cadre(cadre)?;
+            Ok(Enrolment {
+                device: e.device,
+                cadre: e.cadre,
+                village: e.village,
+            })
+        })
+    }
+
+    /// Stores a server URL and device token obtained elsewhere (an MDM, a QR code).
+    pub fn set_credentials(&self, server_url: String, token: String) -> Result<(), YibiaoError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .set_credentials(&Credentials { server_url, token })?)
+        })
+    }
+
+    /// The server this phone syncs with, once enrolled.
+    pub fn server_url(&self) -> Result<Option<String>, YibiaoError> {
+        guard(|| Ok(self.inner.credentials()?.map(|c| c.server_url)))
+    }
+
+    // ----- records -------------------------------------------------------------------
+
+    /// Creates a record of `entity` in `village` (`None`: township level) with its
+    /// first values (field -> JSON text), in one durable write. Returns its id.
+    pub fn create(
+        &self,
+        entity: String,
+        village: Option<String>,
+        fields: HashMap<String, String>,
+    ) -> Result<String, YibiaoError> {
+        guard(|| {
+            if self.inner.schema().entity(&entity).is_none() {
+                return Err(yibiao_core::Error::UnknownEntity(entity).into());
+            }
+            let edits = self.edits(&entity, fields)?;
+            let id = self
+                .inner
+                .create(&entity, village.as_deref(), &edits)?
+                .to_string();
+            self.changed(vec![id.clone()]);
+            Ok(id)
+        })
+    }
+
+    /// Sets one field from JSON text. False when the value was already there.
+    pub fn set_field(
+        &self,
+        id: String,
+        field: String,
+        value_json: String,
+    ) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let json = parse_json_text(self.inner.schema(), &field, &value_json)?;
+            let changed = self.inner.set_json(Self::id(&id)?, &field, &json)?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Sets several fields (field -> JSON text) in one change; if any value is
+    /// refused, nothing is written.
+    pub fn set_fields(
+        &self,
+        id: String,
+        fields: HashMap<String, String>,
+    ) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let record = Self::id(&id)?;
+            let entity = self.inner.get(record)?.entity;
+            let changed = self.inner.update(record, &self.edits(&entity, fields)?)?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Clears one field. False when it was not set.
+    pub fn unset_field(&self, id: String, field: String) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let changed = self.inner.unset(Self::id(&id)?, &field)?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Deletes a record (a tombstone; `restore` undoes it).
+    pub fn delete(&self, id: String) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let changed = self.inner.delete(Self::id(&id)?)?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Restores a deleted record.
+    pub fn restore(&self, id: String) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let changed = self.inner.restore(Self::id(&id)?)?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// A record's current values.
+    pub fn get(&self, id: String) -> Result<RecordData, YibiaoError> {
+        guard(|| Ok(self.inner.get(Self::id(&id)?)?.into()))
+    }
+
+    /// Lists records, one page at a time (pass the page's `next` as `after`).
+    pub fn query(&self, query: RecordQuery) -> Result<RecordPage, YibiaoError> {
+        guard(|| {
+            let sorted = |m: HashMap<String, String>| {
+                let mut v: Vec<_> = m.into_iter().collect();
+                v.sort();
+                v
+            };
+            let q = Query {
+                equals: sorted(query.equals)
+                    .into_iter()
+                    .map(|(f, text)| Ok((f.clone(), self.query_value(&f, &text)?)))
+                    .collect::<Result<_, YibiaoError>>()?,
+                contains: sorted(query.contains),
+                entity: query.entity,
+                village: query.village,
+                complete_for: query.complete_for,
+                incomplete_for: query.incomplete_for,
+                conflicted_only: query.conflicted_only,
+                include_deleted: query.include_deleted,
+                after: query.after.as_deref().map(Self::id).transpose()?,
+                limit: query.limit,
+            };
+            Ok(self.inner.query(&q)?.into())
+        })
+    }
+
+    /// What form `form` still needs for record `id`.
+    pub fn form_status(&self, id: String, form: String) -> Result<FormStatus, YibiaoError> {
+        guard(|| Ok(self.inner.form_status(Self::id(&id)?, &form)?.into()))
+    }
+
+    // ----- conflicts and history -----------------------------------------------------
+
+    /// Conflicted fields of a record, each with every competing value and its author.
+    pub fn conflicts(&self, id: String) -> Result<Vec<FieldConflict>, YibiaoError> {
+        guard(|| {
+            let conflicts = self.inner.conflicts(Self::id(&id)?)?;
+            Ok(conflicts.into_iter().map(Into::into).collect())
+        })
+    }
+
+    /// Settles a conflicted field with `value_json` (one of the competing values or a new
+    /// one), or clears it with `None`.
+    pub fn resolve(
+        &self,
+        id: String,
+        field: String,
+        value_json: Option<String>,
+    ) -> Result<(), YibiaoError> {
+        guard(|| {
+            let record = Self::id(&id)?;
+            let value = match value_json {
+                Some(text) => {
+                    let entity = self.inner.get(record)?.entity;
+                    let json = parse_json_text(self.inner.schema(), &field, &text)?;
+                    Some(self.inner.schema().parse_json(&entity, &field, &json)?)
+                }
+                None => None,
+            };
+            self.inner.resolve(record, &field, value)?;
+            self.changed(vec![id]);
+            Ok(())
+        })
+    }
+
+    /// Who set what, when, on which device; the same order on every phone.
+    pub fn history(&self, id: String) -> Result<Vec<HistoryEntry>, YibiaoError> {
+        guard(|| {
+            let history = self.inner.history(Self::id(&id)?)?;
+            Ok(history.into_iter().map(Into::into).collect())
+        })
+    }
+
+    // ----- sync ----------------------------------------------------------------------
+
+    /// Syncs with the enrolled server over the built-in HTTP transport until up to
+    /// date (or a budget in the settings is spent). `progress` hears every page.
+    pub fn sync(
+        &self,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncReport, YibiaoError> {
+        guard(|| {
+            let creds = self.credentials()?;
+            let timeout = Duration::from_millis(self.settings().http_timeout_ms);
+            let http = HttpTransport::new(&creds.server_url, &creds.token, timeout);
+            self.run_sync(&http, progress)
+        })
+    }
+
+    /// Syncs through the app's own transport. The request carries the URL and headers
+    /// from the stored credentials when there are any.
+    pub fn sync_with(
+        &self,
+        transport: Arc<dyn AppTransport>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncReport, YibiaoError> {
+        guard(|| {
+            let mut headers =
+                HashMap::from([("Content-Type".to_owned(), SYNC_CONTENT_TYPE.to_owned())]);
+            let mut url = String::new();
+            if let Some(creds) = self.inner.credentials()? {
+                url = format!("{}/v1/sync", creds.server_url.trim_end_matches('/'));
+                headers.insert("Authorization".into(), format!("Bearer {}", creds.token));
+            }
+            let adapter = AppTransportAdapter {
+                app: transport,
+                url,
+                headers,
+            };
+            self.run_sync(&adapter, progress)
+        })
+    }
+
+    /// Registers the observer told about changed records (`None` removes it).
+    pub fn set_observer(&self, observer: Option<Arc<dyn ChangeObserver>>) {
+        *self.observer.lock().unwrap_or_else(PoisonError::into_inner) = observer;
+    }
+
+    /// Pending changes, refusals, last successful sync and last error.
+    pub fn status(&self) -> Result<SyncStatus, YibiaoError> {
+        guard(|| Ok(self.inner.sync_status()?.into()))
+    }
+
+    /// Records the server refused, with reasons, newest first.
+    pub fn refusals(&self) -> Result<Vec<Refusal>, YibiaoError> {
+        guard(|| Ok(self.inner.refusals()?.into_iter().map(Into::into).collect()))
+    }
+
+    /// The settings later syncs use.
+    pub fn sync_settings(&self) -> SyncSettings {
+        self.settings()
+    }
+
+    /// Changes the settings later syncs use (start from `default_sync_settings()`).
+    pub fn set_sync_settings(&self, settings: SyncSettings) {
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+}

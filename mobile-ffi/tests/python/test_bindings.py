@@ -1,0 +1,250 @@
+"""The generated Python bindings, loaded by CPython, against a real yibiao-server on
+127.0.0.1 and real SQLite store files: what a phone app does, end to end."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+import yibiao
+from conftest import Recorder, fast_retries
+
+
+def values(store, rid):
+    return {f.field: json.loads(f.value_json) for f in store.get(rid).fields}
+
+
+def test_two_phones_conflict_is_shown_on_both_resolved_on_one_and_everyone_agrees(server, phone):
+    a = phone("a", "amu", "阿木")
+    b = phone("b", "jike", "吉克")
+    watch_a, watch_b = Recorder(), Recorder()
+    a.set_observer(watch_a)
+    b.set_observer(watch_b)
+
+    rid = a.create("household", "tujiang", {
+        "household_head": json.dumps("阿木日哈"),
+        "household_size": "4",
+    })
+    assert watch_a.changed[-1] == [rid], "a local write tells the observer"
+    report = a.sync(watch_a)
+    assert report.complete and report.progress.pushed == 1
+    assert watch_a.progress, "the progress listener hears every page"
+    report = b.sync(None)
+    assert report.changed == [rid]
+    assert watch_b.changed[-1] == [rid], "a sync that brought the record tells the observer"
+
+    # Offline, both set the same field differently (and one other field each).
+    a.set_field(rid, "household_size", "5")
+    a.set_field(rid, "phone", json.dumps("13800000001"))
+    b.set_field(rid, "household_size", "6")
+    b.set_field(rid, "annual_income", json.dumps("12000.50"))
+    assert a.status().pending == 1 and b.status().pending == 1
+
+    a.sync(None)
+    b.sync(None)
+    a.sync(None)
+
+    for store in (a, b):
+        assert store.get(rid).conflicted == ["household_size"]
+        [conflict] = store.conflicts(rid)
+        assert conflict.field == "household_size"
+        seen = {(json.loads(v.value_json), v.by.cadre, v.by.device) for v in conflict.values}
+        assert seen == {(5, "amu", a.device_id()), (6, "jike", b.device_id())}
+        assert sum(v.shown for v in conflict.values) == 1
+    assert values(a, rid) == values(b, rid), "both phones show the same winner meanwhile"
+
+    dept = server.department_token("public_services")
+    pulled = server.pull(dept)[rid]
+    assert pulled["conflicted"] is True
+    assert {(c["value"], c["cadre"]) for c in pulled["conflicts"]["household_size"]} == {
+        (5, "amu"), (6, "jike")}
+
+    # B settles it; after another round everyone agrees.
+    b.resolve(rid, "household_size", "6")
+    assert b.conflicts(rid) == []
+    b.sync(None)
+    a.sync(None)
+    for store in (a, b):
+        assert store.conflicts(rid) == []
+        assert store.status().pending == 0
+        assert store.status().last_error is None
+        assert store.status().last_success_ms is not None
+        resolved = [h for h in store.history(rid) if isinstance(h.event, yibiao.HistoryEvent.RESOLVED)
+                    or (isinstance(h.event, yibiao.HistoryEvent.SET) and h.by.cadre == "jike"
+                        and h.event.field == "household_size" and h.event.value_json == "6")]
+        assert resolved and resolved[-1].by.cadre == "jike"
+    assert values(a, rid) == values(b, rid) == {
+        "household_head": "阿木日哈", "phone": "13800000001", "household_size": 6,
+        "annual_income": "12000.5",
+    }
+    pulled = server.pull(dept)[rid]
+    assert pulled["conflicted"] is False and pulled["conflicts"] == {}
+    assert pulled["values"]["household_size"] == 6
+    assert pulled["values"]["household_head"] == "阿木日哈"
+    assert rid in watch_a.changed[-1], "A's UI is told the resolution arrived"
+
+
+def test_a_bad_value_is_a_typed_error_naming_the_field_and_nothing_is_written(tmp_path):
+    store = yibiao.YibiaoStore.open(str(tmp_path / "p.db"), None, "amu")
+    rid = store.create("household", "tujiang", {"household_size": "4"})
+    for bad in ['"three"', "0", "three", "4.5"]:
+        with pytest.raises(yibiao.YibiaoError.InvalidValue) as e:
+            store.set_field(rid, "household_size", bad)
+        assert e.value.field == "household_size"
+        assert "家庭人口数" in e.value.detail
+    with pytest.raises(yibiao.YibiaoError.InvalidValue) as e:
+        store.create("household", "tujiang", {"ethnicity": '"martian"'})
+    assert e.value.field == "ethnicity" and "allowed" in e.value.detail
+    assert values(store, rid) == {"household_size": 4}
+    assert store.status().pending == 1
+
+    with pytest.raises(yibiao.YibiaoError.NotFound):
+        store.get("0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01")
+    with pytest.raises(yibiao.YibiaoError.InvalidInput):
+        store.get("not-an-id")
+    with pytest.raises(yibiao.YibiaoError.InvalidInput):
+        store.create("spaceship", None, {})
+    with pytest.raises(yibiao.YibiaoError.NotEnrolled):
+        store.sync(None)
+    with pytest.raises(yibiao.YibiaoError.InvalidInput):
+        yibiao.YibiaoStore.open(str(tmp_path / "q.db"), "format = 1\nname = ", "amu")
+
+
+def test_records_query_paging_form_status_delete_and_history(tmp_path):
+    store = yibiao.YibiaoStore.open(str(tmp_path / "p.db"), None, "amu")
+    ids = [store.create("household", "tujiang", {"household_head": json.dumps(f"户{i}"),
+                                                  "household_size": str(i + 1)})
+           for i in range(5)]
+    page = store.query(yibiao.RecordQuery(entity="household", limit=2))
+    assert [r.id for r in page.records] == ids[:2] and page.next == ids[1]
+    rest = store.query(yibiao.RecordQuery(entity="household", after=page.next, limit=10))
+    assert [r.id for r in rest.records] == ids[2:] and rest.next is None
+    [hit] = store.query(yibiao.RecordQuery(equals={"household_size": "3"})).records
+    assert hit.id == ids[2] and json.loads(hit.values["household_head"]) == "户2"
+
+    status = store.form_status(ids[0], "dibao_check")
+    assert not status.complete and "annual_income" in status.missing_required
+
+    assert store.delete(ids[0])
+    assert store.get(ids[0]).deleted
+    with pytest.raises(yibiao.YibiaoError.RecordDeleted):
+        store.set_field(ids[0], "household_size", "2")
+    assert len(store.query(yibiao.RecordQuery()).records) == 4
+    assert store.restore(ids[0])
+    assert store.unset_field(ids[0], "household_size")
+    kinds = [type(h.event).__name__.rsplit(".", 1)[-1] for h in store.history(ids[0])]
+    assert kinds == ["CREATED", "SET", "SET", "DELETED", "RESTORED", "UNSET"], kinds
+    assert all(h.by.cadre == "amu" and h.by.device == store.device_id() for h in store.history(ids[0]))
+
+
+class UrllibTransport(yibiao.AppTransport):
+    """An app's own HTTP stack: urllib, not the library's built-in client."""
+
+    def __init__(self):
+        self.requests = []
+
+    def exchange(self, request):
+        self.requests.append(request)
+        req = urllib.request.Request(request.url, data=bytes(request.body),
+                                     headers=dict(request.headers), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as e:
+            raise yibiao.TransportFailure.Status(e.code, e.read().decode(errors="replace"))
+        except OSError as e:
+            raise yibiao.TransportFailure.Network(str(e))
+
+
+def test_an_app_supplied_transport_carries_the_sync(server, phone):
+    a = phone("a", "amu", "阿木")
+    b = phone("b", "jike", "吉克")
+    rid = a.create("household", "tujiang", {"household_size": "3"})
+    transport = UrllibTransport()
+    report = a.sync_with(transport, None)
+    assert report.complete and report.progress.pushed == 1
+    assert transport.requests, "the app's transport carried the exchange"
+    first = transport.requests[0]
+    assert first.url == f"{server.url}/v1/sync"
+    assert first.headers["Authorization"].startswith("Bearer ")
+    assert first.headers["Content-Type"] == "application/x-yibiao-sync"
+    b.sync_with(UrllibTransport(), None)
+    assert values(b, rid) == {"household_size": 3}
+
+    # A status error the app reports ends the sync with the server's refusal.
+    a.set_credentials(server.url, "ybd_not-a-real-token")
+    with pytest.raises(yibiao.YibiaoError.ServerRefused) as e:
+        a.sync_with(UrllibTransport(), None)
+    assert e.value.status == 401
+
+
+class DroppingLink(yibiao.AppTransport):
+    """Delivers `good` exchanges; the next one reaches the server but the connection drops
+    before the answer arrives; after that the link is gone."""
+
+    def __init__(self, good):
+        self.inner = UrllibTransport()
+        self.good = good
+        self.calls = 0
+
+    def exchange(self, request):
+        self.calls += 1
+        if self.calls <= self.good:
+            return self.inner.exchange(request)
+        if self.calls == self.good + 1:
+            self.inner.exchange(request)  # the server commits this page...
+            raise yibiao.TransportFailure.Network("connection reset by peer")  # ...the phone never hears
+        raise yibiao.TransportFailure.Network("network is unreachable")
+
+
+def test_a_sync_cut_by_a_dropped_connection_resumes_and_converges(server, phone):
+    a = phone("a", "amu", "阿木")
+    b = phone("b", "jike", "吉克")
+    fast_retries(a, page_bytes=1)  # one record per page: the cut lands mid-sync
+    ids = [a.create("household", "tujiang", {"household_size": str(i + 1)}) for i in range(6)]
+    listener = Recorder()
+
+    with pytest.raises(yibiao.YibiaoError.Network):
+        a.sync_with(DroppingLink(good=2), listener)
+    assert [p.pushed for p in listener.progress] == [1, 2], "two pages committed before the cut"
+    status = a.status()
+    assert status.pending == 4, "acknowledged pages stay acknowledged; the rest waits"
+    assert status.last_error and "could not be reached" in status.last_error
+
+    report = a.sync(listener)  # the link is back
+    assert report.complete
+    assert a.status().pending == 0 and a.status().last_error is None
+
+    b.sync(None)
+    assert sorted(r.id for r in b.query(yibiao.RecordQuery(limit=100)).records) == sorted(ids)
+    for i, rid in enumerate(ids):
+        assert values(b, rid) == {"household_size": i + 1}
+    pulled = server.pull(server.department_token("administration"))
+    assert sorted(pulled) == sorted(ids), "each record once, none lost, none doubled"
+
+
+def test_a_throwing_observer_does_not_fail_the_write(tmp_path):
+    class Broken(yibiao.ChangeObserver):
+        def on_records_changed(self, ids):
+            raise RuntimeError("the UI crashed")
+
+    store = yibiao.YibiaoStore.open(str(tmp_path / "p.db"), None, "amu")
+    store.set_observer(Broken())
+    rid = store.create("household", "tujiang", {"household_size": "2"})
+    assert values(store, rid) == {"household_size": 2}
+
+
+def test_an_unexpected_exception_in_the_apps_transport_is_a_network_error_not_a_crash(server, phone):
+    class Crashing(yibiao.AppTransport):
+        def exchange(self, request):
+            raise ValueError("bug in the app's HTTP code")
+
+    a = phone("a", "amu", "阿木")
+    fast_retries(a)
+    a.create("household", "tujiang", {"household_size": "2"})
+    with pytest.raises(yibiao.YibiaoError.Network) as e:
+        a.sync_with(Crashing(), None)
+    assert "bug in the app's HTTP code" in e.value.detail
+    assert a.status().pending == 1
+    assert a.sync(None).complete, "the built-in transport still works afterwards"
