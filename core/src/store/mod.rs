@@ -736,30 +736,11 @@ impl Store {
 
     // ----- sync support: what the server lacks, what it acknowledged, what arrived -----
 
-    /// Records with local edits the server has not acknowledged, oldest write first.
+    /// Records with local edits the server has not acknowledged, oldest write first
+    /// (refused ones included; see [`Store::pending_for_push`] for what sync sends).
     pub fn pending(&self, limit: usize) -> Result<Vec<Pending>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT id, local_seq, server_heads FROM records
-             WHERE local_seq > acked_seq ORDER BY local_seq LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, local_seq, heads) = row?;
-            out.push(Pending {
-                id: id.parse()?,
-                local_seq,
-                server_heads: heads.as_deref().map(decode_heads).unwrap_or_default(),
-            });
-        }
-        Ok(out)
+        pending_rows(&inner.conn, "", limit)
     }
 
     /// The bytes to send the server for `id`: the whole compacted document when the server
@@ -900,6 +881,31 @@ fn view_of(schema: &Schema, record: &Record) -> RecordView {
         fields,
         conflicted,
     }
+}
+
+/// Records with unacknowledged local writes matching the extra SQL condition `and`.
+fn pending_rows(conn: &Connection, and: &str, limit: usize) -> Result<Vec<Pending>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT r.id, r.local_seq, r.server_heads FROM records r
+         WHERE r.local_seq > r.acked_seq {and} ORDER BY r.local_seq LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, local_seq, heads) = row?;
+        out.push(Pending {
+            id: id.parse()?,
+            local_seq,
+            server_heads: heads.as_deref().map(decode_heads).unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 fn record_exists(conn: &Connection, id: RecordId) -> Result<bool> {

@@ -5,7 +5,9 @@ use automerge::ChangeHash;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Inner, Merged, Pending, Store, decode_heads, encode_heads, meta_get, meta_set};
+use super::{
+    Inner, Merged, Pending, Store, decode_heads, encode_heads, meta_get, meta_set, pending_rows,
+};
 use crate::error::{Error, Result};
 use crate::ids::RecordId;
 
@@ -82,30 +84,12 @@ impl Store {
     /// Records to push: unacknowledged, and not refused at their current write number.
     pub fn pending_for_push(&self, limit: usize) -> Result<Vec<Pending>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(
-            "SELECT r.id, r.local_seq, r.server_heads FROM records r
-             WHERE r.local_seq > r.acked_seq
-               AND NOT EXISTS (SELECT 1 FROM sync_refusals s
-                               WHERE s.record_id = r.id AND s.local_seq >= r.local_seq)
-             ORDER BY r.local_seq LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, local_seq, heads) = row?;
-            out.push(Pending {
-                id: id.parse()?,
-                local_seq,
-                server_heads: heads.as_deref().map(decode_heads).unwrap_or_default(),
-            });
-        }
-        Ok(out)
+        pending_rows(
+            &inner.conn,
+            "AND NOT EXISTS (SELECT 1 FROM sync_refusals s
+                             WHERE s.record_id = r.id AND s.local_seq >= r.local_seq)",
+            limit,
+        )
     }
 
     /// Commits one exchange atomically: a cut after this returns loses nothing, a cut
