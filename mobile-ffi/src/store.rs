@@ -18,7 +18,7 @@ use crate::callbacks::{
 use crate::error::{YibiaoError, guard};
 use crate::types::{
     Enrolment, FieldConflict, FormStatus, HistoryEntry, RecordData, RecordPage, RecordQuery,
-    Refusal, SyncReport, SyncSettings, SyncStatus, parse_json_text,
+    Refusal, SyncReport, SyncSettings, SyncStatus,
 };
 
 /// Bound of one HTTP exchange of the built-in transport unless the app sets another:
@@ -90,8 +90,7 @@ impl YibiaoStore {
         fields
             .into_iter()
             .map(|(field, text)| {
-                let json = parse_json_text(schema, &field, &text)?;
-                let value = schema.parse_json(entity, &field, &json)?;
+                let value = schema.parse_json_text(entity, &field, &text)?;
                 Ok(FieldEdit::Set(field, value))
             })
             .collect()
@@ -100,18 +99,13 @@ impl YibiaoStore {
     /// Parses a query's JSON value for `field` by the field's type.
     fn query_value(&self, field: &str, text: &str) -> Result<Value, YibiaoError> {
         let schema = self.inner.schema();
-        let def = schema.field(field).ok_or_else(|| {
-            yibiao_core::Error::BadQuery(format!("field `{field}` is not in the field dictionary"))
-        })?;
-        let json = parse_json_text(schema, field, text)?;
-        def.ty
-            .parse_json(&json)
-            .map_err(|reason| yibiao_core::ValidationError {
-                field: field.to_owned(),
-                label_zh: Some(def.labels.zh.clone()),
-                reason,
-            })
-            .map_err(Into::into)
+        if schema.field(field).is_none() {
+            return Err(yibiao_core::Error::BadQuery(format!(
+                "field `{field}` is not in the field dictionary"
+            ))
+            .into());
+        }
+        Ok(schema.parse_query_text(field, text)?)
     }
 
     fn settings(&self) -> SyncSettings {
@@ -290,8 +284,13 @@ impl YibiaoStore {
         value_json: String,
     ) -> Result<bool, YibiaoError> {
         guard(|| {
-            let json = parse_json_text(self.inner.schema(), &field, &value_json)?;
-            let changed = self.inner.set_json(Self::id(&id)?, &field, &json)?;
+            let record = Self::id(&id)?;
+            let entity = self.inner.get(record)?.entity;
+            let value = self
+                .inner
+                .schema()
+                .parse_json_text(&entity, &field, &value_json)?;
+            let changed = self.inner.set(record, &field, value)?;
             Ok(self.changed_if(&id, changed))
         })
     }
@@ -395,8 +394,11 @@ impl YibiaoStore {
             let value = match value_json {
                 Some(text) => {
                     let entity = self.inner.get(record)?.entity;
-                    let json = parse_json_text(self.inner.schema(), &field, &text)?;
-                    Some(self.inner.schema().parse_json(&entity, &field, &json)?)
+                    Some(
+                        self.inner
+                            .schema()
+                            .parse_json_text(&entity, &field, &text)?,
+                    )
                 }
                 None => None,
             };

@@ -12,11 +12,8 @@ use yibiao_core::store::{RefusedDoc, SyncStatus as CoreSyncStatus};
 use yibiao_core::sync::{SyncProgress as CoreProgress, SyncReport as CoreReport};
 use yibiao_core::{
     Conflict, ConflictValue, HistoryEntry as CoreHistoryEntry, HistoryEvent as CoreEvent, Page,
-    Provenance as CoreProvenance, RecordSummary as CoreSummary, RecordView, Schema,
-    ValidationError, ValidationReason,
+    Provenance as CoreProvenance, RecordSummary as CoreSummary, RecordView,
 };
-
-use crate::error::YibiaoError;
 
 /// What the server said at enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -317,33 +314,6 @@ pub struct SyncHttpRequest {
 }
 
 // ----- JSON text <-> values ----------------------------------------------------------
-
-/// Parses the JSON text an app gave for `field`; a text that is not JSON at all is
-/// refused like a wrong-typed value, naming the field.
-pub(crate) fn parse_json_text(
-    schema: &Schema,
-    field: &str,
-    text: &str,
-) -> Result<serde_json::Value, YibiaoError> {
-    serde_json::from_str(text).map_err(|_| {
-        let def = schema.field(field);
-        ValidationError {
-            field: field.to_owned(),
-            label_zh: def.map(|d| d.labels.zh.clone()),
-            reason: match def {
-                Some(d) => ValidationReason::WrongType {
-                    expected: d.ty.expects(),
-                    got: format!(
-                        "{} (not JSON text; quote strings)",
-                        text.chars().take(40).collect::<String>()
-                    ),
-                },
-                None => ValidationReason::UnknownField,
-            },
-        }
-        .into()
-    })
-}
 
 fn json_text(v: &serde_json::Value) -> String {
     v.to_string()

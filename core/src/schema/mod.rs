@@ -227,6 +227,65 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// Parses a value an app sends as JSON *text* (`5`, `"阿木"`, `["wages"]`) for `field`
+    /// of `entity`, then validates it. Text that is not JSON at all is named as such.
+    pub fn parse_json_text(
+        &self,
+        entity: &str,
+        field: &str,
+        text: &str,
+    ) -> Result<Value, ValidationError> {
+        let json = self.json_text(field, text)?;
+        self.parse_json(entity, field, &json)
+    }
+
+    /// Parses a search value for `field` by the field's type only: constraints (range,
+    /// options, pattern) apply to what is stored, not to what is looked for.
+    pub fn parse_query_json(
+        &self,
+        field: &str,
+        json: &serde_json::Value,
+    ) -> Result<Value, ValidationError> {
+        let Some(def) = self.field(field) else {
+            return Err(ValidationError {
+                field: field.to_owned(),
+                label_zh: None,
+                reason: ValidationReason::UnknownField,
+            });
+        };
+        def.ty
+            .parse_json(json)
+            .map_err(|reason| ValidationError::new(def, reason))
+    }
+
+    /// [`Schema::parse_query_json`] from JSON text.
+    pub fn parse_query_text(&self, field: &str, text: &str) -> Result<Value, ValidationError> {
+        let json = self.json_text(field, text)?;
+        self.parse_query_json(field, &json)
+    }
+
+    fn json_text(&self, field: &str, text: &str) -> Result<serde_json::Value, ValidationError> {
+        serde_json::from_str(text).map_err(|_| {
+            let def = self.field(field);
+            ValidationError {
+                field: field.to_owned(),
+                label_zh: def.map(|d| d.labels.zh.clone()),
+                reason: match def {
+                    Some(d) => ValidationReason::WrongType {
+                        expected: d.ty.expects(),
+                        got: format!(
+                            "{} (not JSON text; quote strings)",
+                            text.chars().take(40).collect::<String>()
+                        ),
+                    },
+                    None => ValidationReason::UnknownField,
+                },
+            }
+        })
+    }
+}
+
 impl DepartmentDef {
     /// True when the department may see records of `entity` in `village`.
     pub fn sees_record(&self, entity: &str, village: Option<&str>) -> bool {
