@@ -671,6 +671,13 @@ impl Record {
         self.doc.save()
     }
 
+    /// The whole document for the wire: columns left uncompressed, because the sync
+    /// message is zstd-compressed as a whole and zstd then also sees what records share
+    /// (measured: about 20% fewer bytes for a page of whole documents than `save()`).
+    pub fn save_for_wire(&self) -> Vec<u8> {
+        self.doc.save_nocompress()
+    }
+
     /// Merges changes received from elsewhere (a snapshot or incremental chunks).
     /// Returns the number of changes that were new here; 0 for a duplicate.
     ///

@@ -1836,7 +1836,7 @@ fn main() -> BenchResult<()> {
         println!("{what:<width$}  {value}");
     }
     println!(
-        "total run time {:.1} s; load average at the end {}",
+        "total run time {:.1} s; load average at the end {} (this bench's own threads included)",
         started.elapsed().as_secs_f64(),
         load_average()
     );

@@ -753,7 +753,7 @@ impl Store {
                 .iter()
                 .any(|h| record.doc().get_change_meta_by_hash(h).is_none())
         {
-            Ok(record.save())
+            Ok(record.save_for_wire())
         } else {
             Ok(record.save_after(server_heads))
         }

@@ -536,7 +536,7 @@ impl<S: HubStorage> Hub<S> {
                 {
                     record.save_after(h)
                 }
-                _ => record.save(),
+                _ => record.save_for_wire(),
             };
             if !response.docs.is_empty() && size + bytes.len() > budget {
                 stopped_early = true;
