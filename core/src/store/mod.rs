@@ -743,8 +743,8 @@ impl Store {
         pending_rows(&inner.conn, "", limit)
     }
 
-    /// The bytes to send the server for `id`: the whole compacted document when the server
-    /// has nothing, else only the changes after the heads it holds.
+    /// The bytes to send the server for `id`: the whole document when the server has
+    /// nothing (or when that is smaller), else only the changes after the heads it holds.
     pub fn outgoing(&self, id: RecordId, server_heads: &[ChangeHash]) -> Result<Vec<u8>> {
         let mut inner = self.lock();
         let record = self.load(&mut inner, id)?;
@@ -755,7 +755,16 @@ impl Store {
         {
             Ok(record.save_for_wire())
         } else {
-            Ok(record.save_after(server_heads))
+            // Many small edits cost a hash and a checksum each; past a point the whole
+            // document (which zstd also compresses better) is the smaller message.
+            let delta = record.save_after(server_heads);
+            if delta.len() > 256 {
+                let whole = record.save_for_wire();
+                if whole.len() < delta.len() {
+                    return Ok(whole);
+                }
+            }
+            Ok(delta)
         }
     }
 
