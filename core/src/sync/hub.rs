@@ -198,7 +198,7 @@ impl Default for HubConfig {
         Self {
             compact_after_chunks: 32,
             response_bytes: (4 * 1024, 8 * 1024 * 1024),
-            cached_documents: 4096,
+            cached_documents: 1024,
             feed_scan: 512,
         }
     }
