@@ -389,7 +389,7 @@ fn crafted(entity: &str, village: Option<&str>, edits: &[FieldEdit]) -> (RecordI
     let id = RecordId::new();
     let author = Author {
         cadre: CadreId::new("c").unwrap(),
-        device: DeviceId::new("d").unwrap(),
+        device: DeviceId::new("dev-x").unwrap(),
     };
     let scope = Scope {
         township: "baru".into(),
@@ -448,7 +448,7 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
     let mut gap_r2 = gap_r.clone();
     let author = Author {
         cadre: CadreId::new("c").unwrap(),
-        device: DeviceId::new("d").unwrap(),
+        device: DeviceId::new("dev-x").unwrap(),
     };
     gap_r2
         .apply_edits(&[set("household_size", Value::Integer(2))], &author, 2)
@@ -512,6 +512,40 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
             "nothing of a refused document is stored"
         );
     }
+    // A phone cannot push changes it says another phone made.
+    let forged_id = RecordId::new();
+    let other = Author {
+        cadre: CadreId::new("c").unwrap(),
+        device: DeviceId::new("someone-else").unwrap(),
+    };
+    let scope = Scope {
+        township: "baru".into(),
+        village: Some("tujiang".into()),
+    };
+    let forged = Record::create(
+        forged_id,
+        automerge::ActorId::random(),
+        "household",
+        &scope,
+        &[],
+        &other,
+        1,
+    )
+    .unwrap();
+    let resp = push(
+        &hub,
+        DeviceScope::Village("tujiang".into()),
+        vec![doc(forged_id, &forged)],
+    );
+    assert_eq!(resp.refused.len(), 1);
+    assert_eq!(resp.refused[0].code, RefusalCode::NotARecord);
+    assert!(
+        resp.refused[0]
+            .message
+            .ends_with("was made on device `someone-else`, but this is device `dev-x`"),
+        "{}",
+        resp.refused[0].message
+    );
     // Replaying the same request changes nothing.
     let again = push(
         &hub,

@@ -3,7 +3,9 @@
 //! Automerge will merge anything; the hub must not. Each *new* change is decoded and its
 //! operations checked against the record layout and the schema: values only go into the
 //! `fields` map, each value fits its dictionary field, the top-level keys are written once
-//! by the creating change, nothing nested appears, and every change names its author.
+//! by the creating change, nothing nested appears, and every change names its author:
+//! the device that sends it (a phone only ever pushes changes the server lacks, which are
+//! its own).
 
 use automerge::{Change, ObjId, ReadDoc, legacy};
 
@@ -23,6 +25,7 @@ pub(crate) fn check_changes(
     record: &Record,
     changes: &[Change],
     is_new: bool,
+    device: &str,
 ) -> Result<(), Refused> {
     let not_a_record = |m: String| (RefusalCode::NotARecord, m);
     let entity = record.entity();
@@ -35,14 +38,21 @@ pub(crate) fn check_changes(
     };
     let mut creations = 0;
     for change in changes {
-        if change
+        let Some(author) = change
             .message()
             .and_then(|m| serde_json::from_str::<Author>(m).ok())
-            .is_none()
-        {
+        else {
             return Err(not_a_record(format!(
                 "change {} carries no cadre and device",
                 change.hash()
+            )));
+        };
+        // Changes new to the server can only come from the phone that made them.
+        if author.device.as_str() != device {
+            return Err(not_a_record(format!(
+                "change {} was made on device `{}`, but this is device `{device}`",
+                change.hash(),
+                author.device
             )));
         }
         let ops = change.decode().operations;

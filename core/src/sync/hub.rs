@@ -334,7 +334,7 @@ impl<S: HubStorage> Hub<S> {
                     "record {id} is pushed twice in one request"
                 )));
             }
-            match self.merge_one(&mut cache, auth, doc) {
+            match self.merge_one(&mut cache, auth, &req.device, doc) {
                 Ok(Some(write)) => {
                     touched.push(id);
                     batch.docs.push(write);
@@ -374,6 +374,7 @@ impl<S: HubStorage> Hub<S> {
         &self,
         cache: &mut LruCache<RecordId, Record>,
         auth: &DeviceAuth,
+        device: &str,
         doc: &PushDoc,
     ) -> Result<Option<DocWrite>, (RefusalCode, String)> {
         let id = RecordId::from(doc.record);
@@ -437,7 +438,7 @@ impl<S: HubStorage> Hub<S> {
         if new_changes.is_empty() {
             return Ok(None);
         }
-        check_changes(&self.schema, record, &new_changes, is_new)?;
+        check_changes(&self.schema, record, &new_changes, is_new, device)?;
         let scope = record.scope();
         if scope.township != self.schema.township.id {
             return Err((
