@@ -128,9 +128,20 @@ impl Store {
             let mut merged = Vec::with_capacity(ex.docs.len());
             for (id, bytes, server_heads) in &ex.docs {
                 merged.push(self.merge_in(&tx, cache, *id, bytes)?);
+                // Never claim to share heads we could not apply (a delta whose base is
+                // missing is queued by automerge, not applied): then the next push of this
+                // record sends the whole document.
+                let complete = cache.get(id).is_some_and(|r| {
+                    server_heads
+                        .iter()
+                        .all(|h| r.doc().get_change_meta_by_hash(h).is_some())
+                });
+                if !complete {
+                    tracing::warn!(record = %id, "received changes whose history is missing here");
+                }
                 tx.execute(
                     "UPDATE records SET server_heads = ?2 WHERE id = ?1",
-                    params![id.to_string(), encode_heads(server_heads)],
+                    params![id.to_string(), complete.then(|| encode_heads(server_heads))],
                 )?;
             }
             meta_set(&tx, "sync_cursor", &ex.cursor.to_string())?;

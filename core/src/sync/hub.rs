@@ -599,15 +599,18 @@ impl HubStorage for MemoryHubStorage {
             m.feed.insert(seq, (doc.id, doc.village.clone()));
             m.feed_pos.insert(doc.id, seq);
         }
-        let confirmed: Vec<(RecordId, Vec<ChangeHash>)> = m
+        let confirmed: Vec<(RecordId, Vec<ChangeHash>, u64)> = m
             .sent
             .iter()
             .filter(|((d, _), (_, seq))| *d == batch.device && *seq <= batch.confirm_upto)
-            .map(|((_, id), (h, _))| (*id, h.clone()))
+            .map(|((_, id), (h, seq))| (*id, h.clone(), *seq))
             .collect();
-        for (id, heads) in confirmed {
+        for (id, heads, seq) in confirmed {
             m.sent.remove(&(batch.device.clone(), id));
-            m.device_heads.insert((batch.device.clone(), id), heads);
+            // Only while the record still sits where it was sent (see the SQLite storage).
+            if m.feed_pos.get(&id) == Some(&seq) {
+                m.device_heads.insert((batch.device.clone(), id), heads);
+            }
         }
         for (id, heads) in &batch.device_heads {
             m.device_heads
@@ -698,6 +701,7 @@ pub mod conformance {
         chunks_append_and_snapshots_replace(&make());
         feed_moves_changed_records_to_the_end_and_respects_scope(&make());
         device_heads_come_from_pushes_and_confirmed_sends(&make());
+        a_send_of_a_record_that_moved_is_not_confirmed(&make());
     }
 
     /// Chunks append in order; a snapshot replaces them all.
@@ -764,6 +768,30 @@ pub mod conformance {
         assert_eq!(limited.len(), 2, "limit is respected");
     }
 
+    /// A send whose record moved on in the feed is never confirmed: the page that carried
+    /// it may have been lost while a later page passed its old position.
+    pub fn a_send_of_a_record_that_moved_is_not_confirmed<S: HubStorage>(s: &S) {
+        let r = RecordId::new();
+        s.commit(&batch("d", vec![write(r, Some("x"), &[1], true)]))
+            .unwrap();
+        let sent_at = s.feed_after(&DeviceScope::Township, 0, 10).unwrap()[0].seq;
+        s.note_sent("phone", &[(r, vec![ChangeHash([9; 32])], sent_at)])
+            .unwrap();
+        // Another device changes the record: it moves to a later position.
+        s.commit(&batch("other", vec![write(r, Some("x"), &[2], false)]))
+            .unwrap();
+        s.commit(&HubBatch {
+            device: "phone".into(),
+            confirm_upto: sent_at,
+            ..HubBatch::default()
+        })
+        .unwrap();
+        assert!(
+            s.device_heads("phone", &[r]).unwrap().is_empty(),
+            "a send of a record that moved is not confirmed"
+        );
+    }
+
     /// Pushed heads are known at once; sent heads only once a cursor passes them.
     pub fn device_heads_come_from_pushes_and_confirmed_sends<S: HubStorage>(s: &S) {
         let (a, b) = (RecordId::new(), RecordId::new());
@@ -783,10 +811,13 @@ pub mod conformance {
             s.device_heads("d2", &[a]).unwrap().is_empty(),
             "heads are per device"
         );
-        s.note_sent("d1", &[(b, h2.clone(), 7)]).unwrap();
+        s.commit(&batch("d0", vec![write(b, None, &[2], true)]))
+            .unwrap();
+        let at = s.feed_after(&DeviceScope::Township, 0, 10).unwrap()[0].seq;
+        s.note_sent("d1", &[(b, h2.clone(), at)]).unwrap();
         s.commit(&HubBatch {
             device: "d1".into(),
-            confirm_upto: 6,
+            confirm_upto: at - 1,
             ..HubBatch::default()
         })
         .unwrap();
@@ -796,7 +827,7 @@ pub mod conformance {
         );
         s.commit(&HubBatch {
             device: "d1".into(),
-            confirm_upto: 7,
+            confirm_upto: at,
             ..HubBatch::default()
         })
         .unwrap();

@@ -159,12 +159,44 @@ pub enum ProtocolError {
 fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     // postcard into a Vec cannot fail for these types; an empty body would be refused later.
     let raw = postcard::to_stdvec(msg).unwrap_or_default();
-    let packed = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default();
+    // One compression context per thread: creating one per message showed up in profiles.
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let packed = COMPRESSOR
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(&raw).ok())
+        })
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(packed.len() + 4);
     out.extend_from_slice(MAGIC);
     out.push(PROTOCOL_VERSION);
     out.extend_from_slice(&packed);
     out
+}
+
+/// Decompresses at most [`MAX_DECODED_BYTES`], growing the buffer only as data arrives
+/// (a fixed 64 MiB buffer per request would cost more than the request).
+fn decompress_bounded(packed: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    use std::io::Read;
+    let damaged = |e: std::io::Error| ProtocolError::Damaged(e.to_string());
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(packed).map_err(damaged)?;
+    let mut out = Vec::with_capacity(packed.len().saturating_mul(4).min(MAX_DECODED_BYTES));
+    (&mut decoder)
+        .take(MAX_DECODED_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(damaged)?;
+    if out.len() > MAX_DECODED_BYTES {
+        return Err(ProtocolError::Damaged(format!(
+            "more than {MAX_DECODED_BYTES} bytes once decompressed"
+        )));
+    }
+    Ok(out)
 }
 
 /// Reads only the version byte, so a server can answer an old client without decoding.
@@ -183,8 +215,7 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ProtocolError>
             supported: PROTOCOL_VERSION,
         });
     }
-    let raw = zstd::bulk::decompress(&body[4..], MAX_DECODED_BYTES)
-        .map_err(|e| ProtocolError::Damaged(e.to_string()))?;
+    let raw = decompress_bounded(&body[4..])?;
     postcard::from_bytes(&raw).map_err(|e| ProtocolError::Decode(e.to_string()))
 }
 
@@ -288,5 +319,22 @@ mod tests {
             SyncRequest::decode(&junk),
             Err(ProtocolError::Decode(_))
         ));
+    }
+
+    #[test]
+    fn a_zstd_bomb_is_refused_not_inflated() {
+        let mut bomb = b"YBS\x01".to_vec();
+        bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1024], 1).unwrap());
+        assert!(
+            bomb.len() < 64 * 1024,
+            "the bomb is small on the wire: {}",
+            bomb.len()
+        );
+        assert_eq!(
+            SyncRequest::decode(&bomb),
+            Err(ProtocolError::Damaged(format!(
+                "more than {MAX_DECODED_BYTES} bytes once decompressed"
+            )))
+        );
     }
 }

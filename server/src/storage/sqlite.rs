@@ -312,8 +312,13 @@ impl HubStorage for SqliteStorage {
             .map_err(err)?;
         }
         tx.execute(
+            // A send is confirmed by a cursor past it only while the record still sits at
+            // that feed position: if it moved, the page that carried it may have been
+            // lost and a later page passed the old position without it.
             "INSERT OR REPLACE INTO device_heads (device, record_id, heads)
-             SELECT device, record_id, heads FROM device_sent WHERE device = ?1 AND seq <= ?2",
+             SELECT s.device, s.record_id, s.heads FROM device_sent s
+             JOIN feed f ON f.record_id = s.record_id AND f.seq = s.seq
+             WHERE s.device = ?1 AND s.seq <= ?2",
             params![batch.device, batch.confirm_upto as i64],
         )
         .map_err(err)?;
