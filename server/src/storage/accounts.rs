@@ -7,6 +7,16 @@ use yibiao_core::sync::hub::StorageError;
 use super::sqlite::{SqliteStorage, err, lock};
 use super::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem};
 
+/// A `cadres` row (id, name, village, created_ms) as a [`CadreRow`].
+fn cadre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CadreRow> {
+    Ok(CadreRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        village: r.get(2)?,
+        created_ms: r.get(3)?,
+    })
+}
+
 impl SqliteStorage {
     /// True once an admin token exists.
     pub fn has_admin_token(&self) -> Result<bool, StorageError> {
@@ -58,14 +68,7 @@ impl SqliteStorage {
             .query_row(
                 "SELECT id, name, village, created_ms FROM cadres WHERE id = ?1",
                 [id],
-                |r| {
-                    Ok(CadreRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        village: r.get(2)?,
-                        created_ms: r.get(3)?,
-                    })
-                },
+                cadre_row,
             )
             .optional()
             .map_err(err)
@@ -77,16 +80,7 @@ impl SqliteStorage {
         let mut stmt = conn
             .prepare("SELECT id, name, village, created_ms FROM cadres ORDER BY id")
             .map_err(err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(CadreRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    village: r.get(2)?,
-                    created_ms: r.get(3)?,
-                })
-            })
-            .map_err(err)?;
+        let rows = stmt.query_map([], cadre_row).map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
@@ -137,14 +131,7 @@ impl SqliteStorage {
             .query_row(
                 "SELECT id, name, village, created_ms FROM cadres WHERE id = ?1",
                 [&cadre_id],
-                |r| {
-                    Ok(CadreRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        village: r.get(2)?,
-                        created_ms: r.get(3)?,
-                    })
-                },
+                cadre_row,
             )
             .map_err(err)?;
         let (row, token_hash) = device(&cadre);
