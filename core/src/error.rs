@@ -62,6 +62,9 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A task operation that cannot be done as asked (not a task, bad receipt...).
+    #[error("{0}")]
+    Task(String),
     /// The store's own bookkeeping is damaged.
     #[error("the local store is damaged: {0}")]
     CorruptStore(String),

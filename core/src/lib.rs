@@ -7,6 +7,7 @@
 //! - [`value`]: typed field values and how they are written in JSON and in documents;
 //! - [`record`]: one record = one real thing = one automerge document, with conflicts
 //!   kept and shown, and provenance (cadre, device, time) on every change. Pure logic;
+//! - [`task`]: tasks as documents delivered by sync, with receipts phones write back;
 //! - [`store`]: the durable local SQLite store: documents, a query index and the sync
 //!   bookkeeping, written in one transaction per edit.
 //!
@@ -37,6 +38,7 @@ pub mod record;
 pub mod schema;
 pub mod store;
 pub mod sync;
+pub mod task;
 pub mod value;
 
 pub use error::{Error, Result};

@@ -149,7 +149,7 @@ pub struct Record {
     doc: Automerge,
 }
 
-fn commit_options(author: &Author, now_ms: i64) -> CommitOptions {
+pub(crate) fn commit_options(author: &Author, now_ms: i64) -> CommitOptions {
     // serde_json cannot fail on two strings; fall back to no message rather than panic.
     let message = serde_json::to_string(author).unwrap_or_default();
     CommitOptions::default()
@@ -215,6 +215,16 @@ impl Record {
         }
         tx.commit_with(commit_options(author, now_ms));
         Ok(Self { id, doc })
+    }
+
+    /// Wraps a document built elsewhere in the crate (task documents).
+    pub(crate) fn from_doc(id: RecordId, doc: Automerge) -> Self {
+        Self { id, doc }
+    }
+
+    /// The underlying document, for writers elsewhere in the crate (task receipts).
+    pub(crate) fn doc_mut(&mut self) -> &mut Automerge {
+        &mut self.doc
     }
 
     /// Loads a record from saved document bytes (a snapshot followed by any number of

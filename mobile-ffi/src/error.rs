@@ -30,7 +30,8 @@ pub enum YibiaoError {
         detail: String,
     },
     /// A name or id the schema or store does not know (entity, village, form, malformed
-    /// record id, bad query, a field with no conflict to resolve, a broken schema file).
+    /// record id, bad query, a field with no conflict to resolve, a broken schema file),
+    /// or a task operation that cannot be done (cancelled task, note too long).
     #[error("{detail}")]
     InvalidInput {
         /// What is wrong.
@@ -107,7 +108,8 @@ impl From<CoreError> for YibiaoError {
             | CoreError::UnknownForm(_)
             | CoreError::FormEntityMismatch { .. }
             | CoreError::NoConflict { .. }
-            | CoreError::BadQuery(_) => Self::InvalidInput { detail },
+            | CoreError::BadQuery(_)
+            | CoreError::Task(_) => Self::InvalidInput { detail },
             CoreError::NotFound(id) => Self::NotFound {
                 id: id.to_string(),
                 detail,

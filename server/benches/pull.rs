@@ -444,6 +444,7 @@ fn load(
                 values_json: t.values_json.clone(),
                 conflicts_json: t.conflicts_json.clone(),
                 deleted,
+                typed: Vec::new(),
             });
         }
         storage.commit(&HubBatch {

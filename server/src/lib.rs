@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod storage;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use yibiao_core::Schema;
-use yibiao_core::clock::SystemClock;
+use yibiao_core::clock::{Clock, SystemClock};
 use yibiao_core::sync::{Hub, HubConfig};
 
 pub use config::Config;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub limiter: Arc<limits::RateLimiter>,
     /// The limit of enrolment attempts (all clients together).
     pub limiter_enrol: Arc<limits::RateLimiter>,
+    /// The server's clock (due dates, receipts' overdue status); a manual one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -67,10 +70,20 @@ impl AppState {
 
     /// Builds the state over any storage implementation.
     pub fn with_storage(config: Config, schema: Schema, storage: Arc<dyn ServerStorage>) -> Self {
+        Self::with_clock(config, schema, storage, Arc::new(SystemClock))
+    }
+
+    /// Builds the state with a given clock (tests drive time by hand).
+    pub fn with_clock(
+        config: Config,
+        schema: Schema,
+        storage: Arc<dyn ServerStorage>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let hub = Hub::new(
             Arc::new(schema),
             storage.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             HubConfig::default(),
         );
         let limiter = limits::RateLimiter::new(config.rate_per_minute, config.rate_burst);
@@ -81,13 +94,15 @@ impl AppState {
             limiter: Arc::new(limiter),
             limiter_enrol: Arc::new(limits::RateLimiter::new(60, 20)),
             config: Arc::new(config),
+            clock,
         }
     }
 }
 
 /// The router.
 pub fn app(state: AppState) -> Router {
-    use routes::{admin, enrol, health, openapi, records, sync};
+    use axum::routing::delete;
+    use routes::{admin, enrol, health, openapi, records, sync, tasks};
     let limit = state.config.max_body_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     Router::new()
@@ -100,6 +115,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/records.ndjson", get(records::ndjson))
         .route("/v1/records.csv", get(records::csv))
         .route("/v1/feed", get(records::feed))
+        .route("/v1/tasks", post(tasks::create).get(tasks::list))
+        .route(
+            "/v1/tasks/{task}",
+            get(tasks::show).merge(delete(tasks::cancel)),
+        )
+        .route("/v1/summary", get(tasks::summary))
+        .route("/v1/burden", get(tasks::burden))
         .route(
             "/v1/admin/cadres",
             post(admin::create_cadre).get(admin::list_cadres),

@@ -926,7 +926,8 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer() {
         let uri = path
             .replace("{id}", "x")
             .replace("{key}", "x")
-            .replace("{department}", "x");
+            .replace("{department}", "x")
+            .replace("{task}", "x");
         let (status, body) = call(&fx, &method.to_uppercase(), &uri, None, None).await;
         assert!(
             status != StatusCode::METHOD_NOT_ALLOWED,

@@ -25,6 +25,7 @@ mod index;
 mod migrations;
 mod query;
 mod sync_marks;
+mod tasks;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -38,6 +39,7 @@ use serde::Serialize;
 pub use migrations::STORE_VERSION;
 pub use query::{MAX_PAGE, Page, Query, RecordSummary};
 pub use sync_marks::{Credentials, Exchange, RefusedDoc, SyncStatus};
+pub use tasks::{PhoneTask, PhoneTaskStatus};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -423,7 +425,9 @@ impl Store {
     /// edits changed nothing.
     pub fn update(&self, id: RecordId, edits: &[FieldEdit]) -> Result<bool> {
         let mut inner = self.lock();
-        let entity = self.load(&mut inner, id)?.entity();
+        let record = self.load(&mut inner, id)?;
+        not_a_task(record)?;
+        let entity = record.entity();
         self.validate_edits(&entity, edits)?;
         let touched: Vec<String> = edits.iter().map(|e| e.field().to_owned()).collect();
         let author = self.author(&inner);
@@ -456,6 +460,7 @@ impl Store {
         let author = self.author(&inner);
         let now = self.clock.now_ms();
         self.write(&mut inner, id, Some(&[]), |r| {
+            not_a_task(r)?;
             r.set_deleted(true, &author, now)
         })
     }
@@ -466,6 +471,7 @@ impl Store {
         let author = self.author(&inner);
         let now = self.clock.now_ms();
         self.write(&mut inner, id, Some(&[]), |r| {
+            not_a_task(r)?;
             r.set_deleted(false, &author, now)
         })
     }
@@ -860,6 +866,17 @@ impl Store {
         let inner = self.lock();
         index::dump(&inner.conn)
     }
+}
+
+/// Refuses record operations on a task document (tasks have their own API).
+fn not_a_task(record: &Record) -> Result<()> {
+    if crate::task::is_task(record) {
+        return Err(Error::Task(format!(
+            "{} is a task, not a record: open it or mark it done; only its issuer can change or cancel it",
+            record.id()
+        )));
+    }
+    Ok(())
 }
 
 fn view_of(schema: &Schema, record: &Record) -> RecordView {

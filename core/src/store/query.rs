@@ -92,7 +92,7 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
         n => n,
     };
     let mut sql = String::from(
-        "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE 1=1",
+        "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE r.entity != '_task'",
     );
     let mut args: Vec<SqlValue> = Vec::new();
     let mut entity_filter = q.entity.clone();

@@ -138,3 +138,25 @@ pub(crate) fn check_changes(
     }
     Ok(())
 }
+
+/// Field values typed in `changes`: one `(change time ms, field)` per value put into the
+/// fields map (a resolve counts too: someone chose a value). The burden report's input.
+pub(crate) fn typed_values(record: &Record, changes: &[Change]) -> Vec<(i64, String)> {
+    let Ok(Some((_, ObjId::Id(counter, actor, _)))) = record.doc().get(automerge::ROOT, "fields")
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for change in changes {
+        for op in change.decode().operations {
+            let in_fields = matches!(&op.obj,
+                legacy::ObjectId::Id(legacy::OpId(c, a)) if (*c, a) == (counter, &actor));
+            if let (true, legacy::Key::Map(key), legacy::OpType::Put(_)) =
+                (in_fields, &op.key, &op.action)
+            {
+                out.push((change.timestamp(), key.to_string()));
+            }
+        }
+    }
+    out
+}

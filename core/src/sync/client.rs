@@ -194,6 +194,7 @@ pub fn run(
     let mut changed = Vec::new();
     let mut sent_this_run: HashSet<(RecordId, i64)> = HashSet::new();
     let device = store.device_id().to_string();
+    refresh_receipts(store);
     loop {
         // Build a page of pushes.
         let candidates = store.pending_for_push(512)?;
@@ -271,6 +272,9 @@ pub fn run(
             }
         }
 
+        // Receipts for tasks this page brought (delivered) or records it completed (done)
+        // become pending now, so the loop pushes them before it ends.
+        refresh_receipts(store);
         p.pages += 1;
         p.pushed += u32::try_from(ex.acked.len()).unwrap_or(u32::MAX);
         p.pulled += u32::try_from(ex.docs.len()).unwrap_or(u32::MAX);
@@ -303,6 +307,14 @@ pub fn run(
                 changed,
             });
         }
+    }
+}
+
+/// Writes the receipts the phone records by itself; a failure is logged, never fatal to
+/// the sync (the next sync tries again).
+fn refresh_receipts(store: &Store) {
+    if let Err(e) = store.refresh_task_receipts() {
+        tracing::warn!(error = %e, "could not write task receipts");
     }
 }
 

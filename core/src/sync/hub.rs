@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use automerge::{ActorId, ChangeHash};
 use lru::LruCache;
 
-use super::check::check_changes;
+use super::check::{check_changes, typed_values};
 use super::protocol::{
     PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire,
     heads_to_wire,
@@ -33,6 +33,7 @@ use crate::clock::Clock;
 use crate::ids::{DeviceId, RecordId};
 use crate::record::Record;
 use crate::schema::Schema;
+use crate::task;
 
 const MISSING_HISTORY: &str =
     "the server does not hold the history these changes build on; the whole record will be sent";
@@ -102,6 +103,8 @@ pub struct DocWrite {
     pub conflicts_json: String,
     /// Tombstone state.
     pub deleted: bool,
+    /// Field values typed in the new changes: `(change time ms, field)` (burden report).
+    pub typed: Vec<(i64, String)>,
 }
 
 /// Everything one exchange writes, committed atomically.
@@ -438,7 +441,12 @@ impl<S: HubStorage> Hub<S> {
         if new_changes.is_empty() {
             return Ok(None);
         }
-        check_changes(&self.schema, record, &new_changes, is_new, device)?;
+        let is_task = task::is_task(record);
+        if is_task {
+            task::check_task_changes(record, &new_changes, is_new, device)?;
+        } else {
+            check_changes(&self.schema, record, &new_changes, is_new, device)?;
+        }
         let scope = record.scope();
         if scope.township != self.schema.township.id {
             return Err((
@@ -490,10 +498,74 @@ impl<S: HubStorage> Hub<S> {
             },
             snapshot,
             heads: record.heads(),
-            values_json: record.values_json(&self.schema),
-            conflicts_json: record.conflicts_json(&self.schema),
+            values_json: if is_task {
+                task::task_json(record)
+            } else {
+                record.values_json(&self.schema)
+            },
+            conflicts_json: if is_task {
+                "{}".to_owned()
+            } else {
+                record.conflicts_json(&self.schema)
+            },
             deleted: record.is_deleted(),
+            typed: if is_task {
+                Vec::new()
+            } else {
+                typed_values(record, &new_changes)
+            },
         }))
+    }
+
+    /// Commits documents the server itself wrote (tasks issued or cancelled) in one
+    /// storage transaction, so they enter the feed like any pushed change. Each is stored
+    /// as a whole snapshot.
+    pub fn commit_server_docs(&self, records: Vec<Record>) -> Result<(), StorageError> {
+        let _writer = lock(&self.write);
+        let mut cache = lock(&self.cache);
+        let batch = HubBatch {
+            device: String::new(),
+            docs: records
+                .iter()
+                .map(|record| {
+                    let is_task = task::is_task(record);
+                    DocWrite {
+                        id: record.id(),
+                        entity: record.entity(),
+                        village: record.scope().village,
+                        chunk: record.save(),
+                        snapshot: true,
+                        heads: record.heads(),
+                        values_json: if is_task {
+                            task::task_json(record)
+                        } else {
+                            record.values_json(&self.schema)
+                        },
+                        conflicts_json: if is_task {
+                            "{}".to_owned()
+                        } else {
+                            record.conflicts_json(&self.schema)
+                        },
+                        deleted: record.is_deleted(),
+                        typed: Vec::new(),
+                    }
+                })
+                .collect(),
+            ..HubBatch::default()
+        };
+        for record in &records {
+            cache.pop(&record.id());
+        }
+        self.storage.commit(&batch)?;
+        for record in records {
+            cache.put(record.id(), record);
+        }
+        Ok(())
+    }
+
+    /// The hub's automerge actor, for documents the server writes.
+    pub fn actor(&self) -> ActorId {
+        self.actor.clone()
     }
 
     fn pull(
@@ -685,6 +757,7 @@ pub mod conformance {
             values_json: "{}".into(),
             conflicts_json: "{}".into(),
             deleted: false,
+            typed: Vec::new(),
         }
     }
 

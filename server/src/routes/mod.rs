@@ -6,6 +6,7 @@ pub mod health;
 pub mod openapi;
 pub mod records;
 pub mod sync;
+pub mod tasks;
 
 use crate::error::ApiError;
 

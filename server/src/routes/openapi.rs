@@ -24,6 +24,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/departments/{department}/tokens"),
     ("get", "/v1/admin/department-tokens"),
     ("post", "/v1/admin/department-tokens/{key}/revoke"),
+    ("post", "/v1/tasks"),
+    ("get", "/v1/tasks"),
+    ("get", "/v1/tasks/{task}"),
+    ("delete", "/v1/tasks/{task}"),
+    ("get", "/v1/summary"),
+    ("get", "/v1/burden"),
 ];
 
 fn error_responses(codes: &[&str]) -> Value {
@@ -334,7 +340,121 @@ pub fn document() -> Value {
             &["401", "404"],
         ),
     );
+    // Tasks and the summary take a department token or the admin token (the township).
+    let either = json!([{ "department": [] }, { "admin": [] }]);
+    let task = json!({ "$ref": "#/components/schemas/Task" });
+    let mut new_task = op(
+        "Issue a task to the phones of some villages (or of some records' villages); each phone gets it on its next sync and writes receipts back by itself.",
+        None,
+        json!([]),
+        ok("201", "application/json", task.clone()),
+        &["400", "401", "403", "404", "429"],
+    );
+    new_task["security"] = either.clone();
+    new_task["requestBody"] = json_body(json!({
+        "type": "object", "required": ["title", "form", "due"],
+        "properties": {
+            "title": s, "instructions": s,
+            "form": { "type": "string", "description": "a form the issuer may use" },
+            "due": { "type": "string", "description": "YYYY-MM-DD (end of that day, UTC+8) or an RFC 3339 time" },
+            "villages": { "type": "array", "items": s, "description": "target villages; [\"*\"] = every village the issuer sees. Give this or records." },
+            "records": { "type": "array", "items": { "type": "string", "format": "uuid" }, "description": "target records. Give this or villages." }
+        }
+    }));
+    add("post", "/v1/tasks", new_task);
+    let mut list_tasks = op(
+        "Every task of the issuer (every task for the admin token) with progress per village, newest first.",
+        None,
+        json!([]),
+        ok(
+            "200",
+            "application/json",
+            json!({ "type": "object", "properties": { "tasks": { "type": "array", "items": task.clone() } } }),
+        ),
+        &["400", "401", "429"],
+    );
+    list_tasks["security"] = either.clone();
+    add("get", "/v1/tasks", list_tasks);
+    let mut show_task = op(
+        "One task: per village delivered / opened / done / overdue, and target records complete.",
+        None,
+        json!([p("task")]),
+        ok("200", "application/json", task.clone()),
+        &["401", "404", "429"],
+    );
+    show_task["security"] = either.clone();
+    add("get", "/v1/tasks/{task}", show_task);
+    let mut cancel_task = op(
+        "Cancel a task; phones drop it on their next sync.",
+        None,
+        json!([p("task")]),
+        ok("200", "application/json", task.clone()),
+        &["401", "404", "429"],
+    );
+    cancel_task["security"] = either.clone();
+    add("delete", "/v1/tasks/{task}", cancel_task);
+    let mut summary = op(
+        "Per village x form: records complete / incomplete and task villages by status, plus totals per form.",
+        None,
+        json!([]),
+        ok(
+            "200",
+            "application/json",
+            json!({ "type": "object", "properties": { "generated_ms": { "type": "integer" }, "rows": { "type": "array" }, "totals": { "type": "array" } } }),
+        ),
+        &["400", "401", "429"],
+    );
+    summary["security"] = either;
+    add("get", "/v1/summary", summary);
+    add(
+        "get",
+        "/v1/burden",
+        op(
+            "The burden report: field values cadres typed in the period vs the (record, field, department) deliveries they produced.",
+            Some("admin"),
+            json!([
+                q(
+                    "from",
+                    "First day, YYYY-MM-DD (UTC+8); default: `to`.",
+                    s.clone()
+                ),
+                q(
+                    "to",
+                    "Last day, YYYY-MM-DD (UTC+8); default: today.",
+                    s.clone()
+                )
+            ]),
+            ok(
+                "200",
+                "application/json",
+                json!({ "type": "object", "properties": {
+                "values_typed": { "type": "integer" }, "deliveries": { "type": "integer" },
+                "reuse_ratio": { "type": "number" }, "entries_saved": { "type": "integer" },
+                "departments": { "type": "array" }, "fields": { "type": "array" } } }),
+            ),
+            &["400", "401"],
+        ),
+    );
 
+    let village_progress = json!({ "type": "object", "properties": {
+        "village": s, "document": s,
+        "status": { "type": "string", "enum": ["sent", "delivered", "opened", "overdue", "done", "cancelled"] },
+        "delivered": { "type": "boolean" }, "opened": { "type": "boolean" },
+        "done": { "type": "boolean" }, "overdue": { "type": "boolean" },
+        "delivered_ms": { "type": ["integer", "null"] }, "opened_ms": { "type": ["integer", "null"] },
+        "done_ms": { "type": ["integer", "null"] },
+        "done_how": { "type": ["string", "null"], "enum": ["complete", "marked", null] },
+        "note": { "type": ["string", "null"] }, "done_by": { "type": ["string", "null"] },
+        "phones": { "type": "integer" },
+        "records_complete": { "type": "integer" }, "records_total": { "type": "integer" }
+    } });
+    let task_schema = json!({ "type": "object", "properties": {
+        "task": s, "title": s, "instructions": s, "form": s, "due": s,
+        "due_ms": { "type": "integer" }, "issuer": s, "created_ms": { "type": "integer" },
+        "cancelled": { "type": "boolean" },
+        "counts": { "type": "object", "description": "villages by status: sent, delivered, opened, overdue, done, cancelled" },
+        "villages": { "type": "array", "items": village_progress }
+    } });
     json!({
         "openapi": "3.1.0",
         "info": { "title": "yibiao server", "version": env!("CARGO_PKG_VERSION"),
@@ -348,6 +468,7 @@ pub fn document() -> Value {
             },
             "schemas": {
                 "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": s, "message": s } } } },
+                "Task": task_schema,
                 "Record": { "type": "object", "properties": {
                     "seq": { "type": "integer", "description": "feed only" },
                     "id": { "type": "string", "format": "uuid" }, "entity": s, "village": { "type": ["string", "null"] },

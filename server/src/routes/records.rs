@@ -32,7 +32,7 @@ fn param_error(name: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("query parameter `{name}`: {problem}"))
 }
 
-fn only_known(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn only_known(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
     for k in params.keys() {
         if !known.contains(&k.as_str()) {
             return Err(ApiError::BadRequest(format!(

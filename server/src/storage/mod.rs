@@ -8,6 +8,7 @@
 
 mod accounts;
 pub mod sqlite;
+mod tasks;
 mod views;
 
 use yibiao_core::RecordId;
@@ -89,6 +90,36 @@ pub struct StoredRecord {
     pub conflicts_json: String,
 }
 
+/// One per-village document of a task, with its JSON summary (spec and receipts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDocRow {
+    /// The document's id.
+    pub id: RecordId,
+    /// The task's id.
+    pub task: String,
+    /// Who issued it.
+    pub issuer: String,
+    /// Its target village.
+    pub village: Option<String>,
+    /// `{"spec": ..., "receipts": ..., "cancelled": ...}` (see `yibiao_core::task`).
+    pub json: String,
+}
+
+/// Field values typed on phones in a period, for one (entity, village, field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedCount {
+    /// Entity type.
+    pub entity: String,
+    /// Village (`None`: township level).
+    pub village: Option<String>,
+    /// Field.
+    pub field: String,
+    /// Values typed.
+    pub typed: u64,
+    /// Distinct records they went into.
+    pub records: u64,
+}
+
 /// Everything the server stores beyond sync: accounts and the department read model.
 pub trait ServerStorage: HubStorage {
     /// True once an admin token exists.
@@ -157,6 +188,22 @@ pub trait ServerStorage: HubStorage {
         cursor: u64,
         limit: usize,
     ) -> Result<Vec<(u64, StoredRecord)>, StorageError>;
+    /// Task documents, optionally of one task and/or one issuer.
+    fn task_docs(
+        &self,
+        task: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Result<Vec<TaskDocRow>, StorageError>;
+    /// Current values of live records of `entity` in `village`.
+    fn live_values(
+        &self,
+        entity: &str,
+        village: Option<&str>,
+    ) -> Result<Vec<(RecordId, String)>, StorageError>;
+    /// Stored summaries of those of `ids` that exist.
+    fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<StoredRecord>, StorageError>;
+    /// Values typed in `[from_ms, to_ms)` by entity, village and field.
+    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError>;
     /// `PRAGMA integrity_check` or the backend's equivalent.
     fn integrity_check(&self) -> Result<String, StorageError>;
 }
@@ -246,6 +293,26 @@ impl ServerStorage for SqliteStorage {
         limit: usize,
     ) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
         SqliteStorage::feed_page(self, f, cursor, limit)
+    }
+    fn task_docs(
+        &self,
+        task: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Result<Vec<TaskDocRow>, StorageError> {
+        SqliteStorage::task_docs(self, task, issuer)
+    }
+    fn live_values(
+        &self,
+        entity: &str,
+        village: Option<&str>,
+    ) -> Result<Vec<(RecordId, String)>, StorageError> {
+        SqliteStorage::live_values(self, entity, village)
+    }
+    fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<StoredRecord>, StorageError> {
+        SqliteStorage::stored_records(self, ids)
+    }
+    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError> {
+        SqliteStorage::typed_counts(self, from_ms, to_ms)
     }
     fn integrity_check(&self) -> Result<String, StorageError> {
         SqliteStorage::integrity_check(self)

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use yibiao_core::RecordId;
 use yibiao_core::sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError};
 
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[
+    r#"
     CREATE TABLE docs (
         id             BLOB PRIMARY KEY,
         entity         TEXT NOT NULL,
@@ -85,7 +86,29 @@ const STEPS: &[&str] = &[r#"
         created_ms INTEGER NOT NULL,
         revoked_ms INTEGER
     );
-"#];
+"#,
+    r#"
+    -- Task documents by task (filled in the same transaction as the document itself).
+    CREATE TABLE task_docs (
+        record_id BLOB PRIMARY KEY,
+        task_id   TEXT NOT NULL,
+        issuer    TEXT NOT NULL,
+        village   TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX task_docs_by_task ON task_docs (task_id);
+    CREATE INDEX task_docs_by_issuer ON task_docs (issuer, task_id);
+    -- One row per field value typed on a phone (the burden report).
+    CREATE TABLE typed (
+        at_ms     INTEGER NOT NULL,
+        record_id BLOB NOT NULL,
+        entity    TEXT NOT NULL,
+        village   TEXT,
+        field     TEXT NOT NULL,
+        device    TEXT NOT NULL
+    );
+    CREATE INDEX typed_by_time ON typed (at_ms);
+"#,
+];
 
 /// A registered device, as listed by the operator.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -305,6 +328,34 @@ impl HubStorage for SqliteStorage {
             .map_err(err)?;
             tx.execute("DELETE FROM feed WHERE record_id = ?1", [id])
                 .map_err(err)?;
+            if doc.entity == yibiao_core::task::TASK_ENTITY {
+                tx.execute(
+                    "INSERT OR IGNORE INTO task_docs (record_id, task_id, issuer, village)
+                     VALUES (?1, json_extract(?2, '$.spec.task'), json_extract(?2, '$.spec.issuer'), ?3)",
+                    params![id, doc.values_json, doc.village],
+                )
+                .map_err(err)?;
+            }
+            if !doc.typed.is_empty() {
+                let mut typed = tx
+                    .prepare_cached(
+                        "INSERT INTO typed (at_ms, record_id, entity, village, field, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(err)?;
+                for (at_ms, field) in &doc.typed {
+                    typed
+                        .execute(params![
+                            at_ms,
+                            id,
+                            doc.entity,
+                            doc.village,
+                            field,
+                            batch.device
+                        ])
+                        .map_err(err)?;
+                }
+            }
             tx.execute(
                 "INSERT INTO feed (record_id, village) VALUES (?1, ?2)",
                 params![id, doc.village],

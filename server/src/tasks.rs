@@ -1,0 +1,890 @@
+//! Tasks, progress, the village x form summary and the burden report, shared by the HTTP
+//! API and the CLI so both give the same answers and the same refusals.
+//!
+//! A task is issued as one document per target village ([`yibiao_core::task`]); the
+//! hub commits them in one transaction, so they enter the feed together and each phone
+//! receives exactly its village's on its next sync. Progress is read from the stored
+//! summaries (receipts the phones wrote) and from the records themselves: a village is
+//! done when a phone says so *or* when every target record has the form's required
+//! fields, whoever filled them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use yibiao_core::schema::DepartmentDef;
+use yibiao_core::task::{
+    DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
+};
+use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema};
+
+use crate::ServerHub;
+use crate::storage::{ServerStorage, TaskDocRow};
+
+/// Most target records one task may name.
+pub const MAX_TARGET_RECORDS: usize = 10_000;
+
+/// Who issues a task or asks for a report.
+#[derive(Debug, Clone)]
+pub enum Issuer {
+    /// The township (admin token or CLI): any form, any village.
+    Township,
+    /// A department: its forms and villages only.
+    Department(DepartmentDef),
+}
+
+impl Issuer {
+    /// The name stored in the task: the department key or `township`.
+    pub fn name(&self) -> &str {
+        match self {
+            Issuer::Township => "township",
+            Issuer::Department(d) => &d.key,
+        }
+    }
+
+    fn sees_village(&self, village: Option<&str>) -> bool {
+        match self {
+            Issuer::Township => true,
+            Issuer::Department(d) => d.sees_village(village),
+        }
+    }
+}
+
+/// Why a task operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The request is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The task or a record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Storage failed.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<yibiao_core::sync::hub::StorageError> for TaskError {
+    fn from(e: yibiao_core::sync::hub::StorageError) -> Self {
+        TaskError::Storage(e.0)
+    }
+}
+
+/// A task as asked for over HTTP or the CLI.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// Short title.
+    pub title: String,
+    /// What to do.
+    #[serde(default)]
+    pub instructions: String,
+    /// The form to fill.
+    pub form: String,
+    /// `YYYY-MM-DD` (end of that day, UTC+8) or an RFC 3339 time.
+    pub due: String,
+    /// Target villages (`["*"]`: every village the issuer sees). Give this or `records`.
+    #[serde(default)]
+    pub villages: Option<Vec<String>>,
+    /// Target record ids. Give this or `villages`.
+    #[serde(default)]
+    pub records: Option<Vec<String>>,
+}
+
+/// Where a task stands in one village.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Issued; no phone of the village has it yet.
+    Sent,
+    /// A phone received it.
+    Delivered,
+    /// A cadre opened it.
+    Opened,
+    /// Past due and not done.
+    Overdue,
+    /// Done (marked, or every target record complete).
+    Done,
+    /// Cancelled by the issuer.
+    Cancelled,
+}
+
+impl Status {
+    /// Every status, in report order.
+    pub const ALL: [Status; 6] = [
+        Status::Sent,
+        Status::Delivered,
+        Status::Opened,
+        Status::Overdue,
+        Status::Done,
+        Status::Cancelled,
+    ];
+
+    /// The status as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Opened => "opened",
+            Status::Overdue => "overdue",
+            Status::Done => "done",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Progress of a task in one village.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VillageProgress {
+    /// The village (`None`: township-level records).
+    pub village: Option<String>,
+    /// The task document delivered to this village.
+    pub document: String,
+    /// Where it stands.
+    pub status: Status,
+    /// A phone of the village received it.
+    pub delivered: bool,
+    /// A cadre opened it.
+    pub opened: bool,
+    /// Done.
+    pub done: bool,
+    /// Past due and not done.
+    pub overdue: bool,
+    /// First delivery, ms since the epoch.
+    pub delivered_ms: Option<i64>,
+    /// First opening.
+    pub opened_ms: Option<i64>,
+    /// When a phone recorded it done.
+    pub done_ms: Option<i64>,
+    /// `complete` (every target record filled) or `marked` (a cadre said so).
+    pub done_how: Option<DoneHow>,
+    /// The cadre's note, when marked done.
+    pub note: Option<String>,
+    /// The cadre who marked it or whose phone saw it complete.
+    pub done_by: Option<String>,
+    /// Phones that hold it.
+    pub phones: usize,
+    /// Target records with every required field of the form.
+    pub records_complete: u32,
+    /// Target records (live ones; a named target not yet on the server counts as incomplete).
+    pub records_total: u32,
+}
+
+/// Counts of villages by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Not yet delivered.
+    pub sent: u32,
+    /// Delivered, not opened.
+    pub delivered: u32,
+    /// Opened, not done.
+    pub opened: u32,
+    /// Overdue.
+    pub overdue: u32,
+    /// Done.
+    pub done: u32,
+    /// Cancelled.
+    pub cancelled: u32,
+}
+
+impl StatusCounts {
+    fn add(&mut self, s: Status) {
+        match s {
+            Status::Sent => self.sent += 1,
+            Status::Delivered => self.delivered += 1,
+            Status::Opened => self.opened += 1,
+            Status::Overdue => self.overdue += 1,
+            Status::Done => self.done += 1,
+            Status::Cancelled => self.cancelled += 1,
+        }
+    }
+}
+
+/// A task with its progress in every target village.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskProgress {
+    /// Task id.
+    pub task: String,
+    /// Title.
+    pub title: String,
+    /// Instructions.
+    pub instructions: String,
+    /// Form to fill.
+    pub form: String,
+    /// Due, as given.
+    pub due: String,
+    /// Due, ms since the epoch.
+    pub due_ms: i64,
+    /// Issuer.
+    pub issuer: String,
+    /// Issued at, ms since the epoch.
+    pub created_ms: i64,
+    /// Cancelled by the issuer.
+    pub cancelled: bool,
+    /// Villages by status.
+    pub counts: StatusCounts,
+    /// Per village.
+    pub villages: Vec<VillageProgress>,
+}
+
+#[derive(Deserialize)]
+struct StoredTask {
+    spec: TaskSpec,
+    #[serde(default)]
+    receipts: BTreeMap<String, Receipt>,
+    #[serde(default)]
+    cancelled: bool,
+    #[serde(default)]
+    created_ms: i64,
+}
+
+fn check_form<'a>(
+    schema: &'a Schema,
+    issuer: &Issuer,
+    form: &str,
+) -> Result<&'a yibiao_core::schema::FormDef, TaskError> {
+    let def = schema.form(form).ok_or_else(|| {
+        let known: Vec<&str> = schema.forms.keys().map(String::as_str).collect();
+        TaskError::Invalid(format!(
+            "unknown form `{form}`; the schema has: {}",
+            known.join(", ")
+        ))
+    })?;
+    if let Issuer::Department(d) = issuer
+        && !d.forms.iter().any(|f| f == form)
+    {
+        return Err(TaskError::Forbidden(format!(
+            "department `{}` may issue tasks only for its forms: {}",
+            d.key,
+            d.forms.join(", ")
+        )));
+    }
+    Ok(def)
+}
+
+/// Issues a task: one document per target village, committed together. Returns its
+/// progress (every village `sent`).
+pub fn issue(
+    hub: &ServerHub,
+    storage: &dyn ServerStorage,
+    issuer: &Issuer,
+    req: &NewTask,
+    now_ms: i64,
+) -> Result<TaskProgress, TaskError> {
+    let schema = hub.schema().clone();
+    let title = req.title.trim();
+    if title.is_empty() {
+        return Err(TaskError::Invalid("`title` must not be empty".into()));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`title` may hold at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
+        )));
+    }
+    let form = check_form(&schema, issuer, &req.form)?;
+    let due_ms = parse_due(&req.due).map_err(TaskError::Invalid)?;
+    if due_ms <= now_ms {
+        return Err(TaskError::Invalid(format!(
+            "due `{}` is already past; give a later date",
+            req.due.trim()
+        )));
+    }
+    let mut targets: BTreeMap<Option<String>, Option<Vec<RecordId>>> = BTreeMap::new();
+    match (&req.villages, &req.records) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(TaskError::Invalid(
+                "give either `villages` (every record of the form in them) or `records` (those records), not both".into(),
+            ));
+        }
+        (Some(villages), None) => {
+            if villages.is_empty() {
+                return Err(TaskError::Invalid("`villages` is empty".into()));
+            }
+            let all = villages.iter().any(|v| v == "*");
+            let list: Vec<String> = if all {
+                schema
+                    .villages
+                    .keys()
+                    .filter(|v| issuer.sees_village(Some(v)))
+                    .cloned()
+                    .collect()
+            } else {
+                villages.clone()
+            };
+            for v in list {
+                if !schema.has_village(&v) {
+                    let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
+                    return Err(TaskError::Invalid(format!(
+                        "unknown village `{v}`; the schema has: {}",
+                        known.join(", ")
+                    )));
+                }
+                if !issuer.sees_village(Some(&v)) {
+                    return Err(TaskError::Forbidden(format!(
+                        "`{}` may not issue tasks to village `{v}`",
+                        issuer.name()
+                    )));
+                }
+                targets.insert(Some(v), None);
+            }
+        }
+        (None, Some(records)) => {
+            if records.is_empty() {
+                return Err(TaskError::Invalid("`records` is empty".into()));
+            }
+            if records.len() > MAX_TARGET_RECORDS {
+                return Err(TaskError::Invalid(format!(
+                    "a task may name at most {MAX_TARGET_RECORDS} records"
+                )));
+            }
+            let mut ids = Vec::with_capacity(records.len());
+            for r in records {
+                let id: RecordId = r.trim().parse().map_err(|_| {
+                    TaskError::Invalid(format!("`{r}` is not a record id (a UUID)"))
+                })?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            let found: HashMap<RecordId, _> = storage
+                .stored_records(&ids)?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect();
+            for id in ids {
+                let rec = found
+                    .get(&id)
+                    .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
+                if rec.entity != form.entity {
+                    return Err(TaskError::Invalid(format!(
+                        "record {id} is a `{}`, but form `{}` is for `{}` records",
+                        rec.entity, req.form, form.entity
+                    )));
+                }
+                if rec.deleted {
+                    return Err(TaskError::Invalid(format!("record {id} is deleted")));
+                }
+                if !issuer.sees_village(rec.village.as_deref()) {
+                    return Err(TaskError::Forbidden(format!(
+                        "record {id} is outside what `{}` may see",
+                        issuer.name()
+                    )));
+                }
+                targets
+                    .entry(rec.village.clone())
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(id);
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(TaskError::Invalid(
+            "the task reaches no village the issuer may see".into(),
+        ));
+    }
+    let task_id = RecordId::new().to_string();
+    let author = Author {
+        cadre: CadreId::new(issuer.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
+        device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
+    };
+    let mut docs = Vec::new();
+    for (village, targets) in targets {
+        let spec = TaskSpec {
+            task: task_id.clone(),
+            title: title.to_owned(),
+            instructions: req.instructions.trim().to_owned(),
+            form: req.form.clone(),
+            due: req.due.trim().to_owned(),
+            due_ms,
+            issuer: issuer.name().to_owned(),
+            targets,
+        };
+        let doc = new_task_doc(
+            RecordId::new(),
+            hub.actor(),
+            &spec,
+            &schema.township.id,
+            village.as_deref(),
+            &author,
+            now_ms,
+        )
+        .map_err(|e| TaskError::Storage(e.to_string()))?;
+        docs.push(doc);
+    }
+    hub.commit_server_docs(docs)?;
+    tracing::info!(task = %task_id, issuer = issuer.name(), form = %req.form, "task issued");
+    progress(storage, &schema, issuer, &task_id, now_ms)
+}
+
+/// Cancels a task (its documents get the tombstone; phones drop it from their list).
+pub fn cancel(
+    hub: &ServerHub,
+    storage: &dyn ServerStorage,
+    issuer: &Issuer,
+    task: &str,
+    now_ms: i64,
+) -> Result<TaskProgress, TaskError> {
+    let rows = visible_docs(storage, issuer, Some(task))?;
+    let author = Author {
+        cadre: CadreId::new(issuer.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
+        device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
+    };
+    let mut docs = Vec::new();
+    for row in &rows {
+        let Some(mut record) = hub.record(row.id)? else {
+            continue;
+        };
+        if record
+            .set_deleted(true, &author, now_ms)
+            .map_err(|e| TaskError::Storage(e.to_string()))?
+        {
+            docs.push(record);
+        }
+    }
+    if !docs.is_empty() {
+        hub.commit_server_docs(docs)?;
+    }
+    progress(storage, hub.schema(), issuer, task, now_ms)
+}
+
+fn visible_docs(
+    storage: &dyn ServerStorage,
+    issuer: &Issuer,
+    task: Option<&str>,
+) -> Result<Vec<TaskDocRow>, TaskError> {
+    let issuer_filter = match issuer {
+        Issuer::Township => None,
+        Issuer::Department(d) => Some(d.key.as_str()),
+    };
+    let rows = storage.task_docs(task, issuer_filter)?;
+    if let Some(t) = task
+        && rows.is_empty()
+    {
+        return Err(TaskError::NotFound(format!(
+            "no task `{t}` issued by `{}`",
+            issuer.name()
+        )));
+    }
+    Ok(rows)
+}
+
+/// Current values of one record, parsed.
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+/// (entity, village).
+type ScopeKey = (String, Option<String>);
+
+/// Parsed current values of live records, per (entity, village), loaded once per report.
+#[derive(Default)]
+struct Values {
+    by_scope: HashMap<ScopeKey, Vec<(RecordId, Fields)>>,
+}
+
+fn parse_values(json: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+impl Values {
+    fn scope(
+        &mut self,
+        storage: &dyn ServerStorage,
+        entity: &str,
+        village: Option<&str>,
+    ) -> Result<&[(RecordId, Fields)], TaskError> {
+        let key = (entity.to_owned(), village.map(str::to_owned));
+        if !self.by_scope.contains_key(&key) {
+            let rows = storage
+                .live_values(entity, village)?
+                .into_iter()
+                .map(|(id, j)| (id, parse_values(&j)))
+                .collect();
+            self.by_scope.insert(key.clone(), rows);
+        }
+        Ok(self.by_scope.get(&key).map(Vec::as_slice).unwrap_or(&[]))
+    }
+}
+
+fn complete(required: &[String], values: &serde_json::Map<String, serde_json::Value>) -> bool {
+    required.iter().all(|f| values.contains_key(f))
+}
+
+fn village_progress(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    values: &mut Values,
+    row: &TaskDocRow,
+    t: &StoredTask,
+    now_ms: i64,
+) -> Result<VillageProgress, TaskError> {
+    let (records_complete, records_total) = match schema.form(&t.spec.form) {
+        None => (0, 0),
+        Some(form) => match &t.spec.targets {
+            None => {
+                let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
+                let done = rows
+                    .iter()
+                    .filter(|(_, v)| complete(&form.required, v))
+                    .count();
+                (done as u32, rows.len() as u32)
+            }
+            Some(ids) => {
+                let stored = storage.stored_records(ids)?;
+                let live: Vec<_> = stored.iter().filter(|s| !s.deleted).collect();
+                let missing = ids.len() - stored.len();
+                let done = live
+                    .iter()
+                    .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
+                    .count();
+                (done as u32, (live.len() + missing) as u32)
+            }
+        },
+    };
+    let first = |pick: &dyn Fn(&Receipt) -> Option<i64>| t.receipts.values().filter_map(pick).min();
+    let delivered_ms = first(&|r| r.delivered_ms.or(r.opened_ms).or(r.done_ms));
+    let opened_ms = first(&|r| r.opened_ms);
+    let done_receipt = t
+        .receipts
+        .values()
+        .filter(|r| r.done_ms.is_some())
+        .min_by_key(|r| r.done_ms);
+    let all_complete = records_total > 0 && records_complete == records_total;
+    let done = done_receipt.is_some() || all_complete;
+    let overdue = !done && !t.cancelled && now_ms > t.spec.due_ms;
+    let status = if t.cancelled {
+        Status::Cancelled
+    } else if done {
+        Status::Done
+    } else if overdue {
+        Status::Overdue
+    } else if opened_ms.is_some() {
+        Status::Opened
+    } else if delivered_ms.is_some() {
+        Status::Delivered
+    } else {
+        Status::Sent
+    };
+    Ok(VillageProgress {
+        village: row.village.clone(),
+        document: row.id.to_string(),
+        status,
+        delivered: delivered_ms.is_some(),
+        opened: opened_ms.is_some(),
+        done,
+        overdue,
+        delivered_ms,
+        opened_ms,
+        done_ms: done_receipt.and_then(|r| r.done_ms),
+        done_how: done_receipt
+            .and_then(|r| r.done)
+            .or(all_complete.then_some(DoneHow::Complete)),
+        note: done_receipt.and_then(|r| r.note.clone()),
+        done_by: done_receipt.and_then(|r| r.cadre.clone()),
+        phones: t.receipts.len(),
+        records_complete,
+        records_total,
+    })
+}
+
+fn build(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    rows: Vec<TaskDocRow>,
+    now_ms: i64,
+) -> Result<Vec<TaskProgress>, TaskError> {
+    let mut values = Values::default();
+    let mut out: Vec<TaskProgress> = Vec::new();
+    for row in rows {
+        let t: StoredTask = serde_json::from_str(&row.json).map_err(|e| {
+            TaskError::Storage(format!("task document {} is unreadable: {e}", row.id))
+        })?;
+        let v = village_progress(storage, schema, &mut values, &row, &t, now_ms)?;
+        if out.last().is_none_or(|p| p.task != row.task) {
+            out.push(TaskProgress {
+                task: row.task.clone(),
+                title: t.spec.title.clone(),
+                instructions: t.spec.instructions.clone(),
+                form: t.spec.form.clone(),
+                due: t.spec.due.clone(),
+                due_ms: t.spec.due_ms,
+                issuer: t.spec.issuer.clone(),
+                created_ms: t.created_ms,
+                cancelled: t.cancelled,
+                counts: StatusCounts::default(),
+                villages: Vec::new(),
+            });
+        }
+        if let Some(p) = out.last_mut() {
+            p.counts.add(v.status);
+            p.cancelled &= t.cancelled;
+            p.villages.push(v);
+        }
+    }
+    // Newest first.
+    out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.task.cmp(&a.task)));
+    Ok(out)
+}
+
+/// One task's progress.
+pub fn progress(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    issuer: &Issuer,
+    task: &str,
+    now_ms: i64,
+) -> Result<TaskProgress, TaskError> {
+    let rows = visible_docs(storage, issuer, Some(task))?;
+    build(storage, schema, rows, now_ms)?
+        .pop()
+        .ok_or_else(|| TaskError::NotFound(format!("no task `{task}`")))
+}
+
+/// Every task the issuer may see, newest first.
+pub fn list(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    issuer: &Issuer,
+    now_ms: i64,
+) -> Result<Vec<TaskProgress>, TaskError> {
+    let rows = visible_docs(storage, issuer, None)?;
+    build(storage, schema, rows, now_ms)
+}
+
+/// One row of the village x form summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryRow {
+    /// Village.
+    pub village: String,
+    /// Form.
+    pub form: String,
+    /// Records of the form's entity with every required field.
+    pub records_complete: u32,
+    /// Records still missing required fields.
+    pub records_incomplete: u32,
+    /// Task villages of this form by status.
+    pub tasks: StatusCounts,
+}
+
+/// The automatic aggregation "one table" promises: per village and form, how many
+/// records are complete and where the tasks stand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// When it was computed.
+    pub generated_ms: i64,
+    /// Rows by village then form.
+    pub rows: Vec<SummaryRow>,
+    /// Totals over all villages, by form.
+    pub totals: Vec<SummaryRow>,
+}
+
+/// The village x form x status summary for what `issuer` may see.
+pub fn summary(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    issuer: &Issuer,
+    now_ms: i64,
+) -> Result<Summary, TaskError> {
+    let forms: Vec<&str> = match issuer {
+        Issuer::Township => schema.forms.keys().map(String::as_str).collect(),
+        Issuer::Department(d) => d.forms.iter().map(String::as_str).collect(),
+    };
+    let villages: Vec<&str> = schema
+        .villages
+        .keys()
+        .map(String::as_str)
+        .filter(|v| issuer.sees_village(Some(v)))
+        .collect();
+    let mut values = Values::default();
+    let mut cells: BTreeMap<(String, String), SummaryRow> = BTreeMap::new();
+    for v in &villages {
+        for f in &forms {
+            let Some(form) = schema.form(f) else { continue };
+            let rows = values.scope(storage, &form.entity, Some(v))?;
+            let done = rows
+                .iter()
+                .filter(|(_, x)| complete(&form.required, x))
+                .count() as u32;
+            cells.insert(
+                ((*v).to_owned(), (*f).to_owned()),
+                SummaryRow {
+                    village: (*v).to_owned(),
+                    form: (*f).to_owned(),
+                    records_complete: done,
+                    records_incomplete: rows.len() as u32 - done,
+                    tasks: StatusCounts::default(),
+                },
+            );
+        }
+    }
+    for task in list(storage, schema, issuer, now_ms)? {
+        for v in &task.villages {
+            let Some(village) = &v.village else { continue };
+            if let Some(cell) = cells.get_mut(&(village.clone(), task.form.clone())) {
+                cell.tasks.add(v.status);
+            }
+        }
+    }
+    let rows: Vec<SummaryRow> = cells.into_values().collect();
+    let mut totals: BTreeMap<String, SummaryRow> = BTreeMap::new();
+    for r in &rows {
+        let t = totals.entry(r.form.clone()).or_insert_with(|| SummaryRow {
+            village: "*".into(),
+            form: r.form.clone(),
+            records_complete: 0,
+            records_incomplete: 0,
+            tasks: StatusCounts::default(),
+        });
+        t.records_complete += r.records_complete;
+        t.records_incomplete += r.records_incomplete;
+        for s in Status::ALL {
+            let n = match s {
+                Status::Sent => r.tasks.sent,
+                Status::Delivered => r.tasks.delivered,
+                Status::Opened => r.tasks.opened,
+                Status::Overdue => r.tasks.overdue,
+                Status::Done => r.tasks.done,
+                Status::Cancelled => r.tasks.cancelled,
+            };
+            for _ in 0..n {
+                t.tasks.add(s);
+            }
+        }
+    }
+    Ok(Summary {
+        generated_ms: now_ms,
+        rows,
+        totals: totals.into_values().collect(),
+    })
+}
+
+/// The burden report: values typed vs (record, field, department) deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Burden {
+    /// First day (inclusive), as given.
+    pub from: String,
+    /// Last day (inclusive), as given.
+    pub to: String,
+    /// Field values cadres typed on phones in the period (a later correction of the
+    /// same field counts again).
+    pub values_typed: u64,
+    /// Distinct (record, field, department) triples those values reached: each
+    /// department whose view holds that field of that record receives it.
+    pub deliveries: u64,
+    /// deliveries / values_typed: how many uses one entry had.
+    pub reuse_ratio: f64,
+    /// Entries cadres would have typed had each department collected its own copy
+    /// (deliveries) minus what they typed.
+    pub entries_saved: i64,
+    /// Per department.
+    pub departments: Vec<BurdenDepartment>,
+    /// Per field.
+    pub fields: Vec<BurdenField>,
+}
+
+/// One department's share of the burden report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurdenDepartment {
+    /// Department key.
+    pub department: String,
+    /// (record, field) values it received.
+    pub deliveries: u64,
+}
+
+/// One field's line of the burden report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurdenField {
+    /// Field key.
+    pub field: String,
+    /// Values typed.
+    pub typed: u64,
+    /// Distinct records they went into.
+    pub records: u64,
+    /// Deliveries produced.
+    pub deliveries: u64,
+}
+
+/// Parses a report day `YYYY-MM-DD` into its start, ms since the epoch (UTC+8).
+pub fn day_start_ms(day: &str) -> Result<i64, TaskError> {
+    let d = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").map_err(|_| {
+        TaskError::Invalid(format!("`{day}` is not a day (write it as 2026-11-24)"))
+    })?;
+    let start = d
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| TaskError::Invalid(format!("`{day}` is not a day")))?;
+    Ok((start.and_utc().timestamp() - 8 * 3600) * 1000)
+}
+
+/// Today in UTC+8, as `YYYY-MM-DD`.
+pub fn today(now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms + 8 * 3600 * 1000)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// The burden report for the days `from..=to` (UTC+8).
+pub fn burden(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    from: &str,
+    to: &str,
+) -> Result<Burden, TaskError> {
+    let from_ms = day_start_ms(from)?;
+    let to_ms = day_start_ms(to)? + 24 * 3600 * 1000;
+    if to_ms <= from_ms {
+        return Err(TaskError::Invalid(format!(
+            "`to` ({to}) is before `from` ({from})"
+        )));
+    }
+    let mut typed = 0;
+    let mut deliveries = 0;
+    let mut per_dept: BTreeMap<String, u64> =
+        schema.departments.keys().map(|k| (k.clone(), 0)).collect();
+    let mut per_field: BTreeMap<String, BurdenField> = BTreeMap::new();
+    for c in storage.typed_counts(from_ms, to_ms)? {
+        typed += c.typed;
+        let f = per_field
+            .entry(c.field.clone())
+            .or_insert_with(|| BurdenField {
+                field: c.field.clone(),
+                typed: 0,
+                records: 0,
+                deliveries: 0,
+            });
+        f.typed += c.typed;
+        f.records += c.records;
+        for d in schema.departments.values() {
+            if d.sees_record(&c.entity, c.village.as_deref()) && d.sees_field(&c.field) {
+                deliveries += c.records;
+                f.deliveries += c.records;
+                *per_dept.entry(d.key.clone()).or_default() += c.records;
+            }
+        }
+    }
+    Ok(Burden {
+        from: from.trim().to_owned(),
+        to: to.trim().to_owned(),
+        values_typed: typed,
+        deliveries,
+        reuse_ratio: if typed == 0 {
+            0.0
+        } else {
+            (deliveries as f64 / typed as f64 * 100.0).round() / 100.0
+        },
+        entries_saved: deliveries as i64 - typed as i64,
+        departments: per_dept
+            .into_iter()
+            .map(|(department, deliveries)| BurdenDepartment {
+                department,
+                deliveries,
+            })
+            .collect(),
+        fields: per_field.into_values().collect(),
+    })
+}
