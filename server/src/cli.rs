@@ -1,17 +1,24 @@
-//! The command line of `yibiao-server`: serve, and manage devices, from one binary.
+//! The command line of `yibiao-server`: serve, manage devices, issue tasks and read the
+//! reports, from one binary.
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
-//! process (`tests/` has a one-line `main` calling [`main`]).
+//! process (`tests/` has a one-line `main` calling [`main`]). The task and report
+//! commands call the same operations as the HTTP API ([`crate::tasks`]), so both give the
+//! same answers and the same refusals.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::accounts;
 use crate::config::{Config, FileConfig, Overrides};
 use crate::storage::{ServerStorage, SqliteStorage};
-use crate::{AppState, app};
-use clap::{Parser, Subcommand};
+use crate::tasks::{self, Issuer, NewTask, TaskProgress};
+use crate::{AppState, ServerHub, app};
+use clap::{ArgGroup, Parser, Subcommand};
 use yibiao_core::Schema;
+use yibiao_core::clock::SystemClock;
+use yibiao_core::sync::{Hub, HubConfig};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +65,42 @@ enum Command {
     Department {
         #[command(subcommand)]
         action: DepartmentAction,
+    },
+    /// Issue tasks to villages and follow their progress.
+    ///
+    /// Cancelling a task is not a CLI command: a running server caches documents, so
+    /// only the server itself may change an issued task. Cancel over HTTP with
+    /// `DELETE /v1/tasks/{id}` (admin or department token).
+    Task {
+        #[command(subcommand)]
+        action: TaskAction,
+    },
+    /// Print records complete per village and form, and tasks by status, with totals.
+    Summary {
+        /// Whose view: `township` (everything) or a department key.
+        #[arg(long, default_value = "township")]
+        issuer: String,
+        /// Print JSON (as `GET /v1/summary`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Schema file [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
+    },
+    /// Print the burden report: values cadres typed vs the copies departments received.
+    Burden {
+        /// First day, YYYY-MM-DD in UTC+8 [default: the --to day].
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (inclusive), YYYY-MM-DD in UTC+8 [default: today].
+        #[arg(long)]
+        to: Option<String>,
+        /// Print JSON (as `GET /v1/burden`) instead of the report.
+        #[arg(long)]
+        json: bool,
+        /// Schema file [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
     },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
@@ -119,6 +162,70 @@ enum DepartmentAction {
     Revoke {
         /// The token key shown by `department list`.
         key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskAction {
+    /// Issue a task: one document per target village, delivered on the phones' next sync.
+    ///
+    /// Safe while the server runs: it only adds new documents, which the running server
+    /// reads from the database on the next sync.
+    #[command(group(ArgGroup::new("target").required(true).args(["villages", "records"])))]
+    Add {
+        /// Short title, e.g. "2026 dibao review".
+        #[arg(long)]
+        title: String,
+        /// The form to fill, e.g. dibao_check.
+        #[arg(long)]
+        form: String,
+        /// Due: YYYY-MM-DD (end of that day, UTC+8) or an RFC 3339 time.
+        #[arg(long)]
+        due: String,
+        /// Target villages, comma-separated; `*` for every village the issuer sees.
+        #[arg(long, value_delimiter = ',')]
+        villages: Option<Vec<String>>,
+        /// Target record ids (UUIDs), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        records: Option<Vec<String>>,
+        /// What to do, shown to cadres.
+        #[arg(long, default_value = "")]
+        instructions: String,
+        /// Who issues it: `township` or a department key of the schema.
+        #[arg(long, default_value = "township")]
+        issuer: String,
+        /// Print the task's progress as JSON (as `POST /v1/tasks` answers).
+        #[arg(long)]
+        json: bool,
+        /// Schema file [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
+    },
+    /// List tasks, newest first: id, issuer, form, due, villages by status, title.
+    List {
+        /// Whose tasks: `township` (every task) or a department key.
+        #[arg(long, default_value = "township")]
+        issuer: String,
+        /// Print JSON (as `GET /v1/tasks`).
+        #[arg(long)]
+        json: bool,
+        /// Schema file [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
+    },
+    /// Show one task's progress per village.
+    Show {
+        /// The task id shown by `task add` or `task list`.
+        id: String,
+        /// Whose view: `township` or a department key (it sees only its own tasks).
+        #[arg(long, default_value = "township")]
+        issuer: String,
+        /// Print JSON (as `GET /v1/tasks/{id}`).
+        #[arg(long)]
+        json: bool,
+        /// Schema file [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
     },
 }
 
@@ -425,6 +532,52 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
+        Command::Task { action } => {
+            let schema_flag = match &action {
+                TaskAction::Add { schema, .. }
+                | TaskAction::List { schema, .. }
+                | TaskAction::Show { schema, .. } => schema.clone(),
+            };
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema_flag)?;
+            let schema = load_schema(&cfg)?;
+            run_task(action, schema, storage)
+        }
+        Command::Summary {
+            issuer,
+            json,
+            schema,
+        } => {
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema)?;
+            let schema = load_schema(&cfg)?;
+            let issuer = parse_issuer(&schema, &issuer)?;
+            let s = tasks::summary(storage.as_ref(), &schema, &issuer, accounts::now_ms())
+                .map_err(|e| e.to_string())?;
+            if json {
+                print_json(&s)
+            } else {
+                print_summary(&schema, &issuer, &s);
+                Ok(())
+            }
+        }
+        Command::Burden {
+            from,
+            to,
+            json,
+            schema,
+        } => {
+            let (cfg, storage) = open_storage(&cli.config, cli.data_dir, schema)?;
+            let schema = load_schema(&cfg)?;
+            let to = to.unwrap_or_else(|| tasks::today(accounts::now_ms()));
+            let from = from.unwrap_or_else(|| to.clone());
+            let b =
+                tasks::burden(storage.as_ref(), &schema, &from, &to).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&b)
+            } else {
+                print_burden(&schema, &b);
+                Ok(())
+            }
+        }
         Command::AdminToken => {
             let (_, storage) = open_storage(&cli.config, cli.data_dir, None)?;
             let token =
@@ -448,6 +601,384 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn run_task(
+    action: TaskAction,
+    schema: Schema,
+    storage: Arc<dyn ServerStorage>,
+) -> Result<(), String> {
+    let now = accounts::now_ms();
+    match action {
+        TaskAction::Add {
+            title,
+            form,
+            due,
+            villages,
+            records,
+            instructions,
+            issuer,
+            json,
+            ..
+        } => {
+            let issuer = parse_issuer(&schema, &issuer)?;
+            let list = |v: Option<Vec<String>>| {
+                v.map(|v| {
+                    v.iter()
+                        .map(|s| s.trim())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+            };
+            let req = NewTask {
+                title,
+                instructions,
+                form,
+                due,
+                villages: list(villages),
+                records: list(records),
+            };
+            let hub: ServerHub = Hub::new(
+                Arc::new(schema),
+                storage.clone(),
+                Arc::new(SystemClock),
+                HubConfig::default(),
+            );
+            let p = tasks::issue(&hub, storage.as_ref(), &issuer, &req, now)
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&p);
+            }
+            println!(
+                "task {} issued by {} to {} village(s); phones receive it on their next sync",
+                p.task,
+                p.issuer,
+                p.villages.len()
+            );
+            print_villages(hub.schema(), &p);
+            Ok(())
+        }
+        TaskAction::List { issuer, json, .. } => {
+            let issuer = parse_issuer(&schema, &issuer)?;
+            let list =
+                tasks::list(storage.as_ref(), &schema, &issuer, now).map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&serde_json::json!({ "tasks": list }));
+            }
+            for p in list {
+                let c = &p.counts;
+                let mut counts = format!(
+                    "sent {}, delivered {}, opened {}, overdue {}, done {}",
+                    c.sent, c.delivered, c.opened, c.overdue, c.done
+                );
+                if c.cancelled > 0 {
+                    counts.push_str(&format!(", cancelled {}", c.cancelled));
+                }
+                println!(
+                    "{}\t{}\t{}\tdue {}\t{}\t{}",
+                    p.task, p.issuer, p.form, p.due, counts, p.title
+                );
+            }
+            Ok(())
+        }
+        TaskAction::Show {
+            id, issuer, json, ..
+        } => {
+            let issuer = parse_issuer(&schema, &issuer)?;
+            let p = tasks::progress(storage.as_ref(), &schema, &issuer, id.trim(), now)
+                .map_err(|e| e.to_string())?;
+            if json {
+                return print_json(&p);
+            }
+            println!("task      {}", p.task);
+            println!("title     {}", p.title);
+            if !p.instructions.is_empty() {
+                println!("what      {}", p.instructions);
+            }
+            println!(
+                "form      {}",
+                with_label(&p.form, form_zh(&schema, &p.form))
+            );
+            println!("issuer    {}", p.issuer);
+            println!("issued    {}", local_time(Some(p.created_ms)));
+            println!("due       {} (UTC+8)", local_time(Some(p.due_ms)));
+            if p.cancelled {
+                println!("status    cancelled");
+            }
+            println!();
+            print_villages(&schema, &p);
+            Ok(())
+        }
+    }
+}
+
+/// `township`, or a department of the schema.
+fn parse_issuer(schema: &Schema, name: &str) -> Result<Issuer, String> {
+    let name = name.trim();
+    if name == "township" {
+        return Ok(Issuer::Township);
+    }
+    schema
+        .department(name)
+        .cloned()
+        .map(Issuer::Department)
+        .ok_or_else(|| {
+            let known: Vec<&str> = schema.departments.keys().map(String::as_str).collect();
+            format!(
+                "unknown issuer `{name}`: give `township` or a department of the schema: {}",
+                known.join(", ")
+            )
+        })
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC+8 (the township's time), `-` when absent.
+fn local_time(ms: Option<i64>) -> String {
+    ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(ms + 8 * 3_600_000))
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn village_zh<'a>(schema: &'a Schema, village: &str) -> &'a str {
+    schema.villages.get(village).map_or("", |l| l.zh.as_str())
+}
+
+fn form_zh<'a>(schema: &'a Schema, form: &str) -> &'a str {
+    schema.form(form).map_or("", |f| f.labels.zh.as_str())
+}
+
+/// `key 中文` (or just the key when there is no label).
+fn with_label(key: &str, zh: &str) -> String {
+    if zh.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{key} {zh}")
+    }
+}
+
+/// Columns a terminal gives `s`: CJK and full-width characters take two.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Prints rows as aligned columns, two spaces apart, indented by two; columns whose
+/// `right` flag is set (numbers) are right-aligned. The first row is the header.
+fn print_table(rows: &[Vec<String>], right: &[bool]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| display_width(c))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(width - display_width(cell));
+            line.push_str("  ");
+            if right.get(i).copied().unwrap_or(false) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+fn print_villages(schema: &Schema, p: &TaskProgress) {
+    let mut rows = vec![
+        [
+            "village",
+            "",
+            "status",
+            "delivered",
+            "opened",
+            "done",
+            "records",
+            "note",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for v in &p.villages {
+        let (village, zh) = match &v.village {
+            Some(v) => (v.clone(), village_zh(schema, v).to_owned()),
+            None => ("(township)".to_owned(), String::new()),
+        };
+        rows.push(vec![
+            village,
+            zh,
+            v.status.as_str().to_owned(),
+            local_time(v.delivered_ms),
+            local_time(v.opened_ms),
+            local_time(v.done_ms),
+            format!("{}/{}", v.records_complete, v.records_total),
+            v.note.clone().unwrap_or_default(),
+        ]);
+    }
+    print_table(&rows, &[false, false, false, false, false, false, true]);
+}
+
+fn print_summary(schema: &Schema, issuer: &Issuer, s: &tasks::Summary) {
+    println!(
+        "summary for {} at {} (records: complete/incomplete; tasks: villages by status)",
+        issuer.name(),
+        local_time(Some(s.generated_ms))
+    );
+    let header = [
+        "village",
+        "",
+        "form",
+        "",
+        "complete",
+        "incomplete",
+        "sent",
+        "delivered",
+        "opened",
+        "overdue",
+        "done",
+        "cancelled",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    let line = |village: String, zh: String, r: &tasks::SummaryRow| {
+        let t = &r.tasks;
+        let mut row = vec![
+            village,
+            zh,
+            r.form.clone(),
+            form_zh(schema, &r.form).to_owned(),
+        ];
+        row.extend(
+            [
+                r.records_complete,
+                r.records_incomplete,
+                t.sent,
+                t.delivered,
+                t.opened,
+                t.overdue,
+                t.done,
+                t.cancelled,
+            ]
+            .map(|n| n.to_string()),
+        );
+        row
+    };
+    for r in &s.rows {
+        rows.push(line(
+            r.village.clone(),
+            village_zh(schema, &r.village).to_owned(),
+            r,
+        ));
+    }
+    for r in &s.totals {
+        rows.push(line("total".into(), "合计".into(), r));
+    }
+    let mut right = vec![false; 4];
+    right.extend([true; 8]);
+    print_table(&rows, &right);
+}
+
+fn print_burden(schema: &Schema, b: &tasks::Burden) {
+    let period = if b.from == b.to {
+        b.from.clone()
+    } else {
+        format!("{} to {}", b.from, b.to)
+    };
+    println!("burden report for {period} (days in UTC+8)");
+    println!();
+    print_table(
+        &[
+            vec![
+                "values typed".into(),
+                "录入次数".into(),
+                b.values_typed.to_string(),
+                "field values cadres typed on phones".into(),
+            ],
+            vec![
+                "deliveries".into(),
+                "部门获取".into(),
+                b.deliveries.to_string(),
+                "(record, field, department) copies those values reached".into(),
+            ],
+            vec![
+                "reuse ratio".into(),
+                "复用倍数".into(),
+                format!("{:.2}", b.reuse_ratio),
+                "deliveries per value typed".into(),
+            ],
+            vec![
+                "entries saved".into(),
+                "少录次数".into(),
+                b.entries_saved.to_string(),
+                "entries avoided had each department collected its own copy".into(),
+            ],
+        ],
+        &[false, false, true, false],
+    );
+    println!();
+    println!("per department");
+    let mut rows = vec![["department", "", "deliveries"].map(String::from).to_vec()];
+    for d in &b.departments {
+        let zh = schema
+            .department(&d.department)
+            .map_or("", |x| x.labels.zh.as_str());
+        rows.push(vec![
+            d.department.clone(),
+            zh.to_owned(),
+            d.deliveries.to_string(),
+        ]);
+    }
+    print_table(&rows, &[false, false, true]);
+    println!();
+    println!("per field");
+    if b.fields.is_empty() {
+        println!("  (nothing typed in this period)");
+        return;
+    }
+    let mut rows = vec![
+        ["field", "", "typed", "records", "deliveries"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for f in &b.fields {
+        let zh = schema.field(&f.field).map_or("", |x| x.labels.zh.as_str());
+        rows.push(vec![
+            f.field.clone(),
+            zh.to_owned(),
+            f.typed.to_string(),
+            f.records.to_string(),
+            f.deliveries.to_string(),
+        ]);
+    }
+    print_table(&rows, &[false, false, true, true, true]);
 }
 
 fn init_logging(json: bool) {
