@@ -24,6 +24,9 @@ cargo test --workspace --locked
 step "the offline demo, start to end"
 cargo run --quiet --locked -p yibiao-examples --bin demo
 
+step "the Baru township day, small: 24 phones through the weak-link proxy, tasks, conflicts, department pulls; checks itself"
+cargo run --quiet --locked -p yibiao-examples --bin baru -- --small
+
 if [ -z "${QUICK:-}" ]; then
   step "mobile bindings: generated Kotlin on the JVM, Python under pytest, Swift generation"
   bash scripts/test-bindings.sh
