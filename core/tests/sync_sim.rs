@@ -656,3 +656,154 @@ fn an_old_client_is_told_to_update() {
         "sync protocol version 9 is not supported (this side speaks 1); update the app"
     );
 }
+
+#[test]
+fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() {
+    use yibiao_core::store::PhoneTaskStatus;
+    use yibiao_core::task::{self, DoneHow, Receipt, TaskSpec};
+
+    let schema = Arc::new(Schema::baru_example());
+    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
+    let hub = Hub::new(
+        schema.clone(),
+        MemoryHubStorage::default(),
+        clock.clone(),
+        HubConfig::default(),
+    );
+    let store = |c: &str| {
+        Store::open_in_memory(schema.clone(), CadreId::new(c).unwrap(), clock.clone()).unwrap()
+    };
+    let office = store("office");
+    let tujiang = store("amu");
+    let baru = store("jike");
+    let office_link = Link::new(&hub, "office", DeviceScope::Township, 1, (0.0, 0.0, 0.0));
+    let faults = (0.25, 0.25, 0.2);
+    let tj_link = Link::new(
+        &hub,
+        "tj",
+        DeviceScope::Village("tujiang".into()),
+        2,
+        faults,
+    );
+    let br_link = Link::new(&hub, "br", DeviceScope::Village("baru".into()), 3, faults);
+    let mut tj_homes = Vec::new();
+    for n in 0..2 {
+        tj_homes.push(
+            office
+                .create(
+                    "household",
+                    Some("tujiang"),
+                    &[set("household_head", Value::Text(format!("户{n}")))],
+                )
+                .unwrap(),
+        );
+    }
+    office
+        .create(
+            "household",
+            Some("baru"),
+            &[set("household_head", Value::Text("吉克".into()))],
+        )
+        .unwrap();
+    sync_until_complete(&office, &office_link);
+
+    // The township issues a village-wide 低保 task for tujiang only.
+    let spec = TaskSpec {
+        task: "t-1".into(),
+        title: "低保核查".into(),
+        instructions: String::new(),
+        form: "dibao_check".into(),
+        due: "2025-11-30".into(),
+        due_ms: task::parse_due("2025-11-30").unwrap(),
+        issuer: "township".into(),
+        targets: None,
+    };
+    let author = Author {
+        cadre: CadreId::new("township").unwrap(),
+        device: DeviceId::new("server").unwrap(),
+    };
+    let doc_id = RecordId::new();
+    let task_doc = task::new_task_doc(
+        doc_id,
+        hub.actor(),
+        &spec,
+        "baru",
+        Some("tujiang"),
+        &author,
+        1_764_000_000_000,
+    )
+    .unwrap();
+    hub.commit_server_docs(vec![task_doc]).unwrap();
+
+    sync_until_complete(&tujiang, &tj_link);
+    sync_until_complete(&baru, &br_link);
+    assert!(
+        baru.tasks().unwrap().is_empty(),
+        "baru's phone never sees tujiang's task"
+    );
+    let t = tujiang.tasks().unwrap().remove(0);
+    assert_eq!((t.records_complete, t.records_total), (0, 2));
+    assert_eq!(t.status, PhoneTaskStatus::New);
+    // The delivered receipt left in the same sync and reached the hub.
+    let at_hub = task::read_task(&hub.record(doc_id).unwrap().unwrap()).unwrap();
+    let mine = &at_hub.receipts[tujiang.device_id().as_str()];
+    assert!(mine.delivered_ms.is_some() && mine.done.is_none());
+
+    // Both households completed offline: the next sync says done by itself.
+    let complete = |id| {
+        tujiang
+            .update(
+                id,
+                &[
+                    set("id_number", Value::Text("51343119900101123X".into())),
+                    set("household_size", Value::Integer(3)),
+                    set("annual_income", Value::Decimal("9000.00".parse().unwrap())),
+                    set("dibao_status", Value::Choice("none".into())),
+                    set("visit_date", Value::Date("2025-11-29".parse().unwrap())),
+                ],
+            )
+            .unwrap()
+    };
+    complete(tj_homes[0]);
+    complete(tj_homes[1]);
+    sync_until_complete(&tujiang, &tj_link);
+    let at_hub = task::read_task(&hub.record(doc_id).unwrap().unwrap()).unwrap();
+    assert_eq!(
+        at_hub.receipts[tujiang.device_id().as_str()].done,
+        Some(DoneHow::Complete)
+    );
+
+    // A phone that writes another device's receipt is refused, and nothing is stored.
+    let mut forged = Record::load(
+        doc_id,
+        automerge::ActorId::random(),
+        &[tujiang.export(doc_id).unwrap()],
+    )
+    .unwrap();
+    let before = hub.record(doc_id).unwrap().unwrap().heads();
+    let fake = Receipt {
+        done: Some(DoneHow::Marked),
+        done_ms: Some(1),
+        ..Receipt::default()
+    };
+    let phone_author = Author {
+        cadre: CadreId::new("amu").unwrap(),
+        device: DeviceId::new("dev-x").unwrap(),
+    };
+    task::put_receipt(&mut forged, "someone-else", &fake, &phone_author, 5).unwrap();
+    let resp = push(
+        &hub,
+        DeviceScope::Village("tujiang".into()),
+        vec![doc(doc_id, &forged)],
+    );
+    assert_eq!(resp.refused.len(), 1, "{resp:?}");
+    assert_eq!(resp.refused[0].code, RefusalCode::NotARecord);
+    assert!(
+        resp.refused[0]
+            .message
+            .contains("receipt of device `someone-else`"),
+        "{}",
+        resp.refused[0].message
+    );
+    assert_eq!(hub.record(doc_id).unwrap().unwrap().heads(), before);
+}

@@ -27,7 +27,8 @@ pub trait SyncProgressListener: Send + Sync {
 pub trait ChangeObserver: Send + Sync {
     /// `ids` changed: by a local write, or by what a sync brought. An empty list means
     /// "something may have changed; reload what is on screen" (a sync that failed after
-    /// committing some pages).
+    /// committing some pages). Ids may also be tasks' (`TaskItem.id`: a task that
+    /// arrived or changed, `open_task`, `mark_task_done`); refresh the task list for those.
     fn on_records_changed(&self, ids: Vec<String>);
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Thin glue only. An app sees:
 //! - [`YibiaoStore`] (`store`): open a store, enrol, records (create, set fields, delete,
-//!   get, query, what a form still needs), conflicts, history, sync, status;
+//!   get, query, what a form still needs), conflicts, history, tasks (list, open, mark
+//!   done), sync, status;
 //! - the traits it may implement (`callbacks`): [`SyncProgressListener`],
 //!   [`ChangeObserver`], [`AppTransport`];
 //! - plain records and enums (`types`), field values as JSON text;

@@ -18,7 +18,7 @@ use crate::callbacks::{
 use crate::error::{YibiaoError, guard};
 use crate::types::{
     Enrolment, FieldConflict, FormStatus, HistoryEntry, RecordData, RecordPage, RecordQuery,
-    Refusal, SyncReport, SyncSettings, SyncStatus,
+    Refusal, SyncReport, SyncSettings, SyncStatus, TaskItem,
 };
 
 /// Bound of one HTTP exchange of the built-in transport unless the app sets another:
@@ -75,6 +75,33 @@ pub struct YibiaoStore {
 impl YibiaoStore {
     fn id(text: &str) -> Result<RecordId, YibiaoError> {
         Ok(text.parse::<RecordId>()?)
+    }
+
+    /// Parses a task id; a malformed one is named as a task id, not a record id.
+    fn task_id(text: &str) -> Result<RecordId, YibiaoError> {
+        text.parse::<RecordId>().map_err(|e| {
+            yibiao_core::BadId {
+                kind: "task id",
+                ..e
+            }
+            .into()
+        })
+    }
+
+    /// Runs a task call; a task this phone does not hold is named as a task.
+    fn on_task<T>(
+        &self,
+        id: &str,
+        call: impl FnOnce(RecordId) -> yibiao_core::Result<T>,
+    ) -> Result<T, YibiaoError> {
+        let task = Self::task_id(id)?;
+        call(task).map_err(|e| match e {
+            yibiao_core::Error::NotFound(_) => YibiaoError::NotFound {
+                id: task.to_string(),
+                detail: format!("task {task} is not on this phone (sync to receive new tasks)"),
+            },
+            other => other.into(),
+        })
     }
 
     /// Parses JSON field values for a record of `entity` (sorted, so the first bad
@@ -369,6 +396,39 @@ impl YibiaoStore {
     /// What form `form` still needs for record `id`.
     pub fn form_status(&self, id: String, form: String) -> Result<FormStatus, YibiaoError> {
         guard(|| Ok(self.inner.form_status(Self::id(&id)?, &form)?.into()))
+    }
+
+    // ----- tasks ---------------------------------------------------------------------
+
+    /// The tasks for this phone's village, soonest due first (cancelled ones left out),
+    /// with how far the village is and this phone's receipt. For the home screen.
+    pub fn tasks(&self) -> Result<Vec<TaskItem>, YibiaoError> {
+        guard(|| Ok(self.inner.tasks()?.into_iter().map(Into::into).collect()))
+    }
+
+    /// One task, by the `id` of a `TaskItem`.
+    pub fn task(&self, id: String) -> Result<TaskItem, YibiaoError> {
+        guard(|| Ok(self.on_task(&id, |t| self.inner.task(t))?.into()))
+    }
+
+    /// Records that the app showed the task to the cadre (call it when the task is
+    /// shown). False when it was already opened on this phone. The receipt reaches the
+    /// issuer with the next sync.
+    pub fn open_task(&self, id: String) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let changed = self.on_task(&id, |t| self.inner.open_task(t))?;
+            Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// The cadre marks the task done, with an optional note (at most 500 characters;
+    /// a longer one is `InvalidInput` and nothing is written). Marking again replaces
+    /// the note. False when nothing changed. A cancelled task is `InvalidInput`.
+    pub fn mark_task_done(&self, id: String, note: Option<String>) -> Result<bool, YibiaoError> {
+        guard(|| {
+            let changed = self.on_task(&id, |t| self.inner.mark_task_done(t, note.as_deref()))?;
+            Ok(self.changed_if(&id, changed))
+        })
     }
 
     // ----- conflicts and history -----------------------------------------------------

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
-use yibiao_core::store::{RefusedDoc, SyncStatus as CoreSyncStatus};
+use yibiao_core::store::{PhoneTask, PhoneTaskStatus, RefusedDoc, SyncStatus as CoreSyncStatus};
 use yibiao_core::sync::{SyncProgress as CoreProgress, SyncReport as CoreReport};
+use yibiao_core::task::{DoneHow, Receipt};
 use yibiao_core::{
     Conflict, ConflictValue, HistoryEntry as CoreHistoryEntry, HistoryEvent as CoreEvent, Page,
     Provenance as CoreProvenance, RecordSummary as CoreSummary, RecordView,
@@ -313,6 +314,84 @@ pub struct SyncHttpRequest {
     pub body: Vec<u8>,
 }
 
+/// Where a task stands, as this phone sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskStatus {
+    /// Not opened yet on this phone.
+    New,
+    /// Opened, not done.
+    Opened,
+    /// Past due and not done.
+    Overdue,
+    /// Done: marked by a cadre of the village, or every target record complete.
+    Done,
+}
+
+/// How a task came to be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskDoneHow {
+    /// Every target record has the form's required fields (recorded by sync).
+    Complete,
+    /// A cadre marked it done (`mark_task_done`).
+    Marked,
+}
+
+/// What this phone recorded about a task. The phone writes it by itself (delivered,
+/// done by completeness: during sync; opened: `open_task`; marked done:
+/// `mark_task_done`); it reaches the issuer with the next sync.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TaskReceipt {
+    /// The cadre who was using the phone when it was last written.
+    pub cadre: Option<String>,
+    /// When the sync that brought the task committed it, ms since the epoch.
+    pub delivered_ms: Option<i64>,
+    /// When the app first showed it (`open_task`).
+    pub opened_ms: Option<i64>,
+    /// When it became done.
+    pub done_ms: Option<i64>,
+    /// How it became done.
+    pub done: Option<TaskDoneHow>,
+    /// The cadre's note when marking it done.
+    pub note: Option<String>,
+}
+
+/// A task for this phone's village, as the task list shows it (`tasks`, `task`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TaskItem {
+    /// The id to pass to `task`, `open_task` and `mark_task_done` (this village's copy
+    /// of the task; not a record id).
+    pub id: String,
+    /// The task's id, shared by every village's copy (what the issuer sees).
+    pub task: String,
+    /// Short title for the list.
+    pub title: String,
+    /// What to do, in the issuer's words.
+    pub instructions: String,
+    /// The form to fill (see `form_status`).
+    pub form: String,
+    /// Due, as the issuer wrote it (`2026-11-25` or an RFC 3339 time).
+    pub due: String,
+    /// Due, ms since the epoch (a date means the end of that day, UTC+8).
+    pub due_ms: i64,
+    /// Who issued it: a department key or `township`.
+    pub issuer: String,
+    /// The village it is for; `None` for township-level records.
+    pub village: Option<String>,
+    /// Named target record ids; `None` means every record of the form's entity in the
+    /// village.
+    pub targets: Option<Vec<String>>,
+    /// Target records with every required field of the form.
+    pub records_complete: u32,
+    /// Target records in all (a named target not on this phone yet counts).
+    pub records_total: u32,
+    /// Target records on this phone still missing required fields, by id.
+    pub incomplete: Vec<String>,
+    /// This phone's receipt.
+    pub receipt: TaskReceipt,
+    /// Where it stands.
+    pub status: TaskStatus,
+}
+
 // ----- JSON text <-> values ----------------------------------------------------------
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -492,6 +571,63 @@ impl From<CoreReport> for SyncReport {
                 })
                 .collect(),
             changed: r.changed.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl From<PhoneTaskStatus> for TaskStatus {
+    fn from(s: PhoneTaskStatus) -> Self {
+        match s {
+            PhoneTaskStatus::New => Self::New,
+            PhoneTaskStatus::Opened => Self::Opened,
+            PhoneTaskStatus::Overdue => Self::Overdue,
+            PhoneTaskStatus::Done => Self::Done,
+        }
+    }
+}
+
+impl From<DoneHow> for TaskDoneHow {
+    fn from(d: DoneHow) -> Self {
+        match d {
+            DoneHow::Complete => Self::Complete,
+            DoneHow::Marked => Self::Marked,
+        }
+    }
+}
+
+impl From<Receipt> for TaskReceipt {
+    fn from(r: Receipt) -> Self {
+        Self {
+            cadre: r.cadre,
+            delivered_ms: r.delivered_ms,
+            opened_ms: r.opened_ms,
+            done_ms: r.done_ms,
+            done: r.done.map(Into::into),
+            note: r.note,
+        }
+    }
+}
+
+impl From<PhoneTask> for TaskItem {
+    fn from(t: PhoneTask) -> Self {
+        Self {
+            id: t.id.to_string(),
+            task: t.task,
+            title: t.title,
+            instructions: t.instructions,
+            form: t.form,
+            due: t.due,
+            due_ms: t.due_ms,
+            issuer: t.issuer,
+            village: t.village,
+            targets: t
+                .targets
+                .map(|ids| ids.iter().map(ToString::to_string).collect()),
+            records_complete: t.records_complete,
+            records_total: t.records_total,
+            incomplete: t.incomplete.iter().map(ToString::to_string).collect(),
+            receipt: t.receipt.into(),
+            status: t.status.into(),
         }
     }
 }

@@ -1,11 +1,19 @@
 //! The FFI surface called from Rust, as the generated bindings call it: values as JSON
 //! text in and out, core errors turned into the app's few variants, observers told.
+//! Tasks reach the store through a real sync with the server's engine in process.
 //! (The generated Kotlin and Python are run for real by scripts/test-bindings.sh.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use yibiao_ffi::{ChangeObserver, RecordQuery, YibiaoError, YibiaoStore};
+use yibiao_core::sync::hub::{Hub, HubConfig, MemoryHubStorage};
+use yibiao_core::sync::{DeviceAuth, DeviceScope, SyncRequest};
+use yibiao_core::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
+use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema};
+use yibiao_ffi::{
+    AppTransport, ChangeObserver, RecordQuery, SyncHttpRequest, TaskDoneHow, TaskStatus,
+    TransportFailure, YibiaoError, YibiaoStore,
+};
 
 fn open(dir: &tempfile::TempDir) -> Arc<YibiaoStore> {
     let path = dir.path().join("phone.db").display().to_string();
@@ -114,4 +122,248 @@ fn local_writes_tell_the_observer_only_when_something_changed() -> Result<(), Yi
         vec![vec![id.clone()], vec![id]]
     );
     Ok(())
+}
+
+// ----- tasks ---------------------------------------------------------------------------
+
+/// The server's sync engine in process, reached through the app-transport hook: the
+/// phone syncs exactly as with a real server, for the village `tujiang`.
+struct HubLink {
+    hub: Hub<MemoryHubStorage>,
+    auth: DeviceAuth,
+}
+
+impl HubLink {
+    fn new() -> Self {
+        Self {
+            hub: Hub::new(
+                Arc::new(Schema::baru_example()),
+                MemoryHubStorage::default(),
+                Arc::new(yibiao_core::clock::SystemClock),
+                HubConfig::default(),
+            ),
+            auth: DeviceAuth {
+                key: "key-amu".into(),
+                scope: DeviceScope::Village("tujiang".into()),
+            },
+        }
+    }
+
+    /// Issues a task for every household of `tujiang`, as the server's task API does.
+    fn issue(&self, title: &str, due: &str) -> RecordId {
+        let spec = TaskSpec {
+            task: format!("task-{title}"),
+            title: title.into(),
+            instructions: "逐户核对收入和人口".into(),
+            form: "dibao_check".into(),
+            due: due.into(),
+            due_ms: parse_due(due).expect("due"),
+            issuer: "public_services".into(),
+            targets: None,
+        };
+        let author = Author {
+            cadre: CadreId::new("public_services").expect("cadre"),
+            device: DeviceId::new("server").expect("device"),
+        };
+        let id = RecordId::new();
+        let doc = new_task_doc(
+            id,
+            self.hub.actor(),
+            &spec,
+            &self.hub.schema().township.id,
+            Some("tujiang"),
+            &author,
+            1_795_482_000_000,
+        )
+        .expect("task document");
+        self.hub.commit_server_docs(vec![doc]).expect("commit");
+        id
+    }
+
+    /// This phone's receipt as the server holds it.
+    fn receipt(&self, task: &str, device: &str) -> yibiao_core::task::Receipt {
+        let record = self
+            .hub
+            .record(task.parse().expect("id"))
+            .expect("hub storage")
+            .expect("the server holds the task");
+        read_task(&record).expect("a task").receipts[device].clone()
+    }
+}
+
+impl AppTransport for HubLink {
+    fn exchange(&self, request: SyncHttpRequest) -> Result<Vec<u8>, TransportFailure> {
+        let status = |status, e: &dyn std::fmt::Display| TransportFailure::Status {
+            status,
+            detail: e.to_string(),
+        };
+        let req = SyncRequest::decode(&request.body).map_err(|e| status(400, &e))?;
+        let (resp, _) = self
+            .hub
+            .handle(&self.auth, &req)
+            .map_err(|e| status(500, &e))?;
+        Ok(resp.encode())
+    }
+}
+
+#[test]
+fn tasks_arrive_by_sync_are_opened_and_marked_done_and_receipts_reach_the_server()
+-> Result<(), YibiaoError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    assert!(store.tasks()?.is_empty(), "a fresh store has no tasks");
+    let link = Arc::new(HubLink::new());
+    let household = store.create(
+        "household".into(),
+        Some("tujiang".into()),
+        fields(&[("household_size", "4")]),
+    )?;
+    let later = link.issue("明天前完成低保户核查", "2099-12-31");
+    let past = link.issue("上月的核查", "2020-01-31");
+
+    let report = store.sync_with(link.clone(), None)?;
+    assert!(report.complete, "{report:?}");
+    assert!(report.changed.contains(&later.to_string()));
+    let tasks = store.tasks()?;
+    let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [past.to_string(), later.to_string()],
+        "soonest due first"
+    );
+    let [overdue, task] = &tasks[..] else {
+        panic!("two tasks expected: {tasks:?}")
+    };
+    assert_eq!(overdue.status, TaskStatus::Overdue);
+    assert_eq!(task.status, TaskStatus::New);
+    assert_eq!(task.title, "明天前完成低保户核查");
+    assert_eq!(task.form, "dibao_check");
+    assert_eq!(task.issuer, "public_services");
+    assert_eq!(task.village.as_deref(), Some("tujiang"));
+    assert_eq!(task.targets, None);
+    assert_eq!((task.records_complete, task.records_total), (0, 1));
+    assert_eq!(task.incomplete, vec![household.clone()]);
+    assert!(
+        task.receipt.delivered_ms.is_some(),
+        "delivery is receipted by sync"
+    );
+    assert_eq!(task.receipt.opened_ms, None);
+    assert!(
+        store.query(RecordQuery::default())?.records.len() == 1,
+        "tasks are not records"
+    );
+
+    // Shown: opened once; the observer hears the task's id.
+    let seen = Arc::new(Seen::default());
+    store.set_observer(Some(seen.clone()));
+    assert!(store.open_task(task.id.clone())?);
+    assert!(
+        !store.open_task(task.id.clone())?,
+        "opening twice writes once"
+    );
+    assert_eq!(*seen.0.lock().expect("lock"), vec![vec![task.id.clone()]]);
+    let opened = store.task(task.id.clone())?;
+    assert_eq!(opened.status, TaskStatus::Opened);
+    assert!(opened.receipt.opened_ms.is_some());
+    assert_eq!(opened.receipt.cadre.as_deref(), Some("amu"));
+
+    // A note too long is refused and nothing is written.
+    match store.mark_task_done(task.id.clone(), Some("字".repeat(501))) {
+        Err(YibiaoError::InvalidInput { detail }) => {
+            assert!(detail.contains("at most 500"), "{detail}")
+        }
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    assert_eq!(store.task(task.id.clone())?.status, TaskStatus::Opened);
+
+    // Marked done with a note (trimmed), even past due.
+    assert!(store.mark_task_done(overdue.id.clone(), Some(" 2 户外出 ".into()))?);
+    let marked = store.task(overdue.id.clone())?;
+    assert_eq!(marked.status, TaskStatus::Done);
+    assert_eq!(marked.receipt.done, Some(TaskDoneHow::Marked));
+    assert_eq!(marked.receipt.note.as_deref(), Some("2 户外出"));
+    assert!(marked.receipt.done_ms.is_some());
+
+    // Filling the form on every target record makes it done; sync writes that receipt.
+    store.set_fields(
+        household.clone(),
+        fields(&[
+            ("household_head", "\"阿木日哈\""),
+            ("id_number", "\"513431199001011234\""),
+            ("annual_income", "\"12000.00\""),
+            ("dibao_status", "\"enrolled\""),
+            ("visit_date", "\"2026-11-24\""),
+        ]),
+    )?;
+    let filled = store.task(task.id.clone())?;
+    assert_eq!(filled.status, TaskStatus::Done);
+    assert_eq!((filled.records_complete, filled.records_total), (1, 1));
+    assert!(filled.incomplete.is_empty());
+    assert!(store.sync_with(link.clone(), None)?.complete);
+    assert_eq!(
+        store.task(task.id.clone())?.receipt.done,
+        Some(TaskDoneHow::Complete)
+    );
+    assert_eq!(store.status()?.pending, 0);
+
+    // The server holds both receipts as this phone wrote them.
+    let device = store.device_id();
+    let done = link.receipt(&task.id, &device);
+    assert_eq!(done.done, Some(DoneHow::Complete));
+    assert_eq!(done.opened_ms, opened.receipt.opened_ms);
+    let note = link.receipt(&overdue.id, &device);
+    assert_eq!(note.done, Some(DoneHow::Marked));
+    assert_eq!(note.note.as_deref(), Some("2 户外出"));
+    assert_eq!(note.cadre.as_deref(), Some("amu"));
+    Ok(())
+}
+
+#[test]
+fn task_calls_refuse_bad_ids_and_records_with_a_sentence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    assert_eq!(store.tasks(), Ok(Vec::new()));
+    let unknown = "0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01";
+    for r in [
+        store.open_task("not-an-id".into()),
+        store.mark_task_done("not-an-id".into(), None),
+        store.task("not-an-id".into()).map(|_| true),
+    ] {
+        match r {
+            Err(YibiaoError::InvalidInput { detail }) => {
+                assert!(detail.starts_with("bad task id \"not-an-id\""), "{detail}")
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+    for r in [
+        store.open_task(unknown.into()),
+        store.mark_task_done(unknown.into(), Some("done".into())),
+        store.task(unknown.into()).map(|_| true),
+    ] {
+        match r {
+            Err(YibiaoError::NotFound { id, detail }) => {
+                assert_eq!(id, unknown);
+                assert!(
+                    detail.contains("task") && detail.contains(unknown),
+                    "{detail}"
+                );
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+    // A record is not a task, and a task is not a record.
+    let record = store
+        .create("household".into(), None, HashMap::new())
+        .expect("create");
+    match store.open_task(record.clone()) {
+        Err(YibiaoError::InvalidInput { detail }) => {
+            assert!(detail.contains("not a task"), "{detail}")
+        }
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    assert!(matches!(
+        store.mark_task_done(record, Some("x".repeat(501))),
+        Err(YibiaoError::InvalidInput { .. })
+    ));
 }

@@ -72,6 +72,30 @@ class Server(private val bin: String, private val dataDir: File) : AutoCloseable
         Regex("token \\(shown once\\): (\\S+)").find(cli("department", "token", dept))?.groupValues?.get(1)
             ?: fail("no token printed")
 
+    /** `POST /v1/tasks` as a department (`body` is JSON); the task with its progress. */
+    fun issueTask(token: String, body: String): Map<String, Any?> {
+        val c = URI("$url/v1/tasks").toURL().openConnection() as HttpURLConnection
+        c.requestMethod = "POST"
+        c.doOutput = true
+        c.setRequestProperty("Authorization", "Bearer $token")
+        c.setRequestProperty("Content-Type", "application/json")
+        c.outputStream.use { it.write(body.encodeToByteArray()) }
+        assertEquals(201, c.responseCode, c.errorStream?.readBytes()?.decodeToString())
+        @Suppress("UNCHECKED_CAST")
+        return Json.parse(c.inputStream.readBytes().decodeToString()) as Map<String, Any?>
+    }
+
+    /** `GET /v1/tasks/{task}`: the task's progress in `village`. */
+    fun taskProgress(token: String, task: String, village: String): Map<String, Any?> {
+        val c = URI("$url/v1/tasks/$task").toURL().openConnection() as HttpURLConnection
+        c.setRequestProperty("Authorization", "Bearer $token")
+        assertEquals(200, c.responseCode)
+        @Suppress("UNCHECKED_CAST")
+        val villages = (Json.parse(c.inputStream.readBytes().decodeToString()) as Map<String, Any?>)["villages"]
+            as List<Map<String, Any?>>
+        return villages.single { it["village"] == village }
+    }
+
     /** Every record a department sees, following `next` across pages. */
     fun pull(token: String): Map<String, Map<String, Any?>> {
         val out = linkedMapOf<String, Map<String, Any?>>()
@@ -375,6 +399,74 @@ fun aSyncCutByADroppedConnectionResumesAndConverges(ctx: Ctx) = ctx.server("s4")
     a.close(); b.close()
 }
 
+const val UNKNOWN_ID = "0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01"
+
+fun taskCallsOnAFreshStoreAndTheirRefusals(ctx: Ctx) {
+    YibiaoStore.open(File(ctx.dir, "tasks.db").path, null, "amu").use { store ->
+        assertEquals(emptyList(), store.tasks())
+        val calls: List<Pair<String, (String) -> Any>> = listOf(
+            "task" to { id -> store.task(id) },
+            "openTask" to { id -> store.openTask(id) },
+            "markTaskDone" to { id -> store.markTaskDone(id, "done") },
+        )
+        for ((name, call) in calls) {
+            val bad = assertFailsWith<YibiaoException.InvalidInput>(name) { call("not-an-id") }
+            assertTrue(bad.detail.startsWith("bad task id \"not-an-id\""), "$name: ${bad.detail}")
+            val unknown = assertFailsWith<YibiaoException.NotFound>(name) { call(UNKNOWN_ID) }
+            assertEquals(UNKNOWN_ID, unknown.id)
+            assertTrue("task $UNKNOWN_ID is not on this phone" in unknown.detail, "$name: ${unknown.detail}")
+        }
+        val record = store.create("household", "tujiang", mapOf("household_size" to "2"))
+        val e = assertFailsWith<YibiaoException.InvalidInput> { store.openTask(record) }
+        assertTrue("not a task" in e.detail, e.detail)
+        assertEquals(emptyList(), store.tasks())
+    }
+}
+
+fun aTaskIssuedByADepartmentReachesThePhoneAndItsReceiptsComeBack(ctx: Ctx) = ctx.server("s5").use { server ->
+    val a = ctx.phone(server, "a5", "amu", "阿木")
+    val record = a.create("household", "tujiang", mapOf("household_size" to "4"))
+    val dept = server.departmentToken("public_services")
+    val issued = server.issueTask(
+        dept,
+        """{"title": "明天前完成低保户核查", "form": "dibao_check", "due": "2099-12-31", "villages": ["tujiang"]}""",
+    )
+    val taskId = issued["task"] as String
+    assertEquals("sent", server.taskProgress(dept, taskId, "tujiang")["status"])
+
+    assertTrue(a.sync(null).complete)
+    val t = a.tasks().single()
+    assertEquals(taskId, t.task)
+    assertEquals("明天前完成低保户核查", t.title)
+    assertEquals("public_services", t.issuer)
+    assertEquals(TaskStatus.NEW, t.status)
+    assertEquals(0u, t.recordsComplete)
+    assertEquals(1u, t.recordsTotal)
+    assertEquals(listOf(record), t.incomplete)
+    assertNotNull(t.receipt.deliveredMs, "delivery is receipted by the sync itself")
+    assertEquals("delivered", server.taskProgress(dept, taskId, "tujiang")["status"])
+
+    assertTrue(a.openTask(t.id))
+    assertTrue(!a.openTask(t.id), "opening twice writes once")
+    assertEquals(TaskStatus.OPENED, a.task(t.id).status)
+    val tooLong = assertFailsWith<YibiaoException.InvalidInput> { a.markTaskDone(t.id, "字".repeat(501)) }
+    assertTrue("at most 500" in tooLong.detail, tooLong.detail)
+    assertNull(a.task(t.id).receipt.done, "nothing written")
+    assertTrue(a.markTaskDone(t.id, "全村 12 户已核查"))
+    val done = a.task(t.id)
+    assertEquals(TaskStatus.DONE, done.status)
+    assertEquals(TaskDoneHow.MARKED, done.receipt.done)
+    assertEquals("全村 12 户已核查", done.receipt.note)
+
+    assertTrue(a.sync(null).complete)
+    val seen = server.taskProgress(dept, taskId, "tujiang")
+    assertEquals("done", seen["status"])
+    assertEquals("marked", seen["done_how"])
+    assertEquals("全村 12 户已核查", seen["note"])
+    assertEquals("amu", seen["done_by"])
+    a.close()
+}
+
 // ----- runner ----------------------------------------------------------------------------
 
 fun main(args: Array<String>) {
@@ -388,6 +480,9 @@ fun main(args: Array<String>) {
         "an_app_supplied_transport_carries_the_sync" to ::anAppSuppliedTransportCarriesTheSync,
         "a_sync_cut_by_a_dropped_connection_resumes_and_converges" to
             ::aSyncCutByADroppedConnectionResumesAndConverges,
+        "task_calls_on_a_fresh_store_and_their_refusals" to ::taskCallsOnAFreshStoreAndTheirRefusals,
+        "a_task_issued_by_a_department_reaches_the_phone_and_its_receipts_come_back" to
+            ::aTaskIssuedByADepartmentReachesThePhoneAndItsReceiptsComeBack,
     )
     var passed = 0
     var failed = 0

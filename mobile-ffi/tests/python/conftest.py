@@ -87,6 +87,26 @@ class Server:
         assert m, "no token printed"
         return m.group(1)
 
+    # --- tasks (the issuer's side) -----------------------------------------------------
+
+    def issue_task(self, token, task):
+        """`POST /v1/tasks` as a department; returns the task with its progress."""
+        req = urllib.request.Request(
+            f"{self.url}/v1/tasks", data=json.dumps(task).encode(), method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 201
+            return json.load(resp)
+
+    def task_progress(self, token, task, village):
+        """`GET /v1/tasks/{task}`: the task's progress in `village`."""
+        req = urllib.request.Request(f"{self.url}/v1/tasks/{task}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            progress = json.load(resp)
+        [v] = [v for v in progress["villages"] if v["village"] == village]
+        return v
+
     # --- department pull -------------------------------------------------------------
 
     def pull(self, token):

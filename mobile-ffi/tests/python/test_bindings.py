@@ -248,3 +248,74 @@ def test_an_unexpected_exception_in_the_apps_transport_is_a_network_error_not_a_
     assert "bug in the app's HTTP code" in e.value.detail
     assert a.status().pending == 1
     assert a.sync(None).complete, "the built-in transport still works afterwards"
+
+
+UNKNOWN_ID = "0192f5e4-7c1a-7b3e-9a10-5f2b8c7d9e01"
+
+
+def test_task_calls_on_a_fresh_store_and_their_refusals(tmp_path):
+    store = yibiao.YibiaoStore.open(str(tmp_path / "p.db"), None, "amu")
+    assert store.tasks() == []
+    calls = {
+        "task": store.task,
+        "open_task": store.open_task,
+        "mark_task_done": lambda i: store.mark_task_done(i, "done"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+            call("not-an-id")
+        assert e.value.detail.startswith('bad task id "not-an-id"'), (name, e.value.detail)
+        with pytest.raises(yibiao.YibiaoError.NotFound) as e:
+            call(UNKNOWN_ID)
+        assert e.value.id == UNKNOWN_ID
+        assert f"task {UNKNOWN_ID} is not on this phone" in e.value.detail, (name, e.value.detail)
+    rid = store.create("household", "tujiang", {"household_size": "2"})
+    with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+        store.open_task(rid)
+    assert "not a task" in e.value.detail
+    assert store.tasks() == []
+
+
+def test_a_task_issued_by_a_department_reaches_the_phone_and_its_receipts_come_back(server, phone):
+    a = phone("a", "amu", "阿木")
+    rid = a.create("household", "tujiang", {"household_size": "4"})
+    dept = server.department_token("public_services")
+    issued = server.issue_task(dept, {
+        "title": "明天前完成低保户核查", "instructions": "逐户核对收入和人口",
+        "form": "dibao_check", "due": "2099-12-31", "villages": ["tujiang"],
+    })
+    assert server.task_progress(dept, issued["task"], "tujiang")["status"] == "sent"
+
+    watch = Recorder()
+    a.set_observer(watch)
+    assert a.sync(None).complete
+    [t] = a.tasks()
+    assert t.task == issued["task"] and t.title == "明天前完成低保户核查"
+    assert t.form == "dibao_check" and t.issuer == "public_services" and t.village == "tujiang"
+    assert t.due == "2099-12-31" and t.targets is None
+    assert t.status == yibiao.TaskStatus.NEW
+    assert (t.records_complete, t.records_total, t.incomplete) == (0, 1, [rid])
+    assert t.receipt.delivered_ms is not None and t.receipt.opened_ms is None
+    assert t.id in watch.changed[-1], "the observer hears that a task arrived"
+    assert [r.id for r in a.query(yibiao.RecordQuery()).records] == [rid], "tasks are not records"
+    delivered = server.task_progress(dept, issued["task"], "tujiang")
+    assert delivered["status"] == "delivered", "delivery is receipted by the sync itself"
+
+    assert a.open_task(t.id)
+    assert not a.open_task(t.id), "opening twice writes once"
+    assert a.task(t.id).status == yibiao.TaskStatus.OPENED
+    with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+        a.mark_task_done(t.id, "字" * 501)
+    assert "at most 500" in e.value.detail
+    assert a.task(t.id).receipt.done is None, "nothing written"
+    assert a.mark_task_done(t.id, "全村 12 户已核查，2 户外出")
+    done = a.task(t.id)
+    assert done.status == yibiao.TaskStatus.DONE
+    assert done.receipt.done == yibiao.TaskDoneHow.MARKED
+    assert done.receipt.note == "全村 12 户已核查，2 户外出" and done.receipt.cadre == "amu"
+
+    assert a.sync(None).complete and a.status().pending == 0
+    seen = server.task_progress(dept, issued["task"], "tujiang")
+    assert seen["status"] == "done" and seen["done_how"] == "marked"
+    assert seen["note"] == "全村 12 户已核查，2 户外出" and seen["done_by"] == "amu"
+    assert seen["opened_ms"] == done.receipt.opened_ms
