@@ -556,8 +556,10 @@ fn run() -> Res<bool> {
 
     println!("[08:30] departments issue tasks over HTTP");
     let tomorrow = today_plus(1);
-    let overdue_due =
-        (chrono::Utc::now() + chrono::Duration::from_std(args.overdue_after)?).to_rfc3339();
+    let china = chrono::FixedOffset::east_opt(8 * 3600).ok_or("no UTC+8")?;
+    let overdue_due = (chrono::Utc::now() + chrono::Duration::from_std(args.overdue_after)?)
+        .with_timezone(&china)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
     let heping_targets: Vec<String> = households["heping"]
         .iter()
         .take(3)
