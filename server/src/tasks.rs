@@ -437,20 +437,16 @@ pub fn cancel(
         cadre: CadreId::new(issuer.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
         device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
     };
-    let mut docs = Vec::new();
-    for row in &rows {
-        let Some(mut record) = hub.record(row.id)? else {
-            continue;
-        };
-        if record
-            .set_deleted(true, &author, now_ms)
-            .map_err(|e| TaskError::Storage(e.to_string()))?
-        {
-            docs.push(record);
-        }
-    }
-    if !docs.is_empty() {
-        hub.commit_server_docs(docs)?;
+    let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
+    let changed =
+        hub.update_server_docs(&ids, |record| record.set_deleted(true, &author, now_ms))?;
+    if changed > 0 {
+        tracing::info!(
+            task,
+            issuer = issuer.name(),
+            villages = changed,
+            "task cancelled"
+        );
     }
     progress(storage, hub.schema(), issuer, task, now_ms)
 }

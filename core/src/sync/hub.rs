@@ -563,6 +563,80 @@ impl<S: HubStorage> Hub<S> {
         Ok(())
     }
 
+    /// Applies a server-side edit (cancelling a task...) to stored documents under the
+    /// hub's write lock, on the very documents pushes merge into, so no concurrent push
+    /// is lost; the new changes are committed as chunks in one transaction. Returns how
+    /// many documents changed; `edit` returns false to leave one unchanged.
+    pub fn update_server_docs(
+        &self,
+        ids: &[RecordId],
+        mut edit: impl FnMut(&mut Record) -> crate::Result<bool>,
+    ) -> Result<usize, StorageError> {
+        let _writer = lock(&self.write);
+        let mut cache = lock(&self.cache);
+        let mut batch = HubBatch::default();
+        let mut touched = Vec::new();
+        let mut result = Ok(());
+        for &id in ids {
+            match self.cached(&mut cache, id) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            let Some(record) = cache.get_mut(&id) else {
+                continue;
+            };
+            let before = record.heads();
+            touched.push(id);
+            match edit(record) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    result = Err(StorageError(format!("editing {id}: {e}")));
+                    break;
+                }
+            }
+            let is_task = task::is_task(record);
+            batch.docs.push(DocWrite {
+                id,
+                entity: record.entity(),
+                village: record.scope().village,
+                chunk: record.save_after(&before),
+                snapshot: false,
+                heads: record.heads(),
+                values_json: if is_task {
+                    task::task_json(record)
+                } else {
+                    record.values_json(&self.schema)
+                },
+                conflicts_json: if is_task {
+                    "{}".to_owned()
+                } else {
+                    record.conflicts_json(&self.schema)
+                },
+                deleted: record.is_deleted(),
+                typed: Vec::new(),
+            });
+        }
+        let result = result.and_then(|()| {
+            if batch.docs.is_empty() {
+                Ok(())
+            } else {
+                self.storage.commit(&batch)
+            }
+        });
+        if let Err(e) = result {
+            for id in touched {
+                cache.pop(&id);
+            }
+            return Err(e);
+        }
+        Ok(batch.docs.len())
+    }
+
     /// The hub's automerge actor, for documents the server writes.
     pub fn actor(&self) -> ActorId {
         self.actor.clone()

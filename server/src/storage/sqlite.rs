@@ -330,8 +330,12 @@ impl HubStorage for SqliteStorage {
                 .map_err(err)?;
             if doc.entity == yibiao_core::task::TASK_ENTITY {
                 tx.execute(
+                    // A summary without a readable spec indexes nothing rather than
+                    // failing the whole page.
                     "INSERT OR IGNORE INTO task_docs (record_id, task_id, issuer, village)
-                     VALUES (?1, json_extract(?2, '$.spec.task'), json_extract(?2, '$.spec.issuer'), ?3)",
+                     SELECT ?1, json_extract(?2, '$.spec.task'), json_extract(?2, '$.spec.issuer'), ?3
+                     WHERE json_extract(?2, '$.spec.task') IS NOT NULL
+                       AND json_extract(?2, '$.spec.issuer') IS NOT NULL",
                     params![id, doc.values_json, doc.village],
                 )
                 .map_err(err)?;
