@@ -291,7 +291,11 @@ async fn a_task_reaches_only_its_villages_and_receipts_come_back_without_anyone_
     let (status, p) = call(&fx, "DELETE", &format!("/v1/tasks/{id}"), &civil, None).await;
     assert_eq!(status, StatusCode::OK, "{p}");
     assert_eq!(p["counts"]["cancelled"], 2);
-    assert_eq!(village(&p, "tujiang")["opened"], true, "receipts survive the cancel");
+    assert_eq!(
+        village(&p, "tujiang")["opened"],
+        true,
+        "receipts survive the cancel"
+    );
     assert_eq!(village(&p, "baru")["note"], "全村 12 户已核查，2 户外出");
     tujiang.sync();
     assert!(tujiang.store.tasks().unwrap().is_empty());
