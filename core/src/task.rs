@@ -47,8 +47,9 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_INSTRUCTIONS_CHARS: usize = 4000;
 
 /// What a task asks, as the issuer wrote it. The same in every village's document.
+/// Written only by the server; unknown fields are ignored so an older app can read the
+/// tasks of a newer server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     /// The task's id (shared by its per-village documents).
     pub task: String,

@@ -512,10 +512,22 @@ fn complete(required: &[String], values: &serde_json::Map<String, serde_json::Va
     required.iter().all(|f| values.contains_key(f))
 }
 
+/// Phone device id -> the village its token may write (`None`: township staff).
+type DeviceScopes = HashMap<String, Option<String>>;
+
+fn device_scopes(storage: &dyn ServerStorage) -> Result<DeviceScopes, TaskError> {
+    Ok(storage
+        .devices()?
+        .into_iter()
+        .filter_map(|d| d.phone_device.map(|p| (p, d.village)))
+        .collect())
+}
+
 fn village_progress(
     storage: &dyn ServerStorage,
     schema: &Schema,
     values: &mut Values,
+    scopes: &DeviceScopes,
     row: &TaskDocRow,
     t: &StoredTask,
     now_ms: i64,
@@ -543,16 +555,33 @@ fn village_progress(
             }
         },
     };
-    let first = |pick: &dyn Fn(&Receipt) -> Option<i64>| t.receipts.values().filter_map(pick).min();
+    // Delivery and opening count only from the village's own phones (a township phone
+    // holds every village's task and receipts it too). A mark counts from any registered
+    // phone allowed to see the task. Completeness comes from the server's records, never
+    // from a phone's "complete" receipt (its view may be older than the server's).
+    let of_village: Vec<&Receipt> = t
+        .receipts
+        .iter()
+        .filter(|(device, _)| scopes.get(*device) == Some(&row.village))
+        .map(|(_, r)| r)
+        .collect();
+    let first =
+        |pick: &dyn Fn(&Receipt) -> Option<i64>| of_village.iter().filter_map(|r| pick(r)).min();
     let delivered_ms = first(&|r| r.delivered_ms.or(r.opened_ms).or(r.done_ms));
     let opened_ms = first(&|r| r.opened_ms);
-    let done_receipt = t
+    let marked = t
         .receipts
-        .values()
-        .filter(|r| r.done_ms.is_some())
+        .iter()
+        .filter(|(device, r)| r.done == Some(DoneHow::Marked) && scopes.contains_key(*device))
+        .map(|(_, r)| r)
         .min_by_key(|r| r.done_ms);
     let all_complete = records_total > 0 && records_complete == records_total;
-    let done = done_receipt.is_some() || all_complete;
+    let seen_complete = of_village
+        .iter()
+        .filter(|r| r.done == Some(DoneHow::Complete))
+        .filter_map(|r| r.done_ms)
+        .min();
+    let done = marked.is_some() || all_complete;
     let overdue = !done && !t.cancelled && now_ms > t.spec.due_ms;
     let status = if t.cancelled {
         Status::Cancelled
@@ -577,13 +606,19 @@ fn village_progress(
         overdue,
         delivered_ms,
         opened_ms,
-        done_ms: done_receipt.and_then(|r| r.done_ms),
-        done_how: done_receipt
-            .and_then(|r| r.done)
-            .or(all_complete.then_some(DoneHow::Complete)),
-        note: done_receipt.and_then(|r| r.note.clone()),
-        done_by: done_receipt.and_then(|r| r.cadre.clone()),
-        phones: t.receipts.len(),
+        done_ms: match marked {
+            Some(r) => r.done_ms,
+            None if all_complete => seen_complete,
+            None => None,
+        },
+        done_how: if marked.is_some() {
+            Some(DoneHow::Marked)
+        } else {
+            all_complete.then_some(DoneHow::Complete)
+        },
+        note: marked.and_then(|r| r.note.clone()),
+        done_by: marked.and_then(|r| r.cadre.clone()),
+        phones: of_village.len(),
         records_complete,
         records_total,
     })
@@ -596,12 +631,18 @@ fn build(
     now_ms: i64,
 ) -> Result<Vec<TaskProgress>, TaskError> {
     let mut values = Values::default();
+    let scopes = device_scopes(storage)?;
     let mut out: Vec<TaskProgress> = Vec::new();
     for row in rows {
-        let t: StoredTask = serde_json::from_str(&row.json).map_err(|e| {
-            TaskError::Storage(format!("task document {} is unreadable: {e}", row.id))
-        })?;
-        let v = village_progress(storage, schema, &mut values, &row, &t, now_ms)?;
+        // One unreadable summary must not hide every other task.
+        let t: StoredTask = match serde_json::from_str(&row.json) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(document = %row.id, error = %e, "unreadable task summary skipped");
+                continue;
+            }
+        };
+        let v = village_progress(storage, schema, &mut values, &scopes, &row, &t, now_ms)?;
         if out.last().is_none_or(|p| p.task != row.task) {
             out.push(TaskProgress {
                 task: row.task.clone(),

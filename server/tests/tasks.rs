@@ -132,10 +132,23 @@ impl Phone {
             fx.clock.clone(),
         )
         .unwrap();
+        // A registered device, bound to this phone as enrolment or a first sync binds it.
+        let (row, _) = accounts::register_device(
+            fx.state.storage.as_ref(),
+            fx.state.hub.schema(),
+            &format!("phone of {cadre}"),
+            Some(cadre),
+            village,
+        )
+        .unwrap();
+        fx.state
+            .storage
+            .bind_phone_device(&row.key, store.device_id().as_str())
+            .unwrap();
         let transport = InProcess {
             hub: fx.state.hub.clone(),
             auth: DeviceAuth {
-                key: format!("key-{cadre}"),
+                key: row.key,
                 scope: match village {
                     Some(v) => DeviceScope::Village(v.into()),
                     None => DeviceScope::Township,
@@ -212,6 +225,12 @@ async fn a_task_reaches_only_its_villages_and_receipts_come_back_without_anyone_
     let baru = Phone::new(&fx, "jike", Some("baru"));
     let heping = Phone::new(&fx, "qubi", Some("heping"));
     let township = Phone::new(&fx, "zhang", None);
+    // The township phone holds every village's task and receipts it, but that says
+    // nothing about the villages: they stay `sent`.
+    township.sync();
+    assert_eq!(township.store.tasks().unwrap().len(), 2);
+    let (_, p) = call(&fx, "GET", &format!("/v1/tasks/{id}"), &civil, None).await;
+    assert_eq!(p["counts"]["sent"], 2, "{p}");
     for p in [&tujiang, &baru, &heping, &township] {
         p.sync();
     }

@@ -372,6 +372,15 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
     let mut departments = BTreeMap::new();
     for (key, raw_dept) in raw.departments {
         let k = cx.key(&key, "department")?;
+        if k == "township" {
+            return Err(cx.err(
+                &key,
+                &k,
+                String::from(
+                    "`township` is reserved: it names the township itself as a task issuer; pick another key",
+                ),
+            ));
+        }
         let owner = format!("department `{k}`");
         let mut seen_fields = Vec::new();
         let mut dept_forms = Vec::new();
@@ -678,6 +687,13 @@ villages = ["a"]
             Ok(_) => panic!("accepted a broken schema ({from:?} -> {to:?})"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_department_may_not_be_called_township() {
+        let e = broken("[departments.office]", "[departments.township]");
+        assert!(e.contains("`township` is reserved"), "{e}");
+        assert!(e.starts_with("mini.toml:"), "{e}");
     }
 
     #[test]

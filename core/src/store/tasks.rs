@@ -173,8 +173,10 @@ impl Store {
             .get(self.device.as_str())
             .cloned()
             .unwrap_or_default();
-        let done =
-            t.done_receipt().is_some() || (records_total > 0 && records_complete == records_total);
+        // Done: a cadre marked it, or every target record is complete as this phone sees
+        // them. Other phones' "complete" receipts are their view, not evidence.
+        let marked = t.receipts.values().any(|r| r.done == Some(DoneHow::Marked));
+        let done = marked || (records_total > 0 && records_complete == records_total);
         let status = if done {
             PhoneTaskStatus::Done
         } else if self.clock.now_ms() > t.spec.due_ms {
@@ -209,7 +211,11 @@ impl Store {
         let ids = Self::task_ids(&inner.conn)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.phone_task(&mut inner, id)?);
+            // One unreadable task must not hide the others.
+            match self.phone_task(&mut inner, id) {
+                Ok(t) => out.push(t),
+                Err(e) => tracing::warn!(task = %id, error = %e, "unreadable task skipped"),
+            }
         }
         out.sort_by(|a, b| a.due_ms.cmp(&b.due_ms).then(a.id.cmp(&b.id)));
         Ok(out)
@@ -295,7 +301,25 @@ impl Store {
         let mut written = 0;
         for id in ids {
             let now = self.clock.now_ms();
-            let pt = self.phone_task(&mut inner, id)?;
+            // Settled tasks (received and done here) need no more work.
+            let settled = task::read_task(self.load(&mut inner, id)?)
+                .map(|t| {
+                    t.receipts
+                        .get(self.device.as_str())
+                        .is_some_and(|r| r.delivered_ms.is_some() && r.done_ms.is_some())
+                })
+                .unwrap_or(false);
+            if settled {
+                continue;
+            }
+            // One unreadable task must not hold back the receipts of the others.
+            let pt = match self.phone_task(&mut inner, id) {
+                Ok(pt) => pt,
+                Err(e) => {
+                    tracing::warn!(task = %id, error = %e, "unreadable task skipped");
+                    continue;
+                }
+            };
             let complete = pt.records_total > 0 && pt.records_complete == pt.records_total;
             let wrote = self.update_receipt(&mut inner, id, |_, r| {
                 r.delivered_ms.get_or_insert(now);
