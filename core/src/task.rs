@@ -140,22 +140,6 @@ pub struct TaskDoc {
     pub receipts: BTreeMap<String, Receipt>,
 }
 
-impl TaskDoc {
-    /// The earliest time any device recorded with `pick`.
-    pub fn first(&self, pick: impl Fn(&Receipt) -> Option<i64>) -> Option<i64> {
-        self.receipts.values().filter_map(pick).min()
-    }
-
-    /// Done by some phone (completion or a mark), with the earliest such receipt.
-    pub fn done_receipt(&self) -> Option<(&str, &Receipt)> {
-        self.receipts
-            .iter()
-            .filter(|(_, r)| r.done_ms.is_some())
-            .min_by_key(|(_, r)| r.done_ms)
-            .map(|(d, r)| (d.as_str(), r))
-    }
-}
-
 /// Parses a due date: `YYYY-MM-DD` (the end of that day in China Standard Time, UTC+8,
 /// where every township we serve lies) or an RFC 3339 time. Returns ms since the epoch.
 pub fn parse_due(due: &str) -> std::result::Result<i64, String> {
@@ -364,23 +348,6 @@ pub fn task_json(record: &Record) -> String {
         .to_string(),
         Err(_) => "{}".to_owned(),
     }
-}
-
-/// Counts of target records complete, from current values: `targets` are the target
-/// records' (id, deleted, values) and `required` the form's required fields.
-pub fn completeness<'a>(
-    required: &[String],
-    values: impl Iterator<Item = &'a serde_json::Map<String, serde_json::Value>>,
-) -> (u32, u32) {
-    let mut complete = 0;
-    let mut total = 0;
-    for v in values {
-        total += 1;
-        if required.iter().all(|f| v.contains_key(f)) {
-            complete += 1;
-        }
-    }
-    (complete, total)
 }
 
 #[cfg(test)]

@@ -41,6 +41,14 @@ impl Issuer {
         }
     }
 
+    /// The author of the changes the server writes for this issuer.
+    fn author(&self) -> Result<Author, TaskError> {
+        Ok(Author {
+            cadre: CadreId::new(self.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
+            device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
+        })
+    }
+
     fn sees_village(&self, village: Option<&str>) -> bool {
         match self {
             Issuer::Township => true,
@@ -112,16 +120,6 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, in report order.
-    pub const ALL: [Status; 6] = [
-        Status::Sent,
-        Status::Delivered,
-        Status::Opened,
-        Status::Overdue,
-        Status::Done,
-        Status::Cancelled,
-    ];
-
     /// The status as written in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -190,6 +188,15 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
+    fn add_all(&mut self, o: &StatusCounts) {
+        self.sent += o.sent;
+        self.delivered += o.delivered;
+        self.opened += o.opened;
+        self.overdue += o.overdue;
+        self.done += o.done;
+        self.cancelled += o.cancelled;
+    }
+
     fn add(&mut self, s: Status) {
         match s {
             Status::Sent => self.sent += 1,
@@ -391,10 +398,7 @@ pub fn issue(
         ));
     }
     let task_id = RecordId::new().to_string();
-    let author = Author {
-        cadre: CadreId::new(issuer.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
-        device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
-    };
+    let author = issuer.author()?;
     let mut docs = Vec::new();
     for (village, targets) in targets {
         let spec = TaskSpec {
@@ -433,10 +437,7 @@ pub fn cancel(
     now_ms: i64,
 ) -> Result<TaskProgress, TaskError> {
     let rows = visible_docs(storage, issuer, Some(task))?;
-    let author = Author {
-        cadre: CadreId::new(issuer.name()).map_err(|e| TaskError::Invalid(e.to_string()))?,
-        device: DeviceId::new("server").map_err(|e| TaskError::Invalid(e.to_string()))?,
-    };
+    let author = issuer.author()?;
     let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
     let changed =
         hub.update_server_docs(&ids, |record| record.set_deleted(true, &author, now_ms))?;
@@ -780,19 +781,7 @@ pub fn summary(
         });
         t.records_complete += r.records_complete;
         t.records_incomplete += r.records_incomplete;
-        for s in Status::ALL {
-            let n = match s {
-                Status::Sent => r.tasks.sent,
-                Status::Delivered => r.tasks.delivered,
-                Status::Opened => r.tasks.opened,
-                Status::Overdue => r.tasks.overdue,
-                Status::Done => r.tasks.done,
-                Status::Cancelled => r.tasks.cancelled,
-            };
-            for _ in 0..n {
-                t.tasks.add(s);
-            }
-        }
+        t.tasks.add_all(&r.tasks);
     }
     Ok(Summary {
         generated_ms: now_ms,

@@ -487,15 +487,35 @@ impl<S: HubStorage> Hub<S> {
                 .map_or(0, |c| c.len())
         };
         let snapshot = is_new || chunks_now + 1 >= self.config.compact_after_chunks;
-        Ok(Some(DocWrite {
-            id,
+        let chunk = if snapshot {
+            record.save()
+        } else {
+            record.save_after(&before)
+        };
+        let typed = if is_task {
+            Vec::new()
+        } else {
+            typed_values(record, &new_changes)
+        };
+        Ok(Some(self.doc_write(record, chunk, snapshot, typed)))
+    }
+
+    /// What storage keeps of one written document: the chunk, and the summaries the
+    /// read side uses without decoding (values and conflicts of a record; spec and
+    /// receipts of a task).
+    fn doc_write(
+        &self,
+        record: &Record,
+        chunk: Vec<u8>,
+        snapshot: bool,
+        typed: Vec<(i64, String)>,
+    ) -> DocWrite {
+        let is_task = task::is_task(record);
+        DocWrite {
+            id: record.id(),
             entity: record.entity(),
-            village: scope.village,
-            chunk: if snapshot {
-                record.save()
-            } else {
-                record.save_after(&before)
-            },
+            village: record.scope().village,
+            chunk,
             snapshot,
             heads: record.heads(),
             values_json: if is_task {
@@ -509,12 +529,8 @@ impl<S: HubStorage> Hub<S> {
                 record.conflicts_json(&self.schema)
             },
             deleted: record.is_deleted(),
-            typed: if is_task {
-                Vec::new()
-            } else {
-                typed_values(record, &new_changes)
-            },
-        }))
+            typed,
+        }
     }
 
     /// Commits documents the server itself wrote (tasks issued or cancelled) in one
@@ -527,29 +543,7 @@ impl<S: HubStorage> Hub<S> {
             device: String::new(),
             docs: records
                 .iter()
-                .map(|record| {
-                    let is_task = task::is_task(record);
-                    DocWrite {
-                        id: record.id(),
-                        entity: record.entity(),
-                        village: record.scope().village,
-                        chunk: record.save(),
-                        snapshot: true,
-                        heads: record.heads(),
-                        values_json: if is_task {
-                            task::task_json(record)
-                        } else {
-                            record.values_json(&self.schema)
-                        },
-                        conflicts_json: if is_task {
-                            "{}".to_owned()
-                        } else {
-                            record.conflicts_json(&self.schema)
-                        },
-                        deleted: record.is_deleted(),
-                        typed: Vec::new(),
-                    }
-                })
+                .map(|record| self.doc_write(record, record.save(), true, Vec::new()))
                 .collect(),
             ..HubBatch::default()
         };
@@ -599,27 +593,10 @@ impl<S: HubStorage> Hub<S> {
                     break;
                 }
             }
-            let is_task = task::is_task(record);
-            batch.docs.push(DocWrite {
-                id,
-                entity: record.entity(),
-                village: record.scope().village,
-                chunk: record.save_after(&before),
-                snapshot: false,
-                heads: record.heads(),
-                values_json: if is_task {
-                    task::task_json(record)
-                } else {
-                    record.values_json(&self.schema)
-                },
-                conflicts_json: if is_task {
-                    "{}".to_owned()
-                } else {
-                    record.conflicts_json(&self.schema)
-                },
-                deleted: record.is_deleted(),
-                typed: Vec::new(),
-            });
+            let chunk = record.save_after(&before);
+            batch
+                .docs
+                .push(self.doc_write(record, chunk, false, Vec::new()));
         }
         let result = result.and_then(|()| {
             if batch.docs.is_empty() {
