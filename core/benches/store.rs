@@ -1,7 +1,7 @@
 //! Store benchmark: prints figures for the durable local store on a real SQLite file,
 //! next to a plain "one JSON row per record" SQLite baseline. It never asserts timings.
 //!
-//! Run: `cargo bench -p yibiao-core --bench store`
+//! Run: `cargo bench -p yibiao-store --bench store`
 //!
 //! Environment:
 //! - `YIBIAO_BENCH_RECORDS`: records to create (default 10000);
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use rust_decimal::Decimal;
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, StoreConfig, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::{Query, Store, StoreConfig};
 
 type BenchResult<T> = Result<T, Box<dyn StdError>>;
 

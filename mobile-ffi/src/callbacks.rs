@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use yibiao_core::sync::TransportError;
-use yibiao_core::sync::client::Transport;
+use yibiao_sync::TransportError;
+use yibiao_sync::session::Transport;
 
 use crate::error::{TransportFailure, panic_text};
 use crate::types::{SyncHttpRequest, SyncProgress};

@@ -1,6 +1,6 @@
 //! The one error an app sees, converted from every core error in one place.
 //!
-//! The core's errors are rich (see `yibiao_core::Error`); an app needs a few cases it can
+//! The core's errors are rich (see `yibiao_store::Error`); an app needs a few cases it can
 //! act on: show the field in red ([`YibiaoError::InvalidValue`]), offer to enrol
 //! ([`YibiaoError::NotEnrolled`]), say "no signal, saved on the phone"
 //! ([`YibiaoError::Network`]). Every variant's `detail` is a sentence a cadre can read.
@@ -13,9 +13,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use yibiao_core::sync::http::EnrolError;
-use yibiao_core::sync::{SyncError, TransportError};
-use yibiao_core::{Error as CoreError, SchemaError};
+use yibiao_model::{Error as ModelError, SchemaError};
+use yibiao_store::Error as CoreError;
+use yibiao_store::SyncError;
+use yibiao_store::http::EnrolError;
+use yibiao_sync::TransportError;
 
 /// Why a call failed. `detail` is always a sentence to show the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -98,45 +100,54 @@ impl From<CoreError> for YibiaoError {
     fn from(e: CoreError) -> Self {
         let detail = e.to_string();
         let out = match e {
-            CoreError::Invalid(v) => Self::InvalidValue {
-                field: v.field,
-                detail,
-            },
-            CoreError::BadId(_)
-            | CoreError::UnknownEntity(_)
-            | CoreError::UnknownVillage(_)
-            | CoreError::UnknownForm(_)
-            | CoreError::FormEntityMismatch { .. }
-            | CoreError::NoConflict { .. }
-            | CoreError::BadQuery(_)
-            | CoreError::Task(_) => Self::InvalidInput { detail },
-            CoreError::NotFound(id) => Self::NotFound {
-                id: id.to_string(),
-                detail,
-            },
-            CoreError::Deleted(id) => Self::RecordDeleted {
-                id: id.to_string(),
-                detail,
-            },
-            CoreError::Corrupt { .. }
-            | CoreError::CorruptStore(_)
-            | CoreError::StoreTooNew { .. }
-            | CoreError::Storage(_)
-            | CoreError::Document(_) => Self::Storage { detail },
+            CoreError::Model(m) => return m.into(),
+            CoreError::CorruptStore(_) | CoreError::StoreTooNew { .. } | CoreError::Storage(_) => {
+                Self::Storage { detail }
+            }
         };
         out.logged()
     }
 }
 
-impl From<yibiao_core::BadId> for YibiaoError {
-    fn from(e: yibiao_core::BadId) -> Self {
-        CoreError::BadId(e).into()
+impl From<ModelError> for YibiaoError {
+    fn from(e: ModelError) -> Self {
+        let detail = e.to_string();
+        let out = match e {
+            ModelError::Invalid(v) => Self::InvalidValue {
+                field: v.field,
+                detail,
+            },
+            ModelError::BadId(_)
+            | ModelError::UnknownEntity(_)
+            | ModelError::UnknownVillage(_)
+            | ModelError::UnknownForm(_)
+            | ModelError::FormEntityMismatch { .. }
+            | ModelError::NoConflict { .. }
+            | ModelError::BadQuery(_)
+            | ModelError::Task(_) => Self::InvalidInput { detail },
+            ModelError::NotFound(id) => Self::NotFound {
+                id: id.to_string(),
+                detail,
+            },
+            ModelError::Deleted(id) => Self::RecordDeleted {
+                id: id.to_string(),
+                detail,
+            },
+            ModelError::Corrupt { .. } | ModelError::Document(_) => Self::Storage { detail },
+        };
+        out.logged()
     }
 }
 
-impl From<yibiao_core::ValidationError> for YibiaoError {
-    fn from(e: yibiao_core::ValidationError) -> Self {
-        CoreError::Invalid(e).into()
+impl From<yibiao_model::BadId> for YibiaoError {
+    fn from(e: yibiao_model::BadId) -> Self {
+        ModelError::BadId(e).into()
+    }
+}
+
+impl From<yibiao_model::ValidationError> for YibiaoError {
+    fn from(e: yibiao_model::ValidationError) -> Self {
+        ModelError::Invalid(e).into()
     }
 }
 

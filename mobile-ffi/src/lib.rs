@@ -1,6 +1,6 @@
 //! # yibiao mobile bindings
 //!
-//! The core (`yibiao-core`) for Android and iOS, through [uniffi]: one `cdylib` for
+//! The phone core (`yibiao-store` over `yibiao-model` and `yibiao-sync`) for Android and iOS, through [uniffi]: one `cdylib` for
 //! Android (loaded by JNA from Kotlin), one `staticlib` for iOS (an XCFramework), and
 //! generated Kotlin, Swift and Python.
 //!

@@ -1,16 +1,17 @@
 //! `YibiaoStore`: the phone's store as an app sees it. Each method forwards to
-//! `yibiao_core::Store` (or the core's sync client) in a line or two plus type
+//! `yibiao_store::Store` (or the core's sync client) in a line or two plus type
 //! conversions; every rule lives in the core.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use yibiao_core::store::Credentials;
-use yibiao_core::sync::client::Transport;
-use yibiao_core::sync::http::{HttpTransport, SYNC_CONTENT_TYPE};
-use yibiao_core::sync::{RetryPolicy, SyncOptions};
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::Credentials;
+use yibiao_store::http::{HttpTransport, SYNC_CONTENT_TYPE};
+use yibiao_store::{Query, Store};
+use yibiao_sync::session::Transport;
+use yibiao_sync::{RetryPolicy, SyncOptions};
 
 use crate::callbacks::{
     AppTransport, AppTransportAdapter, ChangeObserver, SyncProgressListener, notify,
@@ -80,7 +81,7 @@ impl YibiaoStore {
     /// Parses a task id; a malformed one is named as a task id, not a record id.
     fn task_id(text: &str) -> Result<RecordId, YibiaoError> {
         text.parse::<RecordId>().map_err(|e| {
-            yibiao_core::BadId {
+            yibiao_model::BadId {
                 kind: "task id",
                 ..e
             }
@@ -92,11 +93,11 @@ impl YibiaoStore {
     fn on_task<T>(
         &self,
         id: &str,
-        call: impl FnOnce(RecordId) -> yibiao_core::Result<T>,
+        call: impl FnOnce(RecordId) -> yibiao_store::Result<T>,
     ) -> Result<T, YibiaoError> {
         let task = Self::task_id(id)?;
         call(task).map_err(|e| match e {
-            yibiao_core::Error::NotFound(_) => YibiaoError::NotFound {
+            yibiao_store::Error::Model(yibiao_model::Error::NotFound(_)) => YibiaoError::NotFound {
                 id: task.to_string(),
                 detail: format!("task {task} is not on this phone (sync to receive new tasks)"),
             },
@@ -127,7 +128,7 @@ impl YibiaoStore {
     fn query_value(&self, field: &str, text: &str) -> Result<Value, YibiaoError> {
         let schema = self.inner.schema();
         if schema.field(field).is_none() {
-            return Err(yibiao_core::Error::BadQuery(format!(
+            return Err(yibiao_model::Error::BadQuery(format!(
                 "field `{field}` is not in the field dictionary"
             ))
             .into());
@@ -177,7 +178,7 @@ impl YibiaoStore {
     ) -> Result<SyncReport, YibiaoError> {
         let options = SyncOptions::from(&self.settings());
         let mut pulled = 0;
-        let result = yibiao_core::sync::sync(&self.inner, transport, &options, &mut |p| {
+        let result = yibiao_store::sync(&self.inner, transport, &options, &mut |p| {
             pulled = p.pulled;
             if let Some(l) = &listener {
                 notify("sync progress listener", || l.on_progress(p.into()));
@@ -250,7 +251,7 @@ impl YibiaoStore {
         guard(|| {
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let device = self.inner.device_id().to_string();
-            let e = yibiao_core::sync::http::enrol(&server_url, code.trim(), &device, timeout)?;
+            let e = yibiao_store::http::enrol(&server_url, code.trim(), &device, timeout)?;
             let cadre = CadreId::new(e.cadre.clone())?;
             self.inner.set_credentials(&Credentials {
                 server_url,
@@ -291,7 +292,7 @@ impl YibiaoStore {
     ) -> Result<String, YibiaoError> {
         guard(|| {
             if self.inner.schema().entity(&entity).is_none() {
-                return Err(yibiao_core::Error::UnknownEntity(entity).into());
+                return Err(yibiao_model::Error::UnknownEntity(entity).into());
             }
             let edits = self.edits(&entity, fields)?;
             let id = self

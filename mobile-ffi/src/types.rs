@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 
-use yibiao_core::store::{PhoneTask, PhoneTaskStatus, RefusedDoc, SyncStatus as CoreSyncStatus};
-use yibiao_core::sync::{SyncProgress as CoreProgress, SyncReport as CoreReport};
-use yibiao_core::task::{DoneHow, Receipt};
-use yibiao_core::{
-    Conflict, ConflictValue, HistoryEntry as CoreHistoryEntry, HistoryEvent as CoreEvent, Page,
-    Provenance as CoreProvenance, RecordSummary as CoreSummary, RecordView,
+use yibiao_model::task::{DoneHow, Receipt};
+use yibiao_model::{
+    Conflict, ConflictValue, HistoryEntry as CoreHistoryEntry, HistoryEvent as CoreEvent,
+    Provenance as CoreProvenance,
 };
+use yibiao_store::{Page, RecordSummary as CoreSummary, RecordView};
+use yibiao_store::{PhoneTask, PhoneTaskStatus, RefusedDoc, SyncStatus as CoreSyncStatus};
+use yibiao_sync::{SyncProgress as CoreProgress, SyncReport as CoreReport};
 
 /// What the server said at enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -449,8 +450,8 @@ impl From<Page> for RecordPage {
     }
 }
 
-impl From<yibiao_core::FormStatus> for FormStatus {
-    fn from(s: yibiao_core::FormStatus) -> Self {
+impl From<yibiao_store::FormStatus> for FormStatus {
+    fn from(s: yibiao_store::FormStatus) -> Self {
         Self {
             complete: s.complete(),
             form: s.form,

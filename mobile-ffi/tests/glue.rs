@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use yibiao_core::sync::hub::{Hub, HubConfig, MemoryHubStorage};
-use yibiao_core::sync::{DeviceAuth, DeviceScope, SyncRequest};
-use yibiao_core::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
-use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema};
 use yibiao_ffi::{
     AppTransport, ChangeObserver, RecordQuery, SyncHttpRequest, TaskDoneHow, TaskStatus,
     TransportFailure, YibiaoError, YibiaoStore,
 };
+use yibiao_model::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
+use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
+use yibiao_sync::hub::{Hub, HubConfig, MemoryHubStorage};
+use yibiao_sync::{DeviceAuth, DeviceScope, SyncRequest};
 
 fn open(dir: &tempfile::TempDir) -> Arc<YibiaoStore> {
     let path = dir.path().join("phone.db").display().to_string();
@@ -139,7 +139,7 @@ impl HubLink {
             hub: Hub::new(
                 Arc::new(Schema::baru_example()),
                 MemoryHubStorage::default(),
-                Arc::new(yibiao_core::clock::SystemClock),
+                Arc::new(yibiao_model::clock::SystemClock),
                 HubConfig::default(),
             ),
             auth: DeviceAuth {
@@ -181,7 +181,7 @@ impl HubLink {
     }
 
     /// This phone's receipt as the server holds it.
-    fn receipt(&self, task: &str, device: &str) -> yibiao_core::task::Receipt {
+    fn receipt(&self, task: &str, device: &str) -> yibiao_model::task::Receipt {
         let record = self
             .hub
             .record(task.parse().expect("id"))

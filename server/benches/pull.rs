@@ -49,10 +49,10 @@ use std::time::{Duration, Instant};
 
 use automerge::{ActorId, ChangeHash};
 use serde_json::{Value as Json, json};
-use yibiao_core::sync::HubStorage;
-use yibiao_core::sync::hub::{DocWrite, HubBatch};
-use yibiao_core::{Author, CadreId, DeviceId, FieldEdit, Record, RecordId, Schema, Scope};
+use yibiao_model::{Author, CadreId, DeviceId, FieldEdit, Record, RecordId, Schema, Scope};
 use yibiao_server::storage::SqliteStorage;
+use yibiao_sync::HubStorage;
+use yibiao_sync::hub::{DocWrite, HubBatch};
 
 type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
 

@@ -46,12 +46,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use yibiao_core::sync::client::{SyncOptions, SyncReport, Transport, TransportError, sync};
-use yibiao_core::sync::http::HttpTransport;
-use yibiao_core::sync::protocol::{
-    PullDoc, PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire,
-};
-use yibiao_core::{CadreId, FieldEdit, RecordId, Schema, Store, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::Store;
+use yibiao_store::http::HttpTransport;
+use yibiao_store::sync;
+use yibiao_sync::protocol::{PullDoc, PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
+use yibiao_sync::session::{SyncOptions, SyncReport, Transport, TransportError};
 
 type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
 

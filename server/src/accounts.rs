@@ -1,7 +1,7 @@
 //! Account operations shared by the admin HTTP API and the CLI, so an operator without
 //! HTTP tools can do everything an admin client can, with the same checks and messages.
 
-use yibiao_core::{CadreId, Schema};
+use yibiao_model::{CadreId, Schema};
 
 use crate::auth::{new_secret, token_hash};
 use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
@@ -31,8 +31,8 @@ pub enum AccountError {
     Storage(String),
 }
 
-impl From<yibiao_core::sync::hub::StorageError> for AccountError {
-    fn from(e: yibiao_core::sync::hub::StorageError) -> Self {
+impl From<yibiao_sync::hub::StorageError> for AccountError {
+    fn from(e: yibiao_sync::hub::StorageError) -> Self {
         AccountError::Storage(e.0)
     }
 }
@@ -147,7 +147,7 @@ pub fn enrol(
     code: &str,
     phone_device: &str,
 ) -> Result<Enrolled, AccountError> {
-    yibiao_core::DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    yibiao_model::DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
     let normalised = normalise_code(code);
     if normalised.len() != 8 || !normalised.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
         return Err(AccountError::BadCode(

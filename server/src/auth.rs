@@ -8,9 +8,9 @@
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
-use yibiao_core::Schema;
-use yibiao_core::schema::DepartmentDef;
-use yibiao_core::sync::{DeviceAuth, DeviceScope};
+use yibiao_model::Schema;
+use yibiao_model::schema::DepartmentDef;
+use yibiao_sync::{DeviceAuth, DeviceScope};
 
 use crate::error::ApiError;
 use crate::storage::{DeviceRow, ServerStorage};

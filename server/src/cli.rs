@@ -16,9 +16,9 @@ use crate::storage::{ServerStorage, SqliteStorage};
 use crate::tasks::{self, Issuer, NewTask, TaskProgress};
 use crate::{AppState, ServerHub, app};
 use clap::{ArgGroup, Parser, Subcommand};
-use yibiao_core::Schema;
-use yibiao_core::clock::SystemClock;
-use yibiao_core::sync::{Hub, HubConfig};
+use yibiao_model::Schema;
+use yibiao_model::clock::SystemClock;
+use yibiao_sync::{Hub, HubConfig};
 
 #[derive(Parser)]
 #[command(

@@ -24,9 +24,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use yibiao_core::Schema;
-use yibiao_core::clock::{Clock, SystemClock};
-use yibiao_core::sync::{Hub, HubConfig};
+use yibiao_model::Schema;
+use yibiao_model::clock::{Clock, SystemClock};
+use yibiao_sync::{Hub, HubConfig};
 
 pub use config::Config;
 use storage::{ServerStorage, SqliteStorage};

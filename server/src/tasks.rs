@@ -1,7 +1,7 @@
 //! Tasks, progress, the village x form summary and the burden report, shared by the HTTP
 //! API and the CLI so both give the same answers and the same refusals.
 //!
-//! A task is issued as one document per target village ([`yibiao_core::task`]); the
+//! A task is issued as one document per target village ([`yibiao_model::task`]); the
 //! hub commits them in one transaction, so they enter the feed together and each phone
 //! receives exactly its village's on its next sync. Progress is read from the stored
 //! summaries (receipts the phones wrote) and from the records themselves: a village is
@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use yibiao_core::schema::DepartmentDef;
-use yibiao_core::task::{
+use yibiao_model::schema::DepartmentDef;
+use yibiao_model::task::{
     DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
 };
-use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema};
+use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 
 use crate::ServerHub;
 use crate::storage::{ServerStorage, TaskDocRow};
@@ -74,8 +74,8 @@ pub enum TaskError {
     Storage(String),
 }
 
-impl From<yibiao_core::sync::hub::StorageError> for TaskError {
-    fn from(e: yibiao_core::sync::hub::StorageError) -> Self {
+impl From<yibiao_sync::hub::StorageError> for TaskError {
+    fn from(e: yibiao_sync::hub::StorageError) -> Self {
         TaskError::Storage(e.0)
     }
 }
@@ -251,7 +251,7 @@ fn check_form<'a>(
     schema: &'a Schema,
     issuer: &Issuer,
     form: &str,
-) -> Result<&'a yibiao_core::schema::FormDef, TaskError> {
+) -> Result<&'a yibiao_model::schema::FormDef, TaskError> {
     let def = schema.form(form).ok_or_else(|| {
         let known: Vec<&str> = schema.forms.keys().map(String::as_str).collect();
         TaskError::Invalid(format!(

@@ -9,12 +9,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use yibiao_core::clock::SystemClock;
-use yibiao_core::sync::HubStorage;
-use yibiao_core::sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
-use yibiao_core::{CadreId, FieldEdit, Schema, Store, Value};
+use yibiao_model::clock::SystemClock;
+use yibiao_model::{CadreId, FieldEdit, Schema, Value};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::{AppState, accounts, app};
+use yibiao_store::Store;
+use yibiao_sync::HubStorage;
+use yibiao_sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
 
 struct Fixture {
     state: AppState,

@@ -12,13 +12,14 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use yibiao_core::clock::SystemClock;
-use yibiao_core::sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
-use yibiao_core::sync::{DeviceAuth, DeviceScope};
-use yibiao_core::{CadreId, FieldEdit, RecordId, Schema, Store, Value as V};
+use yibiao_model::clock::SystemClock;
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value as V};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::routes::openapi::{ROUTES, document};
 use yibiao_server::{AppState, accounts, app};
+use yibiao_store::Store;
+use yibiao_sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
+use yibiao_sync::{DeviceAuth, DeviceScope};
 
 struct Fx {
     state: AppState,

@@ -12,14 +12,15 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use yibiao_core::clock::ManualClock;
-use yibiao_core::store::PhoneTaskStatus;
-use yibiao_core::sync::protocol::{SyncRequest, SyncResponse};
-use yibiao_core::sync::{DeviceAuth, DeviceScope, SyncOptions, Transport, TransportError};
-use yibiao_core::{CadreId, FieldEdit, RecordId, Schema, Store, Value as V};
+use yibiao_model::clock::ManualClock;
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value as V};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::storage::SqliteStorage;
 use yibiao_server::{AppState, ServerHub, accounts, app};
+use yibiao_store::PhoneTaskStatus;
+use yibiao_store::Store;
+use yibiao_sync::protocol::{SyncRequest, SyncResponse};
+use yibiao_sync::{DeviceAuth, DeviceScope, SyncOptions, Transport, TransportError};
 
 /// 2026-11-24 09:00 in UTC+8.
 const MORNING: i64 = 1_795_482_000_000;
@@ -159,7 +160,7 @@ impl Phone {
     }
 
     fn sync(&self) {
-        let report = yibiao_core::sync::client::run(
+        let report = yibiao_store::sync_with_sleep(
             &self.store,
             &self.transport,
             &SyncOptions::default(),
@@ -181,7 +182,7 @@ fn dibao_complete() -> Vec<FieldEdit> {
         set("household_size", V::Integer(4)),
         set(
             "annual_income",
-            V::Decimal(yibiao_core::value::Decimal::new(1200000, 2)),
+            V::Decimal(yibiao_model::value::Decimal::new(1200000, 2)),
         ),
         set("dibao_status", V::Choice("enrolled".into())),
         set("visit_date", V::Date("2026-11-24".parse().unwrap())),
@@ -252,7 +253,10 @@ async fn a_task_reaches_only_its_villages_and_receipts_come_back_without_anyone_
     assert_eq!(t.status, PhoneTaskStatus::New);
     assert!(t.receipt.delivered_ms.is_some());
     // Tasks are not records: queries never list them.
-    let page = tujiang.store.query(&yibiao_core::Query::default()).unwrap();
+    let page = tujiang
+        .store
+        .query(&yibiao_store::Query::default())
+        .unwrap();
     assert!(page.records.is_empty());
 
     // The issuer sees delivery without anyone replying "received".
@@ -519,7 +523,7 @@ async fn done_follows_form_completeness_and_overdue_follows_the_clock() {
     );
     phone.sync();
     let receipt = phone.store.tasks().unwrap().remove(0).receipt;
-    assert_eq!(receipt.done, Some(yibiao_core::task::DoneHow::Complete));
+    assert_eq!(receipt.done, Some(yibiao_model::task::DoneHow::Complete));
     let (_, p) = call(&fx, "GET", &format!("/v1/tasks/{id}"), &fx.admin, None).await;
     let tj = village(&p, "tujiang");
     assert_eq!(tj["status"], "done", "{tj}");

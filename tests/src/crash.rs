@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use yibiao_core::RecordId;
+use yibiao_model::RecordId;
 
 /// Villages the writer spreads its households over (all in the Baru example schema).
 pub const VILLAGES: &[&str] = &["tujiang", "baru", "shanzhong", "heping", "xinmin", "lianhe"];

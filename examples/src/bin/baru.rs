@@ -29,12 +29,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use yibiao_core::sync::http::HttpTransport;
-use yibiao_core::sync::{RetryPolicy, SyncOptions};
-use yibiao_core::value::Decimal;
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, Value};
+use yibiao_model::value::Decimal;
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::{AppState, accounts, app};
+use yibiao_store::http::HttpTransport;
+use yibiao_store::{Query, Store};
+use yibiao_sync::{RetryPolicy, SyncOptions};
 use yibiao_tests::proxy::{LinkProfile, Proxy};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -208,11 +209,10 @@ fn sync_round(
                         done.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let mut last = yibiao_core::sync::SyncProgress::default();
-                    let result =
-                        yibiao_core::sync::sync(&p.store, &p.transport, &options, &mut |pr| {
-                            last = pr.clone();
-                        });
+                    let mut last = yibiao_sync::SyncProgress::default();
+                    let result = yibiao_store::sync(&p.store, &p.transport, &options, &mut |pr| {
+                        last = pr.clone();
+                    });
                     match result {
                         Ok(r) if r.complete && r.refused.is_empty() => {
                             add_wire(wire, &r.progress);
@@ -258,7 +258,7 @@ fn sync_round(
     Ok(started.elapsed())
 }
 
-fn add_wire(w: &Wire, p: &yibiao_core::sync::SyncProgress) {
+fn add_wire(w: &Wire, p: &yibiao_sync::SyncProgress) {
     w.requests
         .fetch_add(u64::from(p.requests), Ordering::Relaxed);
     w.bytes_up.fetch_add(p.bytes_up, Ordering::Relaxed);
@@ -487,8 +487,7 @@ fn run() -> Res<bool> {
     )?;
     let office_link = HttpTransport::new(&server_url, &office_token, Duration::from_secs(60));
     let office_sync = || -> Res<()> {
-        let r =
-            yibiao_core::sync::sync(&office, &office_link, &SyncOptions::default(), &mut |_| {})?;
+        let r = yibiao_store::sync(&office, &office_link, &SyncOptions::default(), &mut |_| {})?;
         if !r.complete || !r.refused.is_empty() {
             return Err(format!("office sync incomplete: {r:?}").into());
         }

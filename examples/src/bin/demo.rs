@@ -17,8 +17,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use yibiao_core::record::HistoryEvent;
-use yibiao_core::{CadreId, FieldEdit, Query, Schema, Store, Value};
+use yibiao_model::record::HistoryEvent;
+use yibiao_model::{CadreId, FieldEdit, Schema, Value};
+use yibiao_store::{Query, Store};
 
 fn main() -> ExitCode {
     match run() {
@@ -214,6 +215,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn rust_decimal_from(s: &str) -> Result<yibiao_core::value::Decimal, String> {
-    yibiao_core::value::Decimal::from_str(s).map_err(|e| e.to_string())
+fn rust_decimal_from(s: &str) -> Result<yibiao_model::value::Decimal, String> {
+    yibiao_model::value::Decimal::from_str(s).map_err(|e| e.to_string())
 }

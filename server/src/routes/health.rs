@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use yibiao_core::sync::HubStorage;
+use yibiao_sync::HubStorage;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -19,7 +19,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
             ApiError::Internal
         })?;
     Ok(Json(
-        json!({ "status": "ok", "records": records, "protocol": yibiao_core::sync::PROTOCOL_VERSION }),
+        json!({ "status": "ok", "records": records, "protocol": yibiao_sync::PROTOCOL_VERSION }),
     ))
 }
 

@@ -16,8 +16,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
-use yibiao_core::RecordId;
-use yibiao_core::schema::{DepartmentDef, VillageScope};
+use yibiao_model::RecordId;
+use yibiao_model::schema::{DepartmentDef, VillageScope};
 
 use super::blocking;
 use crate::AppState;

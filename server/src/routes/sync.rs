@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use yibiao_core::sync::hub::HubError;
-use yibiao_core::sync::protocol::{PROTOCOL_VERSION, ProtocolError, SyncRequest, peek_version};
+use yibiao_sync::hub::HubError;
+use yibiao_sync::protocol::{PROTOCOL_VERSION, ProtocolError, SyncRequest, peek_version};
 
 use super::blocking;
 use crate::AppState;

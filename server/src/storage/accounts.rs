@@ -2,7 +2,7 @@
 //! tokens. Every secret is stored as a SHA-256 hash only.
 
 use rusqlite::{OptionalExtension, params};
-use yibiao_core::sync::hub::StorageError;
+use yibiao_sync::hub::StorageError;
 
 use super::sqlite::{SqliteStorage, err, lock};
 use super::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem};

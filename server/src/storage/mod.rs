@@ -2,7 +2,7 @@
 //! and the department read model.
 //!
 //! Handlers never see SQL: sync goes through the hub, which goes through
-//! [`yibiao_core::sync::HubStorage`]; accounts and department reads go through
+//! [`yibiao_sync::HubStorage`]; accounts and department reads go through
 //! [`ServerStorage`]. A PostgreSQL implementation slots in beside
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
@@ -11,9 +11,9 @@ pub mod sqlite;
 mod tasks;
 mod views;
 
-use yibiao_core::RecordId;
-use yibiao_core::sync::HubStorage;
-use yibiao_core::sync::hub::StorageError;
+use yibiao_model::RecordId;
+use yibiao_sync::HubStorage;
+use yibiao_sync::hub::StorageError;
 
 pub use sqlite::{DeviceRow, SqliteStorage};
 
@@ -101,7 +101,7 @@ pub struct TaskDocRow {
     pub issuer: String,
     /// Its target village.
     pub village: Option<String>,
-    /// `{"spec": ..., "receipts": ..., "cancelled": ...}` (see `yibiao_core::task`).
+    /// `{"spec": ..., "receipts": ..., "cancelled": ...}` (see `yibiao_model::task`).
     pub json: String,
 }
 

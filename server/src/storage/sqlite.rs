@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, params};
-use yibiao_core::RecordId;
-use yibiao_core::sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError};
+use yibiao_model::RecordId;
+use yibiao_sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError};
 
 const STEPS: &[&str] = &[
     r#"
@@ -328,7 +328,7 @@ impl HubStorage for SqliteStorage {
             .map_err(err)?;
             tx.execute("DELETE FROM feed WHERE record_id = ?1", [id])
                 .map_err(err)?;
-            if doc.entity == yibiao_core::task::TASK_ENTITY {
+            if doc.entity == yibiao_model::task::TASK_ENTITY {
                 tx.execute(
                     // A summary without a readable spec indexes nothing rather than
                     // failing the whole page.
@@ -489,7 +489,7 @@ mod tests {
     fn sqlite_storage_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = std::sync::atomic::AtomicUsize::new(0);
-        yibiao_core::sync::hub::conformance::run_all(|| {
+        yibiao_sync::hub::conformance::run_all(|| {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             super::SqliteStorage::open(&dir.path().join(format!("hub-{i}.db"))).expect("open")
         });

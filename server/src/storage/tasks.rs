@@ -3,8 +3,8 @@
 //! same transaction as the document (see `commit`).
 
 use rusqlite::params;
-use yibiao_core::RecordId;
-use yibiao_core::sync::hub::StorageError;
+use yibiao_model::RecordId;
+use yibiao_sync::hub::StorageError;
 
 use super::sqlite::{SqliteStorage, err, id_of, lock};
 use super::{StoredRecord, TaskDocRow, TypedCount};

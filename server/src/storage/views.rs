@@ -2,8 +2,8 @@
 //! `docs` summaries (no document is decoded on the read path), by keyset pages.
 
 use rusqlite::types::Value as Sql;
-use yibiao_core::RecordId;
-use yibiao_core::sync::hub::StorageError;
+use yibiao_model::RecordId;
+use yibiao_sync::hub::StorageError;
 
 use super::sqlite::{SqliteStorage, err, id_of, lock};
 use super::{RecordFilter, StoredRecord};

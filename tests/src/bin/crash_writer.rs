@@ -18,7 +18,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::{Query, Store};
 use yibiao_tests::crash::{Report, VILLAGES, household_head, household_size, notes};
 
 fn main() -> ExitCode {
@@ -37,7 +38,7 @@ fn existing_households(store: &Store) -> Result<Vec<RecordId>, Box<dyn Error>> {
     let mut q = Query {
         entity: Some("household".into()),
         include_deleted: true,
-        limit: yibiao_core::store::MAX_PAGE,
+        limit: yibiao_store::MAX_PAGE,
         ..Query::default()
     };
     loop {

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use yibiao_core::sync::client::{self, SyncOptions};
-use yibiao_core::sync::http::HttpTransport;
-use yibiao_core::{CadreId, Schema, Store};
+use yibiao_model::{CadreId, Schema};
+use yibiao_store::Store;
+use yibiao_store::http::HttpTransport;
+use yibiao_sync::session::SyncOptions;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -28,7 +29,7 @@ fn main() -> std::process::ExitCode {
         max_response_bytes: 16 * 1024,
         ..SyncOptions::default()
     };
-    let result = client::sync(&store, &transport, &options, &mut |p| {
+    let result = yibiao_store::sync(&store, &transport, &options, &mut |p| {
         println!("pushed {}", p.pushed);
     });
     match result {

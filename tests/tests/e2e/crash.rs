@@ -23,8 +23,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use yibiao_core::store::MAX_PAGE;
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, RecordView, Schema, Store, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::MAX_PAGE;
+use yibiao_store::{Query, RecordView, Store};
 use yibiao_tests::crash::{
     Report, household_head, household_head_counter, household_size, notes, notes_counter,
 };

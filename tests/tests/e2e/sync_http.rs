@@ -8,12 +8,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::server_process::{ServerProcess, add_device};
-use yibiao_core::record::{HistoryEvent, Record};
-use yibiao_core::sync::client::{self, RetryPolicy, SyncOptions};
-use yibiao_core::sync::http::HttpTransport;
-use yibiao_core::sync::{DeviceScope, HubStorage};
-use yibiao_core::{CadreId, FieldEdit, Query, RecordId, Schema, Store, Value};
+use yibiao_model::record::{HistoryEvent, Record};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_server::storage::SqliteStorage;
+use yibiao_store::http::HttpTransport;
+use yibiao_store::{Query, Store};
+use yibiao_sync::session::{RetryPolicy, SyncOptions};
+use yibiao_sync::{DeviceScope, HubStorage};
 use yibiao_tests::proxy::{LinkProfile, Proxy};
 
 fn schema() -> Arc<Schema> {
@@ -35,7 +36,7 @@ fn options() -> SyncOptions {
 
 fn sync_until_complete(store: &Store, transport: &HttpTransport) {
     for _ in 0..30 {
-        match client::sync(store, transport, &options(), &mut |_| {}) {
+        match yibiao_store::sync(store, transport, &options(), &mut |_| {}) {
             Ok(report) if report.complete => return,
             Ok(_) => {}
             Err(e) => eprintln!("sync attempt failed, trying again: {e}"),
@@ -279,7 +280,7 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
         let syncing = s.spawn(|| {
             let mut opts = options();
             opts.retry.attempts = 200;
-            client::sync(&store, &transport, &opts, &mut |p| {
+            yibiao_store::sync(&store, &transport, &opts, &mut |p| {
                 let _ = tx.send(p.pushed);
             })
         });
@@ -335,7 +336,7 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
     )
     .expect("store");
     let t2 = HttpTransport::new(&server.url(), &token2, Duration::from_secs(20));
-    let report = client::sync(&other, &t2, &options(), &mut |_| {}).expect("pull");
+    let report = yibiao_store::sync(&other, &t2, &options(), &mut |_| {}).expect("pull");
     assert!(
         report.complete && report.progress.pulled == 400 && report.progress.pages > 2,
         "{report:?}"
@@ -391,7 +392,7 @@ fn a_phone_killed_mid_sync_resumes_without_resending_what_was_acknowledged() {
         "acknowledged pages stay acknowledged ({pending} pending)"
     );
     let transport = HttpTransport::new(&proxy.url(), &token, Duration::from_secs(20));
-    let report = client::sync(&store, &transport, &options(), &mut |_| {}).expect("resume");
+    let report = yibiao_store::sync(&store, &transport, &options(), &mut |_| {}).expect("resume");
     assert!(report.complete);
     assert!(
         report.progress.pushed as i64 <= pending,

@@ -1,0 +1,53 @@
+//! The phone store's error: the model's errors, plus what SQLite and the file can do.
+//!
+//! Boundaries (FFI, CLI) convert [`Error`] into their own few variants in one place each.
+//! Messages are lowercase, name the thing at fault and never contain SQL.
+
+pub use yibiao_model::Error as ModelError;
+use yibiao_model::ids::BadId;
+use yibiao_model::schema::ValidationError;
+
+/// Result with the store's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the phone store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A refusal of the model: bad value, unknown entity, missing record...
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The store's own bookkeeping is damaged.
+    #[error("the local store is damaged: {0}")]
+    CorruptStore(String),
+    /// The store file was written by a newer yibiao.
+    #[error(
+        "the store was written by a newer yibiao (store version {found}, this build reads up to {supported}); update the app"
+    )]
+    StoreTooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The underlying SQLite database failed.
+    #[error("local database error: {0}")]
+    Storage(#[from] rusqlite::Error),
+}
+
+impl From<ValidationError> for Error {
+    fn from(e: ValidationError) -> Self {
+        Error::Model(e.into())
+    }
+}
+
+impl From<BadId> for Error {
+    fn from(e: BadId) -> Self {
+        Error::Model(e.into())
+    }
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::Model(e.into())
+    }
+}

@@ -1,0 +1,148 @@
+//! The built-in HTTP transport: blocking, rustls, no OpenSSL to ship on phones.
+
+use std::time::Duration;
+
+use yibiao_sync::session::{Transport, TransportError};
+
+/// Media type of sync bodies.
+pub const SYNC_CONTENT_TYPE: &str = "application/x-yibiao-sync";
+/// Largest response body accepted.
+const MAX_RESPONSE: u64 = 32 * 1024 * 1024;
+
+/// POSTs sync bodies to `<server>/v1/sync` with a bearer token.
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    url: String,
+    token: String,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// A transport to `server_url` (e.g. `http://10.0.0.2:8080`), authenticating with the
+    /// device's `token`. `timeout` bounds one whole exchange: on a 2G link give minutes.
+    pub fn new(server_url: &str, token: &str, timeout: Duration) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            agent,
+            url: format!("{}/v1/sync", server_url.trim_end_matches('/')),
+            token: token.to_owned(),
+        }
+    }
+}
+
+fn network(e: ureq::Error) -> TransportError {
+    match e {
+        ureq::Error::Timeout(_) => TransportError::Timeout,
+        other => TransportError::Network(other.to_string()),
+    }
+}
+
+impl Transport for HttpTransport {
+    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut response = self
+            .agent
+            .post(&self.url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", SYNC_CONTENT_TYPE)
+            .send(request)
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(network)?;
+        if status == 200 {
+            return Ok(body);
+        }
+        // Errors come as the server's JSON envelope: {"error": {"code", "message"}}.
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        Err(TransportError::Status { status, message })
+    }
+}
+
+/// What the server answers to a successful enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Enrolment {
+    /// The device token; keep it secret (see [`crate::store::Store::set_credentials`]).
+    pub token: String,
+    /// The server's key for this device.
+    pub device: String,
+    /// The cadre the code was issued to.
+    pub cadre: String,
+    /// The village the device may read and write; `None` for township staff.
+    pub village: Option<String>,
+}
+
+/// Why enrolment failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolError {
+    /// The code is unknown, expired or already used.
+    #[error("{0}")]
+    BadCode(String),
+    /// The server could not be reached or answered badly.
+    #[error("enrolment failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+/// Enrols this phone with a one-time code: `POST <server>/v1/enrol`.
+pub fn enrol(
+    server_url: &str,
+    code: &str,
+    device: &str,
+    timeout: Duration,
+) -> Result<Enrolment, EnrolError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/v1/enrol", server_url.trim_end_matches('/'));
+    let body = serde_json::json!({ "code": code, "device": device }).to_string();
+    let mut response = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .map_err(network)?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .map_err(network)?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    match status {
+        200 | 201 => serde_json::from_value(json).map_err(|e| {
+            EnrolError::Transport(TransportError::Network(format!(
+                "unexpected enrolment answer: {e}"
+            )))
+        }),
+        400 | 401 | 404 | 410 => Err(EnrolError::BadCode(
+            json["error"]["message"]
+                .as_str()
+                .unwrap_or("the enrolment code was refused")
+                .to_owned(),
+        )),
+        _ => Err(EnrolError::Transport(TransportError::Status {
+            status,
+            message: json["error"]["message"].as_str().unwrap_or("").to_owned(),
+        })),
+    }
+}

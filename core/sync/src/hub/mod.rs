@@ -1,0 +1,559 @@
+//! The server's side of sync, sans I/O: take a decoded request, return a response.
+//!
+//! The hub merges pushed documents after checking every new change against the schema
+//! and the device's scope ([`super::check`]), commits the whole page in one storage
+//! transaction, then pages through the change feed of the device's scope.
+//!
+//! **The feed.** Storage keeps one row per record with a sequence number that is renewed
+//! every time the record changes, so "everything changed since cursor X" is one range
+//! scan, and a device's cursor is simply the last sequence it stored.
+//!
+//! **What a device already holds.** Storage remembers, per device and record, heads the
+//! device is known to hold: the heads it pushed, and the heads the hub sent once the
+//! device's next cursor proves that page was stored. With those, a pull sends nothing for
+//! a record the device itself just pushed (no echo), only the missing changes for a
+//! record it has, and a compacted document for a record it has never seen.
+//!
+//! Storage is a trait ([`HubStorage`]) so the server can run on SQLite or PostgreSQL and
+//! tests on [`MemoryHubStorage`]; [`conformance`] is the suite every implementation passes.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::ActorId;
+use lru::LruCache;
+
+use crate::check::{check_changes, typed_values};
+use crate::protocol::{
+    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire,
+    heads_to_wire,
+};
+use yibiao_model::clock::Clock;
+use yibiao_model::ids::{DeviceId, RecordId};
+use yibiao_model::record::Record;
+use yibiao_model::schema::Schema;
+use yibiao_model::task;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+mod memory;
+mod storage;
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryHubStorage;
+pub use storage::{
+    DeviceAuth, DeviceScope, DocWrite, FeedEntry, HubBatch, HubStorage, StorageError,
+};
+
+const MISSING_HISTORY: &str =
+    "the server does not hold the history these changes build on; the whole record will be sent";
+
+/// Tuning of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Store a snapshot instead of another chunk once a document has this many.
+    pub compact_after_chunks: usize,
+    /// Smallest and largest response budget a device may ask for.
+    pub response_bytes: (u32, u32),
+    /// Decoded documents kept in memory.
+    pub cached_documents: usize,
+    /// Feed rows scanned per pull page.
+    pub feed_scan: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            compact_after_chunks: 32,
+            response_bytes: (4 * 1024, 8 * 1024 * 1024),
+            cached_documents: 1024,
+            feed_scan: 512,
+        }
+    }
+}
+
+/// Why an exchange failed as a whole (per-document problems are refusals instead).
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The request itself is unusable.
+    #[error("bad sync request: {0}")]
+    BadRequest(String),
+    /// Storage failed; nothing of the page was committed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Counters of one exchange, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeStats {
+    /// Documents accepted.
+    pub accepted: usize,
+    /// Documents refused.
+    pub refused: usize,
+    /// Documents sent.
+    pub sent: usize,
+    /// Pushed documents that held nothing new.
+    pub duplicates: usize,
+}
+
+/// The server-side sync engine.
+pub struct Hub<S> {
+    schema: Arc<Schema>,
+    storage: S,
+    clock: Arc<dyn Clock>,
+    config: HubConfig,
+    actor: ActorId,
+    write: Mutex<()>,
+    cache: Mutex<LruCache<RecordId, Record>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: HubStorage> Hub<S> {
+    /// A hub over `storage`.
+    pub fn new(schema: Arc<Schema>, storage: S, clock: Arc<dyn Clock>, config: HubConfig) -> Self {
+        let size = NonZeroUsize::new(config.cached_documents.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            schema,
+            storage,
+            clock,
+            config,
+            actor: ActorId::random(),
+            write: Mutex::new(()),
+            cache: Mutex::new(LruCache::new(size)),
+        }
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// A record as the hub holds it, if any.
+    pub fn record(&self, id: RecordId) -> Result<Option<Record>, StorageError> {
+        let mut cache = lock(&self.cache);
+        self.cached(&mut cache, id)?;
+        Ok(cache.get(&id).cloned())
+    }
+
+    fn cached(
+        &self,
+        cache: &mut LruCache<RecordId, Record>,
+        id: RecordId,
+    ) -> Result<bool, StorageError> {
+        if cache.contains(&id) {
+            return Ok(true);
+        }
+        let Some(chunks) = self.storage.load(id)? else {
+            return Ok(false);
+        };
+        let record = Record::load(id, self.actor.clone(), &chunks)
+            .map_err(|e| StorageError(format!("stored record {id} does not load: {e}")))?;
+        cache.put(id, record);
+        Ok(true)
+    }
+
+    /// Handles one exchange for `auth`.
+    pub fn handle(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+    ) -> Result<(SyncResponse, ExchangeStats), HubError> {
+        DeviceId::new(req.device.as_str()).map_err(|e| HubError::BadRequest(e.to_string()))?;
+        let mut stats = ExchangeStats::default();
+        let mut response = SyncResponse {
+            server_time_ms: self.clock.now_ms(),
+            ..SyncResponse::default()
+        };
+        self.push(auth, req, &mut response, &mut stats)?;
+        self.pull(auth, req, &mut response, &mut stats)?;
+        Ok((response, stats))
+    }
+
+    fn push(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        response: &mut SyncResponse,
+        stats: &mut ExchangeStats,
+    ) -> Result<(), HubError> {
+        // The cache lock is held through the commit: no pull may see a merged document
+        // before it is durable, nor one that is being refused.
+        let _writer = lock(&self.write);
+        let mut cache = lock(&self.cache);
+        let mut batch = HubBatch {
+            device: auth.key.clone(),
+            confirm_upto: req.cursor,
+            ..HubBatch::default()
+        };
+        let mut touched = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for doc in &req.push {
+            let id = RecordId::from(doc.record);
+            if !seen.insert(id) {
+                return Err(HubError::BadRequest(format!(
+                    "record {id} is pushed twice in one request"
+                )));
+            }
+            match self.merge_one(&mut cache, auth, &req.device, doc) {
+                Ok(Some(write)) => {
+                    touched.push(id);
+                    batch.docs.push(write);
+                    batch.device_heads.push((id, heads_from_wire(&doc.heads)));
+                    response.accepted.push(doc.record);
+                    stats.accepted += 1;
+                }
+                Ok(None) => {
+                    batch.device_heads.push((id, heads_from_wire(&doc.heads)));
+                    response.accepted.push(doc.record);
+                    stats.accepted += 1;
+                    stats.duplicates += 1;
+                }
+                Err((code, message)) => {
+                    cache.pop(&id);
+                    tracing::info!(device = %auth.key, record = %id, ?code, %message, "refused a pushed document");
+                    response.refused.push(Refusal {
+                        record: doc.record,
+                        code,
+                        message,
+                    });
+                    stats.refused += 1;
+                }
+            }
+        }
+        if let Err(e) = self.storage.commit(&batch) {
+            for id in touched {
+                cache.pop(&id);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Merges one pushed document into the cached copy. `Ok(None)`: nothing new.
+    fn merge_one(
+        &self,
+        cache: &mut LruCache<RecordId, Record>,
+        auth: &DeviceAuth,
+        device: &str,
+        doc: &PushDoc,
+    ) -> Result<Option<DocWrite>, (RefusalCode, String)> {
+        let id = RecordId::from(doc.record);
+        let internal = |e: StorageError| {
+            tracing::error!(record = %id, error = %e, "storage failed while merging");
+            (
+                RefusalCode::Malformed,
+                "the server could not read its copy; try again later".to_owned(),
+            )
+        };
+        let exists = self.cached(cache, id).map_err(internal)?;
+        let malformed =
+            |e: yibiao_model::Error| (RefusalCode::Malformed, format!("record {id}: {e}"));
+        let (record, before, is_new) = if exists {
+            let record = cache
+                .get_mut(&id)
+                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
+            let before = record.heads();
+            let before_scope = record.scope();
+            record.merge_bytes(&doc.bytes).map_err(malformed)?;
+            if record.scope() != before_scope {
+                return Err((
+                    RefusalCode::NotARecord,
+                    "a record cannot move to another place".into(),
+                ));
+            }
+            (record, before, false)
+        } else {
+            let record = Record::load_untrusted(id, self.actor.clone(), &doc.bytes).map_err(
+                |e| match e {
+                    yibiao_model::Error::Corrupt { problem, .. } => {
+                        // A delta whose base we lack also fails the shape check: tell the
+                        // device to send the whole record instead of calling it corrupt.
+                        let mut raw = automerge::Automerge::new();
+                        let lacks_base = raw.load_incremental(&doc.bytes).is_ok()
+                            && heads_from_wire(&doc.heads)
+                                .iter()
+                                .any(|h| raw.get_change_meta_by_hash(h).is_none());
+                        if lacks_base {
+                            (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
+                        } else {
+                            (RefusalCode::NotARecord, format!("record {id}: {problem}"))
+                        }
+                    }
+                    other => malformed(other),
+                },
+            )?;
+            cache.put(id, record);
+            let record = cache
+                .get_mut(&id)
+                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
+            (record, Vec::new(), true)
+        };
+        // Every head the device declares must now be present, or we hold a gap.
+        let missing = heads_from_wire(&doc.heads)
+            .iter()
+            .any(|h| record.doc().get_change_meta_by_hash(h).is_none());
+        if missing {
+            return Err((RefusalCode::MissingHistory, MISSING_HISTORY.to_owned()));
+        }
+        let new_changes = record.doc().get_changes(&before);
+        if new_changes.is_empty() {
+            return Ok(None);
+        }
+        let is_task = task::is_task(record);
+        if is_task {
+            task::check_task_changes(record, &new_changes, is_new, device).map_err(|e| {
+                let code = match e {
+                    task::TaskRefusal::Forbidden(_) => RefusalCode::NotARecord,
+                    task::TaskRefusal::BadReceipt(_) => RefusalCode::InvalidValue,
+                };
+                (code, e.message().to_owned())
+            })?;
+        } else {
+            check_changes(&self.schema, record, &new_changes, is_new, device)?;
+        }
+        let scope = record.scope();
+        if scope.township != self.schema.township.id {
+            return Err((
+                RefusalCode::OutOfScope,
+                format!(
+                    "record belongs to township `{}`, this server serves `{}`",
+                    scope.township, self.schema.township.id
+                ),
+            ));
+        }
+        if let Some(v) = &scope.village
+            && !self.schema.has_village(v)
+        {
+            return Err((RefusalCode::OutOfScope, format!("unknown village `{v}`")));
+        }
+        if !auth.scope.contains(scope.village.as_deref()) {
+            let DeviceScope::Village(mine) = &auth.scope else {
+                return Err((RefusalCode::OutOfScope, "out of scope".into()));
+            };
+            return Err((
+                RefusalCode::OutOfScope,
+                format!(
+                    "record belongs to {}; this device may only write village `{mine}`",
+                    scope
+                        .village
+                        .as_deref()
+                        .map(|v| format!("village `{v}`"))
+                        .unwrap_or_else(|| "the township".into())
+                ),
+            ));
+        }
+        let chunks_now = if is_new {
+            0
+        } else {
+            self.storage
+                .load(id)
+                .map_err(internal)?
+                .map_or(0, |c| c.len())
+        };
+        let snapshot = is_new || chunks_now + 1 >= self.config.compact_after_chunks;
+        let chunk = if snapshot {
+            record.save()
+        } else {
+            record.save_after(&before)
+        };
+        let typed = if is_task {
+            Vec::new()
+        } else {
+            typed_values(record, &new_changes)
+        };
+        Ok(Some(self.doc_write(record, chunk, snapshot, typed)))
+    }
+
+    /// What storage keeps of one written document: the chunk, and the summaries the
+    /// read side uses without decoding (values and conflicts of a record; spec and
+    /// receipts of a task).
+    fn doc_write(
+        &self,
+        record: &Record,
+        chunk: Vec<u8>,
+        snapshot: bool,
+        typed: Vec<(i64, String)>,
+    ) -> DocWrite {
+        let is_task = task::is_task(record);
+        DocWrite {
+            id: record.id(),
+            entity: record.entity(),
+            village: record.scope().village,
+            chunk,
+            snapshot,
+            heads: record.heads(),
+            values_json: if is_task {
+                task::task_json(record)
+            } else {
+                record.values_json(&self.schema)
+            },
+            conflicts_json: if is_task {
+                "{}".to_owned()
+            } else {
+                record.conflicts_json(&self.schema)
+            },
+            deleted: record.is_deleted(),
+            typed,
+        }
+    }
+
+    /// Commits documents the server itself wrote (tasks issued or cancelled) in one
+    /// storage transaction, so they enter the feed like any pushed change. Each is stored
+    /// as a whole snapshot.
+    pub fn commit_server_docs(&self, records: Vec<Record>) -> Result<(), StorageError> {
+        let _writer = lock(&self.write);
+        let mut cache = lock(&self.cache);
+        let batch = HubBatch {
+            device: String::new(),
+            docs: records
+                .iter()
+                .map(|record| self.doc_write(record, record.save(), true, Vec::new()))
+                .collect(),
+            ..HubBatch::default()
+        };
+        for record in &records {
+            cache.pop(&record.id());
+        }
+        self.storage.commit(&batch)?;
+        for record in records {
+            cache.put(record.id(), record);
+        }
+        Ok(())
+    }
+
+    /// Applies a server-side edit (cancelling a task...) to stored documents under the
+    /// hub's write lock, on the very documents pushes merge into, so no concurrent push
+    /// is lost; the new changes are committed as chunks in one transaction. Returns how
+    /// many documents changed; `edit` returns false to leave one unchanged.
+    pub fn update_server_docs(
+        &self,
+        ids: &[RecordId],
+        mut edit: impl FnMut(&mut Record) -> yibiao_model::Result<bool>,
+    ) -> Result<usize, StorageError> {
+        let _writer = lock(&self.write);
+        let mut cache = lock(&self.cache);
+        let mut batch = HubBatch::default();
+        let mut touched = Vec::new();
+        let mut result = Ok(());
+        for &id in ids {
+            match self.cached(&mut cache, id) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            let Some(record) = cache.get_mut(&id) else {
+                continue;
+            };
+            let before = record.heads();
+            touched.push(id);
+            match edit(record) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    result = Err(StorageError(format!("editing {id}: {e}")));
+                    break;
+                }
+            }
+            let chunk = record.save_after(&before);
+            batch
+                .docs
+                .push(self.doc_write(record, chunk, false, Vec::new()));
+        }
+        let result = result.and_then(|()| {
+            if batch.docs.is_empty() {
+                Ok(())
+            } else {
+                self.storage.commit(&batch)
+            }
+        });
+        if let Err(e) = result {
+            for id in touched {
+                cache.pop(&id);
+            }
+            return Err(e);
+        }
+        Ok(batch.docs.len())
+    }
+
+    /// The hub's automerge actor, for documents the server writes.
+    pub fn actor(&self) -> ActorId {
+        self.actor.clone()
+    }
+
+    fn pull(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        response: &mut SyncResponse,
+        stats: &mut ExchangeStats,
+    ) -> Result<(), HubError> {
+        let (lo, hi) = self.config.response_bytes;
+        let budget = req.max_response_bytes.clamp(lo, hi) as usize;
+        let entries = self
+            .storage
+            .feed_after(&auth.scope, req.cursor, self.config.feed_scan)?;
+        let ids: Vec<RecordId> = entries.iter().map(|e| e.id).collect();
+        let known = self.storage.device_heads(&auth.key, &ids)?;
+        let mut size: usize = response.refused.iter().map(|r| r.message.len() + 24).sum();
+        let mut cursor = req.cursor;
+        let mut sent = Vec::new();
+        let mut stopped_early = false;
+        for entry in &entries {
+            let mut cache = lock(&self.cache);
+            if !self.cached(&mut cache, entry.id)? {
+                cursor = entry.seq;
+                continue;
+            }
+            let Some(record) = cache.get(&entry.id) else {
+                continue;
+            };
+            let heads = record.heads();
+            let device_has = known.get(&entry.id);
+            if device_has == Some(&heads) {
+                cursor = entry.seq;
+                continue;
+            }
+            let bytes = match device_has {
+                Some(h)
+                    if !h.is_empty()
+                        && h.iter()
+                            .all(|x| record.doc().get_change_meta_by_hash(x).is_some()) =>
+                {
+                    record.save_after(h)
+                }
+                _ => record.save_for_wire(),
+            };
+            if !response.docs.is_empty() && size + bytes.len() > budget {
+                stopped_early = true;
+                break;
+            }
+            size += bytes.len() + 56;
+            sent.push((entry.id, heads.clone(), entry.seq));
+            response.docs.push(PullDoc {
+                record: WireId::from(entry.id),
+                heads: heads_to_wire(&heads),
+                bytes,
+            });
+            cursor = entry.seq;
+        }
+        response.cursor = cursor;
+        response.more = stopped_early || entries.len() >= self.config.feed_scan;
+        stats.sent = response.docs.len();
+        if !sent.is_empty() {
+            self.storage.note_sent(&auth.key, &sent)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! The wire format of one sync exchange: one request, one response, both binary.
+//!
+//! ```text
+//! body = "YBS" | version: u8 | zstd( postcard( SyncRequest | SyncResponse ) )
+//! ```
+//!
+//! Why: a village link carries a few kilobits per second, so every byte counts. Automerge
+//! changes are already compact columnar data; postcard adds almost nothing around them
+//! (varints, no field names) and zstd squeezes the ids, heads and repeated strings. The
+//! version byte sits *before* the compressed part, so any server can tell an old client
+//! to update without understanding the rest. Decompression is bounded (a zstd bomb is
+//! refused, not inflated).
+
+use serde::{Deserialize, Serialize};
+
+use yibiao_model::ids::RecordId;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+const MAGIC: &[u8; 3] = b"YBS";
+/// Largest decompressed message accepted (guards against zstd bombs).
+pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// zstd level: cheap on phones, most of the gain of higher levels on this data.
+const ZSTD_LEVEL: i32 = 9;
+
+/// A record id on the wire: 16 raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WireId(pub [u8; 16]);
+
+impl From<RecordId> for WireId {
+    fn from(id: RecordId) -> Self {
+        Self(*id.as_bytes())
+    }
+}
+
+impl From<WireId> for RecordId {
+    fn from(id: WireId) -> Self {
+        RecordId::from_bytes(id.0)
+    }
+}
+
+/// A change hash on the wire.
+pub type WireHash = [u8; 32];
+
+/// Converts heads to their wire form.
+pub fn heads_to_wire(heads: &[automerge::ChangeHash]) -> Vec<WireHash> {
+    heads.iter().map(|h| h.0).collect()
+}
+
+/// Converts heads from their wire form.
+pub fn heads_from_wire(heads: &[WireHash]) -> Vec<automerge::ChangeHash> {
+    heads.iter().map(|h| automerge::ChangeHash(*h)).collect()
+}
+
+/// What a device sends: its unacknowledged changes and where its pull stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The device's own id (from its store); bound to the token on first use.
+    pub device: String,
+    /// Position in the server's change feed up to which this device holds everything.
+    pub cursor: u64,
+    /// Documents with changes the server has not acknowledged.
+    pub push: Vec<PushDoc>,
+    /// The response should stay below this many bytes (before compression).
+    pub max_response_bytes: u32,
+}
+
+/// One document's changes sent up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDoc {
+    /// The record.
+    pub record: WireId,
+    /// The device's heads of this document after these changes.
+    pub heads: Vec<WireHash>,
+    /// A compacted document (first push) or the changes after the server's known heads.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// What the server answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SyncResponse {
+    /// Pushed documents merged and stored durably.
+    pub accepted: Vec<WireId>,
+    /// Pushed documents refused, each with its reason. The rest of the batch stands.
+    pub refused: Vec<Refusal>,
+    /// Documents in the device's scope that changed since its cursor.
+    pub docs: Vec<PullDoc>,
+    /// The device's new cursor once it has stored `docs`.
+    pub cursor: u64,
+    /// True when more documents wait beyond this page.
+    pub more: bool,
+    /// The server's clock, ms since the epoch (lets a phone show a sane "last sync").
+    pub server_time_ms: i64,
+}
+
+/// One document sent down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullDoc {
+    /// The record.
+    pub record: WireId,
+    /// The server's heads of this document.
+    pub heads: Vec<WireHash>,
+    /// The whole compacted document, or only the changes after the device's known heads.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Why a pushed document was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalCode {
+    /// The bytes are not valid automerge data.
+    Malformed,
+    /// The changes build on history the server does not hold; send the whole document.
+    MissingHistory,
+    /// The document is not a yibiao record, or a change touches what it may not.
+    NotARecord,
+    /// A value breaks the schema.
+    InvalidValue,
+    /// The record lies outside the device's scope.
+    OutOfScope,
+}
+
+/// A refused document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The record.
+    pub record: WireId,
+    /// Machine-readable reason.
+    pub code: RefusalCode,
+    /// What a person should be told.
+    pub message: String,
+}
+
+/// A sync body that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Not a yibiao sync body at all.
+    #[error("not a yibiao sync message")]
+    BadMagic,
+    /// Another protocol version.
+    #[error(
+        "sync protocol version {got} is not supported (this side speaks {supported}); update the app"
+    )]
+    Version {
+        /// The version received.
+        got: u8,
+        /// The version spoken here.
+        supported: u8,
+    },
+    /// Compressed data is damaged or too large.
+    #[error("sync message is damaged or too large: {0}")]
+    Damaged(String),
+    /// The structure inside does not decode.
+    #[error("sync message does not decode: {0}")]
+    Decode(String),
+}
+
+fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // postcard into a Vec cannot fail for these types; an empty body would be refused later.
+    let raw = postcard::to_stdvec(msg).unwrap_or_default();
+    // One compression context per thread: creating one per message showed up in profiles.
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let packed = COMPRESSOR
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(&raw).ok())
+        })
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(packed.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&packed);
+    out
+}
+
+/// Decompresses at most [`MAX_DECODED_BYTES`], growing the buffer only as data arrives
+/// (a fixed 64 MiB buffer per request would cost more than the request).
+fn decompress_bounded(packed: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    use std::io::Read;
+    let damaged = |e: std::io::Error| ProtocolError::Damaged(e.to_string());
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(packed).map_err(damaged)?;
+    let mut out = Vec::with_capacity(packed.len().saturating_mul(4).min(MAX_DECODED_BYTES));
+    (&mut decoder)
+        .take(MAX_DECODED_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(damaged)?;
+    if out.len() > MAX_DECODED_BYTES {
+        return Err(ProtocolError::Damaged(format!(
+            "more than {MAX_DECODED_BYTES} bytes once decompressed"
+        )));
+    }
+    Ok(out)
+}
+
+/// Reads only the version byte, so a server can answer an old client without decoding.
+pub fn peek_version(body: &[u8]) -> Result<u8, ProtocolError> {
+    if body.len() < 4 || &body[..3] != MAGIC {
+        return Err(ProtocolError::BadMagic);
+    }
+    Ok(body[3])
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ProtocolError> {
+    let version = peek_version(body)?;
+    if version != PROTOCOL_VERSION {
+        return Err(ProtocolError::Version {
+            got: version,
+            supported: PROTOCOL_VERSION,
+        });
+    }
+    let raw = decompress_bounded(&body[4..])?;
+    postcard::from_bytes(&raw).map_err(|e| ProtocolError::Decode(e.to_string()))
+}
+
+impl SyncRequest {
+    /// The request as a wire body.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Reads a request body.
+    pub fn decode(body: &[u8]) -> Result<Self, ProtocolError> {
+        decode(body)
+    }
+}
+
+impl SyncResponse {
+    /// The response as a wire body.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Reads a response body.
+    pub fn decode(body: &[u8]) -> Result<Self, ProtocolError> {
+        decode(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn sample() -> SyncRequest {
+        SyncRequest {
+            device: "dev-1".into(),
+            cursor: 42,
+            push: vec![PushDoc {
+                record: WireId([7; 16]),
+                heads: vec![[1; 32]],
+                bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+            }],
+            max_response_bytes: 65536,
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let req = sample();
+        assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
+        let resp = SyncResponse {
+            accepted: vec![WireId([7; 16])],
+            refused: vec![Refusal {
+                record: WireId([8; 16]),
+                code: RefusalCode::InvalidValue,
+                message: "field `household_size` must be at most 30, got 31".into(),
+            }],
+            docs: vec![],
+            cursor: 9,
+            more: true,
+            server_time_ms: 1,
+        };
+        assert_eq!(SyncResponse::decode(&resp.encode()).unwrap(), resp);
+    }
+
+    #[test]
+    fn wire_format_is_pinned() {
+        // A change here breaks every phone in the field: bump PROTOCOL_VERSION instead.
+        let body = sample().encode();
+        assert_eq!(&body[..4], b"YBS\x01");
+        let raw = zstd::bulk::decompress(&body[4..], 1 << 20).unwrap();
+        let mut want = vec![5, b'd', b'e', b'v', b'-', b'1', 42, 1];
+        want.extend([7; 16]);
+        want.push(1);
+        want.extend([1; 32]);
+        want.extend([7, 0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]);
+        want.extend([0x80, 0x80, 0x04]);
+        assert_eq!(raw, want);
+    }
+
+    #[test]
+    fn bad_bodies_are_named() {
+        assert_eq!(
+            SyncRequest::decode(b"{\"json\":1}"),
+            Err(ProtocolError::BadMagic)
+        );
+        let mut old = sample().encode();
+        old[3] = 0;
+        assert_eq!(
+            SyncRequest::decode(&old).unwrap_err().to_string(),
+            "sync protocol version 0 is not supported (this side speaks 1); update the app"
+        );
+        let body = sample().encode();
+        assert!(matches!(
+            SyncRequest::decode(&body[..body.len() / 2]),
+            Err(ProtocolError::Damaged(_))
+        ));
+        let garbage = [b'Y', b'B', b'S', 1, 0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 2];
+        assert!(SyncRequest::decode(&garbage).is_err());
+        // A valid zstd frame around bytes that are not a request.
+        let mut junk = b"YBS\x01".to_vec();
+        junk.extend(zstd::bulk::compress(&[0xff; 10], 1).unwrap());
+        assert!(matches!(
+            SyncRequest::decode(&junk),
+            Err(ProtocolError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn a_zstd_bomb_is_refused_not_inflated() {
+        let mut bomb = b"YBS\x01".to_vec();
+        bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1024], 1).unwrap());
+        assert!(
+            bomb.len() < 64 * 1024,
+            "the bomb is small on the wire: {}",
+            bomb.len()
+        );
+        assert_eq!(
+            SyncRequest::decode(&bomb),
+            Err(ProtocolError::Damaged(format!(
+                "more than {MAX_DECODED_BYTES} bytes once decompressed"
+            )))
+        );
+    }
+}
