@@ -1,6 +1,56 @@
-//! Time as an injected dependency, so tests and simulations are deterministic.
+//! Time as an injected dependency, so tests and simulations are deterministic; and the
+//! township's calendar (China Standard Time, UTC+8, where every township we serve lies),
+//! the one place that turns instants into days and back.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
+
+/// The township's offset from UTC, in seconds (China Standard Time, no daylight saving).
+pub const TOWNSHIP_OFFSET_S: i32 = 8 * 3600;
+
+const TOWNSHIP_TZ: FixedOffset = match FixedOffset::east_opt(TOWNSHIP_OFFSET_S) {
+    Some(tz) => tz,
+    None => panic!("the township offset is within a day"),
+};
+
+fn township_tz() -> FixedOffset {
+    TOWNSHIP_TZ
+}
+
+/// The township's calendar day `YYYY-MM-DD`, or `None` when `text` is not a real day.
+pub fn parse_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
+}
+
+/// The first millisecond of `day` in the township, ms since the epoch.
+pub fn day_start_ms(day: NaiveDate) -> i64 {
+    at_ms(day, NaiveTime::MIN)
+}
+
+/// The last millisecond of `day` in the township, ms since the epoch.
+pub fn day_end_ms(day: NaiveDate) -> i64 {
+    day_start_ms(day) + 24 * 3_600_000 - 1
+}
+
+fn at_ms(day: NaiveDate, time: NaiveTime) -> i64 {
+    township_tz()
+        .from_local_datetime(&day.and_time(time))
+        .single()
+        .map_or(0, |t| t.timestamp_millis())
+}
+
+/// The township's calendar day holding the instant `ms`.
+pub fn day_of(ms: i64) -> NaiveDate {
+    local(ms).date_naive()
+}
+
+/// The instant `ms` as the township's wall time (`%Y-%m-%d %H:%M` and the like).
+pub fn local(ms: i64) -> DateTime<FixedOffset> {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&township_tz())
+}
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -36,5 +86,29 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn township_days_are_utc_plus_8() {
+        let day = parse_day(" 2026-11-25 ").expect("a day");
+        // 2026-11-25 00:00 +08:00 = 2026-11-24 16:00 UTC.
+        assert_eq!(day_start_ms(day), 1_795_536_000_000);
+        assert_eq!(day_end_ms(day), 1_795_622_399_999);
+        assert_eq!(day_of(day_start_ms(day)), day);
+        assert_eq!(day_of(day_end_ms(day)), day);
+        assert_eq!(day_of(day_start_ms(day) - 1).to_string(), "2026-11-24");
+        assert_eq!(
+            local(day_start_ms(day))
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            "2026-11-25 00:00"
+        );
+        assert!(parse_day("2026-02-30").is_none());
+        assert!(parse_day("tomorrow").is_none());
     }
 }

@@ -143,11 +143,8 @@ pub struct TaskDoc {
 /// where every township we serve lies) or an RFC 3339 time. Returns ms since the epoch.
 pub fn parse_due(due: &str) -> std::result::Result<i64, String> {
     let due = due.trim();
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") {
-        let end = date
-            .and_hms_opt(23, 59, 59)
-            .ok_or_else(|| format!("`{due}` is not a valid day"))?;
-        return Ok((end.and_utc().timestamp() - 8 * 3600) * 1000 + 999);
+    if let Some(day) = crate::clock::parse_day(due) {
+        return Ok(crate::clock::day_end_ms(day));
     }
     chrono::DateTime::parse_from_rfc3339(due)
         .map(|t| t.timestamp_millis())
