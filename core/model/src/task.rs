@@ -139,6 +139,90 @@ pub struct TaskDoc {
     pub receipts: BTreeMap<String, Receipt>,
 }
 
+/// Where a task stands in one village. The one rule, used by the phone's task list and
+/// the server's progress reports alike ([`TaskStatus::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Issued; no phone of the village has it yet.
+    Sent,
+    /// A phone received it.
+    Delivered,
+    /// A cadre opened it.
+    Opened,
+    /// Past due and not done.
+    Overdue,
+    /// Done (marked, or every target record complete).
+    Done,
+    /// Cancelled by the issuer.
+    Cancelled,
+}
+
+/// What the status of a task in one village is decided from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskFacts {
+    /// The issuer cancelled the task.
+    pub cancelled: bool,
+    /// A cadre allowed to see the task marked it done.
+    pub marked: bool,
+    /// Target records with every required field of the form.
+    pub records_complete: u32,
+    /// Target records (live, plus named ones not yet received).
+    pub records_total: u32,
+    /// The due moment, ms since the epoch.
+    pub due_ms: i64,
+    /// Now, ms since the epoch (the reader's clock).
+    pub now_ms: i64,
+    /// A phone of the village opened it.
+    pub opened: bool,
+    /// A phone of the village received it.
+    pub delivered: bool,
+}
+
+impl TaskFacts {
+    /// Done: a cadre marked it, or every target record is complete.
+    pub fn done(&self) -> bool {
+        self.marked || (self.records_total > 0 && self.records_complete == self.records_total)
+    }
+
+    /// Past due, not done and not cancelled.
+    pub fn overdue(&self) -> bool {
+        !self.done() && !self.cancelled && self.now_ms > self.due_ms
+    }
+}
+
+impl TaskStatus {
+    /// The status these facts give: cancelled, then done, then overdue, then how far the
+    /// task travelled (opened, delivered, sent).
+    pub fn of(f: &TaskFacts) -> Self {
+        if f.cancelled {
+            TaskStatus::Cancelled
+        } else if f.done() {
+            TaskStatus::Done
+        } else if f.overdue() {
+            TaskStatus::Overdue
+        } else if f.opened {
+            TaskStatus::Opened
+        } else if f.delivered {
+            TaskStatus::Delivered
+        } else {
+            TaskStatus::Sent
+        }
+    }
+
+    /// The status as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Sent => "sent",
+            TaskStatus::Delivered => "delivered",
+            TaskStatus::Opened => "opened",
+            TaskStatus::Overdue => "overdue",
+            TaskStatus::Done => "done",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// Parses a due date: `YYYY-MM-DD` (the end of that day in China Standard Time, UTC+8,
 /// where every township we serve lies) or an RFC 3339 time. Returns ms since the epoch.
 pub fn parse_due(due: &str) -> std::result::Result<i64, String> {
@@ -488,6 +572,54 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn status_is_cancelled_then_done_then_overdue_then_how_far_it_travelled() {
+        let base = TaskFacts {
+            records_total: 2,
+            due_ms: 100,
+            now_ms: 50,
+            ..TaskFacts::default()
+        };
+        assert_eq!(TaskStatus::of(&base), TaskStatus::Sent);
+        let delivered = TaskFacts {
+            delivered: true,
+            ..base
+        };
+        assert_eq!(TaskStatus::of(&delivered), TaskStatus::Delivered);
+        let opened = TaskFacts {
+            opened: true,
+            ..delivered
+        };
+        assert_eq!(TaskStatus::of(&opened), TaskStatus::Opened);
+        let late = TaskFacts {
+            now_ms: 101,
+            ..opened
+        };
+        assert_eq!(TaskStatus::of(&late), TaskStatus::Overdue);
+        let complete = TaskFacts {
+            records_complete: 2,
+            ..late
+        };
+        assert_eq!(TaskStatus::of(&complete), TaskStatus::Done);
+        assert!(!complete.overdue());
+        let marked = TaskFacts {
+            marked: true,
+            ..late
+        };
+        assert_eq!(TaskStatus::of(&marked), TaskStatus::Done);
+        let cancelled = TaskFacts {
+            cancelled: true,
+            ..marked
+        };
+        assert_eq!(TaskStatus::of(&cancelled), TaskStatus::Cancelled);
+        // No target records: never done by completeness.
+        let empty = TaskFacts {
+            records_total: 0,
+            ..late
+        };
+        assert_eq!(TaskStatus::of(&empty), TaskStatus::Overdue);
     }
 
     #[test]

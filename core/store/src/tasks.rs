@@ -14,7 +14,7 @@ use super::{Inner, Store};
 use crate::error::{Error, ModelError, Result};
 use yibiao_model::ids::RecordId;
 use yibiao_model::schema::FormDef;
-use yibiao_model::task::{self, DoneHow, MAX_NOTE_CHARS, Receipt, TaskDoc};
+use yibiao_model::task::{self, DoneHow, MAX_NOTE_CHARS, Receipt, TaskDoc, TaskFacts, TaskStatus};
 
 /// Where a task stands, as the phone sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +28,20 @@ pub enum PhoneTaskStatus {
     Overdue,
     /// Done: marked by a cadre of the village, or every target record complete.
     Done,
+}
+
+impl From<TaskStatus> for PhoneTaskStatus {
+    fn from(s: TaskStatus) -> Self {
+        match s {
+            TaskStatus::Done => PhoneTaskStatus::Done,
+            TaskStatus::Overdue => PhoneTaskStatus::Overdue,
+            TaskStatus::Opened => PhoneTaskStatus::Opened,
+            // A cancelled task leaves the phone; until then it reads as not opened.
+            TaskStatus::Sent | TaskStatus::Delivered | TaskStatus::Cancelled => {
+                PhoneTaskStatus::New
+            }
+        }
+    }
 }
 
 /// A task as the phone's task list shows it.
@@ -175,17 +189,18 @@ impl Store {
             .unwrap_or_default();
         // Done: a cadre marked it, or every target record is complete as this phone sees
         // them. Other phones' "complete" receipts are their view, not evidence.
-        let marked = t.receipts.values().any(|r| r.done == Some(DoneHow::Marked));
-        let done = marked || (records_total > 0 && records_complete == records_total);
-        let status = if done {
-            PhoneTaskStatus::Done
-        } else if self.clock.now_ms() > t.spec.due_ms {
-            PhoneTaskStatus::Overdue
-        } else if receipt.opened_ms.is_some() {
-            PhoneTaskStatus::Opened
-        } else {
-            PhoneTaskStatus::New
+        let facts = TaskFacts {
+            cancelled: false,
+            marked: t.receipts.values().any(|r| r.done == Some(DoneHow::Marked)),
+            records_complete,
+            records_total,
+            due_ms: t.spec.due_ms,
+            now_ms: self.clock.now_ms(),
+            opened: receipt.opened_ms.is_some(),
+            // The phone holds it.
+            delivered: true,
         };
+        let status = PhoneTaskStatus::from(TaskStatus::of(&facts));
         Ok(PhoneTask {
             id,
             task: t.spec.task,
