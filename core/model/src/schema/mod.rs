@@ -17,6 +17,7 @@
 
 mod parse;
 mod validate;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,7 @@ pub use crate::value::{Labels, ValidationReason};
 pub use parse::SchemaError;
 pub use validate::ValidationError;
 pub use validate::field_of_entity;
+pub use view::{ViewError, ViewFilter};
 
 use crate::value::{FieldType, Value};
 
@@ -282,17 +284,6 @@ impl DepartmentDef {
     /// True when the department may see records of `entity` in `village`.
     pub fn sees_record(&self, entity: &str, village: Option<&str>) -> bool {
         self.sees_village(village) && self.entities.iter().any(|e| e == entity)
-    }
-
-    /// Keeps only the entries of a field-keyed JSON object that the department may read.
-    pub fn project(
-        &self,
-        values: serde_json::Map<String, serde_json::Value>,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        values
-            .into_iter()
-            .filter(|(k, _)| self.sees_field(k))
-            .collect()
     }
 
     /// True when the department may read `field`.
