@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_model::{CadreId, RecordId, Schema};
 use yibiao_store::Credentials;
-use yibiao_store::http::{HttpTransport, SYNC_CONTENT_TYPE};
+use yibiao_store::http::{HttpTransport, SYNC_CONTENT_TYPE, sync_headers, sync_url};
 use yibiao_store::{Query, Store};
 use yibiao_sync::session::Transport;
 use yibiao_sync::{RetryPolicy, SyncOptions};
@@ -103,37 +103,6 @@ impl YibiaoStore {
             },
             other => other.into(),
         })
-    }
-
-    /// Parses JSON field values for a record of `entity` (sorted, so the first bad
-    /// field reported is always the same one).
-    fn edits(
-        &self,
-        entity: &str,
-        fields: HashMap<String, String>,
-    ) -> Result<Vec<FieldEdit>, YibiaoError> {
-        let schema = self.inner.schema();
-        let mut fields: Vec<_> = fields.into_iter().collect();
-        fields.sort();
-        fields
-            .into_iter()
-            .map(|(field, text)| {
-                let value = schema.parse_json_text(entity, &field, &text)?;
-                Ok(FieldEdit::Set(field, value))
-            })
-            .collect()
-    }
-
-    /// Parses a query's JSON value for `field` by the field's type.
-    fn query_value(&self, field: &str, text: &str) -> Result<Value, YibiaoError> {
-        let schema = self.inner.schema();
-        if schema.field(field).is_none() {
-            return Err(yibiao_model::Error::BadQuery(format!(
-                "field `{field}` is not in the field dictionary"
-            ))
-            .into());
-        }
-        Ok(schema.parse_query_text(field, text)?)
     }
 
     fn settings(&self) -> SyncSettings {
@@ -291,13 +260,9 @@ impl YibiaoStore {
         fields: HashMap<String, String>,
     ) -> Result<String, YibiaoError> {
         guard(|| {
-            if self.inner.schema().entity(&entity).is_none() {
-                return Err(yibiao_model::Error::UnknownEntity(entity).into());
-            }
-            let edits = self.edits(&entity, fields)?;
             let id = self
                 .inner
-                .create(&entity, village.as_deref(), &edits)?
+                .create_from_json_text(&entity, village.as_deref(), fields)?
                 .to_string();
             self.changed(vec![id.clone()]);
             Ok(id)
@@ -312,13 +277,9 @@ impl YibiaoStore {
         value_json: String,
     ) -> Result<bool, YibiaoError> {
         guard(|| {
-            let record = Self::id(&id)?;
-            let entity = self.inner.get(record)?.entity;
-            let value = self
+            let changed = self
                 .inner
-                .schema()
-                .parse_json_text(&entity, &field, &value_json)?;
-            let changed = self.inner.set(record, &field, value)?;
+                .update_from_json_text(Self::id(&id)?, [(field, value_json)])?;
             Ok(self.changed_if(&id, changed))
         })
     }
@@ -331,9 +292,7 @@ impl YibiaoStore {
         fields: HashMap<String, String>,
     ) -> Result<bool, YibiaoError> {
         guard(|| {
-            let record = Self::id(&id)?;
-            let entity = self.inner.get(record)?.entity;
-            let changed = self.inner.update(record, &self.edits(&entity, fields)?)?;
+            let changed = self.inner.update_from_json_text(Self::id(&id)?, fields)?;
             Ok(self.changed_if(&id, changed))
         })
     }
@@ -378,7 +337,10 @@ impl YibiaoStore {
             let q = Query {
                 equals: sorted(query.equals)
                     .into_iter()
-                    .map(|(f, text)| Ok((f.clone(), self.query_value(&f, &text)?)))
+                    .map(|(f, text)| {
+                        let value = Query::value_from_json_text(self.inner.schema(), &f, &text)?;
+                        Ok((f, value))
+                    })
                     .collect::<Result<_, YibiaoError>>()?,
                 contains: sorted(query.contains),
                 entity: query.entity,
@@ -451,19 +413,8 @@ impl YibiaoStore {
         value_json: Option<String>,
     ) -> Result<(), YibiaoError> {
         guard(|| {
-            let record = Self::id(&id)?;
-            let value = match value_json {
-                Some(text) => {
-                    let entity = self.inner.get(record)?.entity;
-                    Some(
-                        self.inner
-                            .schema()
-                            .parse_json_text(&entity, &field, &text)?,
-                    )
-                }
-                None => None,
-            };
-            self.inner.resolve(record, &field, value)?;
+            self.inner
+                .resolve_from_json_text(Self::id(&id)?, &field, value_json.as_deref())?;
             self.changed(vec![id]);
             Ok(())
         })
@@ -505,8 +456,8 @@ impl YibiaoStore {
                 HashMap::from([("Content-Type".to_owned(), SYNC_CONTENT_TYPE.to_owned())]);
             let mut url = String::new();
             if let Some(creds) = self.inner.credentials()? {
-                url = format!("{}/v1/sync", creds.server_url.trim_end_matches('/'));
-                headers.insert("Authorization".into(), format!("Bearer {}", creds.token));
+                url = sync_url(&creds.server_url);
+                headers.extend(sync_headers(&creds.token).map(|(k, v)| (k.to_owned(), v)));
             }
             let adapter = AppTransportAdapter {
                 app: transport,

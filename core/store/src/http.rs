@@ -9,6 +9,20 @@ pub const SYNC_CONTENT_TYPE: &str = "application/x-yibiao-sync";
 /// Largest response body accepted.
 const MAX_RESPONSE: u64 = 32 * 1024 * 1024;
 
+/// Where a phone's sync requests go: `<server>/v1/sync`.
+pub fn sync_url(server_url: &str) -> String {
+    format!("{}/v1/sync", server_url.trim_end_matches('/'))
+}
+
+/// The headers of a sync request carrying `token`, for this transport and for an app's
+/// own HTTP stack alike.
+pub fn sync_headers(token: &str) -> [(&'static str, String); 2] {
+    [
+        ("Authorization", format!("Bearer {token}")),
+        ("Content-Type", SYNC_CONTENT_TYPE.to_owned()),
+    ]
+}
+
 /// POSTs sync bodies to `<server>/v1/sync` with a bearer token.
 pub struct HttpTransport {
     agent: ureq::Agent,
@@ -36,7 +50,7 @@ impl HttpTransport {
             .into();
         Self {
             agent,
-            url: format!("{}/v1/sync", server_url.trim_end_matches('/')),
+            url: sync_url(server_url),
             token: token.to_owned(),
         }
     }
@@ -51,13 +65,11 @@ fn network(e: ureq::Error) -> TransportError {
 
 impl Transport for HttpTransport {
     fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut response = self
-            .agent
-            .post(&self.url)
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Content-Type", SYNC_CONTENT_TYPE)
-            .send(request)
-            .map_err(network)?;
+        let mut post = self.agent.post(&self.url);
+        for (name, value) in sync_headers(&self.token) {
+            post = post.header(name, &value);
+        }
+        let mut response = post.send(request).map_err(network)?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()

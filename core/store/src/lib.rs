@@ -459,6 +459,67 @@ impl Store {
         self.set(id, field, value)
     }
 
+    /// Edits from the JSON text an app's form sends (field -> JSON text), parsed by the
+    /// dictionary for a record of `entity`, in field order so the first bad field
+    /// reported is always the same one.
+    pub fn edits_from_json_text(
+        &self,
+        entity: &str,
+        fields: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Vec<FieldEdit>> {
+        let mut fields: Vec<_> = fields.into_iter().collect();
+        fields.sort();
+        fields
+            .into_iter()
+            .map(|(field, text)| {
+                let value = self.schema.parse_json_text(entity, &field, &text)?;
+                Ok(FieldEdit::Set(field, value))
+            })
+            .collect()
+    }
+
+    /// [`Store::create`] with values as JSON text (field -> JSON text).
+    pub fn create_from_json_text(
+        &self,
+        entity: &str,
+        village: Option<&str>,
+        fields: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<RecordId> {
+        if self.schema.entity(entity).is_none() {
+            return Err(ModelError::UnknownEntity(entity.to_owned()).into());
+        }
+        let edits = self.edits_from_json_text(entity, fields)?;
+        self.create(entity, village, &edits)
+    }
+
+    /// [`Store::update`] with values as JSON text; if any is refused, nothing is written.
+    pub fn update_from_json_text(
+        &self,
+        id: RecordId,
+        fields: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<bool> {
+        let entity = self.get(id)?.entity;
+        let edits = self.edits_from_json_text(&entity, fields)?;
+        self.update(id, &edits)
+    }
+
+    /// [`Store::resolve`] with the chosen value as JSON text (`None` clears the field).
+    pub fn resolve_from_json_text(
+        &self,
+        id: RecordId,
+        field: &str,
+        text: Option<&str>,
+    ) -> Result<()> {
+        let value = match text {
+            Some(text) => {
+                let entity = self.get(id)?.entity;
+                Some(self.schema.parse_json_text(&entity, field, text)?)
+            }
+            None => None,
+        };
+        self.resolve(id, field, value)
+    }
+
     /// Clears one field.
     pub fn unset(&self, id: RecordId, field: &str) -> Result<bool> {
         self.update(id, &[FieldEdit::Unset(field.to_owned())])

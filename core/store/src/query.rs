@@ -42,6 +42,20 @@ pub struct Query {
     pub limit: u32,
 }
 
+impl Query {
+    /// An equality filter's value from the JSON text an app sends, parsed by the field's
+    /// type; a field outside the dictionary is a bad query.
+    pub fn value_from_json_text(schema: &Schema, field: &str, text: &str) -> Result<Value> {
+        if schema.field(field).is_none() {
+            return Err(ModelError::BadQuery(format!(
+                "field `{field}` is not in the field dictionary"
+            ))
+            .into());
+        }
+        Ok(schema.parse_query_text(field, text)?)
+    }
+}
+
 /// A record as listed from the index.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordSummary {
