@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use yibiao_core::schema::DepartmentDef;
 use yibiao_core::task::{
     DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
 };
 use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema};
 
-use crate::ServerHub;
+use crate::state::ServerHub;
 use crate::storage::{ServerStorage, TaskDocRow};
 
 /// Most target records one task may name.
@@ -81,7 +82,7 @@ impl From<yibiao_core::sync::hub::StorageError> for TaskError {
 }
 
 /// A task as asked for over HTTP or the CLI.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// Short title.
@@ -96,13 +97,13 @@ pub struct NewTask {
     /// Target villages (`["*"]`: every village the issuer sees). Give this or `records`.
     #[serde(default)]
     pub villages: Option<Vec<String>>,
-    /// Target record ids. Give this or `villages`.
+    /// Target record ids (UUIDs). Give this or `villages`.
     #[serde(default)]
     pub records: Option<Vec<String>>,
 }
 
 /// Where a task stands in one village.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Issued; no phone of the village has it yet.
@@ -134,7 +135,7 @@ impl Status {
 }
 
 /// Progress of a task in one village.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VillageProgress {
     /// The village (`None`: township-level records).
     pub village: Option<String>,
@@ -157,6 +158,7 @@ pub struct VillageProgress {
     /// When a phone recorded it done.
     pub done_ms: Option<i64>,
     /// `complete` (every target record filled) or `marked` (a cadre said so).
+    #[schema(value_type = Option<String>)]
     pub done_how: Option<DoneHow>,
     /// The cadre's note, when marked done.
     pub note: Option<String>,
@@ -171,7 +173,7 @@ pub struct VillageProgress {
 }
 
 /// Counts of villages by status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StatusCounts {
     /// Not yet delivered.
     pub sent: u32,
@@ -210,7 +212,7 @@ impl StatusCounts {
 }
 
 /// A task with its progress in every target village.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TaskProgress {
     /// Task id.
     pub task: String,
@@ -696,7 +698,7 @@ pub fn list(
 }
 
 /// One row of the village x form summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SummaryRow {
     /// Village.
     pub village: String,
@@ -712,7 +714,7 @@ pub struct SummaryRow {
 
 /// The automatic aggregation "one table" promises: per village and form, how many
 /// records are complete and where the tasks stand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Summary {
     /// When it was computed.
     pub generated_ms: i64,
@@ -791,7 +793,7 @@ pub fn summary(
 }
 
 /// The burden report: values typed vs (record, field, department) deliveries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Burden {
     /// First day (inclusive), as given.
     pub from: String,
@@ -815,7 +817,7 @@ pub struct Burden {
 }
 
 /// One department's share of the burden report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BurdenDepartment {
     /// Department key.
     pub department: String,
@@ -824,7 +826,7 @@ pub struct BurdenDepartment {
 }
 
 /// One field's line of the burden report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BurdenField {
     /// Field key.
     pub field: String,
