@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use yibiao_core::schema::DepartmentDef;
+use yibiao_core::schema::{DepartmentDef, FormDef};
 use yibiao_core::task::{
     DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
 };
@@ -253,7 +253,7 @@ fn check_form<'a>(
     schema: &'a Schema,
     issuer: &Issuer,
     form: &str,
-) -> Result<&'a yibiao_core::schema::FormDef, TaskError> {
+) -> Result<&'a FormDef, TaskError> {
     let def = schema.form(form).ok_or_else(|| {
         let known: Vec<&str> = schema.forms.keys().map(String::as_str).collect();
         TaskError::Invalid(format!(
@@ -273,6 +273,9 @@ fn check_form<'a>(
     Ok(def)
 }
 
+/// Where a task goes: village -> its target records (`None`: every record of the form).
+type Targets = BTreeMap<Option<String>, Option<Vec<RecordId>>>;
+
 /// Issues a task: one document per target village, committed together. Returns its
 /// progress (every village `sent`).
 pub fn issue(
@@ -283,20 +286,7 @@ pub fn issue(
     now_ms: i64,
 ) -> Result<TaskProgress, TaskError> {
     let schema = hub.schema().clone();
-    let title = req.title.trim();
-    if title.is_empty() {
-        return Err(TaskError::Invalid("`title` must not be empty".into()));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`title` may hold at most {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
-        )));
-    }
+    let title = check_text(req)?;
     let form = check_form(&schema, issuer, &req.form)?;
     let due_ms = parse_due(&req.due).map_err(TaskError::Invalid)?;
     if due_ms <= now_ms {
@@ -305,95 +295,15 @@ pub fn issue(
             req.due.trim()
         )));
     }
-    let mut targets: BTreeMap<Option<String>, Option<Vec<RecordId>>> = BTreeMap::new();
-    match (&req.villages, &req.records) {
+    let targets = match (&req.villages, &req.records) {
+        (Some(villages), None) => village_targets(&schema, issuer, villages)?,
+        (None, Some(records)) => record_targets(storage, issuer, form, &req.form, records)?,
         (Some(_), Some(_)) | (None, None) => {
             return Err(TaskError::Invalid(
                 "give either `villages` (every record of the form in them) or `records` (those records), not both".into(),
             ));
         }
-        (Some(villages), None) => {
-            if villages.is_empty() {
-                return Err(TaskError::Invalid("`villages` is empty".into()));
-            }
-            let all = villages.iter().any(|v| v == "*");
-            let list: Vec<String> = if all {
-                schema
-                    .villages
-                    .keys()
-                    .filter(|v| issuer.sees_village(Some(v)))
-                    .cloned()
-                    .collect()
-            } else {
-                villages.clone()
-            };
-            for v in list {
-                if !schema.has_village(&v) {
-                    let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
-                    return Err(TaskError::Invalid(format!(
-                        "unknown village `{v}`; the schema has: {}",
-                        known.join(", ")
-                    )));
-                }
-                if !issuer.sees_village(Some(&v)) {
-                    return Err(TaskError::Forbidden(format!(
-                        "`{}` may not issue tasks to village `{v}`",
-                        issuer.name()
-                    )));
-                }
-                targets.insert(Some(v), None);
-            }
-        }
-        (None, Some(records)) => {
-            if records.is_empty() {
-                return Err(TaskError::Invalid("`records` is empty".into()));
-            }
-            if records.len() > MAX_TARGET_RECORDS {
-                return Err(TaskError::Invalid(format!(
-                    "a task may name at most {MAX_TARGET_RECORDS} records"
-                )));
-            }
-            let mut ids = Vec::with_capacity(records.len());
-            for r in records {
-                let id: RecordId = r.trim().parse().map_err(|_| {
-                    TaskError::Invalid(format!("`{r}` is not a record id (a UUID)"))
-                })?;
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            let found: HashMap<RecordId, _> = storage
-                .stored_records(&ids)?
-                .into_iter()
-                .map(|s| (s.id, s))
-                .collect();
-            for id in ids {
-                let rec = found
-                    .get(&id)
-                    .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
-                if rec.entity != form.entity {
-                    return Err(TaskError::Invalid(format!(
-                        "record {id} is a `{}`, but form `{}` is for `{}` records",
-                        rec.entity, req.form, form.entity
-                    )));
-                }
-                if rec.deleted {
-                    return Err(TaskError::Invalid(format!("record {id} is deleted")));
-                }
-                if !issuer.sees_village(rec.village.as_deref()) {
-                    return Err(TaskError::Forbidden(format!(
-                        "record {id} is outside what `{}` may see",
-                        issuer.name()
-                    )));
-                }
-                targets
-                    .entry(rec.village.clone())
-                    .or_insert_with(|| Some(Vec::new()))
-                    .get_or_insert_with(Vec::new)
-                    .push(id);
-            }
-        }
-    }
+    };
     if targets.is_empty() {
         return Err(TaskError::Invalid(
             "the task reaches no village the issuer may see".into(),
@@ -428,6 +338,125 @@ pub fn issue(
     hub.commit_server_docs(docs)?;
     tracing::info!(task = %task_id, issuer = issuer.name(), form = %req.form, "task issued");
     progress(storage, &schema, issuer, &task_id, now_ms)
+}
+
+/// The trimmed title, once title and instructions are within their lengths.
+fn check_text(req: &NewTask) -> Result<&str, TaskError> {
+    let title = req.title.trim();
+    if title.is_empty() {
+        return Err(TaskError::Invalid("`title` must not be empty".into()));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`title` may hold at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
+        )));
+    }
+    Ok(title)
+}
+
+/// Every record of the form in `villages` (`*`: every village the issuer sees).
+fn village_targets(
+    schema: &Schema,
+    issuer: &Issuer,
+    villages: &[String],
+) -> Result<Targets, TaskError> {
+    if villages.is_empty() {
+        return Err(TaskError::Invalid("`villages` is empty".into()));
+    }
+    let list: Vec<String> = if villages.iter().any(|v| v == "*") {
+        schema
+            .villages
+            .keys()
+            .filter(|v| issuer.sees_village(Some(v)))
+            .cloned()
+            .collect()
+    } else {
+        villages.to_vec()
+    };
+    let mut targets = Targets::new();
+    for v in list {
+        if !schema.has_village(&v) {
+            let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
+            return Err(TaskError::Invalid(format!(
+                "unknown village `{v}`; the schema has: {}",
+                known.join(", ")
+            )));
+        }
+        if !issuer.sees_village(Some(&v)) {
+            return Err(TaskError::Forbidden(format!(
+                "`{}` may not issue tasks to village `{v}`",
+                issuer.name()
+            )));
+        }
+        targets.insert(Some(v), None);
+    }
+    Ok(targets)
+}
+
+/// Named records, grouped by village, once each is on the server, live, of the form's
+/// entity and within the issuer's view.
+fn record_targets(
+    storage: &dyn ServerStorage,
+    issuer: &Issuer,
+    form: &FormDef,
+    form_key: &str,
+    records: &[String],
+) -> Result<Targets, TaskError> {
+    if records.is_empty() {
+        return Err(TaskError::Invalid("`records` is empty".into()));
+    }
+    if records.len() > MAX_TARGET_RECORDS {
+        return Err(TaskError::Invalid(format!(
+            "a task may name at most {MAX_TARGET_RECORDS} records"
+        )));
+    }
+    let mut ids = Vec::with_capacity(records.len());
+    for r in records {
+        let id: RecordId = r
+            .trim()
+            .parse()
+            .map_err(|_| TaskError::Invalid(format!("`{r}` is not a record id (a UUID)")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let found: HashMap<RecordId, _> = storage
+        .stored_records(&ids)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut targets = Targets::new();
+    for id in ids {
+        let rec = found
+            .get(&id)
+            .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
+        if rec.entity != form.entity {
+            return Err(TaskError::Invalid(format!(
+                "record {id} is a `{}`, but form `{form_key}` is for `{}` records",
+                rec.entity, form.entity
+            )));
+        }
+        if rec.deleted {
+            return Err(TaskError::Invalid(format!("record {id} is deleted")));
+        }
+        if !issuer.sees_village(rec.village.as_deref()) {
+            return Err(TaskError::Forbidden(format!(
+                "record {id} is outside what `{}` may see",
+                issuer.name()
+            )));
+        }
+        targets
+            .entry(rec.village.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(id);
+    }
+    Ok(targets)
 }
 
 /// Cancels a task (its documents get the tombstone; phones drop it from their list).
