@@ -555,6 +555,40 @@ fn device_scopes(storage: &dyn ServerStorage) -> Result<DeviceScopes, TaskError>
         .collect())
 }
 
+/// Target records of a task document complete by the form's required fields, and
+/// their total (a named target not yet on the server counts as incomplete).
+fn records_done(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    values: &mut Values,
+    row: &TaskDocRow,
+    t: &StoredTask,
+) -> Result<(u32, u32), TaskError> {
+    let Some(form) = schema.form(&t.spec.form) else {
+        return Ok((0, 0));
+    };
+    Ok(match &t.spec.targets {
+        None => {
+            let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
+            let done = rows
+                .iter()
+                .filter(|(_, v)| complete(&form.required, v))
+                .count();
+            (done as u32, rows.len() as u32)
+        }
+        Some(ids) => {
+            let stored = storage.stored_records(ids)?;
+            let live: Vec<_> = stored.iter().filter(|s| !s.deleted).collect();
+            let missing = ids.len() - stored.len();
+            let done = live
+                .iter()
+                .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
+                .count();
+            (done as u32, (live.len() + missing) as u32)
+        }
+    })
+}
+
 fn village_progress(
     storage: &dyn ServerStorage,
     schema: &Schema,
@@ -564,29 +598,7 @@ fn village_progress(
     t: &StoredTask,
     now_ms: i64,
 ) -> Result<VillageProgress, TaskError> {
-    let (records_complete, records_total) = match schema.form(&t.spec.form) {
-        None => (0, 0),
-        Some(form) => match &t.spec.targets {
-            None => {
-                let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
-                let done = rows
-                    .iter()
-                    .filter(|(_, v)| complete(&form.required, v))
-                    .count();
-                (done as u32, rows.len() as u32)
-            }
-            Some(ids) => {
-                let stored = storage.stored_records(ids)?;
-                let live: Vec<_> = stored.iter().filter(|s| !s.deleted).collect();
-                let missing = ids.len() - stored.len();
-                let done = live
-                    .iter()
-                    .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
-                    .count();
-                (done as u32, (live.len() + missing) as u32)
-            }
-        },
-    };
+    let (records_complete, records_total) = records_done(storage, schema, values, row, t)?;
     // Delivery and opening count only from the village's own phones (a township phone
     // holds every village's task and receipts it too). A mark counts from any registered
     // phone allowed to see the task. Completeness comes from the server's records, never
