@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use yibiao_core::sync::hub::{HubError, StorageError};
+use yibiao_core::sync::protocol::ProtocolError;
 
 use crate::accounts::AccountError;
 use crate::tasks::TaskError;
@@ -158,6 +159,21 @@ impl From<HubError> for ApiError {
             HubError::Storage(e) => {
                 ApiError::internal("sync storage failure; the page was not committed", e)
             }
+        }
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    /// A sync body that is not one, or of another protocol version (426: update the app).
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::BadMagic => {
+                ApiError::BadRequest("the body is not a yibiao sync message".into())
+            }
+            ProtocolError::Version { got, supported } => ApiError::UpgradeRequired(format!(
+                "this app speaks sync protocol {got}; the server speaks {supported}. Update the app."
+            )),
+            other => ApiError::BadRequest(other.to_string()),
         }
     }
 }

@@ -1,9 +1,16 @@
 //! # yibiao server
 //!
-//! One binary: the sync endpoint phones talk to, the department pull, accounts, metrics,
-//! on embedded SQLite by default. Shaped like the axum examples: [`app`] builds the router
-//! from an [`AppState`]; `cli.rs` parses the command line and serves. Handlers parse,
-//! authorise, call core (or the account operations), map errors.
+//! One binary: the sync endpoint phones talk to, the department pull, accounts, tasks,
+//! reports, metrics, on embedded SQLite by default. Shaped like the axum examples:
+//! [`app`] builds the router from an [`AppState`]; [`cli`] parses the command line and
+//! serves.
+//!
+//! The data path, by module: [`routes`] (one router per resource, documented with
+//! utoipa), [`auth`] (extractors that say who may call: authenticate, rate-limit,
+//! count), [`params`] (typed query strings and bodies), [`error`] (the one JSON error
+//! envelope), then the operations both HTTP and the CLI call: [`accounts`] and
+//! [`tasks`], over [`storage`]. Handlers parse, authorise, call core or those
+//! operations, and map errors.
 
 pub mod accounts;
 pub mod auth;

@@ -87,7 +87,7 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
     tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
     // Printed for scripts and tests that start the server on port 0.
     println!("listening on http://{local}");
-    axum::serve(listener, crate::app(state))
+    axum::serve(listener, crate::routes::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;

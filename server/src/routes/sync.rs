@@ -1,7 +1,7 @@
 //! `POST /v1/sync`: one sync exchange (see the protocol in ARCHITECTURE.md).
 //!
-//! The [`DeviceAuth`] extractor authenticates and rate-limits; the handler checks the
-//! version byte, decodes, binds the token to its phone and runs the hub on the blocking
+//! The [`DeviceAuth`] extractor authenticates and rate-limits; the handler decodes
+//! (version byte first), binds the token to its phone and runs the hub on the blocking
 //! pool; everything else is core's.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yibiao_core::sync::hub::ExchangeStats;
-use yibiao_core::sync::protocol::{
-    PROTOCOL_VERSION, ProtocolError, SyncRequest, SyncResponse, peek_version,
-};
+use yibiao_core::sync::protocol::{SyncRequest, SyncResponse};
 
 use crate::auth::DeviceAuth;
 use crate::error::{ApiError, ErrorBody};
@@ -72,7 +70,8 @@ async fn exchange(
             )
         })
     })?;
-    let request = decode(&body)?;
+    // The magic and version byte come first, so an old app is told to update.
+    let request = SyncRequest::decode(&body)?;
     bind_phone(&state, &device, &request.device).await?;
     let hub = state.hub.clone();
     let auth = device.auth;
@@ -88,24 +87,6 @@ async fn exchange(
         ms = started.elapsed().as_millis() as u64, "sync"
     );
     Ok(([(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], out).into_response())
-}
-
-/// Checks the magic and version byte before decoding, so an old app is told to update.
-fn decode(body: &[u8]) -> Result<SyncRequest, ApiError> {
-    match peek_version(body) {
-        Err(ProtocolError::BadMagic) => {
-            return Err(ApiError::BadRequest(
-                "the body is not a yibiao sync message".into(),
-            ));
-        }
-        Ok(v) if v != PROTOCOL_VERSION => {
-            return Err(ApiError::UpgradeRequired(format!(
-                "this app speaks sync protocol {v}; the server speaks {PROTOCOL_VERSION}. Update the app."
-            )));
-        }
-        _ => {}
-    }
-    SyncRequest::decode(body).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds it.
