@@ -1,10 +1,11 @@
 //! Account operations shared by the admin HTTP API and the CLI, so an operator without
-//! HTTP tools can do everything an admin client can, with the same checks and messages.
+//! HTTP tools can do everything an admin client can, with the same checks and messages:
+//! cadres, enrolment codes, devices, department tokens, the admin token, revocation.
 
 use yibiao_model::{CadreId, Schema};
 
-use crate::auth::{new_secret, token_hash};
 use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
+use crate::tokens::{new_secret, token_hash};
 
 /// Enrolment codes: 8 characters a cadre can type, no 0/O/1/I/L to confuse.
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -125,7 +126,7 @@ pub fn issue_code(
 }
 
 /// A phone's enrolment: its token (shown once) and what it may do.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Enrolled {
     /// Device token.
     pub token: String,
@@ -135,6 +136,12 @@ pub struct Enrolled {
     pub cadre: String,
     /// Village scope; `None` for township staff.
     pub village: Option<String>,
+}
+
+/// A fresh token: `prefix` and 64 hex digits of randomness.
+fn new_token(prefix: &str) -> Result<String, AccountError> {
+    let secret = new_secret().map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
+    Ok(format!("{prefix}{}", hex::encode(secret)))
 }
 
 fn device_key(hash: &[u8]) -> String {
@@ -154,10 +161,7 @@ pub fn enrol(
             "an enrolment code has 8 letters and digits, like K7PM-Q2XD".into(),
         ));
     }
-    let token = format!(
-        "ybd_{}",
-        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
-    );
+    let token = new_token("ybd_")?;
     let hash = token_hash(&token);
     let now = now_ms();
     let outcome = storage.redeem_code(&token_hash(&normalised), now, &mut |cadre| {
@@ -204,10 +208,7 @@ pub fn register_device(
     village: Option<&str>,
 ) -> Result<(DeviceRow, String), AccountError> {
     check_village(schema, village)?;
-    let token = format!(
-        "ybd_{}",
-        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
-    );
+    let token = new_token("ybd_")?;
     let hash = token_hash(&token);
     let row = DeviceRow {
         key: device_key(&hash),
@@ -236,10 +237,7 @@ pub fn issue_department_token(
             known.join(", ")
         )));
     }
-    let token = format!(
-        "ybk_{}",
-        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
-    );
+    let token = new_token("ybk_")?;
     let hash = token_hash(&token);
     let row = DepartmentTokenRow {
         key: format!("key-{}", hex::encode(&hash[..6])),
@@ -258,12 +256,29 @@ pub fn issue_department_token(
 
 /// Creates (or replaces) the admin token; returns it (shown once).
 pub fn rotate_admin_token(storage: &dyn ServerStorage) -> Result<String, AccountError> {
-    let token = format!(
-        "yba_{}",
-        hex::encode(new_secret().map_err(|e| AccountError::Storage(e.to_string()))?)
-    );
+    let token = new_token("yba_")?;
     storage.set_admin_token(&token_hash(&token), now_ms())?;
     Ok(token)
+}
+
+/// Revokes a device's token at once (its next request is refused).
+pub fn revoke_device(storage: &dyn ServerStorage, key: &str) -> Result<(), AccountError> {
+    if storage.revoke_device(key, now_ms())? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound(format!("no device `{key}`")))
+    }
+}
+
+/// Revokes a department token at once.
+pub fn revoke_department_token(storage: &dyn ServerStorage, key: &str) -> Result<(), AccountError> {
+    if storage.revoke_department_token(key, now_ms())? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound(format!(
+            "no department token `{key}`"
+        )))
+    }
 }
 
 #[cfg(test)]

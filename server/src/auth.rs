@@ -1,36 +1,131 @@
-//! Tokens: random, shown once, stored as SHA-256 hashes, looked up by hash.
+//! Who is calling: the extractors [`DeviceAuth`], [`Department`], [`Admin`] and
+//! [`Issuer`], so a handler's signature says who may call it. Each one reads the bearer
+//! token, looks it up, applies the token's rate limit and counts what it refused.
 //!
-//! Three kinds, told apart by prefix so a token pasted in the wrong place gets a clear
-//! error: `ybd_` device (sync), `ybk_` department (pull), `yba_` admin. Looking a token up
-//! by its hash means no comparison ever runs over the secret itself, and a leaked
-//! database leaks no usable token. Revocation is a column read on every request, so it
-//! takes effect at once.
+//! Three kinds of token, told apart by prefix so a token pasted in the wrong place gets
+//! a clear error: `ybd_` device (sync), `ybk_` department (pull), `yba_` admin. A token
+//! is looked up by its hash ([`crate::tokens`]), so no comparison ever runs over the
+//! secret itself. Revocation is a column read on every request, so it takes effect at
+//! once.
 
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
+use axum::http::request::Parts;
 use yibiao_model::Schema;
 use yibiao_model::schema::DepartmentDef;
-use yibiao_sync::{DeviceAuth, DeviceScope};
+use yibiao_sync::DeviceScope;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::storage::{DeviceRow, ServerStorage};
+use crate::tasks;
+use crate::tokens::token_hash;
 
-/// 32 bytes from the operating system's CSPRNG.
-pub fn new_secret() -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes)
+/// A phone, by its device token (`ybd_`), rate-limited per token. Devices call only the
+/// sync endpoint, so a refused device request counts as a failed exchange.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    /// What the hub needs: the device's key and scope.
+    pub auth: yibiao_sync::DeviceAuth,
+    /// The device's row (its bound phone, if any).
+    pub row: DeviceRow,
 }
 
-/// SHA-256 of a token or code.
-pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+/// A department, by its token (`ybk_`), with its view from the schema; rate-limited per
+/// token.
+#[derive(Debug, Clone)]
+pub struct Department(pub DepartmentDef);
+
+/// The operator, by the admin token (`yba_`).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+/// Who issues tasks or asks for reports: the admin token is the township, a department
+/// token its department (rate-limited like its pulls).
+#[derive(Debug, Clone)]
+pub struct Issuer(pub tasks::Issuer);
+
+impl FromRequestParts<AppState> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let storage = state.storage.clone();
+        let headers = parts.headers.clone();
+        let found = blocking(move || device(storage.as_ref(), &headers))
+            .await
+            .and_then(|(auth, row)| {
+                rate_limit(state, &auth.key)?;
+                Ok(DeviceAuth { auth, row })
+            });
+        if found.is_err() {
+            state.metrics.sync_errors.fetch_add(1, Relaxed);
+        }
+        found
+    }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "token lookup failed");
-    ApiError::Internal
+impl FromRequestParts<AppState> for Department {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let s = state.clone();
+        let headers = parts.headers.clone();
+        let (dept, key) =
+            blocking(move || department(s.storage.as_ref(), s.hub.schema(), &headers)).await?;
+        rate_limit(state, &key)?;
+        Ok(Department(dept))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let storage = state.storage.clone();
+        let headers = parts.headers.clone();
+        blocking(move || admin(storage.as_ref(), &headers)).await?;
+        Ok(Admin)
+    }
+}
+
+impl FromRequestParts<AppState> for Issuer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers, "department or admin")?;
+        if token.starts_with("yba_") {
+            Admin::from_request_parts(parts, state).await?;
+            return Ok(Issuer(tasks::Issuer::Township));
+        }
+        if token.starts_with("ybk_") {
+            let Department(dept) = Department::from_request_parts(parts, state).await?;
+            return Ok(Issuer(tasks::Issuer::Department(dept)));
+        }
+        Err(ApiError::Unauthorized(
+            "tasks and reports take a department token (ybk_) or the admin token (yba_)".into(),
+        ))
+    }
+}
+
+/// Takes one request from `key`'s bucket, or refuses with the seconds to wait.
+fn rate_limit(state: &AppState, key: &str) -> Result<(), ApiError> {
+    state.limiter.check(key).map_err(|secs| {
+        state.metrics.rate_limited.fetch_add(1, Relaxed);
+        ApiError::RateLimited(secs)
+    })
+}
+
+/// Token lookups read the database: off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn lookup_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("token lookup failed", e)
 }
 
 /// The bearer token of a request.
@@ -58,7 +153,7 @@ pub fn bearer(headers: &HeaderMap, kind: &str) -> Result<String, ApiError> {
 pub fn device(
     storage: &dyn ServerStorage,
     headers: &HeaderMap,
-) -> Result<(DeviceAuth, DeviceRow), ApiError> {
+) -> Result<(yibiao_sync::DeviceAuth, DeviceRow), ApiError> {
     let token = bearer(headers, "device")?;
     if !token.starts_with("ybd_") {
         return Err(ApiError::Unauthorized(
@@ -67,14 +162,14 @@ pub fn device(
     }
     let row = storage
         .device_by_token_hash(&token_hash(&token))
-        .map_err(internal)?
+        .map_err(lookup_failed)?
         .ok_or_else(|| ApiError::Unauthorized("unknown device token".into()))?;
     if row.revoked_ms.is_some() {
         return Err(ApiError::Unauthorized(
             "this device token was revoked; enrol the phone again".into(),
         ));
     }
-    let auth = DeviceAuth {
+    let auth = yibiao_sync::DeviceAuth {
         key: row.key.clone(),
         scope: match &row.village {
             Some(v) => DeviceScope::Village(v.clone()),
@@ -99,7 +194,7 @@ pub fn department(
     }
     let row = storage
         .department_by_token_hash(&token_hash(&token))
-        .map_err(internal)?
+        .map_err(lookup_failed)?
         .ok_or_else(|| ApiError::Unauthorized("unknown department token".into()))?;
     if row.revoked_ms.is_some() {
         return Err(ApiError::Unauthorized(
@@ -125,7 +220,7 @@ pub fn admin(storage: &dyn ServerStorage, headers: &HeaderMap) -> Result<(), Api
     }
     if storage
         .is_admin_token(&token_hash(&token))
-        .map_err(internal)?
+        .map_err(lookup_failed)?
     {
         Ok(())
     } else {

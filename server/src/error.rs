@@ -1,12 +1,21 @@
 //! The one HTTP error type: a status and a JSON envelope a person can act on.
 //!
-//! `{"error": {"code": "bad_request", "message": "..."}}`. Internal details (SQL, paths)
-//! are logged, never sent.
+//! `{"error": {"code": "bad_request", "message": "..."}}`. Every conversion into the
+//! envelope lives here: the account and task refusals, the hub's, unreadable bodies and
+//! query strings, failed blocking work. Internal details (SQL, paths) are logged here,
+//! never sent.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use yibiao_sync::hub::{HubError, StorageError};
+use yibiao_sync::protocol::ProtocolError;
+
+use crate::accounts::AccountError;
+use crate::tasks::TaskError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +49,23 @@ pub enum ApiError {
     Internal,
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code and message of an error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `internal`.
+    pub code: &'static str,
+    /// What a person can do about it.
+    pub message: String,
+}
+
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
@@ -54,39 +80,134 @@ impl ApiError {
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// Logs `error` with `context` and answers a bare 500.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{context}");
+        ApiError::Internal
+    }
+
+    /// A query parameter this endpoint does not take.
+    pub fn unknown_query_parameter(name: &str, known: &[String]) -> Self {
+        ApiError::BadRequest(format!(
+            "unknown query parameter `{name}`; this endpoint takes: {}",
+            known.join(", ")
+        ))
+    }
+
+    /// A query parameter with a value that does not fit.
+    pub fn query_parameter(name: &str, problem: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest(format!("query parameter `{name}`: {problem}"))
+    }
+
+    /// A body that could not be read; `too_large` says what the limit is.
+    pub fn from_body(rejection: BytesRejection, too_large: impl FnOnce() -> String) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(too_large())
+        } else {
+            ApiError::BadRequest(format!("could not read the body: {rejection}"))
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let mut response = (
-            status,
-            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited(secs) = self
-            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, v);
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
 }
 
-impl From<crate::accounts::AccountError> for ApiError {
-    fn from(e: crate::accounts::AccountError) -> Self {
-        use crate::accounts::AccountError as A;
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
         match e {
-            A::Invalid(m) => ApiError::BadRequest(m),
-            A::NotFound(m) => ApiError::NotFound(m),
-            A::Conflict(m) => ApiError::Conflict(m),
-            A::BadCode(m) => ApiError::Unauthorized(m),
-            A::Storage(m) => {
-                tracing::error!(error = %m, "account storage failure");
-                ApiError::Internal
+            AccountError::Invalid(m) => ApiError::BadRequest(m),
+            AccountError::NotFound(m) => ApiError::NotFound(m),
+            AccountError::Conflict(m) => ApiError::Conflict(m),
+            AccountError::BadCode(m) => ApiError::Unauthorized(m),
+            AccountError::Storage(m) => ApiError::internal("account storage failure", m),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Invalid(m) => ApiError::BadRequest(m),
+            TaskError::Forbidden(m) => ApiError::Forbidden(m),
+            TaskError::NotFound(m) => ApiError::NotFound(m),
+            TaskError::Storage(m) => ApiError::internal("task storage failure", m),
+        }
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::BadRequest(m) => ApiError::BadRequest(m),
+            HubError::Storage(e) => {
+                ApiError::internal("sync storage failure; the page was not committed", e)
             }
+        }
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    /// A sync body that is not one, or of another protocol version (426: update the app).
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::BadMagic => {
+                ApiError::BadRequest("the body is not a yibiao sync message".into())
+            }
+            ProtocolError::Version { got, supported } => ApiError::UpgradeRequired(format!(
+                "this app speaks sync protocol {got}; the server speaks {supported}. Update the app."
+            )),
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        ApiError::internal("storage failure", e)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::internal("blocking task failed", e)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    /// A JSON body that does not fit the endpoint's request type.
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::BadRequest(format!("invalid JSON body: {e}"))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    /// A query string whose values do not fit: names the parameter, as serde's path to
+    /// the error gives it, and the parameter type's own message.
+    fn from(rejection: QueryRejection) -> Self {
+        type PathError = serde_path_to_error::Error<serde::de::value::Error>;
+        let first: &(dyn std::error::Error + 'static) = &rejection;
+        let found = std::iter::successors(Some(first), |e| e.source())
+            .find_map(|e| e.downcast_ref::<PathError>());
+        match found {
+            Some(e) => ApiError::query_parameter(&e.path().to_string(), e.inner()),
+            None => ApiError::BadRequest(rejection.body_text()),
         }
     }
 }

@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use yibiao_model::schema::DepartmentDef;
+use utoipa::ToSchema;
+use yibiao_model::schema::{DepartmentDef, FormDef};
 use yibiao_model::task::{
     DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
 };
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 
-use crate::ServerHub;
+use crate::state::ServerHub;
 use crate::storage::{ServerStorage, TaskDocRow};
 
 /// Most target records one task may name.
@@ -81,7 +82,7 @@ impl From<yibiao_sync::hub::StorageError> for TaskError {
 }
 
 /// A task as asked for over HTTP or the CLI.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// Short title.
@@ -96,13 +97,13 @@ pub struct NewTask {
     /// Target villages (`["*"]`: every village the issuer sees). Give this or `records`.
     #[serde(default)]
     pub villages: Option<Vec<String>>,
-    /// Target record ids. Give this or `villages`.
+    /// Target record ids (UUIDs). Give this or `villages`.
     #[serde(default)]
     pub records: Option<Vec<String>>,
 }
 
 /// Where a task stands in one village.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Issued; no phone of the village has it yet.
@@ -134,7 +135,7 @@ impl Status {
 }
 
 /// Progress of a task in one village.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VillageProgress {
     /// The village (`None`: township-level records).
     pub village: Option<String>,
@@ -157,6 +158,7 @@ pub struct VillageProgress {
     /// When a phone recorded it done.
     pub done_ms: Option<i64>,
     /// `complete` (every target record filled) or `marked` (a cadre said so).
+    #[schema(value_type = Option<String>)]
     pub done_how: Option<DoneHow>,
     /// The cadre's note, when marked done.
     pub note: Option<String>,
@@ -171,7 +173,7 @@ pub struct VillageProgress {
 }
 
 /// Counts of villages by status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StatusCounts {
     /// Not yet delivered.
     pub sent: u32,
@@ -210,7 +212,7 @@ impl StatusCounts {
 }
 
 /// A task with its progress in every target village.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TaskProgress {
     /// Task id.
     pub task: String,
@@ -251,7 +253,7 @@ fn check_form<'a>(
     schema: &'a Schema,
     issuer: &Issuer,
     form: &str,
-) -> Result<&'a yibiao_model::schema::FormDef, TaskError> {
+) -> Result<&'a FormDef, TaskError> {
     let def = schema.form(form).ok_or_else(|| {
         let known: Vec<&str> = schema.forms.keys().map(String::as_str).collect();
         TaskError::Invalid(format!(
@@ -271,6 +273,9 @@ fn check_form<'a>(
     Ok(def)
 }
 
+/// Where a task goes: village -> its target records (`None`: every record of the form).
+type Targets = BTreeMap<Option<String>, Option<Vec<RecordId>>>;
+
 /// Issues a task: one document per target village, committed together. Returns its
 /// progress (every village `sent`).
 pub fn issue(
@@ -281,20 +286,7 @@ pub fn issue(
     now_ms: i64,
 ) -> Result<TaskProgress, TaskError> {
     let schema = hub.schema().clone();
-    let title = req.title.trim();
-    if title.is_empty() {
-        return Err(TaskError::Invalid("`title` must not be empty".into()));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`title` may hold at most {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
-        )));
-    }
+    let title = check_text(req)?;
     let form = check_form(&schema, issuer, &req.form)?;
     let due_ms = parse_due(&req.due).map_err(TaskError::Invalid)?;
     if due_ms <= now_ms {
@@ -303,95 +295,15 @@ pub fn issue(
             req.due.trim()
         )));
     }
-    let mut targets: BTreeMap<Option<String>, Option<Vec<RecordId>>> = BTreeMap::new();
-    match (&req.villages, &req.records) {
+    let targets = match (&req.villages, &req.records) {
+        (Some(villages), None) => village_targets(&schema, issuer, villages)?,
+        (None, Some(records)) => record_targets(storage, issuer, form, &req.form, records)?,
         (Some(_), Some(_)) | (None, None) => {
             return Err(TaskError::Invalid(
                 "give either `villages` (every record of the form in them) or `records` (those records), not both".into(),
             ));
         }
-        (Some(villages), None) => {
-            if villages.is_empty() {
-                return Err(TaskError::Invalid("`villages` is empty".into()));
-            }
-            let all = villages.iter().any(|v| v == "*");
-            let list: Vec<String> = if all {
-                schema
-                    .villages
-                    .keys()
-                    .filter(|v| issuer.sees_village(Some(v)))
-                    .cloned()
-                    .collect()
-            } else {
-                villages.clone()
-            };
-            for v in list {
-                if !schema.has_village(&v) {
-                    let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
-                    return Err(TaskError::Invalid(format!(
-                        "unknown village `{v}`; the schema has: {}",
-                        known.join(", ")
-                    )));
-                }
-                if !issuer.sees_village(Some(&v)) {
-                    return Err(TaskError::Forbidden(format!(
-                        "`{}` may not issue tasks to village `{v}`",
-                        issuer.name()
-                    )));
-                }
-                targets.insert(Some(v), None);
-            }
-        }
-        (None, Some(records)) => {
-            if records.is_empty() {
-                return Err(TaskError::Invalid("`records` is empty".into()));
-            }
-            if records.len() > MAX_TARGET_RECORDS {
-                return Err(TaskError::Invalid(format!(
-                    "a task may name at most {MAX_TARGET_RECORDS} records"
-                )));
-            }
-            let mut ids = Vec::with_capacity(records.len());
-            for r in records {
-                let id: RecordId = r.trim().parse().map_err(|_| {
-                    TaskError::Invalid(format!("`{r}` is not a record id (a UUID)"))
-                })?;
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            let found: HashMap<RecordId, _> = storage
-                .stored_records(&ids)?
-                .into_iter()
-                .map(|s| (s.id, s))
-                .collect();
-            for id in ids {
-                let rec = found
-                    .get(&id)
-                    .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
-                if rec.entity != form.entity {
-                    return Err(TaskError::Invalid(format!(
-                        "record {id} is a `{}`, but form `{}` is for `{}` records",
-                        rec.entity, req.form, form.entity
-                    )));
-                }
-                if rec.deleted {
-                    return Err(TaskError::Invalid(format!("record {id} is deleted")));
-                }
-                if !issuer.sees_village(rec.village.as_deref()) {
-                    return Err(TaskError::Forbidden(format!(
-                        "record {id} is outside what `{}` may see",
-                        issuer.name()
-                    )));
-                }
-                targets
-                    .entry(rec.village.clone())
-                    .or_insert_with(|| Some(Vec::new()))
-                    .get_or_insert_with(Vec::new)
-                    .push(id);
-            }
-        }
-    }
+    };
     if targets.is_empty() {
         return Err(TaskError::Invalid(
             "the task reaches no village the issuer may see".into(),
@@ -426,6 +338,125 @@ pub fn issue(
     hub.commit_server_docs(docs)?;
     tracing::info!(task = %task_id, issuer = issuer.name(), form = %req.form, "task issued");
     progress(storage, &schema, issuer, &task_id, now_ms)
+}
+
+/// The trimmed title, once title and instructions are within their lengths.
+fn check_text(req: &NewTask) -> Result<&str, TaskError> {
+    let title = req.title.trim();
+    if title.is_empty() {
+        return Err(TaskError::Invalid("`title` must not be empty".into()));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`title` may hold at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
+        return Err(TaskError::Invalid(format!(
+            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
+        )));
+    }
+    Ok(title)
+}
+
+/// Every record of the form in `villages` (`*`: every village the issuer sees).
+fn village_targets(
+    schema: &Schema,
+    issuer: &Issuer,
+    villages: &[String],
+) -> Result<Targets, TaskError> {
+    if villages.is_empty() {
+        return Err(TaskError::Invalid("`villages` is empty".into()));
+    }
+    let list: Vec<String> = if villages.iter().any(|v| v == "*") {
+        schema
+            .villages
+            .keys()
+            .filter(|v| issuer.sees_village(Some(v)))
+            .cloned()
+            .collect()
+    } else {
+        villages.to_vec()
+    };
+    let mut targets = Targets::new();
+    for v in list {
+        if !schema.has_village(&v) {
+            let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
+            return Err(TaskError::Invalid(format!(
+                "unknown village `{v}`; the schema has: {}",
+                known.join(", ")
+            )));
+        }
+        if !issuer.sees_village(Some(&v)) {
+            return Err(TaskError::Forbidden(format!(
+                "`{}` may not issue tasks to village `{v}`",
+                issuer.name()
+            )));
+        }
+        targets.insert(Some(v), None);
+    }
+    Ok(targets)
+}
+
+/// Named records, grouped by village, once each is on the server, live, of the form's
+/// entity and within the issuer's view.
+fn record_targets(
+    storage: &dyn ServerStorage,
+    issuer: &Issuer,
+    form: &FormDef,
+    form_key: &str,
+    records: &[String],
+) -> Result<Targets, TaskError> {
+    if records.is_empty() {
+        return Err(TaskError::Invalid("`records` is empty".into()));
+    }
+    if records.len() > MAX_TARGET_RECORDS {
+        return Err(TaskError::Invalid(format!(
+            "a task may name at most {MAX_TARGET_RECORDS} records"
+        )));
+    }
+    let mut ids = Vec::with_capacity(records.len());
+    for r in records {
+        let id: RecordId = r
+            .trim()
+            .parse()
+            .map_err(|_| TaskError::Invalid(format!("`{r}` is not a record id (a UUID)")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let found: HashMap<RecordId, _> = storage
+        .stored_records(&ids)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut targets = Targets::new();
+    for id in ids {
+        let rec = found
+            .get(&id)
+            .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
+        if rec.entity != form.entity {
+            return Err(TaskError::Invalid(format!(
+                "record {id} is a `{}`, but form `{form_key}` is for `{}` records",
+                rec.entity, form.entity
+            )));
+        }
+        if rec.deleted {
+            return Err(TaskError::Invalid(format!("record {id} is deleted")));
+        }
+        if !issuer.sees_village(rec.village.as_deref()) {
+            return Err(TaskError::Forbidden(format!(
+                "record {id} is outside what `{}` may see",
+                issuer.name()
+            )));
+        }
+        targets
+            .entry(rec.village.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(id);
+    }
+    Ok(targets)
 }
 
 /// Cancels a task (its documents get the tombstone; phones drop it from their list).
@@ -524,6 +555,40 @@ fn device_scopes(storage: &dyn ServerStorage) -> Result<DeviceScopes, TaskError>
         .collect())
 }
 
+/// Target records of a task document complete by the form's required fields, and
+/// their total (a named target not yet on the server counts as incomplete).
+fn records_done(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    values: &mut Values,
+    row: &TaskDocRow,
+    t: &StoredTask,
+) -> Result<(u32, u32), TaskError> {
+    let Some(form) = schema.form(&t.spec.form) else {
+        return Ok((0, 0));
+    };
+    Ok(match &t.spec.targets {
+        None => {
+            let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
+            let done = rows
+                .iter()
+                .filter(|(_, v)| complete(&form.required, v))
+                .count();
+            (done as u32, rows.len() as u32)
+        }
+        Some(ids) => {
+            let stored = storage.stored_records(ids)?;
+            let live: Vec<_> = stored.iter().filter(|s| !s.deleted).collect();
+            let missing = ids.len() - stored.len();
+            let done = live
+                .iter()
+                .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
+                .count();
+            (done as u32, (live.len() + missing) as u32)
+        }
+    })
+}
+
 fn village_progress(
     storage: &dyn ServerStorage,
     schema: &Schema,
@@ -533,29 +598,7 @@ fn village_progress(
     t: &StoredTask,
     now_ms: i64,
 ) -> Result<VillageProgress, TaskError> {
-    let (records_complete, records_total) = match schema.form(&t.spec.form) {
-        None => (0, 0),
-        Some(form) => match &t.spec.targets {
-            None => {
-                let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
-                let done = rows
-                    .iter()
-                    .filter(|(_, v)| complete(&form.required, v))
-                    .count();
-                (done as u32, rows.len() as u32)
-            }
-            Some(ids) => {
-                let stored = storage.stored_records(ids)?;
-                let live: Vec<_> = stored.iter().filter(|s| !s.deleted).collect();
-                let missing = ids.len() - stored.len();
-                let done = live
-                    .iter()
-                    .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
-                    .count();
-                (done as u32, (live.len() + missing) as u32)
-            }
-        },
-    };
+    let (records_complete, records_total) = records_done(storage, schema, values, row, t)?;
     // Delivery and opening count only from the village's own phones (a township phone
     // holds every village's task and receipts it too). A mark counts from any registered
     // phone allowed to see the task. Completeness comes from the server's records, never
@@ -696,7 +739,7 @@ pub fn list(
 }
 
 /// One row of the village x form summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SummaryRow {
     /// Village.
     pub village: String,
@@ -712,7 +755,7 @@ pub struct SummaryRow {
 
 /// The automatic aggregation "one table" promises: per village and form, how many
 /// records are complete and where the tasks stand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Summary {
     /// When it was computed.
     pub generated_ms: i64,
@@ -791,7 +834,7 @@ pub fn summary(
 }
 
 /// The burden report: values typed vs (record, field, department) deliveries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Burden {
     /// First day (inclusive), as given.
     pub from: String,
@@ -815,7 +858,7 @@ pub struct Burden {
 }
 
 /// One department's share of the burden report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BurdenDepartment {
     /// Department key.
     pub department: String,
@@ -824,7 +867,7 @@ pub struct BurdenDepartment {
 }
 
 /// One field's line of the burden report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BurdenField {
     /// Field key.
     pub field: String,

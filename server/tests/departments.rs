@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use yibiao_model::clock::SystemClock;
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value as V};
 use yibiao_server::config::{Config, FileConfig, Overrides};
-use yibiao_server::routes::openapi::{ROUTES, document};
+use yibiao_server::routes::openapi::document;
 use yibiao_server::{AppState, accounts, app};
 use yibiao_store::Store;
 use yibiao_sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
@@ -413,7 +413,7 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
     fx.state
         .storage
         .add_enrol_code(
-            &yibiao_server::auth::token_hash(&accounts::normalise_code(stale)),
+            &yibiao_server::tokens::token_hash(&accounts::normalise_code(stale)),
             "amu",
             1,
             0,
@@ -911,35 +911,59 @@ async fn metrics_count_syncs_refusals_and_department_reads() {
 #[tokio::test]
 async fn the_openapi_document_describes_exactly_the_routes_that_answer() {
     let fx = fixture();
-    let doc = document();
+    // The document is generated from the same routers `app` serves (`routes::api`); an
+    // undocumented `.route(..)` is refused by clippy (`server/clippy.toml`). Here: every
+    // documented operation is routed, no other method answers on a documented path,
+    // every path parameter is declared, and every operation says who may call it.
+    let doc = serde_json::to_value(document()).unwrap();
     let mut documented = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys() {
+        for (method, op) in ops.as_object().unwrap() {
             documented.insert((method.clone(), path.clone()));
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_matches(['{', '}']);
+                let declared = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path"));
+                assert!(
+                    declared,
+                    "{method} {path}: `{name}` is not a documented parameter"
+                );
+            }
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path} documents no response"
+            );
         }
     }
-    let listed: BTreeSet<(String, String)> = ROUTES
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect();
-    assert_eq!(documented, listed);
-    for (method, path) in ROUTES {
+    let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
+    for path in paths {
         let uri = path
             .replace("{id}", "x")
             .replace("{key}", "x")
             .replace("{department}", "x")
             .replace("{task}", "x");
-        let (status, body) = call(&fx, &method.to_uppercase(), &uri, None, None).await;
-        assert!(
-            status != StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path} is not routed"
-        );
-        if status == StatusCode::NOT_FOUND {
-            assert_ne!(
-                message(&body),
-                "no such endpoint; see /openapi.json",
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let (status, body) = call(&fx, &method.to_uppercase(), &uri, None, None).await;
+            if !documented.contains(&(method.to_owned(), path.clone())) {
+                assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} answers but is not documented"
+                );
+                continue;
+            }
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path} is not routed"
             );
+            if status == StatusCode::NOT_FOUND {
+                assert_ne!(
+                    message(&body),
+                    "no such endpoint; see /openapi.json",
+                    "{method} {path} is not routed"
+                );
+            }
         }
     }
     let (status, body) = call(&fx, "GET", "/openapi.json", None, None).await;

@@ -1,191 +1,287 @@
 //! `/v1/admin/...`: cadres, enrolment codes, devices and department tokens, for the
-//! admin token. The same operations exist in the CLI (`yibiao-server cadre|device|department`).
+//! admin token. The same operations exist in the CLI (`yibiao-server cadre|device|department`),
+//! both through [`crate::accounts`].
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{blocking, json_body};
-use crate::AppState;
-use crate::accounts;
-use crate::error::ApiError;
+use crate::accounts::{self, AccountError};
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{JsonBody, OptionalJsonBody};
+use crate::state::AppState;
+use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow};
 
-fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    crate::auth::admin(state.storage.as_ref(), headers)
+/// The admin routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_cadre, list_cadres))
+        .routes(routes!(issue_code))
+        .routes(routes!(list_devices))
+        .routes(routes!(revoke_device))
+        .routes(routes!(issue_department_token))
+        .routes(routes!(list_department_tokens))
+        .routes(routes!(revoke_department_token))
 }
 
-#[derive(Deserialize)]
+/// Runs an account operation on the blocking pool.
+async fn run<T: Send + 'static>(
+    state: AppState,
+    f: impl FnOnce(&AppState) -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(move || f(&state)).await??)
+}
+
+/// A new cadre.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCadre {
-    id: String,
-    name: String,
-    village: Option<String>,
+pub struct NewCadre {
+    /// Cadre id: ASCII letters, digits, - _ . @.
+    pub id: String,
+    /// Name as people write it.
+    pub name: String,
+    /// The village the cadre works in; null for township staff.
+    pub village: Option<String>,
 }
 
-/// `POST /v1/admin/cadres`.
+/// Create a cadre.
+#[utoipa::path(post, path = "/v1/admin/cadres", tag = "admin", security(("admin" = [])),
+    request_body = NewCadre,
+    responses(
+        (status = 201, description = "created", body = CadreRow),
+        (status = 400, description = "bad id, name or village", body = ErrorBody),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 409, description = "the cadre exists", body = ErrorBody),
+    ))]
 pub async fn create_cadre(
+    _: Admin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let s = state.clone();
-    blocking(move || check(&s, &headers)).await?;
-    let req: NewCadre = json_body(body)?;
-    let row = blocking(move || {
-        Ok(accounts::create_cadre(
-            state.storage.as_ref(),
-            state.hub.schema(),
+    JsonBody(req): JsonBody<NewCadre>,
+) -> Result<(StatusCode, Json<CadreRow>), ApiError> {
+    let row = run(state, move |s| {
+        accounts::create_cadre(
+            s.storage.as_ref(),
+            s.hub.schema(),
             &req.id,
             &req.name,
             req.village.as_deref(),
-        )?)
+        )
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(json!(row))))
+    Ok((StatusCode::CREATED, Json(row)))
 }
 
-/// `GET /v1/admin/cadres`.
+/// Every cadre.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cadres {
+    /// The cadres.
+    pub cadres: Vec<CadreRow>,
+}
+
+/// List cadres.
+#[utoipa::path(get, path = "/v1/admin/cadres", tag = "admin", security(("admin" = [])),
+    responses(
+        (status = 200, description = "every cadre", body = Cadres),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+    ))]
 pub async fn list_cadres(
+    _: Admin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        check(&state, &headers)?;
-        Ok(Json(json!({ "cadres": state.storage.cadres().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))
-    })
-    .await
+) -> Result<Json<Cadres>, ApiError> {
+    let cadres = run(state, |s| Ok(s.storage.cadres()?)).await?;
+    Ok(Json(Cadres { cadres }))
 }
 
-#[derive(Deserialize, Default)]
+/// Options of a new enrolment code.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCode {
-    ttl_minutes: Option<i64>,
+pub struct NewCode {
+    /// Minutes the code stays valid, 1 to 10080 (default 30).
+    #[schema(minimum = 1, maximum = 10080)]
+    pub ttl_minutes: Option<i64>,
 }
 
-/// `POST /v1/admin/cadres/{id}/codes`: a one-time enrolment code.
+/// A one-time enrolment code, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedCode {
+    /// The code, like `K7PM-Q2XD`.
+    pub code: String,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: i64,
+}
+
+/// Issue a one-time enrolment code for a cadre.
+#[utoipa::path(post, path = "/v1/admin/cadres/{id}/codes", tag = "admin", security(("admin" = [])),
+    params(("id" = String, Path, description = "The cadre id.")),
+    request_body(content = Option<NewCode>, description = "may be empty"),
+    responses(
+        (status = 201, description = "issued", body = IssuedCode),
+        (status = 400, description = "bad ttl_minutes", body = ErrorBody),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 404, description = "no such cadre", body = ErrorBody),
+    ))]
 pub async fn issue_code(
+    _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let s = state.clone();
-    blocking(move || check(&s, &headers)).await?;
-    let req: NewCode = match &body {
-        Ok(b) if b.is_empty() => NewCode::default(),
-        _ => json_body(body)?,
-    };
+    OptionalJsonBody(req): OptionalJsonBody<NewCode>,
+) -> Result<(StatusCode, Json<IssuedCode>), ApiError> {
     let ttl = req
         .ttl_minutes
         .unwrap_or(accounts::DEFAULT_CODE_TTL_MINUTES);
-    let (code, expires_ms) =
-        blocking(move || Ok(accounts::issue_code(state.storage.as_ref(), &id, ttl)?)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "code": code, "expires_ms": expires_ms })),
-    ))
-}
-
-/// `GET /v1/admin/devices`.
-pub async fn list_devices(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        check(&state, &headers)?;
-        Ok(Json(json!({ "devices": state.storage.devices().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))
+    let (code, expires_ms) = run(state, move |s| {
+        accounts::issue_code(s.storage.as_ref(), &id, ttl)
     })
-    .await
+    .await?;
+    Ok((StatusCode::CREATED, Json(IssuedCode { code, expires_ms })))
 }
 
-/// `POST /v1/admin/devices/{key}/revoke`.
+/// Every device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Devices {
+    /// The devices.
+    pub devices: Vec<DeviceRow>,
+}
+
+/// List devices.
+#[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", security(("admin" = [])),
+    responses(
+        (status = 200, description = "every device", body = Devices),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+    ))]
+pub async fn list_devices(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Devices>, ApiError> {
+    let devices = run(state, |s| Ok(s.storage.devices()?)).await?;
+    Ok(Json(Devices { devices }))
+}
+
+/// What was revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// The key of the revoked device or token.
+    pub revoked: String,
+}
+
+/// Revoke a device token, at once.
+#[utoipa::path(post, path = "/v1/admin/devices/{key}/revoke", tag = "admin", security(("admin" = [])),
+    params(("key" = String, Path, description = "The device key.")),
+    responses(
+        (status = 200, description = "revoked", body = Revoked),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 404, description = "no such device", body = ErrorBody),
+    ))]
 pub async fn revoke_device(
+    _: Admin,
     State(state): State<AppState>,
     Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        check(&state, &headers)?;
-        let found = state
-            .storage
-            .revoke_device(&key, accounts::now_ms())
-            .map_err(|e| ApiError::from(accounts::AccountError::from(e)))?;
-        if found {
-            Ok(Json(json!({ "revoked": key })))
-        } else {
-            Err(ApiError::NotFound(format!("no device `{key}`")))
-        }
+) -> Result<Json<Revoked>, ApiError> {
+    let k = key.clone();
+    run(state, move |s| {
+        accounts::revoke_device(s.storage.as_ref(), &k)
     })
-    .await
+    .await?;
+    Ok(Json(Revoked { revoked: key }))
 }
 
-#[derive(Deserialize, Default)]
+/// Options of a new department token.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewDepartmentToken {
-    name: Option<String>,
+pub struct NewDepartmentToken {
+    /// Who uses it, e.g. "civil affairs Excel" (default: the department key).
+    pub name: Option<String>,
 }
 
-/// `POST /v1/admin/departments/{department}/tokens`.
+/// A department token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedDepartmentToken {
+    /// The token (`ybk_...`).
+    pub token: String,
+    /// Its key, for listing and revocation.
+    pub key: String,
+    /// The department.
+    pub department: String,
+}
+
+/// Issue a department token.
+#[utoipa::path(post, path = "/v1/admin/departments/{department}/tokens", tag = "admin", security(("admin" = [])),
+    params(("department" = String, Path, description = "A department key of the schema.")),
+    request_body(content = Option<NewDepartmentToken>, description = "may be empty"),
+    responses(
+        (status = 201, description = "issued", body = IssuedDepartmentToken),
+        (status = 400, description = "bad body", body = ErrorBody),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 404, description = "no such department", body = ErrorBody),
+    ))]
 pub async fn issue_department_token(
+    _: Admin,
     State(state): State<AppState>,
     Path(department): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let s = state.clone();
-    blocking(move || check(&s, &headers)).await?;
-    let req: NewDepartmentToken = match &body {
-        Ok(b) if b.is_empty() => NewDepartmentToken::default(),
-        _ => json_body(body)?,
-    };
-    let (row, token) = blocking(move || {
-        Ok(accounts::issue_department_token(
-            state.storage.as_ref(),
-            state.hub.schema(),
+    OptionalJsonBody(req): OptionalJsonBody<NewDepartmentToken>,
+) -> Result<(StatusCode, Json<IssuedDepartmentToken>), ApiError> {
+    let (row, token) = run(state, move |s| {
+        accounts::issue_department_token(
+            s.storage.as_ref(),
+            s.hub.schema(),
             &department,
             req.name.as_deref().unwrap_or(""),
-        )?)
+        )
     })
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": token, "key": row.key, "department": row.department })),
+        Json(IssuedDepartmentToken {
+            token,
+            key: row.key,
+            department: row.department,
+        }),
     ))
 }
 
-/// `GET /v1/admin/department-tokens`.
-pub async fn list_department_tokens(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        check(&state, &headers)?;
-        Ok(Json(json!({ "tokens": state.storage.department_tokens().map_err(|e| ApiError::from(accounts::AccountError::from(e)))? })))
-    })
-    .await
+/// Every department token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DepartmentTokens {
+    /// The tokens (never the secrets).
+    pub tokens: Vec<DepartmentTokenRow>,
 }
 
-/// `POST /v1/admin/department-tokens/{key}/revoke`.
+/// List department tokens.
+#[utoipa::path(get, path = "/v1/admin/department-tokens", tag = "admin", security(("admin" = [])),
+    responses(
+        (status = 200, description = "every department token", body = DepartmentTokens),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+    ))]
+pub async fn list_department_tokens(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<DepartmentTokens>, ApiError> {
+    let tokens = run(state, |s| Ok(s.storage.department_tokens()?)).await?;
+    Ok(Json(DepartmentTokens { tokens }))
+}
+
+/// Revoke a department token, at once.
+#[utoipa::path(post, path = "/v1/admin/department-tokens/{key}/revoke", tag = "admin", security(("admin" = [])),
+    params(("key" = String, Path, description = "The token key.")),
+    responses(
+        (status = 200, description = "revoked", body = Revoked),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 404, description = "no such token", body = ErrorBody),
+    ))]
 pub async fn revoke_department_token(
+    _: Admin,
     State(state): State<AppState>,
     Path(key): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        check(&state, &headers)?;
-        let found = state
-            .storage
-            .revoke_department_token(&key, accounts::now_ms())
-            .map_err(|e| ApiError::from(accounts::AccountError::from(e)))?;
-        if found {
-            Ok(Json(json!({ "revoked": key })))
-        } else {
-            Err(ApiError::NotFound(format!("no department token `{key}`")))
-        }
+) -> Result<Json<Revoked>, ApiError> {
+    let k = key.clone();
+    run(state, move |s| {
+        accounts::revoke_department_token(s.storage.as_ref(), &k)
     })
-    .await
+    .await?;
+    Ok(Json(Revoked { revoked: key }))
 }

@@ -1,40 +1,57 @@
 //! `POST /v1/enrol`: a phone redeems a one-time code for its device token.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{blocking, json_body};
-use crate::AppState;
 use crate::accounts::{self, Enrolled};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::JsonBody;
+use crate::state::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrolRequest {
-    code: String,
-    device: String,
+/// The enrolment route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(enrol))
 }
 
-/// Redeems an enrolment code.
+/// A phone's enrolment request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The one-time code, as typed (case, dashes and spaces do not matter).
+    pub code: String,
+    /// The phone store's device id.
+    pub device: String,
+}
+
+/// Redeem a one-time enrolment code for a device token.
+#[utoipa::path(post, path = "/v1/enrol", tag = "phones",
+    request_body = EnrolRequest,
+    responses(
+        (status = 200, description = "enrolled; the token is shown once", body = Enrolled),
+        (status = 400, description = "bad body or device id", body = ErrorBody),
+        (status = 401, description = "unknown, used or expired code", body = ErrorBody),
+        (status = 429, description = "too many attempts; wait", body = ErrorBody),
+    ))]
 pub async fn enrol(
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(req): JsonBody<EnrolRequest>,
 ) -> Result<Json<Enrolled>, ApiError> {
-    let req: EnrolRequest = json_body(body)?;
     // One global bucket: guessing codes must stay hopeless however many clients try.
     state.limiter_enrol.check("enrol").map_err(|s| {
-        state
-            .metrics
-            .rate_limited
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.rate_limited.fetch_add(1, Relaxed);
         ApiError::RateLimited(s)
     })?;
     let storage = state.storage.clone();
-    let enrolled =
-        blocking(move || Ok(accounts::enrol(storage.as_ref(), &req.code, &req.device)?)).await?;
+    let enrolled = tokio::task::spawn_blocking(move || {
+        accounts::enrol(storage.as_ref(), &req.code, &req.device)
+    })
+    .await??;
     tracing::info!(device = %enrolled.device, cadre = %enrolled.cadre, "phone enrolled");
     Ok(Json(enrolled))
 }

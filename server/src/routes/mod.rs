@@ -1,4 +1,5 @@
-//! HTTP routes, one module per resource, merged in [`crate::app`].
+//! HTTP routes, one module per resource, each with its own router; [`api`] merges them
+//! with their OpenAPI description and [`app`] serves them.
 
 pub mod admin;
 pub mod enrol;
@@ -8,29 +9,42 @@ pub mod records;
 pub mod sync;
 pub mod tasks;
 
-use crate::error::ApiError;
+use std::time::Duration;
 
-/// Runs blocking storage work off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        tracing::error!(error = %e, "blocking task failed");
-        ApiError::Internal
-    })?
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route with its description: the one list of what the server answers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(sync::router())
+        .merge(enrol::router())
+        .merge(records::router())
+        .merge(tasks::router())
+        .merge(admin::router())
 }
 
-/// Parses a JSON body, naming what is wrong.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge("request body is too large".into())
-        } else {
-            ApiError::BadRequest(format!("could not read the body: {e}"))
-        }
-    })?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+/// The router: [`api`] with the fallback, body limit, timeout and tracing.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let (router, _) = api().split_for_parts();
+    router
+        .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }

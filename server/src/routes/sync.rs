@@ -1,33 +1,53 @@
 //! `POST /v1/sync`: one sync exchange (see the protocol in ARCHITECTURE.md).
 //!
-//! The handler only authenticates, rate-limits, checks the version byte, decodes, and
-//! runs the hub on the blocking pool; everything else is core's.
+//! The [`DeviceAuth`] extractor authenticates and rate-limits; the handler decodes
+//! (version byte first), binds the token to its phone and runs the hub on the blocking
+//! pool; everything else is core's.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use yibiao_sync::hub::HubError;
-use yibiao_sync::protocol::{PROTOCOL_VERSION, ProtocolError, SyncRequest, peek_version};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yibiao_sync::hub::ExchangeStats;
+use yibiao_sync::protocol::{SyncRequest, SyncResponse};
 
-use super::blocking;
-use crate::AppState;
-use crate::error::ApiError;
+use crate::auth::DeviceAuth;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 
 /// Media type of sync bodies.
 pub const SYNC_CONTENT_TYPE: &str = "application/x-yibiao-sync";
 
-/// Handles one exchange.
+/// The sync route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sync))
+}
+
+/// One sync exchange (binary: "YBS", version byte, zstd(postcard)); see ARCHITECTURE.md.
+#[utoipa::path(post, path = "/v1/sync", tag = "phones", security(("device" = [])),
+    request_body(content = Vec<u8>, content_type = "application/x-yibiao-sync"),
+    responses(
+        (status = 200, description = "the exchange's answer", body = Vec<u8>, content_type = "application/x-yibiao-sync"),
+        (status = 400, description = "not a sync message, or a damaged one", body = ErrorBody),
+        (status = 401, description = "no, unknown or revoked device token, or another phone's", body = ErrorBody),
+        (status = 413, description = "larger than the server's body limit", body = ErrorBody),
+        (status = 426, description = "another protocol version: update the app", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+        (status = 500, description = "server failure; nothing of the page was committed", body = ErrorBody),
+    ))]
 pub async fn sync(
+    device: DeviceAuth,
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let metrics = state.metrics.clone();
-    match exchange(state, headers, body).await {
+    match exchange(device, state, body).await {
         Ok(response) => response,
         Err(e) => {
             metrics.sync_errors.fetch_add(1, Relaxed);
@@ -37,80 +57,68 @@ pub async fn sync(
 }
 
 async fn exchange(
+    device: DeviceAuth,
     state: AppState,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let body = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
+        ApiError::from_body(e, || {
+            format!(
                 "sync body is larger than the server's limit of {} bytes",
                 state.config.max_body_bytes
-            ))
-        } else {
-            ApiError::BadRequest(format!("could not read the body: {e}"))
-        }
+            )
+        })
     })?;
-    let storage = state.storage.clone();
-    let (auth, row) = blocking(move || crate::auth::device(storage.as_ref(), &headers)).await?;
-    state.limiter.check(&auth.key).map_err(|s| {
-        state.metrics.rate_limited.fetch_add(1, Relaxed);
-        ApiError::RateLimited(s)
-    })?;
-    match peek_version(&body) {
-        Err(ProtocolError::BadMagic) => {
-            return Err(ApiError::BadRequest(
-                "the body is not a yibiao sync message".into(),
-            ));
-        }
-        Ok(v) if v != PROTOCOL_VERSION => {
-            return Err(ApiError::UpgradeRequired(format!(
-                "this app speaks sync protocol {v}; the server speaks {PROTOCOL_VERSION}. Update the app."
-            )));
-        }
-        _ => {}
-    }
-    let bytes_in = body.len();
-    let request = SyncRequest::decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    // A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds it.
-    match &row.phone_device {
-        Some(bound) if *bound != request.device => {
-            return Err(ApiError::Unauthorized(format!(
-                "this token belongs to another phone ({bound}); enrol this phone with its own code"
-            )));
-        }
-        Some(_) => {}
+    // The magic and version byte come first, so an old app is told to update.
+    let request = SyncRequest::decode(&body)?;
+    bind_phone(&state, &device, &request.device).await?;
+    let hub = state.hub.clone();
+    let auth = device.auth;
+    let key = auth.key.clone();
+    let pushed = request.push.len();
+    let (response, stats) =
+        tokio::task::spawn_blocking(move || hub.handle(&auth, &request)).await??;
+    let out = response.encode();
+    record(&state, &response, &stats, body.len(), out.len(), started);
+    tracing::info!(
+        device = %key, pushed, accepted = stats.accepted, refused = stats.refused, duplicates = stats.duplicates,
+        sent = stats.sent, more = response.more, bytes_in = body.len(), bytes_out = out.len(),
+        ms = started.elapsed().as_millis() as u64, "sync"
+    );
+    Ok(([(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], out).into_response())
+}
+
+/// A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds it.
+async fn bind_phone(state: &AppState, device: &DeviceAuth, phone: &str) -> Result<(), ApiError> {
+    match &device.row.phone_device {
+        Some(bound) if bound != phone => Err(ApiError::Unauthorized(format!(
+            "this token belongs to another phone ({bound}); enrol this phone with its own code"
+        ))),
+        Some(_) => Ok(()),
         None => {
             let storage = state.storage.clone();
-            let (key, device) = (row.key.clone(), request.device.clone());
-            blocking(move || {
-                storage.bind_phone_device(&key, &device).map_err(|e| {
-                    tracing::error!(error = %e, "binding a device failed");
-                    ApiError::Internal
-                })
-            })
-            .await?;
+            let (key, phone) = (device.row.key.clone(), phone.to_owned());
+            tokio::task::spawn_blocking(move || storage.bind_phone_device(&key, &phone))
+                .await?
+                .map_err(|e| ApiError::internal("binding a device failed", e))
         }
     }
-    let hub = state.hub.clone();
-    let device = auth.key.clone();
-    let pushed = request.push.len();
-    let (response, stats) = blocking(move || {
-        hub.handle(&auth, &request).map_err(|e| match e {
-            HubError::BadRequest(m) => ApiError::BadRequest(m),
-            HubError::Storage(e) => {
-                tracing::error!(error = %e, "sync storage failure; the page was not committed");
-                ApiError::Internal
-            }
-        })
-    })
-    .await?;
-    let out = response.encode();
+}
+
+/// The exchange's figures, for `/metrics`.
+fn record(
+    state: &AppState,
+    response: &SyncResponse,
+    stats: &ExchangeStats,
+    bytes_in: usize,
+    bytes_out: usize,
+    started: Instant,
+) {
     let m = &state.metrics;
     m.syncs.fetch_add(1, Relaxed);
     m.sync_bytes_in.fetch_add(bytes_in as u64, Relaxed);
-    m.sync_bytes_out.fetch_add(out.len() as u64, Relaxed);
+    m.sync_bytes_out.fetch_add(bytes_out as u64, Relaxed);
     m.docs_accepted.fetch_add(stats.accepted as u64, Relaxed);
     m.docs_sent.fetch_add(stats.sent as u64, Relaxed);
     if response.more {
@@ -120,10 +128,4 @@ async fn exchange(
         m.refused(&format!("{:?}", r.code));
     }
     m.sync_seconds.observe(started.elapsed().as_secs_f64());
-    tracing::info!(
-        %device, pushed, accepted = stats.accepted, refused = stats.refused, duplicates = stats.duplicates,
-        sent = stats.sent, more = response.more, bytes_in, bytes_out = out.len(),
-        ms = started.elapsed().as_millis() as u64, "sync"
-    );
-    Ok(([(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], out).into_response())
 }

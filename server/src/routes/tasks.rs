@@ -1,171 +1,190 @@
 //! `/v1/tasks`, `/v1/summary`, `/v1/burden`: tasks issued by a department (its token) or
 //! the township (the admin token), their progress, the village x form summary and the
-//! burden report. The same operations exist in the CLI (`yibiao-server task|summary|burden`).
-
-use std::collections::HashMap;
+//! burden report. The same operations exist in the CLI (`yibiao-server task|summary|burden`),
+//! both through [`crate::tasks`].
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::records::only_known;
-use super::{blocking, json_body};
-use crate::AppState;
-use crate::error::ApiError;
-use crate::tasks::{self, Issuer, NewTask, TaskError};
+use crate::auth::{Admin, Issuer};
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{JsonBody, NoParams, Query};
+use crate::state::AppState;
+use crate::tasks::{self, Burden, NewTask, Summary, TaskError, TaskProgress};
 
-impl From<TaskError> for ApiError {
-    fn from(e: TaskError) -> Self {
-        match e {
-            TaskError::Invalid(m) => ApiError::BadRequest(m),
-            TaskError::Forbidden(m) => ApiError::Forbidden(m),
-            TaskError::NotFound(m) => ApiError::NotFound(m),
-            TaskError::Storage(m) => {
-                tracing::error!(error = %m, "task storage failure");
-                ApiError::Internal
-            }
-        }
-    }
+/// The task and report routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, cancel))
+        .routes(routes!(summary))
+        .routes(routes!(burden))
 }
 
-/// The issuer behind the request: the admin token is the township, a department token
-/// its department (rate-limited like its pulls).
-fn issuer(state: &AppState, headers: &HeaderMap) -> Result<Issuer, ApiError> {
-    let token = crate::auth::bearer(headers, "department or admin")?;
-    if token.starts_with("yba_") {
-        crate::auth::admin(state.storage.as_ref(), headers)?;
-        return Ok(Issuer::Township);
-    }
-    if token.starts_with("ybk_") {
-        let (dept, key) =
-            crate::auth::department(state.storage.as_ref(), state.hub.schema(), headers)?;
-        state.limiter.check(&key).map_err(|s| {
-            state
-                .metrics
-                .rate_limited
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ApiError::RateLimited(s)
-        })?;
-        return Ok(Issuer::Department(dept));
-    }
-    Err(ApiError::Unauthorized(
-        "tasks and reports take a department token (ybk_) or the admin token (yba_)".into(),
-    ))
+/// Runs a task operation on the blocking pool with the server's clock.
+async fn run<T: Send + 'static>(
+    state: AppState,
+    f: impl FnOnce(&AppState, i64) -> Result<T, TaskError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(move || f(&state, state.clock.now_ms())).await??)
 }
 
-/// `POST /v1/tasks`: issue a task.
+/// Issue a task to the phones of some villages (or of some records' villages); each
+/// phone gets it on its next sync and writes receipts back by itself.
+#[utoipa::path(post, path = "/v1/tasks", operation_id = "create_task", tag = "tasks",
+    security(("department" = []), ("admin" = [])),
+    request_body = NewTask,
+    responses(
+        (status = 201, description = "issued; every village `sent`", body = TaskProgress),
+        (status = 400, description = "bad form, due, villages or records", body = ErrorBody),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 403, description = "a form or village outside the issuer's view", body = ErrorBody),
+        (status = 404, description = "a target record is not on the server", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
 pub async fn create(
+    Issuer(issuer): Issuer,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    blocking(move || {
-        let issuer = issuer(&state, &headers)?;
-        let req: NewTask = json_body(body)?;
-        let now = state.clock.now_ms();
-        let p = tasks::issue(&state.hub, state.storage.as_ref(), &issuer, &req, now)?;
-        Ok((StatusCode::CREATED, Json(json!(p))))
+    JsonBody(req): JsonBody<NewTask>,
+) -> Result<(StatusCode, Json<TaskProgress>), ApiError> {
+    let p = run(state, move |s, now| {
+        tasks::issue(&s.hub, s.storage.as_ref(), &issuer, &req, now)
     })
-    .await
+    .await?;
+    Ok((StatusCode::CREATED, Json(p)))
 }
 
-/// `GET /v1/tasks`: every task of the issuer with its progress, newest first.
+/// Every task of an issuer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tasks {
+    /// Newest first.
+    pub tasks: Vec<TaskProgress>,
+}
+
+/// Every task of the issuer (every task for the admin token) with progress per village,
+/// newest first.
+#[utoipa::path(get, path = "/v1/tasks", operation_id = "list_tasks", tag = "tasks",
+    security(("department" = []), ("admin" = [])),
+    params(NoParams),
+    responses(
+        (status = 200, description = "the tasks", body = Tasks),
+        (status = 400, description = "a query parameter", body = ErrorBody),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
 pub async fn list(
+    Issuer(issuer): Issuer,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    only_known(&params, &[])?;
-    blocking(move || {
-        let issuer = issuer(&state, &headers)?;
-        let list = tasks::list(
-            state.storage.as_ref(),
-            state.hub.schema(),
-            &issuer,
-            state.clock.now_ms(),
-        )?;
-        Ok(Json(json!({ "tasks": list })))
+    Query(NoParams {}): Query<NoParams>,
+) -> Result<Json<Tasks>, ApiError> {
+    let tasks = run(state, move |s, now| {
+        tasks::list(s.storage.as_ref(), s.hub.schema(), &issuer, now)
     })
-    .await
+    .await?;
+    Ok(Json(Tasks { tasks }))
 }
 
-/// `GET /v1/tasks/{task}`: one task's progress per village.
+/// One task: per village delivered / opened / done / overdue, and target records complete.
+#[utoipa::path(get, path = "/v1/tasks/{task}", operation_id = "show_task", tag = "tasks",
+    security(("department" = []), ("admin" = [])),
+    params(("task" = String, Path, description = "The task id.")),
+    responses(
+        (status = 200, description = "the task's progress", body = TaskProgress),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 404, description = "no such task of this issuer", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
 pub async fn show(
+    Issuer(issuer): Issuer,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(task): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let issuer = issuer(&state, &headers)?;
-        let p = tasks::progress(
-            state.storage.as_ref(),
-            state.hub.schema(),
-            &issuer,
-            &task,
-            state.clock.now_ms(),
-        )?;
-        Ok(Json(json!(p)))
+) -> Result<Json<TaskProgress>, ApiError> {
+    let p = run(state, move |s, now| {
+        tasks::progress(s.storage.as_ref(), s.hub.schema(), &issuer, &task, now)
     })
-    .await
+    .await?;
+    Ok(Json(p))
 }
 
-/// `DELETE /v1/tasks/{task}`: cancel a task; phones drop it on their next sync.
+/// Cancel a task; phones drop it on their next sync.
+#[utoipa::path(delete, path = "/v1/tasks/{task}", operation_id = "cancel_task", tag = "tasks",
+    security(("department" = []), ("admin" = [])),
+    params(("task" = String, Path, description = "The task id.")),
+    responses(
+        (status = 200, description = "cancelled; its progress", body = TaskProgress),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 404, description = "no such task of this issuer", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
 pub async fn cancel(
+    Issuer(issuer): Issuer,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(task): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let issuer = issuer(&state, &headers)?;
-        let p = tasks::cancel(
-            &state.hub,
-            state.storage.as_ref(),
-            &issuer,
-            &task,
-            state.clock.now_ms(),
-        )?;
-        Ok(Json(json!(p)))
+) -> Result<Json<TaskProgress>, ApiError> {
+    let p = run(state, move |s, now| {
+        tasks::cancel(&s.hub, s.storage.as_ref(), &issuer, &task, now)
     })
-    .await
+    .await?;
+    Ok(Json(p))
 }
 
-/// `GET /v1/summary`: records complete per village x form, and tasks by status.
+/// Per village x form: records complete / incomplete and task villages by status, plus
+/// totals per form.
+#[utoipa::path(get, path = "/v1/summary", tag = "reports",
+    security(("department" = []), ("admin" = [])),
+    params(NoParams),
+    responses(
+        (status = 200, description = "the summary", body = Summary),
+        (status = 400, description = "a query parameter", body = ErrorBody),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
 pub async fn summary(
+    Issuer(issuer): Issuer,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    only_known(&params, &[])?;
-    blocking(move || {
-        let issuer = issuer(&state, &headers)?;
-        let s = tasks::summary(
-            state.storage.as_ref(),
-            state.hub.schema(),
-            &issuer,
-            state.clock.now_ms(),
-        )?;
-        Ok(Json(json!(s)))
+    Query(NoParams {}): Query<NoParams>,
+) -> Result<Json<Summary>, ApiError> {
+    let s = run(state, move |s, now| {
+        tasks::summary(s.storage.as_ref(), s.hub.schema(), &issuer, now)
     })
-    .await
+    .await?;
+    Ok(Json(s))
 }
 
-/// `GET /v1/burden?from=YYYY-MM-DD&to=YYYY-MM-DD`: values typed vs deliveries (admin).
+/// The period of the burden report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BurdenParams {
+    /// First day, YYYY-MM-DD (UTC+8); default: `to`.
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC+8); default: today.
+    pub to: Option<String>,
+}
+
+/// The burden report: field values cadres typed in the period vs the (record, field,
+/// department) deliveries they produced.
+#[utoipa::path(get, path = "/v1/burden", tag = "reports", security(("admin" = [])),
+    params(BurdenParams),
+    responses(
+        (status = 200, description = "the report", body = Burden),
+        (status = 400, description = "a day that is not one, or `to` before `from`", body = ErrorBody),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+    ))]
 pub async fn burden(
+    _: Admin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    only_known(&params, &["from", "to"])?;
-    blocking(move || {
-        crate::auth::admin(state.storage.as_ref(), &headers)?;
-        let today = tasks::today(state.clock.now_ms());
-        let to = params.get("to").cloned().unwrap_or_else(|| today.clone());
-        let from = params.get("from").cloned().unwrap_or_else(|| to.clone());
-        let b = tasks::burden(state.storage.as_ref(), state.hub.schema(), &from, &to)?;
-        Ok(Json(json!(b)))
+    Query(q): Query<BurdenParams>,
+) -> Result<Json<Burden>, ApiError> {
+    let b = run(state, move |s, now| {
+        let to = q.to.unwrap_or_else(|| tasks::today(now));
+        let from = q.from.unwrap_or_else(|| to.clone());
+        tasks::burden(s.storage.as_ref(), s.hub.schema(), &from, &to)
     })
-    .await
+    .await?;
+    Ok(Json(b))
 }

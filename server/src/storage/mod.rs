@@ -18,7 +18,7 @@ use yibiao_sync::hub::StorageError;
 pub use sqlite::{DeviceRow, SqliteStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CadreRow {
     /// Cadre id (ASCII, chosen by the operator).
     pub id: String,
@@ -31,7 +31,7 @@ pub struct CadreRow {
 }
 
 /// A department token (the secret itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DepartmentTokenRow {
     /// Token key, for listing and revocation.
     pub key: String,

@@ -111,7 +111,7 @@ const STEPS: &[&str] = &[
 ];
 
 /// A registered device, as listed by the operator.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceRow {
     /// Server-side key.
     pub key: String,

@@ -1,0 +1,210 @@
+//! The command line of `yibiao-server`: serve, manage accounts, issue tasks and read the
+//! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
+//! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden).
+//!
+//! Lives in the library so end-to-end tests can build the very same binary as a child
+//! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
+//! report commands call the same operations as the HTTP API ([`crate::accounts`],
+//! [`crate::tasks`]), so both give the same answers and the same refusals.
+
+mod accounts;
+mod report;
+mod serve;
+mod table;
+mod task;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use yibiao_model::Schema;
+
+use crate::config::{Config, FileConfig, Overrides};
+use crate::storage::{ServerStorage, SqliteStorage};
+
+#[derive(Parser)]
+#[command(
+    name = "yibiao-server",
+    version,
+    about = "yibiao sync server (一表): phones sync here, departments pull here"
+)]
+struct Cli {
+    #[command(flatten)]
+    paths: Paths,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and the data live (every command takes them).
+#[derive(clap::Args)]
+struct Paths {
+    /// TOML config file (flags and environment variables override it).
+    #[arg(long, global = true, env = "YIBIAO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory holding the database.
+    #[arg(long, global = true, env = "YIBIAO_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Manage device tokens.
+    Device {
+        #[command(subcommand)]
+        action: accounts::DeviceAction,
+    },
+    /// Manage cadres and their one-time enrolment codes.
+    Cadre {
+        #[command(subcommand)]
+        action: accounts::CadreAction,
+    },
+    /// Manage department tokens.
+    Department {
+        #[command(subcommand)]
+        action: accounts::DepartmentAction,
+    },
+    /// Issue tasks to villages and follow their progress.
+    ///
+    /// Cancelling a task is not a CLI command: a running server caches documents, so
+    /// only the server itself may change an issued task. Cancel over HTTP with
+    /// `DELETE /v1/tasks/{id}` (admin or department token).
+    Task {
+        #[command(subcommand)]
+        action: task::TaskAction,
+    },
+    /// Print records complete per village and form, and tasks by status, with totals.
+    Summary(report::SummaryArgs),
+    /// Print the burden report: values cadres typed vs the copies departments received.
+    Burden(report::BurdenArgs),
+    /// Create a new admin token (the old one stops working) and print it once.
+    AdminToken,
+    /// Check a schema file and print a summary.
+    CheckSchema {
+        /// The schema file.
+        file: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it; the process's exit code.
+pub fn main() -> ExitCode {
+    quiet_broken_pipe();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("yibiao-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let paths = cli.paths;
+    match cli.command {
+        Command::Serve(args) => serve::run(args, paths),
+        Command::Device { action } => action.run(&paths),
+        Command::Cadre { action } => action.run(&paths),
+        Command::Department { action } => action.run(&paths),
+        Command::Task { action } => action.run(&paths),
+        Command::Summary(args) => args.run(&paths),
+        Command::Burden(args) => args.run(&paths),
+        Command::AdminToken => accounts::rotate_admin_token(&paths),
+        Command::CheckSchema { file } => check_schema(&file),
+    }
+}
+
+/// `yibiao-server task list | head` closes our stdout early; `println!` then panics.
+/// Exit quietly like other Unix tools instead of printing a backtrace.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
+impl Paths {
+    /// The effective configuration: `over`, then the config file, then defaults.
+    fn config(&self, over: Overrides) -> Result<Config, String> {
+        let file = match &self.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(
+            Overrides {
+                data_dir: over.data_dir.or_else(|| self.data_dir.clone()),
+                ..over
+            },
+            file,
+        )
+    }
+
+    /// The configuration and the data directory's database (created if absent).
+    fn open(&self, schema: Option<PathBuf>) -> Result<(Config, Arc<dyn ServerStorage>), String> {
+        let cfg = self.config(Overrides {
+            schema,
+            ..Overrides::default()
+        })?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {e}",
+                cfg.data_dir.display()
+            )
+        })?;
+        let storage =
+            SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
+        Ok((cfg, Arc::new(storage)))
+    }
+
+    /// The configuration, the database and the schema, for commands that check input
+    /// against the schema.
+    fn open_with_schema(
+        &self,
+        schema: Option<PathBuf>,
+    ) -> Result<(Arc<dyn ServerStorage>, Schema), String> {
+        let (cfg, storage) = self.open(schema)?;
+        Ok((storage, load_schema(&cfg)?))
+    }
+}
+
+/// The configured schema file, else the built-in Baru example.
+fn load_schema(config: &Config) -> Result<Schema, String> {
+    match config.schema_path() {
+        Some(path) => Schema::from_toml_file(&path).map_err(|e| e.to_string()),
+        None => Ok(Schema::baru_example()),
+    }
+}
+
+/// Prints pretty JSON (the same shapes as the HTTP API answers).
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn check_schema(file: &std::path::Path) -> Result<(), String> {
+    let schema = Schema::from_toml_file(file).map_err(|e| e.to_string())?;
+    println!(
+        "{}: schema `{}` revision {} is valid: {} villages, {} fields, {} entity types, {} forms, {} departments",
+        file.display(),
+        schema.name,
+        schema.revision,
+        schema.villages.len(),
+        schema.fields.len(),
+        schema.entities.len(),
+        schema.forms.len(),
+        schema.departments.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `yibiao-server serve`: logging, the first admin token, the listener, graceful shutdown.
+
+use std::path::PathBuf;
+
+use super::{Paths, load_schema};
+use crate::accounts;
+use crate::config::{Config, Overrides};
+use crate::state::AppState;
+use crate::storage::ServerStorage;
+
+/// Options of `serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "YIBIAO_LISTEN")]
+    listen: Option<String>,
+    /// Schema file [default: DATA_DIR/schema.toml if present, else the built-in Baru example].
+    #[arg(long, env = "YIBIAO_SCHEMA")]
+    schema: Option<PathBuf>,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "YIBIAO_LOG_JSON")]
+    log_json: bool,
+}
+
+/// Loads the schema, opens the database and serves until SIGINT or SIGTERM.
+pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
+    let cfg = paths.config(Overrides {
+        listen: args.listen,
+        data_dir: None,
+        schema: args.schema,
+        log_json: args.log_json,
+    })?;
+    init_logging(cfg.log_json);
+    let schema = load_schema(&cfg)?;
+    tracing::info!(
+        schema = %schema.name, revision = schema.revision,
+        source = %cfg.schema_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in Baru example".into()),
+        "schema loaded"
+    );
+    let state = AppState::open(cfg.clone(), schema)?;
+    bootstrap_admin(&cfg, state.storage.as_ref())?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(cfg, state))
+}
+
+/// On the very first start, creates the admin token and writes it to
+/// `DATA_DIR/admin-token` (readable by the owner only).
+fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), String> {
+    if storage.has_admin_token().map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let token = accounts::rotate_admin_token(storage).map_err(|e| e.to_string())?;
+    let path = cfg.data_dir.join("admin-token");
+    std::fs::write(&path, format!("{token}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    println!(
+        "first start: the admin token is in {} (rotate with `yibiao-server admin-token`)",
+        path.display()
+    );
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    if json {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
+    // Printed for scripts and tests that start the server on port 0.
+    println!("listening on http://{local}");
+    axum::serve(listener, crate::routes::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight syncs");
+}

@@ -1,0 +1,384 @@
+//! Department pull: the merged records of a department's view, and only its fields and
+//! villages, as paged JSON, streamed NDJSON, CSV for Excel ([`csv`]), and a replayable
+//! feed.
+//!
+//! Every format goes through [`project`] (and CSV through its row of the same
+//! projection), so no format can leak a field another one hides. The read path never
+//! decodes a document: it reads the JSON summaries the hub stored at merge time and
+//! copies values through as raw JSON (no re-parsing of values). NDJSON and CSV stream
+//! page by page through a bounded channel, so memory stays flat however many records
+//! there are.
+
+pub mod csv;
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yibiao_model::Schema;
+use yibiao_model::schema::{DepartmentDef, VillageScope};
+
+use crate::auth::Department;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{After, Cursor, Flag, Limit, Query};
+use crate::state::AppState;
+use crate::storage::{RecordFilter, StoredRecord};
+
+const STREAM_PAGE: usize = 2000;
+
+/// The department pull routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(ndjson))
+        .routes(routes!(csv::csv))
+        .routes(routes!(feed))
+}
+
+/// One record as a department sees it: only the fields of its view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Record<'a> {
+    /// The record's position in the feed (feed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Record id (a UUIDv7: ids sort by creation).
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Entity type.
+    pub entity: &'a str,
+    /// Village; null for township-level records.
+    pub village: Option<&'a str>,
+    /// Tombstoned.
+    pub deleted: bool,
+    /// Some field of the view holds competing values.
+    pub conflicted: bool,
+    /// Field key -> value, only the department's fields.
+    #[schema(value_type = Object)]
+    pub values: BTreeMap<&'a str, &'a RawValue>,
+    /// Field key -> every competing value with cadre, device, at_ms.
+    #[schema(value_type = Object)]
+    pub conflicts: BTreeMap<&'a str, &'a RawValue>,
+}
+
+fn parse_map(json: &str) -> Result<BTreeMap<&str, &RawValue>, ApiError> {
+    serde_json::from_str(json).map_err(|e| {
+        ApiError::internal(
+            "stored record summary is not a JSON object of plain keys",
+            e,
+        )
+    })
+}
+
+/// A stored record projected on the department's fields.
+pub fn project<'a>(
+    dept: &DepartmentDef,
+    r: &'a StoredRecord,
+    seq: Option<u64>,
+) -> Result<Record<'a>, ApiError> {
+    let mut values = parse_map(&r.values_json)?;
+    values.retain(|k, _| dept.sees_field(k));
+    let mut conflicts = if r.conflicts_json == "{}" {
+        BTreeMap::new()
+    } else {
+        parse_map(&r.conflicts_json)?
+    };
+    conflicts.retain(|k, _| dept.sees_field(k));
+    Ok(Record {
+        seq,
+        id: r.id.to_string(),
+        entity: &r.entity,
+        village: r.village.as_deref(),
+        deleted: r.deleted,
+        conflicted: !conflicts.is_empty(),
+        values,
+        conflicts,
+    })
+}
+
+/// The storage filter of a department, narrowed by `entity` and `village` parameters.
+fn filter(
+    schema: &Schema,
+    dept: &DepartmentDef,
+    entity: Option<String>,
+    village: Option<String>,
+    include_deleted: Flag,
+) -> Result<RecordFilter, ApiError> {
+    if let Some(e) = &entity {
+        if schema.entity(e).is_none() {
+            return Err(ApiError::query_parameter(
+                "entity",
+                format!("unknown entity type `{e}`"),
+            ));
+        }
+        if !dept.entities.contains(e) {
+            return Err(ApiError::Forbidden(format!(
+                "department `{}` does not see `{e}` records",
+                dept.key
+            )));
+        }
+    }
+    if let Some(v) = &village {
+        if !schema.has_village(v) {
+            return Err(ApiError::query_parameter(
+                "village",
+                format!("unknown village `{v}`"),
+            ));
+        }
+        if !dept.sees_village(Some(v)) {
+            return Err(ApiError::Forbidden(format!(
+                "department `{}` does not see village `{v}`",
+                dept.key
+            )));
+        }
+    }
+    Ok(RecordFilter {
+        entities: dept.entities.clone(),
+        villages: match &dept.villages {
+            VillageScope::All => None,
+            VillageScope::Only(list) => Some(list.clone()),
+        },
+        entity,
+        village,
+        include_deleted: include_deleted.0,
+    })
+}
+
+fn read_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("department read failed", e)
+}
+
+/// Query of `GET /v1/records`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PullParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Limit,
+    /// The `next` of the previous page.
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub after: Option<After>,
+    /// Only this entity type (must be one the department sees).
+    pub entity: Option<String>,
+    /// Only this village (must be one the department sees).
+    pub village: Option<String>,
+    /// Include tombstoned records.
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub include_deleted: Flag,
+}
+
+/// One page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordsPage<'a> {
+    /// The records, by id.
+    pub records: Vec<Record<'a>>,
+    /// Give it as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+/// One page of the department's records (its fields and villages only).
+#[utoipa::path(get, path = "/v1/records", operation_id = "list_records", tag = "departments", security(("department" = [])),
+    params(PullParams),
+    responses(
+        (status = 200, description = "one page", body = RecordsPage),
+        (status = 400, description = "a query parameter, named", body = ErrorBody),
+        (status = 401, description = "no, unknown or revoked department token", body = ErrorBody),
+        (status = 403, description = "an entity or village outside the view", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
+pub async fn list(
+    Department(dept): Department,
+    State(state): State<AppState>,
+    Query(q): Query<PullParams>,
+) -> Result<Response, ApiError> {
+    let f = filter(
+        state.hub.schema(),
+        &dept,
+        q.entity,
+        q.village,
+        q.include_deleted,
+    )?;
+    let (limit, after) = (q.limit.0, q.after.map(|a| a.0));
+    tokio::task::spawn_blocking(move || {
+        let page = state
+            .storage
+            .records_page(&f, after, limit + 1)
+            .map_err(read_failed)?;
+        let more = page.len() > limit;
+        let records = page
+            .iter()
+            .take(limit)
+            .map(|r| project(&dept, r, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = records.last().filter(|_| more).map(|r| r.id.clone());
+        state.metrics.served("json", records.len() as u64);
+        Ok(Json(RecordsPage { records, next }).into_response())
+    })
+    .await?
+}
+
+/// Streams every record of the filter, page by page, through `render`.
+fn stream(
+    state: AppState,
+    f: RecordFilter,
+    head: Vec<u8>,
+    format: &'static str,
+    render: impl Fn(&mut Vec<u8>, &StoredRecord) -> Result<(), ApiError> + Send + 'static,
+) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        if !head.is_empty() && tx.blocking_send(Ok(Bytes::from(head))).is_err() {
+            return;
+        }
+        let mut after = None;
+        loop {
+            let page = match state.storage.records_page(&f, after, STREAM_PAGE) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "stream read failed; cutting the response");
+                    let _ = tx.blocking_send(Err(std::io::Error::other("read failed")));
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = Some(last.id);
+            let mut buf = Vec::with_capacity(page.len() * 400);
+            for r in &page {
+                if render(&mut buf, r).is_err() {
+                    let _ = tx.blocking_send(Err(std::io::Error::other("render failed")));
+                    return;
+                }
+            }
+            state.metrics.served(format, page.len() as u64);
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                return; // the client went away
+            }
+            if page.len() < STREAM_PAGE {
+                return;
+            }
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// Query of `GET /v1/records.ndjson`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Only this entity type (must be one the department sees).
+    pub entity: Option<String>,
+    /// Only this village (must be one the department sees).
+    pub village: Option<String>,
+    /// Include tombstoned records.
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub include_deleted: Flag,
+}
+
+/// Every record of the department's view, one JSON object per line, streamed.
+#[utoipa::path(get, path = "/v1/records.ndjson", tag = "departments", security(("department" = [])),
+    params(StreamParams),
+    responses(
+        (status = 200, description = "one record per line", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "a query parameter, named", body = ErrorBody),
+        (status = 401, description = "no, unknown or revoked department token", body = ErrorBody),
+        (status = 403, description = "an entity or village outside the view", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
+pub async fn ndjson(
+    Department(dept): Department,
+    State(state): State<AppState>,
+    Query(q): Query<StreamParams>,
+) -> Result<Response, ApiError> {
+    let f = filter(
+        state.hub.schema(),
+        &dept,
+        q.entity,
+        q.village,
+        q.include_deleted,
+    )?;
+    let body = stream(state, f, Vec::new(), "ndjson", move |buf, r| {
+        serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
+        buf.push(b'\n');
+        Ok(())
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Query of `GET /v1/feed`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// The `next_cursor` of the previous answer (0 = from the start).
+    #[serde(default)]
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub cursor: Cursor,
+    /// Changes per answer, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Limit,
+    /// Only this entity type (must be one the department sees).
+    pub entity: Option<String>,
+    /// Only this village (must be one the department sees).
+    pub village: Option<String>,
+}
+
+/// One answer of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPage<'a> {
+    /// Changed records in feed order, each with its `seq`.
+    pub changes: Vec<Record<'a>>,
+    /// Give it as `cursor` to continue.
+    pub next_cursor: u64,
+    /// More changes wait after this answer.
+    pub more: bool,
+}
+
+/// Everything that changed since `cursor`, in order; replay from any cursor.
+#[utoipa::path(get, path = "/v1/feed", tag = "departments", security(("department" = [])),
+    params(FeedParams),
+    responses(
+        (status = 200, description = "changes after the cursor", body = FeedPage),
+        (status = 400, description = "a query parameter, named", body = ErrorBody),
+        (status = 401, description = "no, unknown or revoked department token", body = ErrorBody),
+        (status = 403, description = "an entity or village outside the view", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
+pub async fn feed(
+    Department(dept): Department,
+    State(state): State<AppState>,
+    Query(q): Query<FeedParams>,
+) -> Result<Response, ApiError> {
+    let f = filter(state.hub.schema(), &dept, q.entity, q.village, Flag(false))?;
+    let (cursor, limit) = (q.cursor.0, q.limit.0);
+    tokio::task::spawn_blocking(move || {
+        let page = state
+            .storage
+            .feed_page(&f, cursor, limit + 1)
+            .map_err(read_failed)?;
+        let more = page.len() > limit;
+        let changes = page
+            .iter()
+            .take(limit)
+            .map(|(seq, r)| project(&dept, r, Some(*seq)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = changes.last().and_then(|c| c.seq).unwrap_or(cursor);
+        state.metrics.served("feed", changes.len() as u64);
+        Ok(Json(FeedPage {
+            changes,
+            next_cursor,
+            more,
+        })
+        .into_response())
+    })
+    .await?
+}
