@@ -12,9 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use yibiao_model::clock;
 use yibiao_model::schema::{DepartmentDef, FormDef};
 use yibiao_model::task::{
-    DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskSpec, new_task_doc, parse_due,
+    DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskFacts, TaskSpec, new_task_doc,
+    parse_due,
 };
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 
@@ -102,37 +104,8 @@ pub struct NewTask {
     pub records: Option<Vec<String>>,
 }
 
-/// Where a task stands in one village.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Issued; no phone of the village has it yet.
-    Sent,
-    /// A phone received it.
-    Delivered,
-    /// A cadre opened it.
-    Opened,
-    /// Past due and not done.
-    Overdue,
-    /// Done (marked, or every target record complete).
-    Done,
-    /// Cancelled by the issuer.
-    Cancelled,
-}
-
-impl Status {
-    /// The status as written in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Sent => "sent",
-            Status::Delivered => "delivered",
-            Status::Opened => "opened",
-            Status::Overdue => "overdue",
-            Status::Done => "done",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
+/// Where a task stands in one village: the model's one rule ([`TaskStatus::of`]).
+pub use yibiao_model::task::TaskStatus as Status;
 
 /// Progress of a task in one village.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -619,27 +592,24 @@ fn village_progress(
         .filter(|(device, r)| r.done == Some(DoneHow::Marked) && scopes.contains_key(*device))
         .map(|(_, r)| r)
         .min_by_key(|r| r.done_ms);
+    let facts = TaskFacts {
+        cancelled: t.cancelled,
+        marked: marked.is_some(),
+        records_complete,
+        records_total,
+        due_ms: t.spec.due_ms,
+        now_ms,
+        opened: opened_ms.is_some(),
+        delivered: delivered_ms.is_some(),
+    };
     let all_complete = records_total > 0 && records_complete == records_total;
     let seen_complete = of_village
         .iter()
         .filter(|r| r.done == Some(DoneHow::Complete))
         .filter_map(|r| r.done_ms)
         .min();
-    let done = marked.is_some() || all_complete;
-    let overdue = !done && !t.cancelled && now_ms > t.spec.due_ms;
-    let status = if t.cancelled {
-        Status::Cancelled
-    } else if done {
-        Status::Done
-    } else if overdue {
-        Status::Overdue
-    } else if opened_ms.is_some() {
-        Status::Opened
-    } else if delivered_ms.is_some() {
-        Status::Delivered
-    } else {
-        Status::Sent
-    };
+    let (done, overdue) = (facts.done(), facts.overdue());
+    let status = Status::of(&facts);
     Ok(VillageProgress {
         village: row.village.clone(),
         document: row.id.to_string(),
@@ -881,20 +851,14 @@ pub struct BurdenField {
 
 /// Parses a report day `YYYY-MM-DD` into its start, ms since the epoch (UTC+8).
 pub fn day_start_ms(day: &str) -> Result<i64, TaskError> {
-    let d = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").map_err(|_| {
-        TaskError::Invalid(format!("`{day}` is not a day (write it as 2026-11-24)"))
-    })?;
-    let start = d
-        .and_hms_opt(0, 0, 0)
-        .ok_or_else(|| TaskError::Invalid(format!("`{day}` is not a day")))?;
-    Ok((start.and_utc().timestamp() - 8 * 3600) * 1000)
+    clock::parse_day(day)
+        .map(clock::day_start_ms)
+        .ok_or_else(|| TaskError::Invalid(format!("`{day}` is not a day (write it as 2026-11-24)")))
 }
 
 /// Today in UTC+8, as `YYYY-MM-DD`.
 pub fn today(now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms + 8 * 3600 * 1000)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+    clock::day_of(now_ms).format("%Y-%m-%d").to_string()
 }
 
 /// The burden report for the days `from..=to` (UTC+8).

@@ -139,10 +139,11 @@ pub struct TaskDoc {
     pub receipts: BTreeMap<String, Receipt>,
 }
 
-/// Where a task stands in one village. The one rule, used by the phone's task list and
-/// the server's progress reports alike ([`TaskStatus::of`]).
+/// Where a task stands in one village.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Status))]
 #[serde(rename_all = "snake_case")]
+// The one rule, used by the phone's task list and the server's reports alike: `of` below.
 pub enum TaskStatus {
     /// Issued; no phone of the village has it yet.
     Sent,

@@ -70,9 +70,12 @@ pub(crate) fn print(lines: &[String]) {
 
 /// `YYYY-MM-DD HH:MM` in UTC+8 (the township's time), `-` when absent.
 pub(crate) fn local_time(ms: Option<i64>) -> String {
-    ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(ms + 8 * 3_600_000))
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".into())
+    ms.map(|ms| {
+        yibiao_model::clock::local(ms)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
 /// A village's Chinese name, or "".

@@ -12,6 +12,7 @@ mod tasks;
 mod views;
 
 use yibiao_model::RecordId;
+use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
@@ -58,17 +59,12 @@ pub enum Redeem {
     Expired,
 }
 
-/// Which stored records a department read may return.
+/// Which stored records a department read may return: the department's view as the
+/// schema decides it ([`ViewFilter`]), and whether tombstones come too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordFilter {
-    /// Entity types the department may see (never empty for a real department).
-    pub entities: Vec<String>,
-    /// Villages it may see; `None` for all (township-level records included).
-    pub villages: Option<Vec<String>>,
-    /// Narrow to one entity type.
-    pub entity: Option<String>,
-    /// Narrow to one village.
-    pub village: Option<String>,
+    /// The department's view, narrowed by the request.
+    pub view: ViewFilter,
     /// Include tombstoned records.
     pub include_deleted: bool,
 }

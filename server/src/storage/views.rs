@@ -8,7 +8,8 @@ use yibiao_sync::hub::StorageError;
 use super::sqlite::{SqliteStorage, err, id_of, lock};
 use super::{RecordFilter, StoredRecord};
 
-fn where_clause(f: &RecordFilter, args: &mut Vec<Sql>) -> String {
+fn where_clause(filter: &RecordFilter, args: &mut Vec<Sql>) -> String {
+    let f = &filter.view;
     let mut sql = String::new();
     if f.entities.is_empty() {
         sql.push_str(" AND 0");
@@ -38,7 +39,7 @@ fn where_clause(f: &RecordFilter, args: &mut Vec<Sql>) -> String {
         sql.push_str(" AND d.village = ?");
         args.push(Sql::Text(v.clone()));
     }
-    if !f.include_deleted {
+    if !filter.include_deleted {
         sql.push_str(" AND d.deleted = 0");
     }
     sql

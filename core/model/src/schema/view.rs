@@ -99,11 +99,13 @@ impl DepartmentDef {
     }
 
     /// The entries of a record's field-keyed values the department may read, in order.
-    pub fn project<'a, V>(
-        &'a self,
-        values: impl IntoIterator<Item = (&'a str, V)> + 'a,
-    ) -> impl Iterator<Item = (&'a str, V)> + 'a {
-        values.into_iter().filter(|(k, _)| self.sees_field(k))
+    pub fn project<K: AsRef<str>, V>(
+        &self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> impl Iterator<Item = (K, V)> {
+        values
+            .into_iter()
+            .filter(|(k, _)| self.sees_field(k.as_ref()))
     }
 }
 

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yibiao_model::Schema;
-use yibiao_model::schema::{DepartmentDef, VillageScope};
+use yibiao_model::schema::{DepartmentDef, ViewError};
 
 use crate::auth::Department;
 use crate::error::{ApiError, ErrorBody};
@@ -83,14 +83,12 @@ pub fn project<'a>(
     r: &'a StoredRecord,
     seq: Option<u64>,
 ) -> Result<Record<'a>, ApiError> {
-    let mut values = parse_map(&r.values_json)?;
-    values.retain(|k, _| dept.sees_field(k));
-    let mut conflicts = if r.conflicts_json == "{}" {
+    let values = dept.project(parse_map(&r.values_json)?).collect();
+    let conflicts = if r.conflicts_json == "{}" {
         BTreeMap::new()
     } else {
-        parse_map(&r.conflicts_json)?
+        dept.project(parse_map(&r.conflicts_json)?).collect()
     };
-    conflicts.retain(|k, _| dept.sees_field(k));
     Ok(Record {
         seq,
         id: r.id.to_string(),
@@ -103,7 +101,8 @@ pub fn project<'a>(
     })
 }
 
-/// The storage filter of a department, narrowed by `entity` and `village` parameters.
+/// The storage filter of a department, narrowed by `entity` and `village` parameters
+/// (the schema's [`DepartmentDef::filter`] decides; this only names the parameter).
 fn filter(
     schema: &Schema,
     dept: &DepartmentDef,
@@ -111,42 +110,17 @@ fn filter(
     village: Option<String>,
     include_deleted: Flag,
 ) -> Result<RecordFilter, ApiError> {
-    if let Some(e) = &entity {
-        if schema.entity(e).is_none() {
-            return Err(ApiError::query_parameter(
-                "entity",
-                format!("unknown entity type `{e}`"),
-            ));
-        }
-        if !dept.entities.contains(e) {
-            return Err(ApiError::Forbidden(format!(
-                "department `{}` does not see `{e}` records",
-                dept.key
-            )));
-        }
-    }
-    if let Some(v) = &village {
-        if !schema.has_village(v) {
-            return Err(ApiError::query_parameter(
-                "village",
-                format!("unknown village `{v}`"),
-            ));
-        }
-        if !dept.sees_village(Some(v)) {
-            return Err(ApiError::Forbidden(format!(
-                "department `{}` does not see village `{v}`",
-                dept.key
-            )));
-        }
-    }
+    let view = dept
+        .filter(schema, entity.as_deref(), village.as_deref())
+        .map_err(|e| match e {
+            ViewError::UnknownEntity(_) => ApiError::query_parameter("entity", e),
+            ViewError::UnknownVillage(_) => ApiError::query_parameter("village", e),
+            ViewError::HiddenEntity { .. } | ViewError::HiddenVillage { .. } => {
+                ApiError::Forbidden(e.to_string())
+            }
+        })?;
     Ok(RecordFilter {
-        entities: dept.entities.clone(),
-        villages: match &dept.villages {
-            VillageScope::All => None,
-            VillageScope::Only(list) => Some(list.clone()),
-        },
-        entity,
-        village,
+        view,
         include_deleted: include_deleted.0,
     })
 }
