@@ -1,0 +1,83 @@
+//! The in-process transport: a phone's sync requests go straight into a [`Hub`], as the
+//! server's sync route hands them over, with no socket in between.
+
+use std::ops::Deref;
+
+use yibiao_core::sync::protocol::SyncRequest;
+use yibiao_core::sync::{DeviceAuth, DeviceScope, Hub, HubStorage, Transport, TransportError};
+
+/// A [`Transport`] into a hub, as one device. `H` is anything that reaches the hub: a
+/// `&Hub<S>` in a test that owns the hub, an `Arc<Hub<S>>` beside a running server.
+#[derive(Debug, Clone)]
+pub struct InProcess<H> {
+    hub: H,
+    auth: DeviceAuth,
+}
+
+impl<H> InProcess<H> {
+    /// The device `key` with `scope`, talking to `hub`.
+    pub fn new(hub: H, key: impl Into<String>, scope: DeviceScope) -> Self {
+        Self::with_auth(
+            hub,
+            DeviceAuth {
+                key: key.into(),
+                scope,
+            },
+        )
+    }
+
+    /// A device already authenticated as `auth`.
+    pub fn with_auth(hub: H, auth: DeviceAuth) -> Self {
+        Self { hub, auth }
+    }
+
+    /// Who this transport speaks as.
+    pub fn auth(&self) -> &DeviceAuth {
+        &self.auth
+    }
+}
+
+impl<H, S> InProcess<H>
+where
+    H: Deref<Target = Hub<S>>,
+    S: HubStorage,
+{
+    /// The hub this transport reaches.
+    pub fn hub(&self) -> &Hub<S> {
+        &self.hub
+    }
+
+    /// Decodes `request` and lets the hub handle it (committing what it accepts);
+    /// returns the request and the encoded response. Errors map as the server maps them:
+    /// an undecodable body is a 400, a storage failure a 500.
+    pub fn handle(&self, request: &[u8]) -> Result<(SyncRequest, Vec<u8>), TransportError> {
+        let req = SyncRequest::decode(request).map_err(|e| TransportError::Status {
+            status: 400,
+            message: e.to_string(),
+        })?;
+        let response = self.handle_decoded(&req)?;
+        Ok((req, response))
+    }
+
+    /// Lets the hub handle an already decoded request; returns the encoded response.
+    pub fn handle_decoded(&self, req: &SyncRequest) -> Result<Vec<u8>, TransportError> {
+        let (resp, _) = self
+            .hub
+            .handle(&self.auth, req)
+            .map_err(|e| TransportError::Status {
+                status: 500,
+                message: e.to_string(),
+            })?;
+        Ok(resp.encode())
+    }
+}
+
+impl<H, S> Transport for InProcess<H>
+where
+    H: Deref<Target = Hub<S>> + Send + Sync,
+    S: HubStorage,
+{
+    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.handle(request).map(|(_, response)| response)
+    }
+}
