@@ -1,125 +1,28 @@
 //! Deterministic, in-process sync: phones (real stores in memory) and the hub (memory
-//! storage) exchange real protocol bodies through a simulated link that cuts requests,
-//! cuts responses after the server committed, and replays requests.
+//! storage) exchange real protocol bodies through the kit's simulated network, whose links
+//! cut requests, cut responses after the server committed, and replay requests.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use yibiao_core::clock::ManualClock;
 use yibiao_core::record::{FieldEdit, HistoryEvent, Record, Scope};
 use yibiao_core::sync::client::{self, SyncOptions};
 use yibiao_core::sync::protocol::{PushDoc, RefusalCode, SyncRequest, SyncResponse, WireId};
-use yibiao_core::sync::{
-    DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage, Transport,
-    TransportError,
-};
+use yibiao_core::sync::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage};
 use yibiao_core::{Author, CadreId, DeviceId, RecordId, Schema, Store, Value};
+use yibiao_testkit::simnet::{Faults, SimLink, SimNet, sim_options};
 
 type TestHub = Hub<MemoryHubStorage>;
 
-struct Link<'a> {
-    hub: &'a TestHub,
-    auth: DeviceAuth,
-    rng: Mutex<fastrand::Rng>,
-    cut_request: f64,
-    cut_response: f64,
-    replay: f64,
-    exchanges: Mutex<u32>,
-}
-
-impl<'a> Link<'a> {
-    fn new(
-        hub: &'a TestHub,
-        key: &str,
-        scope: DeviceScope,
-        seed: u64,
-        faults: (f64, f64, f64),
-    ) -> Self {
-        Self {
-            hub,
-            auth: DeviceAuth {
-                key: key.into(),
-                scope,
-            },
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            cut_request: faults.0,
-            cut_response: faults.1,
-            replay: faults.2,
-            exchanges: Mutex::new(0),
-        }
-    }
-    fn roll(&self) -> f64 {
-        self.rng.lock().unwrap().f64()
-    }
-}
-
-impl Transport for Link<'_> {
-    fn exchange(&self, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-        *self.exchanges.lock().unwrap() += 1;
-        if self.roll() < self.cut_request {
-            return Err(TransportError::Network(
-                "cut before the server read the body".into(),
-            ));
-        }
-        let req = SyncRequest::decode(body).map_err(|e| TransportError::Status {
-            status: 400,
-            message: e.to_string(),
-        })?;
-        let (resp, _) = self
-            .hub
-            .handle(&self.auth, &req)
-            .map_err(|e| TransportError::Status {
-                status: 500,
-                message: e.to_string(),
-            })?;
-        if self.roll() < self.replay {
-            // A duplicated request: the server sees it twice; the phone gets the second answer.
-            let (again, _) = self.hub.handle(&self.auth, &req).unwrap();
-            return Ok(again.encode());
-        }
-        if self.roll() < self.cut_response {
-            return Err(TransportError::Network(
-                "cut while the response was on the wire".into(),
-            ));
-        }
-        Ok(resp.encode())
-    }
-}
-
 fn options() -> SyncOptions {
-    SyncOptions {
-        page_bytes: 4 * 1024,
-        max_response_bytes: 4 * 1024,
-        retry: client::RetryPolicy {
-            attempts: 50,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
-        },
-        ..SyncOptions::default()
-    }
-}
-
-fn sync_until_complete(store: &Store, link: &Link<'_>) {
-    for _ in 0..20 {
-        let report = client::run(store, link, &options(), &mut |_| {}, &mut |_| {}).unwrap();
-        if report.complete {
-            return;
-        }
-    }
-    panic!("sync never completed");
+    sim_options()
 }
 
 fn set(field: &str, value: Value) -> FieldEdit {
     FieldEdit::Set(field.into(), value)
-}
-
-struct Phone {
-    store: Store,
-    key: String,
-    scope: DeviceScope,
 }
 
 fn hub_view(
@@ -158,30 +61,25 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         HubConfig::default(),
     );
     let villages = ["tujiang", "baru", "shanzhong", "heping"];
-    let mut phones = Vec::new();
+    let mut net = SimNet::new(&hub, 20_260_214, Faults::new(0.2, 0.2, 0.1));
     for i in 0..20 {
         let scope = if i == 19 {
             DeviceScope::Township
         } else {
             DeviceScope::Village(villages[i % 4].into())
         };
-        phones.push(Phone {
-            store: Store::open_in_memory(
-                schema.clone(),
-                CadreId::new(format!("cadre-{i}")).unwrap(),
-                clock.clone(),
-            )
-            .unwrap(),
-            key: format!("device-{i}"),
-            scope,
-        });
+        let store = Store::open_in_memory(
+            schema.clone(),
+            CadreId::new(format!("cadre-{i}")).unwrap(),
+            clock.clone(),
+        )
+        .unwrap();
+        net.add_phone(store, format!("device-{i}"), scope);
     }
-    let faults = (0.2, 0.2, 0.1);
-    let link = |p: &Phone, seed: u64| Link::new(&hub, &p.key, p.scope.clone(), seed, faults);
 
     // Day 1, offline: every village phone registers households.
     let mut written: Vec<(RecordId, &'static str, serde_json::Value)> = Vec::new();
-    for (i, p) in phones.iter().enumerate().take(19) {
+    for (i, p) in net.phones().iter().enumerate().take(19) {
         let DeviceScope::Village(v) = &p.scope else {
             unreachable!()
         };
@@ -195,16 +93,11 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
             written.push((id, "household_head", head.to_json()));
         }
     }
-    for (i, p) in phones.iter().enumerate() {
-        sync_until_complete(&p.store, &link(p, i as u64));
-    }
-    // Everyone pulls what the later phones pushed.
-    for (i, p) in phones.iter().enumerate() {
-        sync_until_complete(&p.store, &link(p, 100 + i as u64));
-    }
+    // Everyone syncs, and pulls what the later phones pushed, until nothing moves.
+    net.run_until_quiescent().unwrap();
 
     // Day 2, offline: phones of one village edit the same households concurrently.
-    for (i, p) in phones.iter().enumerate().take(19) {
+    for (i, p) in net.phones().iter().enumerate().take(19) {
         let ids: Vec<RecordId> = p
             .store
             .query(&Default::default())
@@ -221,8 +114,8 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         }
     }
     // The township phone edits too.
-    let t_ids: Vec<RecordId> = phones[19]
-        .store
+    let township = &net.phone(19).store;
+    let t_ids: Vec<RecordId> = township
         .query(&Default::default())
         .unwrap()
         .records
@@ -232,14 +125,11 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         .collect();
     for id in &t_ids {
         let phone = Value::Text("13800000000".into());
-        phones[19].store.set(*id, "phone", phone.clone()).unwrap();
+        township.set(*id, "phone", phone.clone()).unwrap();
         written.push((*id, "phone", phone.to_json()));
     }
-    for round in 0..2 {
-        for (i, p) in phones.iter().enumerate() {
-            sync_until_complete(&p.store, &link(p, 1000 * (round + 1) + i as u64));
-        }
-    }
+    net.run_until_quiescent().unwrap();
+    let phones = net.phones();
 
     // Every phone holds exactly its scope, identical to the server.
     let all = hub
@@ -247,7 +137,7 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         .feed_after(&DeviceScope::Township, 0, 10_000)
         .unwrap();
     assert_eq!(all.len(), 19 * 5);
-    for p in &phones {
+    for p in phones {
         let scoped: Vec<RecordId> = hub
             .storage()
             .feed_after(&p.scope, 0, 10_000)
@@ -329,12 +219,12 @@ fn a_refused_document_stays_on_the_phone_with_its_reason_and_the_rest_is_accepte
         Store::open_in_memory(schema.clone(), CadreId::new("amu").unwrap(), clock.clone()).unwrap();
     let mine = phone.create("household", Some("tujiang"), &[]).unwrap();
     let theirs = phone.create("household", Some("baru"), &[]).unwrap();
-    let link = Link::new(
+    let link = SimLink::new(
         &hub,
         "dev",
         DeviceScope::Village("tujiang".into()),
         1,
-        (0.0, 0.0, 0.0),
+        Faults::NONE,
     );
     let report = client::run(&phone, &link, &options(), &mut |_| {}, &mut |_| {}).unwrap();
     assert!(report.complete);
@@ -586,22 +476,12 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
             )
             .unwrap();
     }
-    struct Recording<'a>(Link<'a>, Mutex<Vec<usize>>);
-    impl Transport for Recording<'_> {
-        fn exchange(&self, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-            self.1.lock().unwrap().push(body.len());
-            self.0.exchange(body)
-        }
-    }
-    let link = Recording(
-        Link::new(
-            &hub,
-            "dev",
-            DeviceScope::Village("heping".into()),
-            7,
-            (0.0, 0.0, 0.0),
-        ),
-        Mutex::new(Vec::new()),
+    let link = SimLink::new(
+        &hub,
+        "dev",
+        DeviceScope::Village("heping".into()),
+        7,
+        Faults::NONE,
     );
     // A byte budget stops the run early; the next run resumes where it stopped.
     let opts = SyncOptions {
@@ -620,19 +500,19 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
         "nothing acknowledged is sent twice"
     );
     assert!(second.progress.pages > 3);
-    let sizes = link.1.lock().unwrap();
+    let sizes = link.request_sizes();
     assert!(
         sizes.iter().all(|s| *s < 8 * 1024),
         "every request stays near the page size: {sizes:?}"
     );
     // A second phone of the village pulls everything in bounded pages.
     let other = Store::open_in_memory(schema, CadreId::new("jike").unwrap(), clock).unwrap();
-    let link2 = Link::new(
+    let link2 = SimLink::new(
         &hub,
         "dev2",
         DeviceScope::Village("heping".into()),
         8,
-        (0.0, 0.0, 0.0),
+        Faults::NONE,
     );
     let pulled = client::run(&other, &link2, &options(), &mut |_| {}, &mut |_| {}).unwrap();
     assert!(pulled.complete);
@@ -673,19 +553,22 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     let store = |c: &str| {
         Store::open_in_memory(schema.clone(), CadreId::new(c).unwrap(), clock.clone()).unwrap()
     };
-    let office = store("office");
-    let tujiang = store("amu");
-    let baru = store("jike");
-    let office_link = Link::new(&hub, "office", DeviceScope::Township, 1, (0.0, 0.0, 0.0));
-    let faults = (0.25, 0.25, 0.2);
-    let tj_link = Link::new(
-        &hub,
-        "tj",
-        DeviceScope::Village("tujiang".into()),
-        2,
-        faults,
+    let faults = Faults::new(0.25, 0.25, 0.2);
+    let mut net = SimNet::new(&hub, 3, faults);
+    let of = net.add_phone_with(
+        store("office"),
+        "office",
+        DeviceScope::Township,
+        Faults::NONE,
     );
-    let br_link = Link::new(&hub, "br", DeviceScope::Village("baru".into()), 3, faults);
+    let tj = net.add_phone(store("amu"), "tj", DeviceScope::Village("tujiang".into()));
+    let br = net.add_phone(store("jike"), "br", DeviceScope::Village("baru".into()));
+    let net = net;
+    let (office, tujiang, baru) = (
+        &net.phone(of).store,
+        &net.phone(tj).store,
+        &net.phone(br).store,
+    );
     let mut tj_homes = Vec::new();
     for n in 0..2 {
         tj_homes.push(
@@ -705,7 +588,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
             &[set("household_head", Value::Text("吉克".into()))],
         )
         .unwrap();
-    sync_until_complete(&office, &office_link);
+    net.sync(of).unwrap();
 
     // The township issues a village-wide 低保 task for tujiang only.
     let spec = TaskSpec {
@@ -735,8 +618,8 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     .unwrap();
     hub.commit_server_docs(vec![task_doc]).unwrap();
 
-    sync_until_complete(&tujiang, &tj_link);
-    sync_until_complete(&baru, &br_link);
+    net.sync(tj).unwrap();
+    net.sync(br).unwrap();
     assert!(
         baru.tasks().unwrap().is_empty(),
         "baru's phone never sees tujiang's task"
@@ -766,7 +649,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     };
     complete(tj_homes[0]);
     complete(tj_homes[1]);
-    sync_until_complete(&tujiang, &tj_link);
+    net.sync(tj).unwrap();
     let at_hub = task::read_task(&hub.record(doc_id).unwrap().unwrap()).unwrap();
     assert_eq!(
         at_hub.receipts[tujiang.device_id().as_str()].done,
