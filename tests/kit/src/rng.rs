@@ -37,6 +37,17 @@ impl Rng {
         self.next_u64() % 100 < percent
     }
 
+    /// True with probability `p` (`p <= 0`: never; `p >= 1`: always).
+    pub fn happens(&mut self, p: f64) -> bool {
+        if p >= 1.0 {
+            true
+        } else if p > 0.0 {
+            self.unit() < p
+        } else {
+            false
+        }
+    }
+
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         // The top 53 bits, exactly representable.
@@ -66,6 +77,12 @@ impl Rng {
         items.last().map_or("", |(k, _)| k)
     }
 
+    /// Generator number `stream` of `seed`: an independent sequence per connection,
+    /// phone or link, the same on every run.
+    pub fn stream(seed: u64, stream: u64) -> Self {
+        Self::new(seed).fork(stream)
+    }
+
     /// A generator for a sub-task (a phone, a link), derived from this one's seed and
     /// `salt` so that adding a phone never changes another phone's sequence.
     pub fn fork(&self, salt: u64) -> Self {
@@ -85,6 +102,16 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(a.next_u64(), b.next_u64());
         }
+    }
+
+    #[test]
+    fn each_stream_is_deterministic_and_streams_differ() {
+        let a: Vec<u64> = (0..4).map(|_| Rng::stream(7, 3).next_u64()).collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        assert_ne!(Rng::stream(7, 3).next_u64(), Rng::stream(7, 4).next_u64());
+        let mut rng = Rng::stream(1, 0);
+        let hits = (0..10_000).filter(|_| rng.happens(0.2)).count();
+        assert!((1_500..2_500).contains(&hits), "{hits}");
     }
 
     #[test]

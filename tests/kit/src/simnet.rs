@@ -101,7 +101,7 @@ impl<H> SimLink<H> {
     }
 
     fn roll(&self, p: f64) -> bool {
-        p > 0.0 && self.rng.lock().is_ok_and(|mut r| r.unit() < p)
+        self.rng.lock().is_ok_and(|mut r| r.happens(p))
     }
 }
 
