@@ -81,3 +81,46 @@ where
         self.handle(request).map(|(_, response)| response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::sync::Arc;
+
+    use yibiao_core::clock::ManualClock;
+    use yibiao_core::sync::client::{self, SyncOptions};
+    use yibiao_core::sync::{DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage};
+    use yibiao_core::{CadreId, Schema, Store};
+
+    use super::InProcess;
+
+    #[test]
+    fn a_phone_syncs_into_a_shared_hub_through_the_in_process_transport() {
+        let schema = Arc::new(Schema::baru_example());
+        let clock = Arc::new(ManualClock::new(1_764_000_000_000));
+        // Beside a running server the hub is shared: the transport holds an Arc.
+        let hub = Arc::new(Hub::new(
+            schema.clone(),
+            MemoryHubStorage::default(),
+            clock.clone(),
+            HubConfig::default(),
+        ));
+        let phone = Store::open_in_memory(schema, CadreId::new("amu").unwrap(), clock).unwrap();
+        let id = phone.create("household", Some("tujiang"), &[]).unwrap();
+        let transport = InProcess::new(hub.clone(), "dev", DeviceScope::Village("tujiang".into()));
+        let report =
+            client::sync(&phone, &transport, &SyncOptions::default(), &mut |_| {}).unwrap();
+        assert!(report.complete);
+        assert!(hub.record(id).unwrap().is_some());
+        assert_eq!(
+            transport
+                .hub()
+                .storage()
+                .feed_after(&DeviceScope::Township, 0, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
