@@ -50,18 +50,18 @@ fn phone_view(
     )
 }
 
-#[test]
-fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
-    let schema = Arc::new(Schema::baru_example());
-    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
-    let hub = Hub::new(
-        schema.clone(),
-        MemoryHubStorage::default(),
-        clock.clone(),
-        HubConfig::default(),
-    );
+/// Every edit a test typed: (record, field, value as JSON).
+type Written = Vec<(RecordId, &'static str, serde_json::Value)>;
+
+/// Nineteen village phones over four villages and one township phone, on links that cut
+/// requests and responses and replay requests.
+fn twenty_phones<'h>(
+    hub: &'h TestHub,
+    schema: &Arc<Schema>,
+    clock: &Arc<ManualClock>,
+) -> SimNet<'h, MemoryHubStorage> {
     let villages = ["tujiang", "baru", "shanzhong", "heping"];
-    let mut net = SimNet::new(&hub, 20_260_214, Faults::new(0.2, 0.2, 0.1));
+    let mut net = SimNet::new(hub, 20_260_214, Faults::new(0.2, 0.2, 0.1));
     for i in 0..20 {
         let scope = if i == 19 {
             DeviceScope::Township
@@ -76,9 +76,15 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         .unwrap();
         net.add_phone(store, format!("device-{i}"), scope);
     }
+    net
+}
 
-    // Day 1, offline: every village phone registers households.
-    let mut written: Vec<(RecordId, &'static str, serde_json::Value)> = Vec::new();
+/// Day 1, offline: every village phone registers five households.
+fn register_households(
+    net: &SimNet<'_, MemoryHubStorage>,
+    clock: &ManualClock,
+    written: &mut Written,
+) {
     for (i, p) in net.phones().iter().enumerate().take(19) {
         let DeviceScope::Village(v) = &p.scope else {
             unreachable!()
@@ -93,10 +99,15 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
             written.push((id, "household_head", head.to_json()));
         }
     }
-    // Everyone syncs, and pulls what the later phones pushed, until nothing moves.
-    net.run_until_quiescent().unwrap();
+}
 
-    // Day 2, offline: phones of one village edit the same households concurrently.
+/// Day 2, offline: phones of one village edit the same households concurrently, and the
+/// township phone edits too.
+fn edit_concurrently(
+    net: &SimNet<'_, MemoryHubStorage>,
+    clock: &ManualClock,
+    written: &mut Written,
+) {
     for (i, p) in net.phones().iter().enumerate().take(19) {
         let ids: Vec<RecordId> = p
             .store
@@ -113,7 +124,6 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
             written.push((*id, "household_size", size.to_json()));
         }
     }
-    // The township phone edits too.
     let township = &net.phone(19).store;
     let t_ids: Vec<RecordId> = township
         .query(&Default::default())
@@ -128,16 +138,11 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         township.set(*id, "phone", phone.clone()).unwrap();
         written.push((*id, "phone", phone.to_json()));
     }
-    net.run_until_quiescent().unwrap();
-    let phones = net.phones();
+}
 
-    // Every phone holds exactly its scope, identical to the server.
-    let all = hub
-        .storage()
-        .feed_after(&DeviceScope::Township, 0, 10_000)
-        .unwrap();
-    assert_eq!(all.len(), 19 * 5);
-    for p in phones {
+/// Every phone holds exactly its scope, identical to the server, with nothing pending.
+fn assert_every_phone_holds_its_scope(net: &SimNet<'_, MemoryHubStorage>, hub: &TestHub) {
+    for p in net.phones() {
         let scoped: Vec<RecordId> = hub
             .storage()
             .feed_after(&p.scope, 0, 10_000)
@@ -163,7 +168,7 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         for id in &scoped {
             assert_eq!(
                 phone_view(&p.store, *id),
-                hub_view(&hub, *id),
+                hub_view(hub, *id),
                 "{} agrees with the server on {id}",
                 p.key
             );
@@ -174,20 +179,50 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         }
         assert_eq!(p.store.sync_status().unwrap().pending, 0);
     }
-    // No edit is lost: each is current, a conflict, or in the history.
-    for (id, field, value) in &written {
+}
+
+/// No edit is lost: each is current, a conflict, or in the history.
+fn assert_no_edit_lost(hub: &TestHub, schema: &Schema, written: &Written) {
+    for (id, field, value) in written {
         let r = hub.record(*id).unwrap().unwrap();
-        let current = r.values(&schema).get(*field).map(Value::to_json);
+        let current = r.values(schema).get(*field).map(Value::to_json);
         let in_conflict = r
-            .conflicts(&schema)
+            .conflicts(schema)
             .iter()
             .any(|c| c.field == *field && c.values.iter().any(|v| v.value.as_ref() == Some(value)));
-        let in_history = r.history(&schema).iter().any(|h| matches!(&h.event, HistoryEvent::Set { field: f, value: v } if f == field && v == value));
+        let in_history = r.history(schema).iter().any(|h| matches!(&h.event, HistoryEvent::Set { field: f, value: v } if f == field && v == value));
         assert!(
             current.as_ref() == Some(value) || in_conflict || in_history,
             "lost {field}={value} on {id}"
         );
     }
+}
+
+#[test]
+fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
+    let schema = Arc::new(Schema::baru_example());
+    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
+    let hub = Hub::new(
+        schema.clone(),
+        MemoryHubStorage::default(),
+        clock.clone(),
+        HubConfig::default(),
+    );
+    let net = twenty_phones(&hub, &schema, &clock);
+    let mut written = Written::new();
+    register_households(&net, &clock, &mut written);
+    // Everyone syncs, and pulls what the later phones pushed, until nothing moves.
+    net.run_until_quiescent().unwrap();
+    edit_concurrently(&net, &clock, &mut written);
+    net.run_until_quiescent().unwrap();
+
+    let all = hub
+        .storage()
+        .feed_after(&DeviceScope::Township, 0, 10_000)
+        .unwrap();
+    assert_eq!(all.len(), 19 * 5);
+    assert_every_phone_holds_its_scope(&net, &hub);
+    assert_no_edit_lost(&hub, &schema, &written);
     // Concurrent edits of one household by two phones show up as conflicts.
     let conflicted = all
         .iter()
