@@ -38,8 +38,7 @@
 //! The server runs with `rate_per_minute = 0` so the paged run is not throttled.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -52,6 +51,7 @@ use yibiao_core::{Author, CadreId, DeviceId, FieldEdit, Record, RecordId, Schema
 use yibiao_server::storage::SqliteStorage;
 use yibiao_testkit::bench::{BenchEnv, cpus, env_parse, mib};
 use yibiao_testkit::data::{self, ENTITY};
+use yibiao_testkit::http::Conn;
 use yibiao_testkit::procfs::{self, Pid, RssSampler, load_average as loadavg};
 use yibiao_testkit::rng::Rng;
 use yibiao_testkit::server::{self, ServerOptions, ServerProcess};
@@ -259,124 +259,8 @@ fn load(
 }
 
 // ---------------------------------------------------------------------------------------
-// A plain HTTP/1.1 client
+// Counting a streamed body
 // ---------------------------------------------------------------------------------------
-
-/// One keep-alive connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    addr: SocketAddr,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> BenchResult<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        Ok(Self {
-            reader: BufReader::with_capacity(256 * 1024, s.try_clone()?),
-            writer: s,
-            addr,
-        })
-    }
-
-    /// Sends `GET path` and feeds the decoded body (chunked or sized) to `sink`.
-    fn get(&mut self, path: &str, token: &str, sink: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
-        let addr = self.addr;
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: */*\r\n\r\n"
-        )?;
-        self.writer.flush()?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {line:?}"))?;
-        let (mut chunked, mut length, mut close) = (false, None::<usize>, false);
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err("connection closed in the headers".into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let Some((name, value)) = l.split_once(':') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            match name.as_str() {
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "content-length" => length = Some(value.parse()?),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut error_body = Vec::new();
-        let mut collect = |b: &[u8]| error_body.extend_from_slice(b);
-        let out: &mut dyn FnMut(&[u8]) = if status == 200 { sink } else { &mut collect };
-        if chunked {
-            loop {
-                line.clear();
-                if self.reader.read_line(&mut line)? == 0 {
-                    return Err("connection closed inside a chunked body".into());
-                }
-                let size_text = line.trim_end().split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| format!("bad chunk size line {line:?}"))?;
-                if size == 0 {
-                    loop {
-                        line.clear();
-                        if self.reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                self.body_bytes(size, out)?;
-                line.clear();
-                self.reader.read_line(&mut line)?;
-            }
-        } else if let Some(n) = length {
-            self.body_bytes(n, out)?;
-        } else {
-            let mut rest = Vec::new();
-            self.reader.read_to_end(&mut rest)?;
-            out(&rest);
-            close = true;
-        }
-        if close {
-            let _ = self.writer.shutdown(std::net::Shutdown::Both);
-        }
-        if status != 200 {
-            return Err(format!(
-                "GET {path}: HTTP {status}: {}",
-                String::from_utf8_lossy(&error_body)
-            )
-            .into());
-        }
-        Ok(())
-    }
-
-    fn body_bytes(&mut self, mut left: usize, out: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
-        while left > 0 {
-            let buf = self.reader.fill_buf()?;
-            if buf.is_empty() {
-                return Err("connection closed inside the body".into());
-            }
-            let n = buf.len().min(left);
-            out(&buf[..n]);
-            self.reader.consume(n);
-            left -= n;
-        }
-        Ok(())
-    }
-}
 
 /// Counts a streamed body: bytes, newlines, the first line and the tail.
 #[derive(Default)]
@@ -576,9 +460,9 @@ fn stream_count(
     header_lines: u64,
     expected: usize,
 ) -> BenchResult<(Counter, (u64, u64, u64))> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let mut c = Counter::default();
-    conn.get(path, token, &mut |b| c.feed(b))?;
+    conn.get(path, Some(token), &mut |b| c.feed(b))?;
     let records = c.lines.saturating_sub(header_lines);
     if records != expected as u64 {
         return Err(format!("GET {path}: {records} records, expected {expected}").into());
@@ -589,7 +473,7 @@ fn stream_count(
 
 /// Pages through `GET /v1/records?limit=1000&after=...` on one keep-alive connection.
 fn json_pages(addr: SocketAddr, token: &str, expected: usize) -> BenchResult<(u64, u64, u64)> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let (mut records, mut bytes, mut requests) = (0u64, 0u64, 0u64);
     let mut after: Option<String> = None;
     let mut body = Vec::with_capacity(1 << 20);
@@ -599,7 +483,7 @@ fn json_pages(addr: SocketAddr, token: &str, expected: usize) -> BenchResult<(u6
             Some(a) => format!("/v1/records?limit={JSON_PAGE}&after={a}"),
         };
         body.clear();
-        conn.get(&path, token, &mut |b| body.extend_from_slice(b))?;
+        conn.get(&path, Some(token), &mut |b| body.extend_from_slice(b))?;
         requests += 1;
         bytes += body.len() as u64;
         if requests == 1 {
@@ -675,7 +559,7 @@ fn verify_ndjson(
     expected: usize,
     expected_conflicted: usize,
 ) -> BenchResult<(String, (u64, u64, u64))> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let mut bytes = 0u64;
     let mut partial: Vec<u8> = Vec::new();
     let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -711,7 +595,7 @@ fn verify_ndjson(
             Err(e) => problem = Some(e.to_string()),
         }
     };
-    conn.get(path, token, &mut |b| {
+    conn.get(path, Some(token), &mut |b| {
         bytes += b.len() as u64;
         partial.extend_from_slice(b);
         while let Some(p) = partial.iter().position(|&c| c == b'\n') {

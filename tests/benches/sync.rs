@@ -53,6 +53,7 @@ use yibiao_core::sync::protocol::{
 use yibiao_core::{CadreId, FieldEdit, RecordId, Schema, Store, Value};
 use yibiao_testkit::bench::{BenchEnv, cpus, env_parse, percentile, ratio_text as ratio, run_pool};
 use yibiao_testkit::data::{self, ENTITY};
+use yibiao_testkit::http::Conn;
 use yibiao_testkit::procfs::{self, Memory as Mem, Pid, load_average};
 use yibiao_testkit::rng::Rng;
 use yibiao_testkit::server::{ServerOptions, ServerProcess};
@@ -123,23 +124,12 @@ fn add_devices(server: &ServerProcess, specs: &[(String, String)]) -> BenchResul
     tokens.into_iter().collect()
 }
 
-/// `records` of `GET /healthz`, over a raw socket.
+/// `records` of `GET /healthz`.
 fn healthz_records(addr: SocketAddr) -> BenchResult<u64> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .ok_or("healthz answered no body")?;
-    let start = body.find('{').ok_or("healthz body is not JSON")?;
-    let end = body.rfind('}').ok_or("healthz body is not JSON")?;
-    let v: Json = serde_json::from_str(&body[start..=end])?;
+    let mut body = Vec::new();
+    Conn::open(addr, Duration::from_secs(30))?
+        .get("/healthz", None, &mut |b| body.extend_from_slice(b))?;
+    let v: Json = serde_json::from_slice(&body)?;
     v["records"]
         .as_u64()
         .ok_or_else(|| format!("healthz has no record count: {v}").into())

@@ -10,6 +10,7 @@
 //!   requests, cuts responses after the hub committed and replays requests;
 //! - [`server`]: the real server binary as a child process on a free loopback port;
 //! - [`bench`]: bench settings from the environment, latency summaries and ratios;
+//! - [`http`]: a plain HTTP/1.1 client that streams a response body to the caller;
 //! - [`procfs`]: memory and CPU of a process, read from `/proc`.
 //!
 //! The kit depends on `yibiao-core` only, never on `yibiao-server`: the server process is
@@ -18,6 +19,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod http;
 pub mod procfs;
 pub mod rng;
 pub mod server;
