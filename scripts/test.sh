@@ -32,8 +32,8 @@ if [ -z "${QUICK:-}" ]; then
   bash scripts/test-bindings.sh
 
   step "benchmark smoke runs (small sizes; figures are printed, not asserted)"
-  YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-store --bench store
-  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-server --bench sync
-  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-server --bench pull
+  YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-tests --bench store
+  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-tests --bench sync
+  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-tests --bench pull
 fi
 step "all tests passed"

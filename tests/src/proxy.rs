@@ -17,7 +17,7 @@
 //!   connection (whose response is read and discarded), then forwarded normally, so the
 //!   server processes it twice and the client sees the second answer.
 //!
-//! Random choices come from a small xorshift generator seeded per connection from the
+//! Random choices come from the test kit's generator, one stream per connection from the
 //! proxy's seed and the connection's number, so a sequence of sequential connections
 //! meets the same faults on every run.
 //!
@@ -33,6 +33,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use yibiao_testkit::rng::Rng;
 
 /// How long the proxy waits for the upstream to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -381,9 +383,9 @@ fn serve(shared: &Arc<Shared>, client: TcpStream, id: u64) {
         link.abort();
     }
 
-    let mut rng = Rng::new(shared.seed, id);
-    let plan = if rng.chance(profile.cut_probability) {
-        if rng.chance(0.5) {
+    let mut rng = Rng::stream(shared.seed, id);
+    let plan = if rng.happens(profile.cut_probability) {
+        if rng.happens(0.5) {
             CutPlan::Up(rng.unit())
         } else {
             CutPlan::Down(rng.unit())
@@ -440,7 +442,7 @@ fn serve(shared: &Arc<Shared>, client: TcpStream, id: u64) {
     let duplicates = Duplicates {
         upstream: shared.upstream,
         probability: profile.duplicate_probability,
-        rng: Rng::new(shared.seed ^ DUPLICATE_SALT, id),
+        rng: Rng::stream(shared.seed ^ DUPLICATE_SALT, id),
     };
     let emitter = Emitter::new(up_tx, profile.latency, up_cut);
     run_up_reader(client_read, emitter, duplicates, shared);
@@ -610,7 +612,7 @@ fn run_up_reader(
                         break;
                     }
                     let request: Vec<u8> = pending.drain(..total).collect();
-                    if duplicates.rng.chance(duplicates.probability) {
+                    if duplicates.rng.happens(duplicates.probability) {
                         shared.counters.duplicates.fetch_add(1, Ordering::SeqCst);
                         let _ = send_duplicate(duplicates.upstream, &request, head.head_method);
                     }
@@ -955,46 +957,6 @@ fn parse_head(buf: &[u8]) -> Parsed {
     Parsed::Complete(head)
 }
 
-/// A small xorshift64* generator, enough for fault decisions.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    /// Generator number `stream` derived from `seed` (splitmix64 mixing).
-    fn new(seed: u64, stream: u64) -> Self {
-        let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        Rng(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0.0..1.0`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        if p >= 1.0 {
-            true
-        } else if p > 0.0 {
-            self.unit() < p
-        } else {
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1038,15 +1000,5 @@ mod tests {
         let mut rest = String::new();
         reader.read_to_string(&mut rest).expect("rest");
         assert_eq!(rest, "NEXT");
-    }
-
-    #[test]
-    fn rng_is_deterministic_per_stream() {
-        let a: Vec<u64> = (0..4).map(|_| Rng::new(7, 3).next_u64()).collect();
-        assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::new(7, 3).next_u64(), Rng::new(7, 4).next_u64());
-        let mut rng = Rng::new(1, 0);
-        let hits = (0..10_000).filter(|_| rng.chance(0.2)).count();
-        assert!((1_500..2_500).contains(&hits), "{hits}");
     }
 }

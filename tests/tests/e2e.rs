@@ -1,4 +1,5 @@
-//! End-to-end tests of yibiao: real SQLite files on disk and real child processes.
+//! End-to-end tests of yibiao: real SQLite files on disk and real child processes, and
+//! deterministic multi-phone sync through the test kit's simulated network.
 //!
 //! One integration-test binary for the crate; each concern lives in its own module
 //! (under `tests/e2e/`).
@@ -14,6 +15,5 @@ mod proxy;
 #[path = "e2e/sync_http.rs"]
 mod sync_http;
 
-#[cfg(unix)]
-#[path = "e2e/server_process.rs"]
-mod server_process;
+#[path = "e2e/sync_sim.rs"]
+mod sync_sim;

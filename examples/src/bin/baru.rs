@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,34 +364,29 @@ impl Http {
 }
 
 fn today_plus(days: i64) -> String {
-    let now = chrono::Utc::now() + chrono::Duration::hours(8) + chrono::Duration::days(days);
-    now.format("%Y-%m-%d").to_string()
+    let day = yibiao_model::clock::day_of(chrono::Utc::now().timestamp_millis());
+    (day + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------
-// The day.
+// The township: server, links, accounts.
 // ---------------------------------------------------------------------------------------
 
-#[allow(clippy::too_many_lines, reason = "the day reads top to bottom")]
-fn run() -> Res<bool> {
-    let args = parse_args()?;
-    let t0 = Instant::now();
-    let schema = Schema::baru_example();
-    let villages: Vec<String> = schema.villages.keys().cloned().collect();
-    let tmp = tempfile::tempdir()?;
-    println!("一表 yibiao — a township day in Baru (巴茹镇)");
-    println!(
-        "  {} phones in {} villages, {} households per village, data in {}",
-        args.phones,
-        villages.len(),
-        args.households,
-        tmp.path().display()
-    );
+/// The server, in process, on a real SQLite file and real HTTP.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    url: String,
+    admin: String,
+    storage: Arc<dyn yibiao_server::storage::ServerStorage>,
+}
 
-    // The server, in process, on a real SQLite file and real HTTP.
+fn start_server(schema: &Schema, data_dir: PathBuf) -> Res<Server> {
     let config = Config::resolve(
         Overrides {
-            data_dir: Some(tmp.path().join("server")),
+            data_dir: Some(data_dir),
             ..Overrides::default()
         },
         FileConfig {
@@ -407,60 +403,207 @@ fn run() -> Res<bool> {
         .enable_all()
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let server_addr: SocketAddr = listener.local_addr()?;
+    let addr: SocketAddr = listener.local_addr()?;
     let router = app(state);
     runtime.spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let server_url = format!("http://{server_addr}");
-    let http = Http::new(&server_url);
+    Ok(Server {
+        runtime,
+        addr,
+        url: format!("http://{addr}"),
+        admin,
+        storage,
+    })
+}
 
-    // Weak links: the mountain villages on 2G, the others on EDGE.
-    let mountain = LinkProfile {
-        cut_probability: 0.10,
-        duplicate_probability: 0.05,
-        ..LinkProfile::mountain_2g()
-    };
-    let edge = LinkProfile {
-        cut_probability: 0.05,
-        ..LinkProfile::edge()
-    };
-    let mountain_villages = ["tujiang", "shanzhong"];
-    let proxy_2g = Proxy::start(server_addr, mountain.clone(), args.seed)?;
-    let proxy_edge = Proxy::start(server_addr, edge.clone(), args.seed + 1)?;
-    println!(
-        "  server on {server_url}; tujiang and shanzhong on 2G ({} ms, {}/{} kbit/s, {:.0}% cut, {:.0}% duplicated), the rest on EDGE ({} ms, {}/{} kbit/s, {:.0}% cut)",
-        mountain.latency.as_millis(),
-        mountain.down_bps.unwrap_or(0) / 1000,
-        mountain.up_bps.unwrap_or(0) / 1000,
-        mountain.cut_probability * 100.0,
-        mountain.duplicate_probability * 100.0,
-        edge.latency.as_millis(),
-        edge.down_bps.unwrap_or(0) / 1000,
-        edge.up_bps.unwrap_or(0) / 1000,
-        edge.cut_probability * 100.0
-    );
+/// Weak links: the mountain villages on 2G, the others on EDGE.
+struct Links {
+    mountain: Proxy,
+    edge: Proxy,
+}
 
-    // Accounts: one device token per phone, the township office, department tokens.
+const MOUNTAIN_VILLAGES: [&str; 2] = ["tujiang", "shanzhong"];
+
+impl Links {
+    fn start(server: &Server, seed: u64) -> Res<Self> {
+        let mountain = LinkProfile {
+            cut_probability: 0.10,
+            duplicate_probability: 0.05,
+            ..LinkProfile::mountain_2g()
+        };
+        let edge = LinkProfile {
+            cut_probability: 0.05,
+            ..LinkProfile::edge()
+        };
+        let links = Self {
+            mountain: Proxy::start(server.addr, mountain.clone(), seed)?,
+            edge: Proxy::start(server.addr, edge.clone(), seed + 1)?,
+        };
+        println!(
+            "  server on {}; tujiang and shanzhong on 2G ({} ms, {}/{} kbit/s, {:.0}% cut, {:.0}% duplicated), the rest on EDGE ({} ms, {}/{} kbit/s, {:.0}% cut)",
+            server.url,
+            mountain.latency.as_millis(),
+            mountain.down_bps.unwrap_or(0) / 1000,
+            mountain.up_bps.unwrap_or(0) / 1000,
+            mountain.cut_probability * 100.0,
+            mountain.duplicate_probability * 100.0,
+            edge.latency.as_millis(),
+            edge.down_bps.unwrap_or(0) / 1000,
+            edge.up_bps.unwrap_or(0) / 1000,
+            edge.cut_probability * 100.0
+        );
+        Ok(links)
+    }
+
+    /// The proxy a phone of `village` reaches the server through.
+    fn url_for(&self, village: &str) -> String {
+        if MOUNTAIN_VILLAGES.contains(&village) {
+            self.mountain.url()
+        } else {
+            self.edge.url()
+        }
+    }
+}
+
+/// The township office's own device, on the office's good link.
+struct Office {
+    store: Store,
+    link: HttpTransport,
+}
+
+impl Office {
+    fn sync(&self) -> Res<()> {
+        let r = yibiao_store::sync(
+            &self.store,
+            &self.link,
+            &SyncOptions::default(),
+            &mut |_| {},
+        )?;
+        if !r.complete || !r.refused.is_empty() {
+            return Err(format!("office sync incomplete: {r:?}").into());
+        }
+        Ok(())
+    }
+}
+
+/// Everyone of the day: phones, the office, departments, and what they typed.
+struct Township {
+    args: Args,
+    t0: Instant,
+    schema: Schema,
+    villages: Vec<String>,
+    server: Server,
+    http: Http,
+    links: Links,
+    phones: Vec<Phone>,
+    office: Office,
+    dept_tokens: BTreeMap<String, String>,
+    /// Village -> indexes of its phones.
+    by_village: BTreeMap<String, Vec<usize>>,
+    /// Village -> the households the office registered.
+    households: BTreeMap<String, Vec<RecordId>>,
+    wire: Wire,
+    model: Model,
+    _tmp: tempfile::TempDir,
+}
+
+impl Township {
+    /// Starts the server and the links and makes every account.
+    fn open(args: Args) -> Res<Self> {
+        let t0 = Instant::now();
+        let schema = Schema::baru_example();
+        let villages: Vec<String> = schema.villages.keys().cloned().collect();
+        let tmp = tempfile::tempdir()?;
+        println!("一表 yibiao — a township day in Baru (巴茹镇)");
+        println!(
+            "  {} phones in {} villages, {} households per village, data in {}",
+            args.phones,
+            villages.len(),
+            args.households,
+            tmp.path().display()
+        );
+        let server = start_server(&schema, tmp.path().join("server"))?;
+        let links = Links::start(&server, args.seed)?;
+        let phones = register_phones(&args, &schema, &villages, &server, &links, tmp.path())?;
+        let office = register_office(&schema, &server, tmp.path())?;
+        let mut dept_tokens = BTreeMap::new();
+        for d in schema.departments.keys() {
+            let (_, token) = accounts::issue_department_token(
+                server.storage.as_ref(),
+                &schema,
+                d,
+                "baru example",
+            )?;
+            dept_tokens.insert(d.clone(), token);
+        }
+        let by_village = villages
+            .iter()
+            .map(|v| {
+                let mine = (0..phones.len()).filter(|&i| &phones[i].village == v);
+                (v.clone(), mine.collect())
+            })
+            .collect();
+        Ok(Self {
+            http: Http::new(&server.url),
+            args,
+            t0,
+            schema,
+            villages,
+            server,
+            links,
+            phones,
+            office,
+            dept_tokens,
+            by_village,
+            households: BTreeMap::new(),
+            wire: Wire::default(),
+            model: Model::default(),
+            _tmp: tmp,
+        })
+    }
+
+    /// Every phone.
+    fn all(&self) -> Vec<usize> {
+        (0..self.phones.len()).collect()
+    }
+
+    /// Syncs every phone until each reports a complete sync.
+    fn sync_all(&self, label: &str) -> Res<Duration> {
+        sync_round(
+            label,
+            &self.phones,
+            &self.all(),
+            self.args.parallel,
+            &self.wire,
+        )
+    }
+}
+
+/// One device token and one SQLite store per phone, spread over the villages.
+fn register_phones(
+    args: &Args,
+    schema: &Schema,
+    villages: &[String],
+    server: &Server,
+    links: &Links,
+    dir: &Path,
+) -> Res<Vec<Phone>> {
     let schema_arc = Arc::new(schema.clone());
-    let phones_dir = tmp.path().join("phones");
+    let phones_dir = dir.join("phones");
     std::fs::create_dir_all(&phones_dir)?;
     let mut phones = Vec::with_capacity(args.phones);
     for i in 0..args.phones {
         let village = villages[i % villages.len()].clone();
         let cadre = format!("{village}-{:03}", i / villages.len() + 1);
         let (_, token) = accounts::register_device(
-            storage.as_ref(),
-            &schema,
+            server.storage.as_ref(),
+            schema,
             &format!("phone {cadre}"),
             Some(&cadre),
             Some(&village),
         )?;
-        let url = if mountain_villages.contains(&village.as_str()) {
-            proxy_2g.url()
-        } else {
-            proxy_edge.url()
-        };
+        let url = links.url_for(&village);
         let store = Store::open(
             phones_dir.join(format!("{cadre}.db")),
             schema_arc.clone(),
@@ -473,61 +616,44 @@ fn run() -> Res<bool> {
             transport: HttpTransport::new(&url, &token, Duration::from_secs(180)),
         });
     }
-    let (_, office_token) = accounts::register_device(
-        storage.as_ref(),
-        &schema,
+    Ok(phones)
+}
+
+/// The township office: a township-wide device straight to the server.
+fn register_office(schema: &Schema, server: &Server, dir: &Path) -> Res<Office> {
+    let (_, token) = accounts::register_device(
+        server.storage.as_ref(),
+        schema,
         "township office",
         Some("office"),
         None,
     )?;
-    let office = Store::open(
-        tmp.path().join("office.db"),
-        schema_arc.clone(),
+    let store = Store::open(
+        dir.join("office.db"),
+        Arc::new(schema.clone()),
         CadreId::new("office")?,
     )?;
-    let office_link = HttpTransport::new(&server_url, &office_token, Duration::from_secs(60));
-    let office_sync = || -> Res<()> {
-        let r = yibiao_store::sync(&office, &office_link, &SyncOptions::default(), &mut |_| {})?;
-        if !r.complete || !r.refused.is_empty() {
-            return Err(format!("office sync incomplete: {r:?}").into());
-        }
-        Ok(())
-    };
-    let mut dept_tokens = BTreeMap::new();
-    for d in schema.departments.keys() {
-        let (_, token) =
-            accounts::issue_department_token(storage.as_ref(), &schema, d, "baru example")?;
-        dept_tokens.insert(d.clone(), token);
-    }
-    let by_village: BTreeMap<String, Vec<usize>> = villages
-        .iter()
-        .map(|v| {
-            (
-                v.clone(),
-                phones
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| &p.village == v)
-                    .map(|(i, _)| i)
-                    .collect(),
-            )
-        })
-        .collect();
-    let all: Vec<usize> = (0..phones.len()).collect();
-    let wire = Wire::default();
-    let mut model = Model::default();
+    Ok(Office {
+        store,
+        link: HttpTransport::new(&server.url, &token, Duration::from_secs(60)),
+    })
+}
 
-    // ---- Morning: the register and the tasks -------------------------------------------
+// ---------------------------------------------------------------------------------------
+// The day, step by step.
+// ---------------------------------------------------------------------------------------
+
+/// [08:00] The township office registers the households.
+fn register_households(t: &mut Township) -> Res<()> {
     println!(
         "\n[08:00] the township office registers {} households",
-        args.households * villages.len()
+        t.args.households * t.villages.len()
     );
     let surnames = [
         "阿木", "吉克", "曲比", "沙马", "阿苏", "海来", "勒格", "马海", "俄底", "莫色",
     ];
-    let mut households: BTreeMap<String, Vec<RecordId>> = BTreeMap::new();
-    for (vi, v) in villages.iter().enumerate() {
-        for h in 0..args.households {
+    for (vi, v) in t.villages.iter().enumerate() {
+        for h in 0..t.args.households {
             let edits = vec![
                 set(
                     "household_head",
@@ -546,77 +672,142 @@ fn run() -> Res<bool> {
                 set("household_size", Value::Integer(2 + (h as i64 % 5))),
                 set("address", Value::Text(format!("{v} 第{}组", h % 4 + 1))),
             ];
-            let id = office.create("household", Some(v), &edits)?;
-            model.set(id, v, &edits);
-            households.entry(v.clone()).or_default().push(id);
+            let id = t.office.store.create("household", Some(v), &edits)?;
+            t.model.set(id, v, &edits);
+            t.households.entry(v.clone()).or_default().push(id);
         }
     }
-    office_sync()?;
+    t.office.sync()
+}
 
+/// The four tasks of the day.
+struct Tasks {
+    dibao: String,
+    env: String,
+    grid: String,
+    patrol: String,
+}
+
+/// [08:30] Departments issue tasks over HTTP.
+fn issue_tasks(t: &Township) -> Res<Tasks> {
     println!("[08:30] departments issue tasks over HTTP");
     let tomorrow = today_plus(1);
-    let china = chrono::FixedOffset::east_opt(8 * 3600).ok_or("no UTC+8")?;
-    let overdue_due = (chrono::Utc::now() + chrono::Duration::from_std(args.overdue_after)?)
-        .with_timezone(&china)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
-    let heping_targets: Vec<String> = households["heping"]
+    let due_ms =
+        (chrono::Utc::now() + chrono::Duration::from_std(t.args.overdue_after)?).timestamp_millis();
+    let overdue_due =
+        yibiao_model::clock::local(due_ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let heping_targets: Vec<String> = t.households["heping"]
         .iter()
         .take(3)
         .map(|id| id.to_string())
         .collect();
     let issue = |dept: &str, body: Json| -> Res<String> {
-        let token = dept_tokens.get(dept).ok_or("no token")?;
-        let t = http.json("POST", "/v1/tasks", token, Some(&body))?;
-        let id = t["task"].as_str().ok_or("no task id")?.to_owned();
+        let token = t.dept_tokens.get(dept).ok_or("no token")?;
+        let task = t.http.json("POST", "/v1/tasks", token, Some(&body))?;
+        let id = task["task"].as_str().ok_or("no task id")?.to_owned();
         println!(
             "  {dept:<22} {:<14} -> {} villages  「{}」",
-            t["form"].as_str().unwrap_or(""),
-            t["villages"].as_array().map_or(0, Vec::len),
-            t["title"].as_str().unwrap_or("")
+            task["form"].as_str().unwrap_or(""),
+            task["villages"].as_array().map_or(0, Vec::len),
+            task["title"].as_str().unwrap_or("")
         );
         Ok(id)
     };
-    let t_dibao = issue(
-        "public_services",
-        json!({"title": "低保户年度核查：明天下班前完成", "instructions": "逐户核对家庭收入、人口和低保状态", "form": "dibao_check", "due": tomorrow, "villages": ["*"]}),
-    )?;
-    let t_env = issue(
-        "rural_revitalisation",
-        json!({"title": "人居环境入户检查", "form": "living_environment", "due": tomorrow, "villages": ["tujiang", "baru", "shanzhong"]}),
-    )?;
-    let t_grid = issue(
-        "social_governance",
-        json!({"title": "重点户网格走访（3户）", "form": "grid_patrol", "due": today_plus(2), "records": heping_targets}),
-    )?;
-    let t_patrol = issue(
-        "administration",
-        json!({"title": "新民村今日网格巡查", "form": "grid_patrol", "due": overdue_due, "villages": ["xinmin"]}),
-    )?;
+    Ok(Tasks {
+        dibao: issue(
+            "public_services",
+            json!({"title": "低保户年度核查：明天下班前完成", "instructions": "逐户核对家庭收入、人口和低保状态", "form": "dibao_check", "due": tomorrow, "villages": ["*"]}),
+        )?,
+        env: issue(
+            "rural_revitalisation",
+            json!({"title": "人居环境入户检查", "form": "living_environment", "due": tomorrow, "villages": ["tujiang", "baru", "shanzhong"]}),
+        )?,
+        grid: issue(
+            "social_governance",
+            json!({"title": "重点户网格走访（3户）", "form": "grid_patrol", "due": today_plus(2), "records": heping_targets}),
+        )?,
+        patrol: issue(
+            "administration",
+            json!({"title": "新民村今日网格巡查", "form": "grid_patrol", "due": overdue_due, "villages": ["xinmin"]}),
+        )?,
+    })
+}
 
-    // ---- Phones sync: tasks arrive and say so ---------------------------------------------
+/// [09:00] Every phone syncs once: households and tasks arrive and say so.
+fn morning_sync(t: &Township) -> Res<Duration> {
     println!("\n[09:00] every phone syncs once (households and tasks arrive)");
-    let d1 = sync_round("morning sync", &phones, &all, args.parallel, &wire)?;
+    let d1 = t.sync_all("morning sync")?;
     println!(
         "  all {} phones synced in {:.1} s",
-        phones.len(),
+        t.phones.len(),
         d1.as_secs_f64()
     );
+    Ok(d1)
+}
 
-    // ---- The day, offline -------------------------------------------------------------------
+/// What the cadres did offline.
+#[derive(Default)]
+struct Fieldwork {
+    opened: u32,
+    conflicts_made: u32,
+    marked: u32,
+    /// (household, village, one cadre's size, the other's)
+    conflicts: Vec<(RecordId, String, i64, i64)>,
+}
+
+/// The edits a cadre makes in household `hi` of village `v` for the day's forms.
+fn visit_edits(v: &str, hi: usize) -> Res<Vec<FieldEdit>> {
+    let mut edits = vec![
+        set(
+            "annual_income",
+            Value::Decimal(Decimal::new(800_000 + (hi as i64) * 12_345, 2)),
+        ),
+        set(
+            "dibao_status",
+            Value::Choice(["none", "enrolled", "special"][hi % 3].into()),
+        ),
+        set("visit_date", date(&today_plus(0))?),
+    ];
+    if ["tujiang", "baru", "shanzhong"].contains(&v) {
+        edits.extend([
+            set(
+                "toilet_type",
+                Value::Choice(["flush", "improved", "pit"][hi % 3].into()),
+            ),
+            set("garbage_sorted", Value::Boolean(hi.is_multiple_of(2))),
+            set(
+                "yard_tidiness",
+                Value::Choice(["good", "fair"][hi % 2].into()),
+            ),
+            set("inspection_date", date(&today_plus(0))?),
+        ]);
+    }
+    if v == "heping" && hi < 3 {
+        edits.extend([
+            set(
+                "grid_issue",
+                Value::Choice(["none", "assistance", "dispute"][hi].into()),
+            ),
+            set("inspection_date", date(&today_plus(0))?),
+        ]);
+    }
+    Ok(edits)
+}
+
+/// [10:00-17:00] Cadres open their tasks and fill the forms offline; some pairs edit the
+/// same household apart; lianhe marks the 低保 task done with a note.
+fn fieldwork(t: &mut Township, tasks: &Tasks) -> Res<Fieldwork> {
     println!("\n[10:00-17:00] cadres work offline");
-    let mut opened = 0;
-    let mut conflicts_made = 0;
-    let mut marked = 0;
-    let mut pending_conflicts: Vec<(RecordId, String, i64, i64)> = Vec::new();
-    for (v, idxs) in &by_village {
-        let hh = &households[v];
+    let mut w = Fieldwork::default();
+    for (v, idxs) in &t.by_village {
+        let hh = &t.households[v];
         for (k, &pi) in idxs.iter().enumerate() {
-            let p = &phones[pi];
+            let p = &t.phones[pi];
             // Most cadres open their tasks; the rest leave them unread.
             if k % 5 != 4 {
-                for t in p.store.tasks()? {
-                    if p.store.open_task(t.id)? {
-                        opened += 1;
+                for task in p.store.tasks()? {
+                    if p.store.open_task(task.id)? {
+                        w.opened += 1;
                     }
                 }
             }
@@ -628,88 +819,65 @@ fn run() -> Res<bool> {
                 if v == "lianhe" && hi == hh.len() - 1 {
                     continue;
                 }
-                let mut edits = vec![
-                    set(
-                        "annual_income",
-                        Value::Decimal(Decimal::new(800_000 + (hi as i64) * 12_345, 2)),
-                    ),
-                    set(
-                        "dibao_status",
-                        Value::Choice(["none", "enrolled", "special"][hi % 3].into()),
-                    ),
-                    set("visit_date", date(&today_plus(0))?),
-                ];
-                if ["tujiang", "baru", "shanzhong"].contains(&v.as_str()) {
-                    edits.extend([
-                        set(
-                            "toilet_type",
-                            Value::Choice(["flush", "improved", "pit"][hi % 3].into()),
-                        ),
-                        set("garbage_sorted", Value::Boolean(hi % 2 == 0)),
-                        set(
-                            "yard_tidiness",
-                            Value::Choice(["good", "fair"][hi % 2].into()),
-                        ),
-                        set("inspection_date", date(&today_plus(0))?),
-                    ]);
-                }
-                if v == "heping" && hi < 3 {
-                    edits.extend([
-                        set(
-                            "grid_issue",
-                            Value::Choice(["none", "assistance", "dispute"][hi].into()),
-                        ),
-                        set("inspection_date", date(&today_plus(0))?),
-                    ]);
-                }
+                let edits = visit_edits(v, hi)?;
                 p.store.update(id, &edits)?;
-                model.set(id, v, &edits);
+                t.model.set(id, v, &edits);
                 // Every fourth household: a second cadre of the village also corrects the
                 // household size, apart from the first: a conflict for the office.
                 if hi % 4 == 1 && idxs.len() > 1 {
-                    let other = &phones[idxs[(k + 1) % idxs.len()]];
-                    let base = model.records[&id].1["household_size"].as_i64().unwrap_or(3);
+                    let other = &t.phones[idxs[(k + 1) % idxs.len()]];
+                    let base = t.model.records[&id].1["household_size"]
+                        .as_i64()
+                        .unwrap_or(3);
                     let (a, b) = (base + 1, base + 2);
                     p.store.set(id, "household_size", Value::Integer(a))?;
                     other.store.set(id, "household_size", Value::Integer(b))?;
-                    model.values_typed += 2;
-                    pending_conflicts.push((id, v.clone(), a, b));
-                    conflicts_made += 1;
+                    t.model.values_typed += 2;
+                    w.conflicts.push((id, v.clone(), a, b));
+                    w.conflicts_made += 1;
                 }
             }
         }
     }
     // lianhe's cadre marks the 低保 task done with a note for the missing household.
-    let lianhe_phone = &phones[by_village["lianhe"][0]];
-    for t in lianhe_phone.store.tasks()? {
-        if t.task == t_dibao {
+    let lianhe_phone = &t.phones[t.by_village["lianhe"][0]];
+    for task in lianhe_phone.store.tasks()? {
+        if task.task == tasks.dibao {
             lianhe_phone
                 .store
-                .mark_task_done(t.id, Some("1 户外出务工未遇，已电话核实，返乡后补录"))?;
-            marked += 1;
+                .mark_task_done(task.id, Some("1 户外出务工未遇，已电话核实，返乡后补录"))?;
+            w.marked += 1;
         }
     }
     println!(
-        "  {opened} task openings recorded, {conflicts_made} households with two cadres' different sizes, {marked} task marked done with a note"
+        "  {} task openings recorded, {} households with two cadres' different sizes, {} task marked done with a note",
+        w.opened, w.conflicts_made, w.marked
     );
+    Ok(w)
+}
 
-    // ---- Evening: sync, resolve, converge ----------------------------------------------------
-    let converge_start = Instant::now();
+/// [18:00] Phones sync their day, through cuts and duplicates.
+fn evening_sync(t: &Township) -> Res<()> {
     println!("\n[18:00] phones sync their day (through cuts and duplicates)");
-    let d2 = sync_round("evening push", &phones, &all, args.parallel, &wire)?;
+    let d2 = t.sync_all("evening push")?;
     println!("  pushed in {:.1} s", d2.as_secs_f64());
-    let d3 = sync_round("evening pull", &phones, &all, args.parallel, &wire)?;
+    let d3 = t.sync_all("evening pull")?;
     println!(
         "  every phone has its village's day in {:.1} s",
         d3.as_secs_f64()
     );
+    Ok(())
+}
 
+/// [19:00] The office resolves every conflict to the larger household size; returns
+/// (households found conflicted, fields resolved).
+fn resolve_conflicts(t: &mut Township) -> Res<(u32, u32)> {
     println!(
         "\n[19:00] the office resolves conflicts (the larger household size, confirmed by phone)"
     );
-    office_sync()?;
-    let mut found = 0;
-    let mut resolved = 0;
+    t.office.sync()?;
+    let office = &t.office.store;
+    let (mut found, mut resolved) = (0, 0);
     let mut after = None;
     loop {
         let page = office.query(&Query {
@@ -729,8 +897,9 @@ fn run() -> Res<bool> {
                     .ok_or("conflict without a number")?;
                 office.resolve(r.id, &c.field, Some(Value::Integer(best)))?;
                 resolved += 1;
-                let village = model.records[&r.id].0.clone();
-                model.set(r.id, &village, &[set(&c.field, Value::Integer(best))]);
+                let village = t.model.records[&r.id].0.clone();
+                t.model
+                    .set(r.id, &village, &[set(&c.field, Value::Integer(best))]);
             }
         }
         match page.next {
@@ -738,25 +907,34 @@ fn run() -> Res<bool> {
             None => break,
         }
     }
-    office_sync()?;
+    t.office.sync()?;
     println!("  {found} conflicted households found, {resolved} fields resolved");
-    let d4 = sync_round("final sync", &phones, &all, args.parallel, &wire)?;
-    let converge = converge_start.elapsed();
+    let d4 = t.sync_all("final sync")?;
     println!("  converged in {:.1} s", d4.as_secs_f64());
+    Ok((found, resolved))
+}
 
-    // Wait for the xinmin patrol to be due, so the report can call it overdue.
-    let due_at = t0 + args.overdue_after + Duration::from_secs(2);
-    if let Some(wait) = due_at.checked_duration_since(Instant::now()) {
-        std::thread::sleep(wait);
-    }
+// ---------------------------------------------------------------------------------------
+// Self-checks and the report.
+// ---------------------------------------------------------------------------------------
 
-    // ---- Self-check 1: every phone holds exactly its village's day ----------------------------
-    let mut ok = true;
-    let mut mismatch = |msg: String| {
+/// Mismatches found by the self-checks (printed as they are found).
+#[derive(Default)]
+struct Check {
+    failed: bool,
+}
+
+impl Check {
+    fn mismatch(&mut self, msg: String) {
         eprintln!("MISMATCH: {msg}");
-        ok = false;
-    };
-    for p in &phones {
+        self.failed = true;
+    }
+}
+
+/// Self-check 1: every phone holds exactly its village's day, with no conflict and
+/// nothing unsent.
+fn check_phones(t: &Township, check: &mut Check) -> Res<()> {
+    for p in &t.phones {
         let mut seen = BTreeSet::new();
         let mut after = None;
         loop {
@@ -767,19 +945,20 @@ fn run() -> Res<bool> {
             })?;
             for r in &page.records {
                 seen.insert(r.id);
-                match model.records.get(&r.id) {
+                match t.model.records.get(&r.id) {
                     Some((v, values)) if *v == p.village => {
                         if &r.values != values {
-                            mismatch(format!(
+                            check.mismatch(format!(
                                 "{} holds {} as {:?}, typed {:?}",
                                 p.name, r.id, r.values, values
                             ));
                         }
                         if r.conflicted {
-                            mismatch(format!("{} still shows a conflict on {}", p.name, r.id));
+                            check
+                                .mismatch(format!("{} still shows a conflict on {}", p.name, r.id));
                         }
                     }
-                    _ => mismatch(format!("{} holds {} outside its village", p.name, r.id)),
+                    _ => check.mismatch(format!("{} holds {} outside its village", p.name, r.id)),
                 }
             }
             match page.next {
@@ -787,14 +966,15 @@ fn run() -> Res<bool> {
                 None => break,
             }
         }
-        let expected: BTreeSet<RecordId> = model
+        let expected: BTreeSet<RecordId> = t
+            .model
             .records
             .iter()
             .filter(|(_, (v, _))| *v == p.village)
             .map(|(id, _)| *id)
             .collect();
         if seen != expected {
-            mismatch(format!(
+            check.mismatch(format!(
                 "{} holds {} records, its village has {}",
                 p.name,
                 seen.len(),
@@ -802,30 +982,51 @@ fn run() -> Res<bool> {
             ));
         }
         if p.store.stats()?.pending != 0 {
-            mismatch(format!("{} still has unsent edits", p.name));
+            check.mismatch(format!("{} still has unsent edits", p.name));
         }
     }
+    Ok(())
+}
 
-    // ---- Departments pull their views ----------------------------------------------------------
+type Values = BTreeMap<String, Json>;
+
+/// (task, village) -> the task's status there.
+type TaskStatus = HashMap<(String, String), String>;
+
+/// What a department's NDJSON pull holds: record -> values.
+fn pull_department(
+    t: &Township,
+    dept: &str,
+    token: &str,
+    check: &mut Check,
+) -> Res<BTreeMap<RecordId, Values>> {
+    let (status, body) = t.http.text("GET", "/v1/records.ndjson", token, None)?;
+    if status != 200 {
+        return Err(format!("{dept} pull: HTTP {status}: {body}").into());
+    }
+    let mut got = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        let r: Json = serde_json::from_str(line)?;
+        let id: RecordId = r["id"].as_str().ok_or("no id")?.parse()?;
+        if r["conflicted"] == json!(true) {
+            check.mismatch(format!("{dept} receives {id} still conflicted"));
+        }
+        let values: Values = serde_json::from_value(r["values"].clone())?;
+        got.insert(id, values);
+    }
+    Ok(got)
+}
+
+/// [20:00] Departments pull their views; each must equal what the cadres typed within
+/// the view. Returns the records pulled.
+fn department_pulls(t: &Township, check: &mut Check) -> Res<usize> {
     println!("\n[20:00] departments pull their views (NDJSON)");
     let mut pulled_total = 0usize;
-    for (dept, token) in &dept_tokens {
-        let def = schema.department(dept).ok_or("department vanished")?;
-        let (status, body) = http.text("GET", "/v1/records.ndjson", token, None)?;
-        if status != 200 {
-            return Err(format!("{dept} pull: HTTP {status}: {body}").into());
-        }
-        let mut got: BTreeMap<RecordId, BTreeMap<String, Json>> = BTreeMap::new();
-        for line in body.lines().filter(|l| !l.trim().is_empty()) {
-            let r: Json = serde_json::from_str(line)?;
-            let id: RecordId = r["id"].as_str().ok_or("no id")?.parse()?;
-            if r["conflicted"] == json!(true) {
-                mismatch(format!("{dept} receives {id} still conflicted"));
-            }
-            let values: BTreeMap<String, Json> = serde_json::from_value(r["values"].clone())?;
-            got.insert(id, values);
-        }
-        let want: BTreeMap<RecordId, BTreeMap<String, Json>> = model
+    for (dept, token) in &t.dept_tokens {
+        let def = t.schema.department(dept).ok_or("department vanished")?;
+        let got = pull_department(t, dept, token, check)?;
+        let want: BTreeMap<RecordId, Values> = t
+            .model
             .records
             .iter()
             .filter(|(_, (v, _))| def.sees_record("household", Some(v)))
@@ -844,7 +1045,7 @@ fn run() -> Res<bool> {
         if got != want {
             let wrong = want.iter().filter(|(id, v)| got.get(id) != Some(v)).count();
             let extra = got.keys().filter(|id| !want.contains_key(id)).count();
-            mismatch(format!(
+            check.mismatch(format!(
                 "{dept}: {wrong} records differ from what was typed, {extra} it should not see"
             ));
         }
@@ -859,20 +1060,13 @@ fn run() -> Res<bool> {
             }
         );
     }
+    Ok(pulled_total)
+}
 
-    // ---- The report ------------------------------------------------------------------------------
-    let tasks = http.json("GET", "/v1/tasks", &admin, None)?;
-    let burden = http.json(
-        "GET",
-        // The database is this run's alone: a window around today holds exactly its
-        // entries, even when the run crosses midnight in UTC+8.
-        &format!("/v1/burden?from={}&to={}", today_plus(-1), today_plus(1)),
-        &admin,
-        None,
-    )?;
-    println!("\n================ 巴茹镇 今日报告 / Baru township: today's report ================");
+/// Prints the tasks table; returns (task, village) -> status.
+fn print_tasks(tasks: &Json) -> Res<TaskStatus> {
     println!("\nTasks (per village: delivered / opened / done / overdue, records complete)");
-    let mut task_status: HashMap<(String, String), String> = HashMap::new();
+    let mut task_status = HashMap::new();
     for t in tasks["tasks"].as_array().ok_or("no tasks")?.iter().rev() {
         println!(
             "\n  「{}」 {} · form {} · due {}",
@@ -910,10 +1104,41 @@ fn run() -> Res<bool> {
             );
         }
     }
-    let p2 = proxy_2g.stats();
-    let pe = proxy_edge.stats();
+    Ok(task_status)
+}
+
+/// Timings of the day, for the report.
+struct Timings {
+    morning: Duration,
+    converge: Duration,
+}
+
+/// The report: tasks, conflicts, reuse, the wire; returns the tasks' statuses and the
+/// server's burden summary for the self-check.
+fn report(
+    t: &Township,
+    work: &Fieldwork,
+    (found, resolved): (u32, u32),
+    timings: &Timings,
+    pulled_total: usize,
+) -> Res<(TaskStatus, Json)> {
+    let admin = &t.server.admin;
+    let tasks = t.http.json("GET", "/v1/tasks", admin, None)?;
+    let burden = t.http.json(
+        "GET",
+        // The database is this run's alone: a window around today holds exactly its
+        // entries, even when the run crosses midnight in UTC+8.
+        &format!("/v1/burden?from={}&to={}", today_plus(-1), today_plus(1)),
+        admin,
+        None,
+    )?;
+    println!("\n================ 巴茹镇 今日报告 / Baru township: today's report ================");
+    let task_status = print_tasks(&tasks)?;
+    let p2 = t.links.mountain.stats();
+    let pe = t.links.edge.stats();
     println!(
-        "\nConflicts: {conflicts_made} households were edited apart by two cadres; {found} found by the office, {resolved} resolved, 0 left."
+        "\nConflicts: {} households were edited apart by two cadres; {found} found by the office, {resolved} resolved, 0 left.",
+        work.conflicts_made
     );
     println!(
         "\nOne entry, many uses: {} field values typed during the day -> {} deliveries to departments (reuse ratio {}x; {} entries nobody had to type again).",
@@ -922,15 +1147,18 @@ fn run() -> Res<bool> {
         burden["reuse_ratio"],
         burden["entries_saved"]
     );
+    let w = &t.wire;
+    let (up, down) = (
+        w.bytes_up.load(Ordering::Relaxed),
+        w.bytes_down.load(Ordering::Relaxed),
+    );
     println!(
         "\nOn the wire (phones): {} requests, {:.1} KB up, {:.1} KB down ({:.1} KB per phone); {} syncs failed through every retry and were re-run.",
-        wire.requests.load(Ordering::Relaxed),
-        wire.bytes_up.load(Ordering::Relaxed) as f64 / 1024.0,
-        wire.bytes_down.load(Ordering::Relaxed) as f64 / 1024.0,
-        (wire.bytes_up.load(Ordering::Relaxed) + wire.bytes_down.load(Ordering::Relaxed)) as f64
-            / 1024.0
-            / phones.len() as f64,
-        wire.failed_syncs.load(Ordering::Relaxed)
+        w.requests.load(Ordering::Relaxed),
+        up as f64 / 1024.0,
+        down as f64 / 1024.0,
+        (up + down) as f64 / 1024.0 / t.phones.len() as f64,
+        w.failed_syncs.load(Ordering::Relaxed)
     );
     println!(
         "The links: 2G {} connections, {} cut, {} requests duplicated; EDGE {} connections, {} cut.",
@@ -938,12 +1166,23 @@ fn run() -> Res<bool> {
     );
     println!(
         "Time: morning sync {:.1} s; evening sync to convergence {:.1} s; whole day {:.1} s. Departments pulled {pulled_total} records.",
-        d1.as_secs_f64(),
-        converge.as_secs_f64(),
-        t0.elapsed().as_secs_f64()
+        timings.morning.as_secs_f64(),
+        timings.converge.as_secs_f64(),
+        t.t0.elapsed().as_secs_f64()
     );
+    Ok((task_status, burden))
+}
 
-    // ---- Self-check 2: the tasks stand as the day made them ----------------------------------------
+/// Self-check 2: the tasks stand as the day made them, the server counted every value
+/// typed, and every conflict resolved to the larger size.
+fn check_tasks(
+    t: &Township,
+    tasks: &Tasks,
+    work: &Fieldwork,
+    task_status: &TaskStatus,
+    burden: &Json,
+    check: &mut Check,
+) {
     let mut expect = |task: &str, village: &str, status: &str| {
         let got = task_status
             .get(&(task.to_owned(), village.to_owned()))
@@ -951,43 +1190,72 @@ fn run() -> Res<bool> {
             .unwrap_or_default();
         if got != status {
             eprintln!("MISMATCH: task {task} in {village} is `{got}`, expected `{status}`");
-            ok = false;
+            check.failed = true;
         }
     };
-    for v in &villages {
-        expect(&t_dibao, v, "done");
+    for v in &t.villages {
+        expect(&tasks.dibao, v, "done");
     }
     for v in ["tujiang", "baru", "shanzhong"] {
-        expect(&t_env, v, "done");
+        expect(&tasks.env, v, "done");
     }
-    expect(&t_grid, "heping", "done");
-    expect(&t_patrol, "xinmin", "overdue");
+    expect(&tasks.grid, "heping", "done");
+    expect(&tasks.patrol, "xinmin", "overdue");
     let typed = burden["values_typed"].as_u64().unwrap_or(0);
     // The office's register and resolutions are typed too (on its own device).
-    if typed != model.values_typed {
+    if typed != t.model.values_typed {
         eprintln!(
             "MISMATCH: the server counted {typed} values typed, the cadres typed {}",
-            model.values_typed
+            t.model.values_typed
         );
-        ok = false;
+        check.failed = true;
     }
-    for (id, v, a, b) in &pending_conflicts {
-        let final_size = model.records[id].1["household_size"].as_i64().unwrap_or(0);
+    for (id, v, a, b) in &work.conflicts {
+        let final_size = t.model.records[id].1["household_size"]
+            .as_i64()
+            .unwrap_or(0);
         if final_size != *a.max(b) {
             eprintln!("MISMATCH: conflict on {id} ({v}) resolved to {final_size}");
-            ok = false;
+            check.failed = true;
         }
     }
+}
+
+fn run() -> Res<bool> {
+    let mut t = Township::open(parse_args()?)?;
+    register_households(&mut t)?;
+    let tasks = issue_tasks(&t)?;
+    let morning = morning_sync(&t)?;
+    let work = fieldwork(&mut t, &tasks)?;
+    let converge_start = Instant::now();
+    evening_sync(&t)?;
+    let resolved = resolve_conflicts(&mut t)?;
+    let timings = Timings {
+        morning,
+        converge: converge_start.elapsed(),
+    };
+
+    // Wait for the xinmin patrol to be due, so the report can call it overdue.
+    let due_at = t.t0 + t.args.overdue_after + Duration::from_secs(2);
+    if let Some(wait) = due_at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+
+    let mut check = Check::default();
+    check_phones(&t, &mut check)?;
+    let pulled_total = department_pulls(&t, &mut check)?;
+    let (task_status, burden) = report(&t, &work, resolved, &timings, pulled_total)?;
+    check_tasks(&t, &tasks, &work, &task_status, &burden, &mut check);
     println!(
         "\nSelf-check: {}",
-        if ok {
-            "every phone holds exactly its village's records; every department's view equals what the cadres typed; tasks stand as the day made them."
-        } else {
+        if check.failed {
             "FAILED"
+        } else {
+            "every phone holds exactly its village's records; every department's view equals what the cadres typed; tasks stand as the day made them."
         }
     );
-    drop(proxy_2g);
-    drop(proxy_edge);
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    Ok(ok)
+    let Township { server, links, .. } = t;
+    drop(links);
+    server.runtime.shutdown_timeout(Duration::from_secs(5));
+    Ok(!check.failed)
 }

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use yibiao_model::record::HistoryEvent;
-use yibiao_model::{CadreId, FieldEdit, Schema, Value};
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_store::{Query, Store};
 
 fn main() -> ExitCode {
@@ -62,7 +62,9 @@ fn set(field: &str, value: Value) -> FieldEdit {
     FieldEdit::Set(field.to_owned(), value)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn run() -> Res<()> {
     let args = parse_args()?;
     let schema = Arc::new(match &args.schema {
         Some(path) => Schema::from_toml_file(path)?,
@@ -91,8 +93,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         schema.clone(),
         CadreId::new("jike")?,
     )?;
+    let id = register(&phone_a)?;
+    edit_apart(&phone_a, &phone_b, id)?;
+    resolve(&phone_a, &phone_b, id)?;
+    form_status(&schema, &phone_a, id)?;
+    println!(
+        "\nstores are sound: A {}, B {}",
+        phone_a.integrity_check()?,
+        phone_b.integrity_check()?
+    );
+    Ok(())
+}
 
-    // 1. One entry on phone A.
+/// 1. One entry on phone A; a bad value is refused with the field and the reason.
+fn register(phone_a: &Store) -> Res<RecordId> {
     let id = phone_a.create(
         "household",
         Some("tujiang"),
@@ -109,16 +123,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("1. phone A (cadre amu) registered household {id} in 土匠村");
 
-    // A bad value is refused with the field and the reason; nothing is written.
+    // Nothing is written.
     if let Err(e) = phone_a.set(id, "household_size", Value::Text("three".into())) {
         println!("   refused as it should be: {e}");
     }
+    Ok(id)
+}
 
-    // 2. The record reaches phone B.
+/// 2-4. The record reaches phone B; both phones edit offline, then exchange changes:
+/// the conflict keeps both values and their authors.
+fn edit_apart(phone_a: &Store, phone_b: &Store, id: RecordId) -> Res<()> {
     phone_b.merge(id, &phone_a.export(id)?)?;
     println!("2. phone B (cadre jike) received it");
 
-    // 3. Offline edits on both phones.
     phone_a.set(id, "household_size", Value::Integer(5))?;
     phone_b.update(
         id,
@@ -129,7 +146,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("3. offline: A sets household size 5; B sets 6 and adds a phone number");
 
-    // 4. Exchange both ways.
     phone_a.merge(id, &phone_b.export(id)?)?;
     phone_b.merge(id, &phone_a.export(id)?)?;
     println!("4. after exchanging changes, both phones show:");
@@ -146,8 +162,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    Ok(())
+}
 
-    // 5. Resolve on B, pass it on.
+/// 5. B resolves, passes it on; both phones agree, and the history says who typed what.
+fn resolve(phone_a: &Store, phone_b: &Store, id: RecordId) -> Res<()> {
     phone_b.resolve(id, "household_size", Some(Value::Integer(6)))?;
     phone_a.merge(id, &phone_b.export(id)?)?;
     let a = phone_a.get(id)?;
@@ -174,8 +193,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             h.by.cadre.as_deref().unwrap_or("?")
         );
     }
+    Ok(())
+}
 
-    // 6. One entry, many forms.
+/// 6. One entry, many forms: what each form still needs for this household.
+fn form_status(schema: &Schema, phone_a: &Store, id: RecordId) -> Res<()> {
     println!("6. what each form still needs for this household:");
     for form in [
         "dibao_check",
@@ -206,11 +228,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "   households in phone A still incomplete for 低保: {}",
         incomplete.records.len()
-    );
-    println!(
-        "\nstores are sound: A {}, B {}",
-        phone_a.integrity_check()?,
-        phone_b.integrity_check()?
     );
     Ok(())
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_store::{Query, Store};
+use yibiao_testkit::rng::Rng;
 use yibiao_tests::crash::{Report, VILLAGES, household_head, household_size, notes};
 
 fn main() -> ExitCode {
@@ -66,8 +67,8 @@ fn run() -> Result<std::convert::Infallible, Box<dyn Error>> {
     let store = Store::open(&path, Arc::new(Schema::baru_example()), cadre)?;
     let mut known = existing_households(&store)?;
     let mut mine: Vec<RecordId> = Vec::new();
-    // xorshift64, seeded by the run so each run picks differently but reproducibly.
-    let mut rng = first.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // Seeded by the run so each run picks differently but reproducibly.
+    let mut rng = Rng::new(first);
     let stdout = std::io::stdout();
 
     for i in 0u64.. {
@@ -92,10 +93,7 @@ fn run() -> Result<std::convert::Infallible, Box<dyn Error>> {
                 Report::SetNotes { id: hot, n }
             }
             _ => {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let id = known[usize::try_from(rng % known.len() as u64).unwrap_or(0)];
+                let id = known[rng.below(known.len())];
                 store.set(id, "notes", Value::Text(notes(n)))?;
                 Report::SetNotes { id, n }
             }

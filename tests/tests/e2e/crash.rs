@@ -209,8 +209,15 @@ fn check_round(
         "ok",
         "round {round}: the file is not sound after kill -9"
     );
+    let in_flight = fold_reports(model, round, out);
+    let in_flight_found = check_records(store, model, round, in_flight);
+    check_sync_bookkeeping(store, model, round);
+    in_flight_found
+}
 
-    // Fold the reports in: each one is a write that must be on disk.
+/// Folds the round's reports into the model: each one is a write that must be on disk.
+/// Returns the number of the write in flight when the kill landed.
+fn fold_reports(model: &mut BTreeMap<RecordId, Expected>, round: u64, out: &RoundOutput) -> u64 {
     let mut last_n = None;
     for report in &out.reports {
         if let Some(prev) = last_n {
@@ -244,8 +251,18 @@ fn check_round(
             }
         }
     }
-    let in_flight = last_n.expect("the writer reported writes") + 1;
+    last_n.expect("the writer reported writes") + 1
+}
 
+/// Checks every record on disk against the model: index and document agree, every
+/// reported write is there, and at most the in-flight write is there unreported (then
+/// the model takes it). Returns true when the in-flight write was found.
+fn check_records(
+    store: &Store,
+    model: &mut BTreeMap<RecordId, Expected>,
+    round: u64,
+    in_flight: u64,
+) -> bool {
     let index = indexed_households(store);
     let mut in_flight_found = false;
     for (&id, indexed) in &index {
@@ -273,31 +290,18 @@ fn check_round(
 
         let Some(expected) = model.get_mut(&id) else {
             // Not reported: only the in-flight create may be here.
-            let n = head.as_deref().and_then(household_head_counter);
-            assert_eq!(
-                n,
-                Some(in_flight),
-                "round {round}: record {id} (head {head:?}) was never reported and is not the in-flight write {in_flight}"
-            );
             assert!(
                 !in_flight_found,
                 "round {round}: two unreported writes on disk"
             );
-            assert_eq!(
-                size,
-                Some(household_size(in_flight)),
-                "round {round}: record {id} size"
-            );
-            assert_eq!(note, None, "round {round}: record {id} notes");
-            in_flight_found = true;
-            model.insert(
+            let found = Found {
                 id,
-                Expected {
-                    head: household_head(in_flight),
-                    size: household_size(in_flight),
-                    notes: None,
-                },
-            );
+                head,
+                size,
+                note,
+            };
+            model.insert(id, unreported_create(&found, round, in_flight));
+            in_flight_found = true;
             continue;
         };
         assert_eq!(
@@ -327,8 +331,46 @@ fn check_round(
         lost.is_empty(),
         "round {round}: reported creates missing after kill -9: {lost:?}"
     );
+    in_flight_found
+}
 
-    // Sync bookkeeping survived too: every record pending, each with its own write number.
+/// What one record on disk holds.
+struct Found {
+    id: RecordId,
+    head: Option<String>,
+    size: Option<i64>,
+    note: Option<u64>,
+}
+
+/// A record no report names must be the in-flight create, whole: its expected state.
+fn unreported_create(found: &Found, round: u64, in_flight: u64) -> Expected {
+    let Found {
+        id,
+        head,
+        size,
+        note,
+    } = found;
+    let n = head.as_deref().and_then(household_head_counter);
+    assert_eq!(
+        n,
+        Some(in_flight),
+        "round {round}: record {id} (head {head:?}) was never reported and is not the in-flight write {in_flight}"
+    );
+    assert_eq!(
+        *size,
+        Some(household_size(in_flight)),
+        "round {round}: record {id} size"
+    );
+    assert_eq!(*note, None, "round {round}: record {id} notes");
+    Expected {
+        head: household_head(in_flight),
+        size: household_size(in_flight),
+        notes: None,
+    }
+}
+
+/// Sync bookkeeping survived too: every record pending, each with its own write number.
+fn check_sync_bookkeeping(store: &Store, model: &BTreeMap<RecordId, Expected>, round: u64) {
     let pending = store.pending(usize::MAX).expect("list pending records");
     assert_eq!(pending.len(), model.len(), "round {round}: pending records");
     let seqs: BTreeSet<i64> = pending.iter().map(|p| p.local_seq).collect();
@@ -337,7 +379,6 @@ fn check_round(
         pending.len(),
         "round {round}: two records share a local_seq"
     );
-    in_flight_found
 }
 
 /// The reopened store still takes writes, and they are durable too.

@@ -181,7 +181,7 @@ fn start(server: &Server, profile: LinkProfile, seed: u64) -> Proxy {
 }
 
 #[test]
-fn profiles_match_the_brief() {
+fn named_link_profiles_carry_the_briefs_latency_bandwidth_and_cut_rates() {
     let m = LinkProfile::by_name("mountain-2g").expect("mountain-2g");
     assert_eq!(m.latency, Duration::from_millis(500));
     assert_eq!((m.down_bps, m.up_bps), (Some(40_000), Some(20_000)));

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::server_process::{ServerProcess, add_device};
 use yibiao_model::record::{HistoryEvent, Record};
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_server::storage::SqliteStorage;
@@ -15,7 +14,23 @@ use yibiao_store::http::HttpTransport;
 use yibiao_store::{Query, Store};
 use yibiao_sync::session::{RetryPolicy, SyncOptions};
 use yibiao_sync::{DeviceScope, HubStorage};
+use yibiao_testkit::server::{ServerOptions, ServerProcess};
 use yibiao_tests::proxy::{LinkProfile, Proxy};
+
+/// The real server command line, built for this test run.
+fn server_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_server_under_test"))
+}
+
+/// A real server process on `data`, on a free loopback port.
+fn start_server(data: &Path) -> ServerProcess {
+    ServerProcess::start(server_binary(), data, ServerOptions::default()).expect("server starts")
+}
+
+/// Registers a device through the server's CLI; returns its token.
+fn add_device(data: &Path, name: &str, village: Option<&str>) -> String {
+    yibiao_testkit::server::add_device(server_binary(), data, name, village).expect("device add")
+}
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::baru_example())
@@ -79,7 +94,7 @@ struct Phone {
 fn twenty_devices_editing_offline_converge_through_a_cutting_duplicating_proxy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
-    let server = ServerProcess::start(&data, "127.0.0.1:0").expect("server starts");
+    let server = start_server(&data);
     let profile = LinkProfile {
         name: "test-cuts",
         latency: Duration::from_millis(2),
@@ -93,7 +108,7 @@ fn twenty_devices_editing_offline_converge_through_a_cutting_duplicating_proxy()
     let mut phones = Vec::new();
     for i in 0..20 {
         let village = if i < 18 { Some(villages[i % 6]) } else { None };
-        let token = add_device(&data, &format!("phone-{i}"), village).expect("device add");
+        let token = add_device(&data, &format!("phone-{i}"), village);
         let store = Store::open(
             dir.path().join(format!("phone-{i}.db")),
             schema(),
@@ -255,8 +270,8 @@ fn big_backlog(store: &Store, village: &str, n: usize) -> Vec<RecordId> {
 fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
-    let mut server = ServerProcess::start(&data, "127.0.0.1:0").expect("server");
-    let token = add_device(&data, "phone", Some("heping")).expect("device");
+    let mut server = start_server(&data);
+    let token = add_device(&data, "phone", Some("heping"));
     let slow = LinkProfile {
         name: "slow",
         latency: Duration::from_millis(20),
@@ -328,7 +343,7 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
     );
 
     // A second phone of the village pulls everything in several pages.
-    let token2 = add_device(&data, "phone-2", Some("heping")).expect("device");
+    let token2 = add_device(&data, "phone-2", Some("heping"));
     let other = Store::open(
         dir.path().join("phone2.db"),
         schema(),
@@ -347,8 +362,8 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
 fn a_phone_killed_mid_sync_resumes_without_resending_what_was_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
-    let server = ServerProcess::start(&data, "127.0.0.1:0").expect("server");
-    let token = add_device(&data, "phone", Some("lianhe")).expect("device");
+    let server = start_server(&data);
+    let token = add_device(&data, "phone", Some("lianhe"));
     let slow = LinkProfile {
         name: "slow",
         latency: Duration::from_millis(20),

@@ -1,7 +1,7 @@
 //! Sync benchmark: prints figures for phones syncing with a real `yibiao-server` process
 //! over HTTP on loopback. It never asserts timings.
 //!
-//! Run: `cargo bench -p yibiao-server --bench sync`
+//! Run: `cargo bench -p yibiao-tests --bench sync`
 //!
 //! Environment:
 //! - `YIBIAO_BENCH_DEVICES`: phones of the fleet phases (default 200; 12 when quick);
@@ -32,16 +32,15 @@
 //! this process (the simulated phones share the machine with the server).
 //!
 //! The server runs from the binary cargo built for this bench
-//! (`CARGO_BIN_EXE_yibiao-server`) with a config file that turns the per-token rate limit
-//! off (`rate_per_minute = 0`); a drop guard kills it at the end, on error or panic.
+//! (`CARGO_BIN_EXE_server_under_test`, the real `yibiao-server` command line) through the
+//! test kit's server helper, with the per-token rate limit off (`rate_per_minute = 0`);
+//! the helper kills it at the end, on error or panic.
 
 use std::collections::BTreeMap;
-use std::error::Error as StdError;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,10 +51,15 @@ use yibiao_store::http::HttpTransport;
 use yibiao_store::sync;
 use yibiao_sync::protocol::{PullDoc, PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
 use yibiao_sync::session::{SyncOptions, SyncReport, Transport, TransportError};
+use yibiao_testkit::bench::{BenchEnv, cpus, env_parse, percentile, ratio_text as ratio, run_pool};
+use yibiao_testkit::data::{self, ENTITY};
+use yibiao_testkit::http::Conn;
+use yibiao_testkit::procfs::{self, Memory as Mem, Pid, load_average};
+use yibiao_testkit::rng::Rng;
+use yibiao_testkit::server::{ServerOptions, ServerProcess};
 
-type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
+type BenchResult<T> = yibiao_testkit::Result<T>;
 
-const ENTITY: &str = "household";
 const RECORDS_PER_DAY: usize = 20;
 const EDITS_PER_DAY: usize = 100;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -72,48 +76,23 @@ const PROFILES: &[(&str, f64, f64, f64)] = &[
 // ---------------------------------------------------------------------------------------
 
 struct Settings {
-    quick: bool,
+    env: BenchEnv,
     devices: usize,
     threads: usize,
     idle: Duration,
-    seed: u64,
-    dir: Option<PathBuf>,
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str) -> BenchResult<Option<T>> {
-    match std::env::var(name) {
-        Ok(s) if !s.trim().is_empty() => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name}={s} does not parse").into()),
-        _ => Ok(None),
-    }
 }
 
 impl Settings {
     fn from_env() -> BenchResult<Self> {
-        let quick = std::env::var("YIBIAO_BENCH_QUICK").is_ok_and(|v| v == "1" || v == "true");
-        let devices = env_parse("YIBIAO_BENCH_DEVICES")?.unwrap_or(if quick { 12 } else { 200 });
-        let threads = env_parse("YIBIAO_BENCH_THREADS")?.unwrap_or(if quick { 6 } else { 32 });
-        let idle: f64 =
-            env_parse("YIBIAO_BENCH_IDLE_SECS")?.unwrap_or(if quick { 1.0 } else { 5.0 });
+        let env = BenchEnv::from_env()?;
+        let devices = env_parse("YIBIAO_BENCH_DEVICES")?.unwrap_or(env.pick(12, 200));
+        let threads = env_parse("YIBIAO_BENCH_THREADS")?.unwrap_or(env.pick(6, 32));
+        let idle: f64 = env_parse("YIBIAO_BENCH_IDLE_SECS")?.unwrap_or(env.pick(1.0, 5.0));
         Ok(Self {
-            quick,
-            devices: devices.max(1),
-            threads: threads.max(1),
+            env,
+            devices: usize::max(devices, 1),
+            threads: usize::max(threads, 1),
             idle: Duration::from_secs_f64(idle.max(0.1)),
-            seed: env_parse("YIBIAO_BENCH_SEED")?.unwrap_or(20_260_214),
-            dir: std::env::var_os("YIBIAO_BENCH_DIR").map(PathBuf::from),
-        })
-    }
-
-    fn tempdir(&self, prefix: &str) -> BenchResult<tempfile::TempDir> {
-        let mut b = tempfile::Builder::new();
-        b.prefix(prefix);
-        Ok(match &self.dir {
-            Some(d) => b.tempdir_in(d)?,
-            None => b.tempdir()?,
         })
     }
 }
@@ -122,161 +101,38 @@ impl Settings {
 // The server process
 // ---------------------------------------------------------------------------------------
 
-/// A running `yibiao-server serve`; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    data_dir: PathBuf,
+fn server_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_server_under_test"))
 }
 
-fn server_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_yibiao-server")
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> BenchResult<Self> {
-        // The per-token rate limit is off: the phases measure the sync path, and the
-        // no-change phase syncs each phone far more often than the default allows.
-        std::fs::create_dir_all(data_dir)?;
-        let config = data_dir.join("bench-server.toml");
-        std::fs::write(&config, "rate_per_minute = 0\n")?;
-        let mut child = Command::new(server_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the server's stdout is not piped".into());
-        };
-        // From here on the guard owns the child: an early return kills it.
-        let mut server = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.to_owned(),
-        };
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("listening on http://") {
-                        server.addr = rest.trim().parse()?;
-                        break;
-                    }
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err("the server exited before it listened".into()),
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(server)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Registers a phone through the server's own CLI; returns its token.
-    fn add_device(&self, name: &str, village: &str) -> BenchResult<String> {
-        let out = Command::new(server_binary())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["device", "add", "--name", name, "--village", village])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "device add failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("token (shown once): ").map(str::to_owned))
-            .ok_or_else(|| "`device add` printed no token".into())
-    }
-
-    /// Registers phones in parallel (each `device add` is its own process).
-    fn add_devices(&self, specs: &[(String, String)]) -> BenchResult<Vec<String>> {
-        let tokens = run_pool(specs.len(), 8, |i| {
-            self.add_device(&specs[i].0, &specs[i].1)
-        });
-        tokens.into_iter().collect()
-    }
-
-    /// `records` of `GET /healthz`, over a raw socket.
-    fn healthz_records(&self) -> BenchResult<u64> {
-        let mut s = TcpStream::connect(self.addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            s,
-            "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .ok_or("healthz answered no body")?;
-        let start = body.find('{').ok_or("healthz body is not JSON")?;
-        let end = body.rfind('}').ok_or("healthz body is not JSON")?;
-        let v: Json = serde_json::from_str(&body[start..=end])?;
-        v["records"]
-            .as_u64()
-            .ok_or_else(|| format!("healthz has no record count: {v}").into())
-    }
-
-    /// `VmHWM` and `VmRSS` of the server process, in KiB.
-    fn memory(&self) -> BenchResult<Mem> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let field = |name: &str| -> BenchResult<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("no {name} in /proc/<pid>/status").into())
-        };
-        Ok(Mem {
-            hwm_kib: field("VmHWM:")?,
-            rss_kib: field("VmRSS:")?,
-            threads: field("Threads:")?,
-        })
-    }
-}
-
-/// User + system CPU time of process `pid` ("self" for this one), from `/proc/<pid>/stat`
-/// (clock ticks of 10 ms, the Linux default).
-fn cpu_secs(pid: &str) -> BenchResult<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("unreadable /proc/<pid>/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command name: state is field 3, utime field 14, stime field 15.
-    let tick = |i: usize| -> BenchResult<f64> {
-        Ok(fields
-            .get(i - 3)
-            .ok_or("short /proc/<pid>/stat")?
-            .parse::<f64>()?
-            / 100.0)
+/// A real server on `data_dir` with the per-token rate limit off: the phases measure the
+/// sync path, and the no-change phase syncs each phone far more often than the default
+/// allows.
+fn start_server(data_dir: &Path) -> BenchResult<ServerProcess> {
+    let options = ServerOptions {
+        no_rate_limit: true,
+        ..ServerOptions::default()
     };
-    Ok(tick(14)? + tick(15)?)
+    ServerProcess::start(server_binary(), data_dir, options)
+}
+
+/// Registers phones (name, village) in parallel (each `device add` is its own process).
+fn add_devices(server: &ServerProcess, specs: &[(String, String)]) -> BenchResult<Vec<String>> {
+    let tokens = run_pool(specs.len(), 8, |i| {
+        server.add_device(&specs[i].0, Some(&specs[i].1))
+    });
+    tokens.into_iter().collect()
+}
+
+/// `records` of `GET /healthz`.
+fn healthz_records(addr: SocketAddr) -> BenchResult<u64> {
+    let mut body = Vec::new();
+    Conn::open(addr, Duration::from_secs(30))?
+        .get("/healthz", None, &mut |b| body.extend_from_slice(b))?;
+    let v: Json = serde_json::from_slice(&body)?;
+    v["records"]
+        .as_u64()
+        .ok_or_else(|| format!("healthz has no record count: {v}").into())
 }
 
 /// CPU seconds spent by the server and by this process (the phones) over a phase.
@@ -286,16 +142,14 @@ struct Cpu {
     phones: f64,
 }
 
-impl Server {
-    fn cpu(&self) -> BenchResult<Cpu> {
+impl Cpu {
+    fn now(server: &ServerProcess) -> BenchResult<Cpu> {
         Ok(Cpu {
-            server: cpu_secs(&self.pid().to_string())?,
-            phones: cpu_secs("self")?,
+            server: procfs::cpu_secs(Pid::Of(server.pid()))?,
+            phones: procfs::cpu_secs(Pid::This)?,
         })
     }
-}
 
-impl Cpu {
     fn since(self, before: Cpu) -> Cpu {
         Cpu {
             server: self.server - before.server,
@@ -315,18 +169,8 @@ impl Cpu {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Mem {
-    hwm_kib: u64,
-    rss_kib: u64,
-    threads: u64,
+fn memory(server: &ServerProcess) -> BenchResult<Mem> {
+    procfs::memory(Pid::Of(server.pid()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -443,69 +287,6 @@ impl Transport for TimedTransport {
 // Deterministic data: a cadre's day
 // ---------------------------------------------------------------------------------------
 
-/// SplitMix64: small, fast and good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn weighted(&mut self, items: &[(&'static str, u32)]) -> &'static str {
-        let total: u32 = items.iter().map(|(_, w)| w).sum();
-        let mut roll = (self.next_u64() % u64::from(total)) as u32;
-        for (key, w) in items {
-            if roll < *w {
-                return key;
-            }
-            roll -= w;
-        }
-        items[items.len() - 1].0
-    }
-}
-
-// Liangshan is mostly Yi; Yi names are written in Chinese characters as clan name + name.
-const YI_SURNAMES: &[&str] = &[
-    "吉克", "阿苏", "沙马", "曲比", "马海", "海来", "俄木", "阿尔", "吉伍", "加拉", "阿木", "勒格",
-    "瓦其", "日火", "吉吉", "苏呷",
-];
-const YI_GIVEN: &[&str] = &[
-    "拉哈", "木呷", "石者", "阿依", "尔古", "日哈", "伍各", "阿果", "拉则", "子拉", "莫色", "史体",
-    "阿支", "木乃", "有格", "以作",
-];
-const HAN_SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "罗", "何", "蒋", "邓",
-];
-const HAN_GIVEN: &[&str] = &[
-    "建国", "秀英", "志强", "桂兰", "明", "华", "德芳", "永福", "玉珍", "春梅", "光荣", "国平",
-    "小军", "红",
-];
-const REGION_CODES: &[&str] = &["513401", "513424", "513425", "513431", "513432", "513433"];
-const MOBILE_PREFIXES: &[&str] = &[
-    "130", "133", "135", "138", "139", "150", "152", "158", "180", "183", "187", "199",
-];
-const INCOME_SOURCES: &[&str] = &["farming", "livestock", "wages", "business", "transfers"];
-
 /// The 15 `household` fields a new record holds: text, integer, decimal, choice,
 /// multiple choice, boolean and date fields of the Baru schema.
 const DAY_FIELDS: [&str; 15] = [
@@ -540,108 +321,6 @@ const EDIT_FIELDS: &[&str] = &[
     "address",
 ];
 
-fn chinese_name(rng: &mut Rng, ethnicity: &str) -> String {
-    if ethnicity == "yi" {
-        format!("{}{}", rng.pick(YI_SURNAMES), rng.pick(YI_GIVEN))
-    } else {
-        format!("{}{}", rng.pick(HAN_SURNAMES), rng.pick(HAN_GIVEN))
-    }
-}
-
-/// An 18-character resident ID number with its GB 11643 check character.
-fn id_number(rng: &mut Rng) -> String {
-    let body = format!(
-        "{}{:04}{:02}{:02}{:03}",
-        rng.pick(REGION_CODES),
-        rng.range(1940, 2002),
-        rng.range(1, 12),
-        rng.range(1, 28),
-        rng.range(1, 999)
-    );
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body}{check}")
-}
-
-fn phone(rng: &mut Rng) -> String {
-    format!(
-        "{}{:08}",
-        rng.pick(MOBILE_PREFIXES),
-        rng.range(0, 99_999_999)
-    )
-}
-
-fn income(rng: &mut Rng) -> Json {
-    // 3,000.00 .. 150,000.00 yuan, to the fen.
-    let fen = rng.range(300_000, 15_000_000);
-    json!(format!("{}.{:02}", fen / 100, fen % 100))
-}
-
-fn date(rng: &mut Rng) -> Json {
-    json!(format!(
-        "{}-{:02}-{:02}",
-        rng.range(2025, 2026),
-        rng.range(1, 12),
-        rng.range(1, 28)
-    ))
-}
-
-fn sources(rng: &mut Rng) -> Json {
-    let mut s: Vec<&str> = INCOME_SOURCES
-        .iter()
-        .copied()
-        .filter(|_| rng.chance(40))
-        .collect();
-    if s.is_empty() {
-        s.push("farming");
-    }
-    json!(s)
-}
-
-/// A value of `field` as a cadre types it (JSON, as a form sends it).
-fn typed_value(rng: &mut Rng, field: &str, village_zh: &str, group: i64) -> BenchResult<Json> {
-    Ok(match field {
-        "household_head" => {
-            let eth = rng.weighted(&[("yi", 70), ("han", 30)]);
-            json!(chinese_name(rng, eth))
-        }
-        "id_number" => json!(id_number(rng)),
-        "phone" => json!(phone(rng)),
-        "address" => json!(format!(
-            "四川省凉山州西昌市巴汝镇{village_zh}{group}组{}号",
-            rng.range(1, 80)
-        )),
-        "village_group" => json!(group),
-        "ethnicity" => {
-            json!(rng.weighted(&[("yi", 70), ("han", 25), ("tibetan", 3), ("other", 2)]))
-        }
-        "household_size" => json!(rng.range(1, 8)),
-        "labour_count" => json!(rng.range(0, 4)),
-        "annual_income" => income(rng),
-        "income_sources" => sources(rng),
-        "dibao_status" => json!(rng.weighted(&[
-            ("none", 70),
-            ("enrolled", 18),
-            ("special", 4),
-            ("suspended", 8)
-        ])),
-        "housing_type" => {
-            json!(rng.weighted(&[("brick", 55), ("earth", 25), ("wood", 15), ("other", 5)]))
-        }
-        "housing_safe" => json!(rng.chance(85)),
-        "drinking_water" => {
-            json!(rng.weighted(&[("piped", 60), ("well", 15), ("spring", 20), ("unsafe", 5)]))
-        }
-        "visit_date" => date(rng),
-        other => return Err(format!("no generator for field {other}").into()),
-    })
-}
-
 /// One household: field values in the schema's typed form.
 type Fields = Vec<(&'static str, Value)>;
 
@@ -653,12 +332,6 @@ struct Day {
     edits: Vec<(usize, &'static str, Value)>,
 }
 
-fn parse(schema: &Schema, field: &str, v: &Json) -> BenchResult<Value> {
-    schema
-        .parse_json(ENTITY, field, v)
-        .map_err(|e| format!("generated value {v} of {field} is refused: {e}").into())
-}
-
 impl Day {
     fn generate(schema: &Schema, village: &str, seed: u64) -> BenchResult<Self> {
         let village_zh = schema
@@ -666,15 +339,17 @@ impl Day {
             .get(village)
             .map(|l| l.zh.clone())
             .ok_or("unknown village")?;
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut records = Vec::with_capacity(RECORDS_PER_DAY);
         let mut groups = Vec::with_capacity(RECORDS_PER_DAY);
         for _ in 0..RECORDS_PER_DAY {
             let group = rng.range(1, 12);
             let mut fields = Vec::with_capacity(DAY_FIELDS.len());
             for f in DAY_FIELDS {
-                let v = typed_value(&mut rng, f, &village_zh, group)?;
-                fields.push((f, parse(schema, f, &v)?));
+                fields.push((
+                    f,
+                    data::field_value(&mut rng, schema, f, &village_zh, group)?,
+                ));
             }
             records.push(fields);
             groups.push(group);
@@ -684,11 +359,7 @@ impl Day {
         while edits.len() < EDITS_PER_DAY {
             let r = rng.below(RECORDS_PER_DAY);
             let field = *rng.pick(EDIT_FIELDS);
-            let v = parse(
-                schema,
-                field,
-                &typed_value(&mut rng, field, &village_zh, groups[r])?,
-            )?;
+            let v = data::field_value(&mut rng, schema, field, &village_zh, groups[r])?;
             let slot = current[r]
                 .iter_mut()
                 .find(|(f, _)| *f == field)
@@ -951,48 +622,8 @@ fn pull_page_sizes(store: &Store, ids: &[RecordId]) -> BenchResult<(usize, usize
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Runs `f(0..n)` on `threads` threads; results in index order.
-fn run_pool<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(n).max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= n {
-                        break;
-                    }
-                    let r = f(i);
-                    out.lock().expect("result slots")[i] = Some(r);
-                }
-            });
-        }
-    });
-    out.into_inner()
-        .expect("result slots")
-        .into_iter()
-        .map(|r| r.expect("every index ran"))
-        .collect()
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 fn zstd_len(bytes: &[u8], level: i32) -> BenchResult<usize> {
     Ok(zstd::bulk::compress(bytes, level)?.len())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn ms(d: Duration) -> String {
@@ -1000,15 +631,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn ratio(ours: u64, base: u64) -> String {
-    if base == 0 {
-        "-".into()
-    } else {
-        format!("{:.2}x", ours as f64 / base as f64)
-    }
+    format!("{:.1} MiB", yibiao_testkit::bench::mib(kib))
 }
 
 /// Seconds a sync would take on `profile`: one round trip per request plus one per new
@@ -1057,6 +680,16 @@ impl Totals {
         self.pulled += o.pulled;
         self.refused += o.refused;
     }
+
+    /// Per no-change sync: (bytes up, bytes down, requests).
+    fn per_run(&self) -> (f64, f64, f64) {
+        let runs = self.runs.max(1) as f64;
+        (
+            self.bytes_up as f64 / runs,
+            self.bytes_down as f64 / runs,
+            self.requests as f64 / runs,
+        )
+    }
 }
 
 /// Syncs until the client reports complete (or gives up after a few failed runs).
@@ -1081,13 +714,41 @@ fn sync_until_complete(phone: &Phone) -> (Totals, Duration, Vec<String>) {
     (totals, t.elapsed(), errors)
 }
 
-struct Summary {
+/// The summary table and the paste-ready note, filled by each phase.
+#[derive(Default)]
+struct Report {
     rows: Vec<(String, String)>,
+    notes: Vec<String>,
 }
 
-impl Summary {
+impl Report {
     fn row(&mut self, what: impl Into<String>, value: impl Into<String>) {
         self.rows.push((what.into(), value.into()));
+    }
+
+    fn print(&self, started: Instant) {
+        println!();
+        println!("== Summary ==");
+        let width = self
+            .rows
+            .iter()
+            .map(|(w, _)| w.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (what, value) in &self.rows {
+            println!("{what:<width$}  {value}");
+        }
+        println!(
+            "total run time {:.1} s; load average at the end {} (this bench's own threads included)",
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+        println!();
+        println!("--- note (paste) ---");
+        for n in &self.notes {
+            println!("{n}");
+        }
+        println!("--- end note ---");
     }
 }
 
@@ -1142,33 +803,56 @@ fn measure(
     })
 }
 
-fn cadre_day(
-    settings: &Settings,
-    schema: &Arc<Schema>,
-    summary: &mut Summary,
-    notes: &mut Vec<String>,
-) -> BenchResult<()> {
+/// Phase 1's four syncs and the figures they are compared with.
+struct DayRun {
+    /// (a) after the creates, (b) after the edits, (c) the whole day at once, (d) a
+    /// colleague's pull.
+    syncs: [Measured; 4],
+    /// Records the colleague's phone holds afterwards.
+    pulled: i64,
+    /// The day's 20 documents as one pull page: as sent, and without column DEFLATE.
+    d_page: usize,
+    d_plain: usize,
+    /// The final state alone as JSON, at zstd-3 and zstd-19.
+    final3: usize,
+    final19: usize,
+}
+
+fn cadre_day(settings: &Settings, schema: &Arc<Schema>, report: &mut Report) -> BenchResult<()> {
     println!(
         "== 1. A cadre's day: {RECORDS_PER_DAY} new households x 15 fields, then {EDITS_PER_DAY} single-field edits =="
     );
-    let dir = settings.tempdir("yibiao-bench-day-")?;
-    let server = Server::start(&dir.path().join("server"))?;
-    let (relay, count) = start_relay(server.addr)?;
+    let run = run_day(settings, schema)?;
+    print_day_syncs(&run);
+    print_day_payloads(&run);
+    print_day_estimates(&run);
+    summarize_day(&run, report);
+    Ok(())
+}
+
+/// A real server behind the counting relay; phones A and D in tujiang, C in baru.
+fn run_day(settings: &Settings, schema: &Arc<Schema>) -> BenchResult<DayRun> {
+    let dir = settings.env.tempdir("yibiao-bench-day-")?;
+    let server = start_server(&dir.path().join("server"))?;
+    let (relay, count) = start_relay(server.addr())?;
     let relay_url = format!("http://{relay}");
     let phones_dir = dir.path().join("phones");
     std::fs::create_dir_all(&phones_dir)?;
     // A: syncs after the creates and after the edits. C: another village, the same day
     // synced once at the end. D: a colleague in A's village who pulls A's day.
-    let tokens = server.add_devices(&[
-        ("cadre-a".into(), "tujiang".into()),
-        ("cadre-c".into(), "baru".into()),
-        ("cadre-d".into(), "tujiang".into()),
-    ])?;
+    let tokens = add_devices(
+        &server,
+        &[
+            ("cadre-a".into(), "tujiang".into()),
+            ("cadre-c".into(), "baru".into()),
+            ("cadre-d".into(), "tujiang".into()),
+        ],
+    )?;
     let a = Phone::open(schema, &phones_dir, "a", "tujiang", &relay_url, &tokens[0])?;
     let c = Phone::open(schema, &phones_dir, "c", "baru", &relay_url, &tokens[1])?;
     let d = Phone::open(schema, &phones_dir, "d", "tujiang", &relay_url, &tokens[2])?;
 
-    let day = Day::generate(schema, "tujiang", settings.seed)?;
+    let day = Day::generate(schema, "tujiang", settings.env.seed)?;
     let example = day.records[0]
         .iter()
         .map(|(f, v)| format!("{f}={}", v.to_json()))
@@ -1207,8 +891,22 @@ fn cadre_day(
     let (d_page, d_plain) = pull_page_sizes(&d.store, &ids)?;
 
     let final_bytes = serde_json::to_vec(&final_state)?;
-    let (final3, final19) = (zstd_len(&final_bytes, 3)?, zstd_len(&final_bytes, 19)?);
+    Ok(DayRun {
+        syncs: [m_a, m_b, m_c, m_d],
+        pulled,
+        d_page,
+        d_plain,
+        final3: zstd_len(&final_bytes, 3)?,
+        final19: zstd_len(&final_bytes, 19)?,
+    })
+}
 
+/// `n` as text, or `-` when there is no baseline.
+fn or_dash(has: bool, text: impl FnOnce() -> String) -> String {
+    if has { text() } else { "-".into() }
+}
+
+fn print_day_syncs(run: &DayRun) {
     println!();
     println!(
         "{:<30} {:>8} {:>8} {:>5} {:>5} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
@@ -1225,9 +923,9 @@ fn cadre_day(
         "up/z19",
         "1 request"
     );
-    for m in [&m_a, &m_b, &m_c, &m_d] {
+    for m in &run.syncs {
         let p = &m.report.progress;
-        let has_base = m.base3 > 0;
+        let has = m.base3 > 0;
         println!(
             "{:<30} {:>8} {:>8} {:>5} {:>5} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
             m.label,
@@ -1237,26 +935,10 @@ fn cadre_day(
             p.pages,
             m.wire.up,
             m.wire.down,
-            if has_base {
-                m.base3.to_string()
-            } else {
-                "-".into()
-            },
-            if has_base {
-                m.base19.to_string()
-            } else {
-                "-".into()
-            },
-            if has_base {
-                ratio(p.bytes_up, m.base3 as u64)
-            } else {
-                "-".into()
-            },
-            if has_base {
-                ratio(p.bytes_up, m.base19 as u64)
-            } else {
-                "-".into()
-            },
+            or_dash(has, || m.base3.to_string()),
+            or_dash(has, || m.base19.to_string()),
+            or_dash(has, || ratio(p.bytes_up, m.base3 as u64)),
+            or_dash(has, || ratio(p.bytes_up, m.base19 as u64)),
             if p.requests == 1 { "yes" } else { "no" },
         );
     }
@@ -1265,14 +947,20 @@ fn cadre_day(
          zstd-N: the same values as JSON compressed at level N (ratios: body up / baseline)"
     );
     println!(
-        "(c) baseline = records + edits as JSON; the final state alone (20 records after the edits) is {final3} B at zstd-3, {final19} B at zstd-19 \
+        "(c) baseline = records + edits as JSON; the final state alone (20 records after the edits) is {} B at zstd-3, {} B at zstd-19 \
          -> (c) up / final-state zstd-19 = {}",
-        ratio(m_c.report.progress.bytes_up, final19 as u64)
+        run.final3,
+        run.final19,
+        ratio(run.syncs[2].report.progress.bytes_up, run.final19 as u64)
     );
     println!(
-        "(d) the colleague's phone now holds {pulled} records; the same 20 documents as one response: {d_page} B as the \
-         server sends them, {d_plain} B saved without automerge's column DEFLATE (computed)"
+        "(d) the colleague's phone now holds {} records; the same 20 documents as one response: {} B as the \
+         server sends them, {} B saved without automerge's column DEFLATE (computed)",
+        run.pulled, run.d_page, run.d_plain
     );
+}
+
+fn print_day_payloads(run: &DayRun) {
     println!();
     println!(
         "what the push carries (measured on the store before syncing; alternatives are computed, not sent):"
@@ -1291,7 +979,7 @@ fn cadre_day(
         "whole plain",
         "bundles"
     );
-    for m in [&m_a, &m_b, &m_c] {
+    for m in &run.syncs[..3] {
         if let Some(p) = &m.payload {
             println!(
                 "{:<30} {:>5} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>11} {:>9}",
@@ -1317,6 +1005,9 @@ fn cadre_day(
          (`save_nocompress`, zstd then sees across records), and with deltas as automerge's experimental columnar bundles \
          (`Automerge::bundle`; '!' = a bundle did not load back)"
     );
+}
+
+fn print_day_estimates(run: &DayRun) {
     println!();
     println!(
         "weak-link estimate (computed, not measured: (requests + new connections) x RTT + wire bytes / bandwidth; no cuts):"
@@ -1326,7 +1017,7 @@ fn cadre_day(
         print!(" {:>12}", p.0);
     }
     println!();
-    for m in [&m_a, &m_b, &m_c, &m_d] {
+    for m in &run.syncs {
         print!("{:<30}", m.label);
         for p in PROFILES {
             let s = estimate_secs(p, u64::from(m.report.progress.requests), m.wire);
@@ -1335,8 +1026,10 @@ fn cadre_day(
         println!();
     }
     println!();
+}
 
-    for m in [&m_a, &m_b, &m_c, &m_d] {
+fn summarize_day(run: &DayRun, report: &mut Report) {
+    for m in &run.syncs {
         let p = &m.report.progress;
         let base = if m.base3 > 0 {
             format!(
@@ -1349,7 +1042,7 @@ fn cadre_day(
         } else {
             String::new()
         };
-        summary.row(
+        report.row(
             format!("day {}", m.label),
             format!(
                 "up {} B, down {} B, {} req, {} page(s), wire {}+{} B, {}{}",
@@ -1364,8 +1057,15 @@ fn cadre_day(
             ),
         );
     }
-    let within = |m: &Measured| m.report.progress.bytes_up as f64 <= 1.3 * m.base19 as f64;
-    notes.push(format!(
+    let [m_a, m_b, m_c, _] = &run.syncs;
+    let within = |m: &Measured| {
+        if m.report.progress.bytes_up as f64 <= 1.3 * m.base19 as f64 {
+            "met"
+        } else {
+            "missed"
+        }
+    };
+    report.notes.push(format!(
         "Cadre's day (20 households x 15 fields + 100 single-field edits), loopback, real server: \
          (a) creates {} B up / {} B down in {} request(s) = {} of zstd-19 JSON ({} B); \
          (b) edits {} B up in {} request(s) = {} of zstd-19 JSON ({} B); \
@@ -1384,14 +1084,12 @@ fn cadre_day(
         m_c.report.progress.requests,
         ratio(m_c.report.progress.bytes_up, m_c.base19 as u64),
         m_c.base19,
-        ratio(m_c.report.progress.bytes_up, final19 as u64),
-        final19,
-        if within(&m_a) { "met" } else { "missed" },
-        if within(&m_b) { "met" } else { "missed" },
-        if within(&m_c) { "met" } else { "missed" },
+        ratio(m_c.report.progress.bytes_up, run.final19 as u64),
+        run.final19,
+        within(m_a),
+        within(m_b),
+        within(m_c),
     ));
-    drop(server);
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1464,24 +1162,22 @@ fn print_round(name: &str, r: &RoundResult, devices: usize) {
     }
 }
 
-fn fleet(
-    settings: &Settings,
-    schema: &Arc<Schema>,
-    summary: &mut Summary,
-    notes: &mut Vec<String>,
-) -> BenchResult<()> {
+/// N phones, each with its day entered offline, and the server they sync with.
+struct Fleet {
+    server: ServerProcess,
+    phones: Vec<Phone>,
+    villages: usize,
+    mem_start: Mem,
+    _dir: tempfile::TempDir,
+}
+
+fn start_fleet(settings: &Settings, schema: &Arc<Schema>) -> BenchResult<Fleet> {
     let n = settings.devices;
     let villages: Vec<String> = schema.villages.keys().cloned().collect();
-    println!(
-        "== 2. {n} phones' days over {} villages; {} client threads; {} CPU(s) shared by server and clients ==",
-        villages.len(),
-        settings.threads,
-        std::thread::available_parallelism().map_or(1, |p| p.get())
-    );
-    let dir = settings.tempdir("yibiao-bench-fleet-")?;
-    let server = Server::start(&dir.path().join("server"))?;
+    let dir = settings.env.tempdir("yibiao-bench-fleet-")?;
+    let server = start_server(&dir.path().join("server"))?;
     let url = server.url();
-    let mem_start = server.memory()?;
+    let mem_start = memory(&server)?;
 
     let t = Instant::now();
     let specs: Vec<(String, String)> = (0..n)
@@ -1492,7 +1188,7 @@ fn fleet(
             )
         })
         .collect();
-    let tokens = server.add_devices(&specs)?;
+    let tokens = add_devices(&server, &specs)?;
     println!(
         "registered {n} phones with `yibiao-server device add` in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -1504,7 +1200,8 @@ fn fleet(
     let phones: Vec<BenchResult<Phone>> = run_pool(n, settings.threads, |i| {
         let (name, village) = &specs[i];
         let mut phone = Phone::open(schema, &phones_dir, name, village, &url, &tokens[i])?;
-        let day = Day::generate(schema, village, settings.seed.wrapping_add(1 + i as u64))?;
+        let seed = settings.env.seed.wrapping_add(1 + i as u64);
+        let day = Day::generate(schema, village, seed)?;
         let ids = day.enter_records(&phone.store)?;
         day.enter_edits(&phone.store, &ids)?;
         phone.own = ids;
@@ -1516,40 +1213,63 @@ fn fleet(
         RECORDS_PER_DAY + EDITS_PER_DAY,
         t.elapsed().as_secs_f64()
     );
+    Ok(Fleet {
+        server,
+        phones,
+        villages: villages.len(),
+        mem_start,
+        _dir: dir,
+    })
+}
 
-    // Round 1: everyone syncs at once.
+/// Round 1: everyone syncs at once.
+struct RoundOne {
+    round: RoundResult,
+    expected: u64,
+    until_held: Duration,
+    all_complete: Duration,
+    cpu: Cpu,
+    cpu_after: Cpu,
+}
+
+fn round_one(fleet: &Fleet, settings: &Settings) -> BenchResult<RoundOne> {
+    let n = fleet.phones.len();
     let expected = (n * RECORDS_PER_DAY) as u64;
-    let cpu0 = server.cpu()?;
+    let addr = fleet.server.addr();
+    let cpu0 = Cpu::now(&fleet.server)?;
     let t = Instant::now();
     // A watcher polls GET /healthz while the phones sync, to see when the server first
     // holds every record (pushes come first in each phone's sync, pulls after).
     let held_at: Mutex<Option<Duration>> = Mutex::new(None);
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = AtomicBool::new(false);
     let r1 = std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                if server.healthz_records().is_ok_and(|h| h >= expected) {
-                    *held_at.lock().expect("watcher slot") = Some(t.elapsed());
+                if healthz_records(addr).is_ok_and(|h| h >= expected) {
+                    if let Ok(mut slot) = held_at.lock() {
+                        *slot = Some(t.elapsed());
+                    }
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
         });
-        let r = round(&phones, settings.threads);
+        let r = round(&fleet.phones, settings.threads);
         done.store(true, Ordering::SeqCst);
         r
     });
     let all_complete = r1.wall;
-    let mut held = server.healthz_records()?;
+    let mut held = healthz_records(addr)?;
     while held < expected && t.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
-        held = server.healthz_records()?;
+        held = healthz_records(addr)?;
     }
     let until_held = held_at
         .into_inner()
-        .expect("watcher slot")
+        .ok()
+        .flatten()
         .unwrap_or_else(|| t.elapsed());
-    let cpu1 = server.cpu()?;
+    let cpu1 = Cpu::now(&fleet.server)?;
     print_round("round 1 (push + pull, all at once)", &r1, n);
     println!("  {}", cpu1.since(cpu0).describe(all_complete));
     println!(
@@ -1563,14 +1283,33 @@ fn fleet(
             "  <-- MISMATCH"
         }
     );
+    Ok(RoundOne {
+        round: r1,
+        expected,
+        until_held,
+        all_complete,
+        cpu: cpu1.since(cpu0),
+        cpu_after: cpu1,
+    })
+}
 
-    // Round 2: every phone pulls until it holds its village.
-    let r2 = round(&phones, settings.threads);
-    let cpu2 = server.cpu()?;
-    print_round("round 2 (pull until complete)", &r2, n);
-    println!("  {}", cpu2.since(cpu1).describe(r2.wall));
+/// Round 2: every phone pulls until it holds its village.
+struct RoundTwo {
+    round: RoundResult,
+    all_hold_their_village: bool,
+    cpu: Cpu,
+    cpu_after: Cpu,
+    mem: Mem,
+}
+
+fn round_two(fleet: &Fleet, settings: &Settings, before: Cpu) -> BenchResult<RoundTwo> {
+    let phones = &fleet.phones;
+    let r2 = round(phones, settings.threads);
+    let cpu2 = Cpu::now(&fleet.server)?;
+    print_round("round 2 (pull until complete)", &r2, phones.len());
+    println!("  {}", cpu2.since(before).describe(r2.wall));
     let mut per_village: BTreeMap<&str, i64> = BTreeMap::new();
-    for p in &phones {
+    for p in phones {
         *per_village.entry(p.village.as_str()).or_default() += RECORDS_PER_DAY as i64;
     }
     let mut wrong = Vec::new();
@@ -1597,8 +1336,19 @@ fn fleet(
             )
         }
     );
-    // What one pull page weighs, and would weigh with documents saved without
-    // automerge's column DEFLATE (zstd then sees across the documents of the page).
+    print_pull_page(phones)?;
+    Ok(RoundTwo {
+        round: r2,
+        all_hold_their_village: wrong.is_empty(),
+        cpu: cpu2.since(before),
+        cpu_after: cpu2,
+        mem: memory(&fleet.server)?,
+    })
+}
+
+/// What one pull page weighs, and would weigh with documents saved without automerge's
+/// column DEFLATE (zstd then sees across the documents of the page).
+fn print_pull_page(phones: &[Phone]) -> BenchResult<()> {
     let first = &phones[0];
     let page_ids: Vec<RecordId> = phones
         .iter()
@@ -1614,9 +1364,50 @@ fn fleet(
         page_ids.len(),
         ratio(page_plain as u64, page_len as u64)
     );
-    let mem_fleet = server.memory()?;
+    Ok(())
+}
 
-    // Phase 3: syncs with nothing to send.
+/// Phase 3: syncs with nothing to send.
+struct NoChange {
+    threads: usize,
+    /// Sorted latencies of `sync()`, and of its HTTP exchange alone.
+    lat: Vec<Duration>,
+    exch: Vec<Duration>,
+    totals: Totals,
+    rate: f64,
+}
+
+/// One thread of phase 3: phones `k`, `k + threads`, … in turn until `stop_at`.
+type IdleOut = (Vec<Duration>, Vec<Duration>, Totals, Vec<String>);
+
+fn idle_worker(phones: &[Phone], k: usize, threads: usize, stop_at: Instant) -> IdleOut {
+    let n = phones.len();
+    let mut out: IdleOut = Default::default();
+    let mut i = k;
+    while Instant::now() < stop_at {
+        let phone = &phones[i];
+        match phone.sync() {
+            Ok((report, d)) => {
+                out.0.push(d);
+                out.1.push(phone.transport.last());
+                let p = &report.progress;
+                if p.requests != 1 || p.pushed != 0 || p.pulled != 0 || !report.complete {
+                    out.3.push(format!("phone {i}: {p:?}"));
+                }
+                out.2.add(&report);
+            }
+            Err(e) => out.3.push(format!("phone {i}: {e}")),
+        }
+        i += threads;
+        if i >= n {
+            i = k;
+        }
+    }
+    out
+}
+
+fn no_change(fleet: &Fleet, settings: &Settings, before: Cpu) -> BenchResult<NoChange> {
+    let n = fleet.phones.len();
     println!();
     println!(
         "== 3. No-change syncs: {} threads cycling over {n} phones for {:.0} s ==",
@@ -1626,40 +1417,12 @@ fn fleet(
     let threads = settings.threads.min(n);
     let stop_at = Instant::now() + settings.idle;
     let t = Instant::now();
-    type IdleOut = (Vec<Duration>, Vec<Duration>, Totals, Vec<String>);
-    let outs: Vec<IdleOut> = run_pool(threads, threads, |k| {
-        let mut lat = Vec::new();
-        let mut exch = Vec::new();
-        let mut totals = Totals::default();
-        let mut odd = Vec::new();
-        let mut i = k;
-        while Instant::now() < stop_at {
-            let phone = &phones[i];
-            match phone.sync() {
-                Ok((report, d)) => {
-                    lat.push(d);
-                    exch.push(phone.transport.last());
-                    let p = &report.progress;
-                    if p.requests != 1 || p.pushed != 0 || p.pulled != 0 || !report.complete {
-                        odd.push(format!("phone {i}: {p:?}"));
-                    }
-                    totals.add(&report);
-                }
-                Err(e) => odd.push(format!("phone {i}: {e}")),
-            }
-            i += threads;
-            if i >= n {
-                i = k;
-            }
-        }
-        (lat, exch, totals, odd)
+    let outs = run_pool(threads, threads, |k| {
+        idle_worker(&fleet.phones, k, threads, stop_at)
     });
     let wall = t.elapsed();
-    let cpu3 = server.cpu()?;
-    let mut lat = Vec::new();
-    let mut exch = Vec::new();
-    let mut totals = Totals::default();
-    let mut odd = Vec::new();
+    let cpu3 = Cpu::now(&fleet.server)?;
+    let (mut lat, mut exch, mut totals, mut odd) = IdleOut::default();
     for (l, e, t, o) in outs {
         lat.extend(l);
         exch.extend(e);
@@ -1669,7 +1432,7 @@ fn fleet(
     lat.sort();
     exch.sort();
     let rate = lat.len() as f64 / wall.as_secs_f64();
-    let runs = totals.runs.max(1);
+    let (up, down, requests) = totals.per_run();
     println!(
         "{} syncs in {:.2} s = {rate:.0} syncs/s; latency of sync(): median {}, p90 {}, p99 {}, max {}",
         lat.len(),
@@ -1680,18 +1443,16 @@ fn fleet(
         ms(percentile(&lat, 1.0))
     );
     println!(
-        "  HTTP exchange alone: median {}, p90 {}, p99 {}; per no-change sync: {:.0} B up, {:.0} B down (bodies), {:.2} requests",
+        "  HTTP exchange alone: median {}, p90 {}, p99 {}; per no-change sync: {up:.0} B up, {down:.0} B down (bodies), {requests:.2} requests",
         ms(percentile(&exch, 0.5)),
         ms(percentile(&exch, 0.9)),
         ms(percentile(&exch, 0.99)),
-        totals.bytes_up as f64 / runs as f64,
-        totals.bytes_down as f64 / runs as f64,
-        totals.requests as f64 / runs as f64
     );
+    let cpu = cpu3.since(before);
     println!(
         "  {}; server CPU per no-change sync {:.0} us",
-        cpu3.since(cpu2).describe(wall),
-        1e6 * cpu3.since(cpu2).server / (lat.len().max(1) as f64)
+        cpu.describe(wall),
+        1e6 * cpu.server / (lat.len().max(1) as f64)
     );
     if !odd.is_empty() {
         println!(
@@ -1700,16 +1461,27 @@ fn fleet(
             odd.iter().take(3).collect::<Vec<_>>()
         );
     }
-    let mem_idle = server.memory()?;
+    Ok(NoChange {
+        threads,
+        lat,
+        exch,
+        totals,
+        rate,
+    })
+}
 
+fn print_memory(fleet: &Fleet, mem_fleet: Mem, mem_idle: Mem) {
     println!();
-    println!("== 4. Server memory (/proc/{}/status) ==", server.pid());
+    println!(
+        "== 4. Server memory (/proc/{}/status) ==",
+        fleet.server.pid()
+    );
     println!(
         "{:<28} {:>12} {:>12} {:>8}",
         "", "VmHWM", "VmRSS", "threads"
     );
     for (label, m) in [
-        ("at start (empty)", mem_start),
+        ("at start (empty)", fleet.mem_start),
         ("after phase 2 (fleet)", mem_fleet),
         ("after phase 3 (no-change)", mem_idle),
     ] {
@@ -1720,86 +1492,113 @@ fn fleet(
             m.threads
         );
     }
+}
 
-    summary.row(
+fn fleet(settings: &Settings, schema: &Arc<Schema>, report: &mut Report) -> BenchResult<()> {
+    println!(
+        "== 2. {} phones' days over {} villages; {} client threads; {} CPU(s) shared by server and clients ==",
+        settings.devices,
+        schema.villages.len(),
+        settings.threads,
+        cpus().max(1)
+    );
+    let fleet = start_fleet(settings, schema)?;
+    let r1 = round_one(&fleet, settings)?;
+    let r2 = round_two(&fleet, settings, r1.cpu_after)?;
+    let idle = no_change(&fleet, settings, r2.cpu_after)?;
+    let mem_idle = memory(&fleet.server)?;
+    print_memory(&fleet, r2.mem, mem_idle);
+    summarize_fleet(settings, &fleet, (&r1, &r2, &idle), mem_idle, report);
+    Ok(())
+}
+
+fn summarize_fleet(
+    settings: &Settings,
+    fleet: &Fleet,
+    (r1, r2, idle): (&RoundOne, &RoundTwo, &NoChange),
+    mem_idle: Mem,
+    report: &mut Report,
+) {
+    let n = fleet.phones.len();
+    let per_phone = |x: u64| x as f64 / n as f64;
+    let (t1, t2) = (&r1.round.totals, &r2.round.totals);
+    let (up, down, _) = idle.totals.per_run();
+    let (lat, exch) = (&idle.lat, &idle.exch);
+    report.row(
         format!("fleet round 1 ({n} phones)"),
         format!(
-            "server holds all {expected} after {:.2} s, all phones complete after {:.2} s; {} req ({:.2}/phone), {} B up + {} B down; \
+            "server holds all {} after {:.2} s, all phones complete after {:.2} s; {} req ({:.2}/phone), {} B up + {} B down; \
              CPU server {:.1} s, phones {:.1} s",
-            until_held.as_secs_f64(),
-            all_complete.as_secs_f64(),
-            r1.totals.requests,
-            r1.totals.requests as f64 / n as f64,
-            r1.totals.bytes_up,
-            r1.totals.bytes_down,
-            cpu1.since(cpu0).server,
-            cpu1.since(cpu0).phones
+            r1.expected,
+            r1.until_held.as_secs_f64(),
+            r1.all_complete.as_secs_f64(),
+            t1.requests,
+            per_phone(t1.requests),
+            t1.bytes_up,
+            t1.bytes_down,
+            r1.cpu.server,
+            r1.cpu.phones
         ),
     );
-    summary.row(
+    report.row(
         "fleet round 2 (pull village)",
         format!(
             "{:.2} s; {} req ({:.2}/phone), {} docs, {} B down ({} B/phone); all hold their village: {}; \
              CPU server {:.1} s, phones {:.1} s",
-            r2.wall.as_secs_f64(),
-            r2.totals.requests,
-            r2.totals.requests as f64 / n as f64,
-            r2.totals.pulled,
-            r2.totals.bytes_down,
-            r2.totals.bytes_down / n as u64,
-            if wrong.is_empty() { "yes" } else { "NO" },
-            cpu2.since(cpu1).server,
-            cpu2.since(cpu1).phones
+            r2.round.wall.as_secs_f64(),
+            t2.requests,
+            per_phone(t2.requests),
+            t2.pulled,
+            t2.bytes_down,
+            t2.bytes_down / n as u64,
+            if r2.all_hold_their_village { "yes" } else { "NO" },
+            r2.cpu.server,
+            r2.cpu.phones
         ),
     );
-    summary.row(
+    report.row(
         "no-change syncs",
         format!(
-            "{rate:.0}/s with {threads} threads; median {} (HTTP {}), p99 {}; {:.0} B up + {:.0} B down each",
-            ms(percentile(&lat, 0.5)),
-            ms(percentile(&exch, 0.5)),
-            ms(percentile(&lat, 0.99)),
-            totals.bytes_up as f64 / runs as f64,
-            totals.bytes_down as f64 / runs as f64
+            "{:.0}/s with {} threads; median {} (HTTP {}), p99 {}; {up:.0} B up + {down:.0} B down each",
+            idle.rate,
+            idle.threads,
+            ms(percentile(lat, 0.5)),
+            ms(percentile(exch, 0.5)),
+            ms(percentile(lat, 0.99)),
         ),
     );
-    summary.row(
+    let m = |m: Mem| format!("{}/{}", mib(m.hwm_kib), mib(m.rss_kib));
+    report.row(
         "server memory HWM/RSS",
         format!(
-            "start {}/{}, after fleet {}/{}, after no-change {}/{}",
-            mib(mem_start.hwm_kib),
-            mib(mem_start.rss_kib),
-            mib(mem_fleet.hwm_kib),
-            mib(mem_fleet.rss_kib),
-            mib(mem_idle.hwm_kib),
-            mib(mem_idle.rss_kib)
+            "start {}, after fleet {}, after no-change {}",
+            m(fleet.mem_start),
+            m(r2.mem),
+            m(mem_idle)
         ),
     );
-    notes.push(format!(
+    report.notes.push(format!(
         "{n} phones ({} villages, own tokens and stores) syncing their days at once through {} threads on {} CPU(s): \
-         the server held all {expected} records after {:.2} s and every phone was complete after {:.2} s, {:.2} requests/phone, \
+         the server held all {} records after {:.2} s and every phone was complete after {:.2} s, {:.2} requests/phone, \
          {:.1} KiB up + {:.1} KiB down per phone; \
          pulling each village afterwards took {:.2} s, {:.2} requests/phone, {:.1} KiB down per phone. \
-         No-change syncs: {rate:.0}/s, median {} ({:.0} B up, {:.0} B down). Server peak RSS {}.",
-        villages.len(),
+         No-change syncs: {:.0}/s, median {} ({up:.0} B up, {down:.0} B down). Server peak RSS {}.",
+        fleet.villages,
         settings.threads,
-        std::thread::available_parallelism().map_or(1, |p| p.get()),
-        until_held.as_secs_f64(),
-        all_complete.as_secs_f64(),
-        r1.totals.requests as f64 / n as f64,
-        r1.totals.bytes_up as f64 / n as f64 / 1024.0,
-        r1.totals.bytes_down as f64 / n as f64 / 1024.0,
-        r2.wall.as_secs_f64(),
-        r2.totals.requests as f64 / n as f64,
-        r2.totals.bytes_down as f64 / n as f64 / 1024.0,
-        ms(percentile(&lat, 0.5)),
-        totals.bytes_up as f64 / runs as f64,
-        totals.bytes_down as f64 / runs as f64,
+        cpus().max(1),
+        r1.expected,
+        r1.until_held.as_secs_f64(),
+        r1.all_complete.as_secs_f64(),
+        per_phone(t1.requests),
+        per_phone(t1.bytes_up) / 1024.0,
+        per_phone(t1.bytes_down) / 1024.0,
+        r2.round.wall.as_secs_f64(),
+        per_phone(t2.requests),
+        per_phone(t2.bytes_down) / 1024.0,
+        idle.rate,
+        ms(percentile(lat, 0.5)),
         mib(mem_idle.hwm_kib),
     ));
-    drop(phones);
-    drop(server);
-    Ok(())
 }
 
 fn main() -> BenchResult<()> {
@@ -1808,43 +1607,20 @@ fn main() -> BenchResult<()> {
     let schema = Arc::new(Schema::baru_example());
     println!(
         "yibiao sync benchmark{}: server {}, {} phones in the fleet, seed {}",
-        if settings.quick { " (quick)" } else { "" },
-        server_binary(),
+        if settings.env.quick { " (quick)" } else { "" },
+        server_binary().display(),
         settings.devices,
-        settings.seed
+        settings.env.seed
     );
     println!(
         "machine: {} CPU(s), load average {} (other work on the machine skews every timing below)",
-        std::thread::available_parallelism().map_or(1, |p| p.get()),
+        cpus().max(1),
         load_average()
     );
     let started = Instant::now();
-    let mut summary = Summary { rows: Vec::new() };
-    let mut notes = Vec::new();
-    cadre_day(&settings, &schema, &mut summary, &mut notes)?;
-    fleet(&settings, &schema, &mut summary, &mut notes)?;
-
-    println!();
-    println!("== Summary ==");
-    let width = summary
-        .rows
-        .iter()
-        .map(|(w, _)| w.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (what, value) in &summary.rows {
-        println!("{what:<width$}  {value}");
-    }
-    println!(
-        "total run time {:.1} s; load average at the end {} (this bench's own threads included)",
-        started.elapsed().as_secs_f64(),
-        load_average()
-    );
-    println!();
-    println!("--- note (paste) ---");
-    for n in &notes {
-        println!("{n}");
-    }
-    println!("--- end note ---");
+    let mut report = Report::default();
+    cadre_day(&settings, &schema, &mut report)?;
+    fleet(&settings, &schema, &mut report)?;
+    report.print(started);
     Ok(())
 }

@@ -1,12 +1,11 @@
 //! Deterministic, in-process sync: phones (real stores in memory) and the hub (memory
-//! storage) exchange real protocol bodies through a simulated link that cuts requests,
-//! cuts responses after the server committed, and replays requests.
+//! storage) exchange real protocol bodies through the kit's simulated network, whose links
+//! cut requests, cut responses after the server committed, and replay requests.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use yibiao_model::clock::ManualClock;
 use yibiao_model::record::{FieldEdit, HistoryEvent, Record, Scope};
@@ -14,115 +13,17 @@ use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema, Value};
 use yibiao_store::Store;
 use yibiao_sync::protocol::{PushDoc, RefusalCode, SyncRequest, SyncResponse, WireId};
 use yibiao_sync::session::SyncOptions;
-use yibiao_sync::{
-    DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage, Transport,
-    TransportError,
-};
+use yibiao_sync::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage};
+use yibiao_testkit::simnet::{Faults, SimLink, SimNet, sim_options};
 
 type TestHub = Hub<MemoryHubStorage>;
 
-struct Link<'a> {
-    hub: &'a TestHub,
-    auth: DeviceAuth,
-    rng: Mutex<fastrand::Rng>,
-    cut_request: f64,
-    cut_response: f64,
-    replay: f64,
-    exchanges: Mutex<u32>,
-}
-
-impl<'a> Link<'a> {
-    fn new(
-        hub: &'a TestHub,
-        key: &str,
-        scope: DeviceScope,
-        seed: u64,
-        faults: (f64, f64, f64),
-    ) -> Self {
-        Self {
-            hub,
-            auth: DeviceAuth {
-                key: key.into(),
-                scope,
-            },
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            cut_request: faults.0,
-            cut_response: faults.1,
-            replay: faults.2,
-            exchanges: Mutex::new(0),
-        }
-    }
-    fn roll(&self) -> f64 {
-        self.rng.lock().unwrap().f64()
-    }
-}
-
-impl Transport for Link<'_> {
-    fn exchange(&self, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-        *self.exchanges.lock().unwrap() += 1;
-        if self.roll() < self.cut_request {
-            return Err(TransportError::Network(
-                "cut before the server read the body".into(),
-            ));
-        }
-        let req = SyncRequest::decode(body).map_err(|e| TransportError::Status {
-            status: 400,
-            message: e.to_string(),
-        })?;
-        let (resp, _) = self
-            .hub
-            .handle(&self.auth, &req)
-            .map_err(|e| TransportError::Status {
-                status: 500,
-                message: e.to_string(),
-            })?;
-        if self.roll() < self.replay {
-            // A duplicated request: the server sees it twice; the phone gets the second answer.
-            let (again, _) = self.hub.handle(&self.auth, &req).unwrap();
-            return Ok(again.encode());
-        }
-        if self.roll() < self.cut_response {
-            return Err(TransportError::Network(
-                "cut while the response was on the wire".into(),
-            ));
-        }
-        Ok(resp.encode())
-    }
-}
-
 fn options() -> SyncOptions {
-    SyncOptions {
-        page_bytes: 4 * 1024,
-        max_response_bytes: 4 * 1024,
-        retry: yibiao_sync::RetryPolicy {
-            attempts: 50,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
-        },
-        ..SyncOptions::default()
-    }
-}
-
-fn sync_until_complete(store: &Store, link: &Link<'_>) {
-    for _ in 0..20 {
-        let report =
-            yibiao_store::sync_with_sleep(store, link, &options(), &mut |_| {}, &mut |_| {})
-                .unwrap();
-        if report.complete {
-            return;
-        }
-    }
-    panic!("sync never completed");
+    sim_options()
 }
 
 fn set(field: &str, value: Value) -> FieldEdit {
     FieldEdit::Set(field.into(), value)
-}
-
-struct Phone {
-    store: Store,
-    key: String,
-    scope: DeviceScope,
 }
 
 fn hub_view(
@@ -150,41 +51,42 @@ fn phone_view(
     )
 }
 
-#[test]
-fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
-    let schema = Arc::new(Schema::baru_example());
-    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
-    let hub = Hub::new(
-        schema.clone(),
-        MemoryHubStorage::default(),
-        clock.clone(),
-        HubConfig::default(),
-    );
+/// Every edit a test typed: (record, field, value as JSON).
+type Written = Vec<(RecordId, &'static str, serde_json::Value)>;
+
+/// Nineteen village phones over four villages and one township phone, on links that cut
+/// requests and responses and replay requests.
+fn twenty_phones<'h>(
+    hub: &'h TestHub,
+    schema: &Arc<Schema>,
+    clock: &Arc<ManualClock>,
+) -> SimNet<'h, MemoryHubStorage> {
     let villages = ["tujiang", "baru", "shanzhong", "heping"];
-    let mut phones = Vec::new();
+    let mut net = SimNet::new(hub, 20_260_214, Faults::new(0.2, 0.2, 0.1));
     for i in 0..20 {
         let scope = if i == 19 {
             DeviceScope::Township
         } else {
             DeviceScope::Village(villages[i % 4].into())
         };
-        phones.push(Phone {
-            store: Store::open_in_memory(
-                schema.clone(),
-                CadreId::new(format!("cadre-{i}")).unwrap(),
-                clock.clone(),
-            )
-            .unwrap(),
-            key: format!("device-{i}"),
-            scope,
-        });
+        let store = Store::open_in_memory(
+            schema.clone(),
+            CadreId::new(format!("cadre-{i}")).unwrap(),
+            clock.clone(),
+        )
+        .unwrap();
+        net.add_phone(store, format!("device-{i}"), scope);
     }
-    let faults = (0.2, 0.2, 0.1);
-    let link = |p: &Phone, seed: u64| Link::new(&hub, &p.key, p.scope.clone(), seed, faults);
+    net
+}
 
-    // Day 1, offline: every village phone registers households.
-    let mut written: Vec<(RecordId, &'static str, serde_json::Value)> = Vec::new();
-    for (i, p) in phones.iter().enumerate().take(19) {
+/// Day 1, offline: every village phone registers five households.
+fn register_households(
+    net: &SimNet<'_, MemoryHubStorage>,
+    clock: &ManualClock,
+    written: &mut Written,
+) {
+    for (i, p) in net.phones().iter().enumerate().take(19) {
         let DeviceScope::Village(v) = &p.scope else {
             unreachable!()
         };
@@ -198,16 +100,16 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
             written.push((id, "household_head", head.to_json()));
         }
     }
-    for (i, p) in phones.iter().enumerate() {
-        sync_until_complete(&p.store, &link(p, i as u64));
-    }
-    // Everyone pulls what the later phones pushed.
-    for (i, p) in phones.iter().enumerate() {
-        sync_until_complete(&p.store, &link(p, 100 + i as u64));
-    }
+}
 
-    // Day 2, offline: phones of one village edit the same households concurrently.
-    for (i, p) in phones.iter().enumerate().take(19) {
+/// Day 2, offline: phones of one village edit the same households concurrently, and the
+/// township phone edits too.
+fn edit_concurrently(
+    net: &SimNet<'_, MemoryHubStorage>,
+    clock: &ManualClock,
+    written: &mut Written,
+) {
+    for (i, p) in net.phones().iter().enumerate().take(19) {
         let ids: Vec<RecordId> = p
             .store
             .query(&Default::default())
@@ -223,9 +125,8 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
             written.push((*id, "household_size", size.to_json()));
         }
     }
-    // The township phone edits too.
-    let t_ids: Vec<RecordId> = phones[19]
-        .store
+    let township = &net.phone(19).store;
+    let t_ids: Vec<RecordId> = township
         .query(&Default::default())
         .unwrap()
         .records
@@ -235,22 +136,14 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         .collect();
     for id in &t_ids {
         let phone = Value::Text("13800000000".into());
-        phones[19].store.set(*id, "phone", phone.clone()).unwrap();
+        township.set(*id, "phone", phone.clone()).unwrap();
         written.push((*id, "phone", phone.to_json()));
     }
-    for round in 0..2 {
-        for (i, p) in phones.iter().enumerate() {
-            sync_until_complete(&p.store, &link(p, 1000 * (round + 1) + i as u64));
-        }
-    }
+}
 
-    // Every phone holds exactly its scope, identical to the server.
-    let all = hub
-        .storage()
-        .feed_after(&DeviceScope::Township, 0, 10_000)
-        .unwrap();
-    assert_eq!(all.len(), 19 * 5);
-    for p in &phones {
+/// Every phone holds exactly its scope, identical to the server, with nothing pending.
+fn assert_every_phone_holds_its_scope(net: &SimNet<'_, MemoryHubStorage>, hub: &TestHub) {
+    for p in net.phones() {
         let scoped: Vec<RecordId> = hub
             .storage()
             .feed_after(&p.scope, 0, 10_000)
@@ -276,7 +169,7 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         for id in &scoped {
             assert_eq!(
                 phone_view(&p.store, *id),
-                hub_view(&hub, *id),
+                hub_view(hub, *id),
                 "{} agrees with the server on {id}",
                 p.key
             );
@@ -287,20 +180,50 @@ fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
         }
         assert_eq!(p.store.sync_status().unwrap().pending, 0);
     }
-    // No edit is lost: each is current, a conflict, or in the history.
-    for (id, field, value) in &written {
+}
+
+/// No edit is lost: each is current, a conflict, or in the history.
+fn assert_no_edit_lost(hub: &TestHub, schema: &Schema, written: &Written) {
+    for (id, field, value) in written {
         let r = hub.record(*id).unwrap().unwrap();
-        let current = r.values(&schema).get(*field).map(Value::to_json);
+        let current = r.values(schema).get(*field).map(Value::to_json);
         let in_conflict = r
-            .conflicts(&schema)
+            .conflicts(schema)
             .iter()
             .any(|c| c.field == *field && c.values.iter().any(|v| v.value.as_ref() == Some(value)));
-        let in_history = r.history(&schema).iter().any(|h| matches!(&h.event, HistoryEvent::Set { field: f, value: v } if f == field && v == value));
+        let in_history = r.history(schema).iter().any(|h| matches!(&h.event, HistoryEvent::Set { field: f, value: v } if f == field && v == value));
         assert!(
             current.as_ref() == Some(value) || in_conflict || in_history,
             "lost {field}={value} on {id}"
         );
     }
+}
+
+#[test]
+fn twenty_phones_converge_through_a_link_that_cuts_and_replays() {
+    let schema = Arc::new(Schema::baru_example());
+    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
+    let hub = Hub::new(
+        schema.clone(),
+        MemoryHubStorage::default(),
+        clock.clone(),
+        HubConfig::default(),
+    );
+    let net = twenty_phones(&hub, &schema, &clock);
+    let mut written = Written::new();
+    register_households(&net, &clock, &mut written);
+    // Everyone syncs, and pulls what the later phones pushed, until nothing moves.
+    net.run_until_quiescent().unwrap();
+    edit_concurrently(&net, &clock, &mut written);
+    net.run_until_quiescent().unwrap();
+
+    let all = hub
+        .storage()
+        .feed_after(&DeviceScope::Township, 0, 10_000)
+        .unwrap();
+    assert_eq!(all.len(), 19 * 5);
+    assert_every_phone_holds_its_scope(&net, &hub);
+    assert_no_edit_lost(&hub, &schema, &written);
     // Concurrent edits of one household by two phones show up as conflicts.
     let conflicted = all
         .iter()
@@ -332,12 +255,12 @@ fn a_refused_document_stays_on_the_phone_with_its_reason_and_the_rest_is_accepte
         Store::open_in_memory(schema.clone(), CadreId::new("amu").unwrap(), clock.clone()).unwrap();
     let mine = phone.create("household", Some("tujiang"), &[]).unwrap();
     let theirs = phone.create("household", Some("baru"), &[]).unwrap();
-    let link = Link::new(
+    let link = SimLink::new(
         &hub,
         "dev",
         DeviceScope::Village("tujiang".into()),
         1,
-        (0.0, 0.0, 0.0),
+        Faults::NONE,
     );
     let report =
         yibiao_store::sync_with_sleep(&phone, &link, &options(), &mut |_| {}, &mut |_| {}).unwrap();
@@ -592,22 +515,12 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
             )
             .unwrap();
     }
-    struct Recording<'a>(Link<'a>, Mutex<Vec<usize>>);
-    impl Transport for Recording<'_> {
-        fn exchange(&self, body: &[u8]) -> Result<Vec<u8>, TransportError> {
-            self.1.lock().unwrap().push(body.len());
-            self.0.exchange(body)
-        }
-    }
-    let link = Recording(
-        Link::new(
-            &hub,
-            "dev",
-            DeviceScope::Village("heping".into()),
-            7,
-            (0.0, 0.0, 0.0),
-        ),
-        Mutex::new(Vec::new()),
+    let link = SimLink::new(
+        &hub,
+        "dev",
+        DeviceScope::Village("heping".into()),
+        7,
+        Faults::NONE,
     );
     // A byte budget stops the run early; the next run resumes where it stopped.
     let opts = SyncOptions {
@@ -628,19 +541,19 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
         "nothing acknowledged is sent twice"
     );
     assert!(second.progress.pages > 3);
-    let sizes = link.1.lock().unwrap();
+    let sizes = link.request_sizes();
     assert!(
         sizes.iter().all(|s| *s < 8 * 1024),
         "every request stays near the page size: {sizes:?}"
     );
     // A second phone of the village pulls everything in bounded pages.
     let other = Store::open_in_memory(schema, CadreId::new("jike").unwrap(), clock).unwrap();
-    let link2 = Link::new(
+    let link2 = SimLink::new(
         &hub,
         "dev2",
         DeviceScope::Village("heping".into()),
         8,
-        (0.0, 0.0, 0.0),
+        Faults::NONE,
     );
     let pulled =
         yibiao_store::sync_with_sleep(&other, &link2, &options(), &mut |_| {}, &mut |_| {})
@@ -683,19 +596,22 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     let store = |c: &str| {
         Store::open_in_memory(schema.clone(), CadreId::new(c).unwrap(), clock.clone()).unwrap()
     };
-    let office = store("office");
-    let tujiang = store("amu");
-    let baru = store("jike");
-    let office_link = Link::new(&hub, "office", DeviceScope::Township, 1, (0.0, 0.0, 0.0));
-    let faults = (0.25, 0.25, 0.2);
-    let tj_link = Link::new(
-        &hub,
-        "tj",
-        DeviceScope::Village("tujiang".into()),
-        2,
-        faults,
+    let faults = Faults::new(0.25, 0.25, 0.2);
+    let mut net = SimNet::new(&hub, 3, faults);
+    let of = net.add_phone_with(
+        store("office"),
+        "office",
+        DeviceScope::Township,
+        Faults::NONE,
     );
-    let br_link = Link::new(&hub, "br", DeviceScope::Village("baru".into()), 3, faults);
+    let tj = net.add_phone(store("amu"), "tj", DeviceScope::Village("tujiang".into()));
+    let br = net.add_phone(store("jike"), "br", DeviceScope::Village("baru".into()));
+    let net = net;
+    let (office, tujiang, baru) = (
+        &net.phone(of).store,
+        &net.phone(tj).store,
+        &net.phone(br).store,
+    );
     let mut tj_homes = Vec::new();
     for n in 0..2 {
         tj_homes.push(
@@ -715,7 +631,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
             &[set("household_head", Value::Text("吉克".into()))],
         )
         .unwrap();
-    sync_until_complete(&office, &office_link);
+    net.sync(of).unwrap();
 
     // The township issues a village-wide 低保 task for tujiang only.
     let spec = TaskSpec {
@@ -745,8 +661,8 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     .unwrap();
     hub.commit_server_docs(vec![task_doc]).unwrap();
 
-    sync_until_complete(&tujiang, &tj_link);
-    sync_until_complete(&baru, &br_link);
+    net.sync(tj).unwrap();
+    net.sync(br).unwrap();
     assert!(
         baru.tasks().unwrap().is_empty(),
         "baru's phone never sees tujiang's task"
@@ -776,7 +692,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     };
     complete(tj_homes[0]);
     complete(tj_homes[1]);
-    sync_until_complete(&tujiang, &tj_link);
+    net.sync(tj).unwrap();
     let at_hub = task::read_task(&hub.record(doc_id).unwrap().unwrap()).unwrap();
     assert_eq!(
         at_hub.receipts[tujiang.device_id().as_str()].done,

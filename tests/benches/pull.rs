@@ -2,7 +2,7 @@
 //! department read API over HTTP on loopback, and how much memory the server holds while it
 //! does. It never asserts timings.
 //!
-//! Run: `cargo bench -p yibiao-server --bench pull`
+//! Run: `cargo bench -p yibiao-tests --bench pull`
 //!
 //! Environment:
 //! - `YIBIAO_BENCH_RECORDS`: households in the database (default 100000; 10000 when quick);
@@ -22,7 +22,8 @@
 //!    `conflicts_json` under fresh `RecordId`s (so stored chunks do not match their ids;
 //!    the department read path never loads chunks). One in 500 is a tombstone.
 //! 3. The database is filled in three steps (10%, 50%, 100% of N); after each step a
-//!    fresh `yibiao-server serve` process (`CARGO_BIN_EXE_yibiao-server`) streams every
+//!    fresh `yibiao-server serve` process (`CARGO_BIN_EXE_server_under_test`, the real
+//!    command line, through the test kit's server helper) streams every
 //!    record as NDJSON, so its peak memory can be compared across sizes.
 //! 4. At 100%: NDJSON again (warm), NDJSON of one village, NDJSON for a one-village
 //!    department with five fields, CSV, and the paged JSON endpoint (1000 per page,
@@ -37,14 +38,9 @@
 //! The server runs with `rate_per_minute = 0` so the paged run is not throttled.
 
 use std::collections::BTreeMap;
-use std::error::Error as StdError;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use automerge::{ActorId, ChangeHash};
@@ -53,10 +49,15 @@ use yibiao_model::{Author, CadreId, DeviceId, FieldEdit, Record, RecordId, Schem
 use yibiao_server::storage::SqliteStorage;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::{DocWrite, HubBatch};
+use yibiao_testkit::bench::{BenchEnv, cpus, env_parse, mib};
+use yibiao_testkit::data::{self, ENTITY};
+use yibiao_testkit::http::Conn;
+use yibiao_testkit::procfs::{self, Pid, RssSampler, load_average as loadavg};
+use yibiao_testkit::rng::Rng;
+use yibiao_testkit::server::{self, ServerOptions, ServerProcess};
 
-type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
+type BenchResult<T> = yibiao_testkit::Result<T>;
 
-const ENTITY: &str = "household";
 /// Distinct real documents per village.
 const TEMPLATES_PER_VILLAGE: usize = 50;
 /// One template in this many carries a conflict.
@@ -83,229 +84,28 @@ const TARGET_RPS: f64 = 200_000.0;
 // ---------------------------------------------------------------------------------------
 
 struct Settings {
-    quick: bool,
+    env: BenchEnv,
     records: usize,
     reps: usize,
-    seed: u64,
-    dir: Option<PathBuf>,
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str) -> BenchResult<Option<T>> {
-    match std::env::var(name) {
-        Ok(s) if !s.trim().is_empty() => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name}={s} does not parse").into()),
-        _ => Ok(None),
-    }
 }
 
 impl Settings {
     fn from_env() -> BenchResult<Self> {
-        let quick = std::env::var("YIBIAO_BENCH_QUICK").is_ok_and(|v| v == "1" || v == "true");
+        let env = BenchEnv::from_env()?;
         let records: usize =
-            env_parse("YIBIAO_BENCH_RECORDS")?.unwrap_or(if quick { 10_000 } else { 100_000 });
+            env_parse("YIBIAO_BENCH_RECORDS")?.unwrap_or(env.pick(10_000, 100_000));
+        let reps: usize = env_parse("YIBIAO_BENCH_REPS")?.unwrap_or(env.pick(3, 5));
         Ok(Self {
-            quick,
+            env,
             records: records.max(10),
-            reps: env_parse::<usize>("YIBIAO_BENCH_REPS")?
-                .unwrap_or(if quick { 3 } else { 5 })
-                .max(1),
-            seed: env_parse("YIBIAO_BENCH_SEED")?.unwrap_or(20_260_214),
-            dir: std::env::var_os("YIBIAO_BENCH_DIR").map(PathBuf::from),
-        })
-    }
-
-    fn tempdir(&self) -> BenchResult<tempfile::TempDir> {
-        let mut b = tempfile::Builder::new();
-        b.prefix("yibiao-pull-");
-        Ok(match &self.dir {
-            Some(d) => b.tempdir_in(d)?,
-            None => b.tempdir()?,
+            reps: reps.max(1),
         })
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Realistic households
+// Realistic households, as real documents
 // ---------------------------------------------------------------------------------------
-
-const YI_SURNAMES: &[&str] = &[
-    "吉克", "阿苏", "沙马", "马海", "吉伍", "俄木", "曲比", "阿说", "海来", "瓦其", "补约", "阿侯",
-    "勒格", "木乃", "日火", "吉木",
-];
-const YI_GIVEN: &[&str] = &[
-    "阿木", "拉则", "伍呷", "木呷", "尔布", "阿呷", "石者", "尔古", "依作", "么支", "拉哈", "子哈",
-    "阿牛", "莫色", "史日",
-];
-const HAN_SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "罗"];
-const HAN_GIVEN: &[&str] = &[
-    "志强", "建国", "秀英", "国华", "明", "丽", "德贵", "春梅", "永福", "桂兰", "文军",
-];
-const NOTES: &[&str] = &[
-    "户主常年在外务工，由妻子代为填报。",
-    "家中有一名重度残疾人，需每月走访。",
-    "住房已完成危房改造，2024年入住。",
-    "子女在西昌读高中，申请教育资助。",
-    "饮水管道冬季易冻，已报村委会维修。",
-    "养殖能繁母牛两头，收入较上年增加。",
-    "低保金已按季度发放，本人确认无误。",
-    "老人独居，邻居协助照料，建议纳入监测。",
-];
-const INCOME_SOURCES: &[&str] = &["farming", "livestock", "wages", "business", "transfers"];
-
-/// The ISO 7064 check character of a resident ID number's first 17 digits.
-fn id_check_char(digits17: &str) -> char {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8] = b"10X98765432";
-    let sum: u32 = digits17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-        .sum();
-    char::from(CHECK[(sum % 11) as usize])
-}
-
-fn pick<'a>(rng: &mut fastrand::Rng, items: &[&'a str]) -> &'a str {
-    items[rng.usize(..items.len())]
-}
-
-fn date(rng: &mut fastrand::Rng, year: u32) -> String {
-    format!("{year}-{:02}-{:02}", rng.u32(1..=12), rng.u32(1..=28))
-}
-
-/// One household's field values as JSON, as a phone would send them.
-fn household_values(
-    rng: &mut fastrand::Rng,
-    village_zh: &str,
-    yi: bool,
-) -> Vec<(&'static str, Json)> {
-    let head = if yi {
-        format!("{}{}", pick(rng, YI_SURNAMES), pick(rng, YI_GIVEN))
-    } else {
-        format!("{}{}", pick(rng, HAN_SURNAMES), pick(rng, HAN_GIVEN))
-    };
-    let birth = format!(
-        "{}{:02}{:02}",
-        rng.u32(1940..=1995),
-        rng.u32(1..=12),
-        rng.u32(1..=28)
-    );
-    let digits17 = format!("513401{birth}{:03}", rng.u32(0..1000));
-    let id_number = format!("{digits17}{}", id_check_char(&digits17));
-    let phone = format!(
-        "1{}{:09}",
-        pick(rng, &["3", "5", "7", "8", "9"]),
-        rng.u32(..1_000_000_000)
-    );
-    let group = rng.u32(1..=12);
-    let size = rng.u32(1..=8);
-    let labour = rng.u32(0..=size);
-    let dibao = match rng.u32(0..100) {
-        0..70 => "none",
-        70..90 => "enrolled",
-        90..95 => "special",
-        _ => "suspended",
-    };
-    let mut sources: Vec<&str> = INCOME_SOURCES
-        .iter()
-        .copied()
-        .filter(|_| rng.u32(0..100) < 40)
-        .collect();
-    if sources.is_empty() {
-        sources.push("farming");
-    }
-    let mut v: Vec<(&'static str, Json)> = vec![
-        ("household_head", json!(head)),
-        ("id_number", json!(id_number)),
-        ("phone", json!(phone)),
-        (
-            "address",
-            json!(format!(
-                "四川省凉山州西昌市巴汝镇{village_zh}{group}组{}号",
-                rng.u32(1..=80)
-            )),
-        ),
-        ("village_group", json!(group)),
-        (
-            "ethnicity",
-            json!(if yi {
-                "yi"
-            } else {
-                pick(rng, &["han", "han", "han", "tibetan", "other"])
-            }),
-        ),
-        ("household_size", json!(size)),
-        (
-            "annual_income",
-            json!(format!("{}.{:02}", rng.u32(3_000..90_000), rng.u32(0..100))),
-        ),
-        ("income_sources", json!(sources)),
-        ("dibao_status", json!(dibao)),
-        ("disabled_members", json!(u32::from(rng.u32(0..100) < 12))),
-        (
-            "monitoring_status",
-            json!(pick(
-                rng,
-                &[
-                    "stable",
-                    "stable",
-                    "stable",
-                    "at_risk",
-                    "monitored",
-                    "cleared"
-                ]
-            )),
-        ),
-        ("housing_safe", json!(rng.u32(0..100) < 93)),
-        (
-            "drinking_water",
-            json!(pick(
-                rng,
-                &["piped", "piped", "piped", "well", "spring", "unsafe"]
-            )),
-        ),
-        ("visit_date", json!(date(rng, 2025))),
-    ];
-    if rng.u32(0..100) < 60 {
-        v.push(("labour_count", json!(labour)));
-        v.push(("migrant_workers", json!(rng.u32(0..=labour))));
-    }
-    if dibao == "enrolled" || dibao == "special" {
-        v.push((
-            "dibao_amount_monthly",
-            json!(format!("{}.00", size * rng.u32(200..=450))),
-        ));
-    }
-    if rng.u32(0..100) < 50 {
-        v.push((
-            "location",
-            json!({
-                "lat": 27.7 + f64::from(rng.u32(0..200_000)) / 1_000_000.0,
-                "lon": 102.1 + f64::from(rng.u32(0..300_000)) / 1_000_000.0,
-            }),
-        ));
-    }
-    if rng.u32(0..100) < 20 {
-        let sha: String = (0..64)
-            .map(|_| char::from(b"0123456789abcdef"[rng.usize(..16)]))
-            .collect();
-        v.push((
-            "photo",
-            json!({
-                "sha256": sha,
-                "name": format!("IMG_2025{:02}{:02}_{:04}.jpg", rng.u32(1..=12), rng.u32(1..=28), rng.u32(..10_000)),
-                "mime": "image/jpeg",
-                "size": rng.u64(200_000..3_000_000),
-            }),
-        ));
-    }
-    if rng.u32(0..100) < 30 {
-        v.push(("notes", json!(pick(rng, NOTES))));
-    }
-    v
-}
 
 /// A real document whose stored form is reused by many records.
 struct Template {
@@ -343,7 +143,7 @@ fn edits(schema: &Schema, values: &[(&'static str, Json)]) -> BenchResult<Vec<Fi
 }
 
 /// `TEMPLATES_PER_VILLAGE` real documents per village of the schema.
-fn make_templates(schema: &Schema, rng: &mut fastrand::Rng) -> BenchResult<Vec<Template>> {
+fn make_templates(schema: &Schema, rng: &mut Rng) -> BenchResult<Vec<Template>> {
     let mut out = Vec::new();
     let base_ms: i64 = 1_764_000_000_000;
     for (vi, (village, labels)) in schema.villages.iter().enumerate() {
@@ -356,8 +156,8 @@ fn make_templates(schema: &Schema, rng: &mut fastrand::Rng) -> BenchResult<Vec<T
             &format!("phone-{village}-02"),
         )?;
         for t in 0..TEMPLATES_PER_VILLAGE {
-            let yi = rng.u32(0..100) < 80;
-            let values = household_values(rng, &labels.zh, yi);
+            let yi = rng.chance(80);
+            let values = data::rich_household(rng, &labels.zh, yi);
             let scope = Scope {
                 township: schema.township.id.clone(),
                 village: Some(village.clone()),
@@ -412,7 +212,7 @@ struct Expect {
 fn load(
     db: &Path,
     templates: &[Template],
-    rng: &mut fastrand::Rng,
+    rng: &mut Rng,
     upto: usize,
     expect: &mut Expect,
 ) -> BenchResult<Duration> {
@@ -423,7 +223,7 @@ fn load(
         let mut docs = Vec::with_capacity(n);
         for _ in 0..n {
             expect.loaded += 1;
-            let t = &templates[rng.usize(..templates.len())];
+            let t = &templates[rng.below(templates.len())];
             let deleted = expect.loaded.is_multiple_of(DELETED_EVERY);
             if !deleted {
                 expect.live += 1;
@@ -459,279 +259,8 @@ fn load(
 }
 
 // ---------------------------------------------------------------------------------------
-// The server process and its memory
+// Counting a streamed body
 // ---------------------------------------------------------------------------------------
-
-fn server_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_yibiao-server")
-}
-
-/// A running `yibiao-server serve`; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(data_dir: &Path, config: &Path) -> BenchResult<Self> {
-        let mut child = Command::new(server_binary())
-            .arg("--config")
-            .arg(config)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the server's stdout is not piped".into());
-        };
-        // From here on the guard owns the child: an early return kills it.
-        let mut server = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("listening on http://") {
-                        server.addr = rest.trim().parse()?;
-                        break;
-                    }
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err("the server exited before it listened".into()),
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Issues a department token through the server's own CLI.
-fn department_token(data_dir: &Path, department: &str) -> BenchResult<String> {
-    let out = Command::new(server_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["department", "token", department, "--name", "pull bench"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "department token failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("token (shown once): ").map(str::to_owned))
-        .ok_or_else(|| "`department token` printed no token".into())
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-fn status_kib(pid: u32, name: &str) -> BenchResult<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no {name} in /proc/{pid}/status").into())
-}
-
-/// Resets the process's `VmHWM` to its current RSS; false when the kernel refuses.
-fn reset_hwm(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-/// User + system CPU seconds of process `pid` ("self" for this one).
-fn cpu_secs(pid: &str) -> BenchResult<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("unreadable /proc/<pid>/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command name: state is field 3, utime field 14, stime field 15 (ticks).
-    let tick = |i: usize| -> BenchResult<f64> {
-        Ok(fields
-            .get(i - 3)
-            .ok_or("short /proc/<pid>/stat")?
-            .parse::<f64>()?
-            / 100.0)
-    };
-    Ok(tick(14)? + tick(15)?)
-}
-
-/// Samples `VmRSS` every `SAMPLE_EVERY` until stopped; yields (peak KiB, samples).
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<(u64, u64)>,
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let (mut peak, mut n) = (0u64, 0u64);
-            loop {
-                if let Ok(rss) = status_kib(pid, "VmRSS:") {
-                    peak = peak.max(rss);
-                    n += 1;
-                }
-                if s.load(Ordering::SeqCst) {
-                    return (peak, n);
-                }
-                std::thread::sleep(SAMPLE_EVERY);
-            }
-        });
-        Self { stop, handle }
-    }
-
-    fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or((0, 0))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A plain HTTP/1.1 client
-// ---------------------------------------------------------------------------------------
-
-/// One keep-alive connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    addr: SocketAddr,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> BenchResult<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        Ok(Self {
-            reader: BufReader::with_capacity(256 * 1024, s.try_clone()?),
-            writer: s,
-            addr,
-        })
-    }
-
-    /// Sends `GET path` and feeds the decoded body (chunked or sized) to `sink`.
-    fn get(&mut self, path: &str, token: &str, sink: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
-        let addr = self.addr;
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: */*\r\n\r\n"
-        )?;
-        self.writer.flush()?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {line:?}"))?;
-        let (mut chunked, mut length, mut close) = (false, None::<usize>, false);
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err("connection closed in the headers".into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let Some((name, value)) = l.split_once(':') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            match name.as_str() {
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "content-length" => length = Some(value.parse()?),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut error_body = Vec::new();
-        let mut collect = |b: &[u8]| error_body.extend_from_slice(b);
-        let out: &mut dyn FnMut(&[u8]) = if status == 200 { sink } else { &mut collect };
-        if chunked {
-            loop {
-                line.clear();
-                if self.reader.read_line(&mut line)? == 0 {
-                    return Err("connection closed inside a chunked body".into());
-                }
-                let size_text = line.trim_end().split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| format!("bad chunk size line {line:?}"))?;
-                if size == 0 {
-                    loop {
-                        line.clear();
-                        if self.reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                self.body_bytes(size, out)?;
-                line.clear();
-                self.reader.read_line(&mut line)?;
-            }
-        } else if let Some(n) = length {
-            self.body_bytes(n, out)?;
-        } else {
-            let mut rest = Vec::new();
-            self.reader.read_to_end(&mut rest)?;
-            out(&rest);
-            close = true;
-        }
-        if close {
-            let _ = self.writer.shutdown(std::net::Shutdown::Both);
-        }
-        if status != 200 {
-            return Err(format!(
-                "GET {path}: HTTP {status}: {}",
-                String::from_utf8_lossy(&error_body)
-            )
-            .into());
-        }
-        Ok(())
-    }
-
-    fn body_bytes(&mut self, mut left: usize, out: &mut dyn FnMut(&[u8])) -> BenchResult<()> {
-        while left > 0 {
-            let buf = self.reader.fill_buf()?;
-            if buf.is_empty() {
-                return Err("connection closed inside the body".into());
-            }
-            let n = buf.len().min(left);
-            out(&buf[..n]);
-            self.reader.consume(n);
-            left -= n;
-        }
-        Ok(())
-    }
-}
 
 /// Counts a streamed body: bytes, newlines, the first line and the tail.
 #[derive(Default)]
@@ -848,26 +377,25 @@ impl Figures {
     }
 }
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 /// Times `body` (which returns records, bytes, requests) while watching the server.
 fn measure_once(
-    server: &Server,
+    server: &ServerProcess,
     body: &mut dyn FnMut() -> BenchResult<(u64, u64, u64)>,
 ) -> BenchResult<Run> {
-    let pid = server.pid();
-    let hwm_reset = reset_hwm(pid);
-    let rss_before_kib = status_kib(pid, "VmRSS:")?;
-    let sampler = Sampler::start(pid);
-    let (cpu_s, cpu_c) = (cpu_secs(&pid.to_string())?, cpu_secs("self")?);
+    let pid = Pid::Of(server.pid());
+    let hwm_reset = procfs::reset_hwm(pid);
+    let rss_before_kib = procfs::status_field(pid, "VmRSS:")?;
+    let sampler = RssSampler::start(pid, SAMPLE_EVERY);
+    let cpu = || -> BenchResult<(f64, f64)> {
+        Ok((procfs::cpu_secs(pid)?, procfs::cpu_secs(Pid::This)?))
+    };
+    let (cpu_s, cpu_c) = cpu()?;
     let t0 = Instant::now();
     let result = body();
     let wall = t0.elapsed();
-    let (cpu_s2, cpu_c2) = (cpu_secs(&pid.to_string())?, cpu_secs("self")?);
+    let (cpu_s2, cpu_c2) = cpu()?;
     let (rss_peak_kib, samples) = sampler.finish();
-    let hwm_kib = status_kib(pid, "VmHWM:")?;
+    let hwm_kib = procfs::status_field(pid, "VmHWM:")?;
     let (records, bytes, requests) = result?;
     Ok(Run {
         records,
@@ -886,7 +414,7 @@ fn measure_once(
 
 /// Runs `body` `reps` times and prints each run.
 fn measure(
-    server: &Server,
+    server: &ServerProcess,
     label: &str,
     reps: usize,
     mut body: impl FnMut() -> BenchResult<(u64, u64, u64)>,
@@ -932,9 +460,9 @@ fn stream_count(
     header_lines: u64,
     expected: usize,
 ) -> BenchResult<(Counter, (u64, u64, u64))> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let mut c = Counter::default();
-    conn.get(path, token, &mut |b| c.feed(b))?;
+    conn.get(path, Some(token), &mut |b| c.feed(b))?;
     let records = c.lines.saturating_sub(header_lines);
     if records != expected as u64 {
         return Err(format!("GET {path}: {records} records, expected {expected}").into());
@@ -945,7 +473,7 @@ fn stream_count(
 
 /// Pages through `GET /v1/records?limit=1000&after=...` on one keep-alive connection.
 fn json_pages(addr: SocketAddr, token: &str, expected: usize) -> BenchResult<(u64, u64, u64)> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let (mut records, mut bytes, mut requests) = (0u64, 0u64, 0u64);
     let mut after: Option<String> = None;
     let mut body = Vec::with_capacity(1 << 20);
@@ -955,7 +483,7 @@ fn json_pages(addr: SocketAddr, token: &str, expected: usize) -> BenchResult<(u6
             Some(a) => format!("/v1/records?limit={JSON_PAGE}&after={a}"),
         };
         body.clear();
-        conn.get(&path, token, &mut |b| body.extend_from_slice(b))?;
+        conn.get(&path, Some(token), &mut |b| body.extend_from_slice(b))?;
         requests += 1;
         bytes += body.len() as u64;
         if requests == 1 {
@@ -1031,7 +559,7 @@ fn verify_ndjson(
     expected: usize,
     expected_conflicted: usize,
 ) -> BenchResult<(String, (u64, u64, u64))> {
-    let mut conn = Conn::open(addr)?;
+    let mut conn = Conn::open(addr, HTTP_TIMEOUT)?;
     let mut bytes = 0u64;
     let mut partial: Vec<u8> = Vec::new();
     let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -1067,7 +595,7 @@ fn verify_ndjson(
             Err(e) => problem = Some(e.to_string()),
         }
     };
-    conn.get(path, token, &mut |b| {
+    conn.get(path, Some(token), &mut |b| {
         bytes += b.len() as u64;
         partial.extend_from_slice(b);
         while let Some(p) = partial.iter().position(|&c| c == b'\n') {
@@ -1103,7 +631,7 @@ fn verify_ndjson(
 // ---------------------------------------------------------------------------------------
 
 fn ndjson_run(
-    server: &Server,
+    server: &ServerProcess,
     label: &str,
     reps: usize,
     path: &str,
@@ -1113,7 +641,7 @@ fn ndjson_run(
 ) -> BenchResult<Figures> {
     let mut counter = None;
     let figures = measure(server, label, reps, || {
-        let (c, figures) = stream_count(server.addr, path, token, 0, expected)?;
+        let (c, figures) = stream_count(server.addr(), path, token, 0, expected)?;
         counter = Some(c);
         Ok(figures)
     })?;
@@ -1124,25 +652,76 @@ fn ndjson_run(
     Ok(figures)
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+// ---------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------
+
+fn server_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_server_under_test"))
 }
 
-fn run() -> BenchResult<()> {
-    let settings = Settings::from_env()?;
-    let n = settings.records;
-    let reps = settings.reps;
-    let schema = Schema::baru_example();
-    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+/// Where the run's data lives.
+struct Rig {
+    tmp: tempfile::TempDir,
+    data_dir: PathBuf,
+    db: PathBuf,
+    config: PathBuf,
+}
+
+impl Rig {
+    fn new(settings: &Settings) -> BenchResult<Self> {
+        let tmp = settings.env.tempdir("yibiao-pull-")?;
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir)?;
+        let config = tmp.path().join("bench-config.toml");
+        std::fs::write(&config, "rate_per_minute = 0\n")?;
+        println!("  data dir {}", data_dir.display());
+        Ok(Self {
+            db: data_dir.join("yibiao.db"),
+            data_dir,
+            config,
+            tmp,
+        })
+    }
+
+    /// A fresh server process on the data.
+    fn serve(&self) -> BenchResult<ServerProcess> {
+        let options = ServerOptions {
+            config: Some(self.config.clone()),
+            ..ServerOptions::default()
+        };
+        ServerProcess::start(server_binary(), &self.data_dir, options)
+    }
+
+    fn department_token(&self, department: &str) -> BenchResult<String> {
+        server::department_token(server_binary(), &self.data_dir, department, "pull bench")
+    }
+
+    /// Keeps the data when `YIBIAO_BENCH_KEEP=1`, saying how to serve it.
+    fn finish(self) {
+        if std::env::var("YIBIAO_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            let kept = self.tmp.keep();
+            println!(
+                "data kept in {} (serve it with: yibiao-server --config {} serve --data-dir {})",
+                kept.display(),
+                kept.join("bench-config.toml").display(),
+                kept.join("data").display()
+            );
+        }
+    }
+}
+
+fn print_header(settings: &Settings, schema: &Schema) {
     println!("yibiao department pull benchmark");
     println!(
-        "  {n} households over {} villages, seed {}, {} mode, {reps} repetitions, {cores} cores, \
+        "  {} households over {} villages, seed {}, {} mode, {} repetitions, {} cores, \
          {} build, load average {}",
+        settings.records,
         schema.villages.len(),
-        settings.seed,
-        if settings.quick { "QUICK" } else { "full" },
+        settings.env.seed,
+        if settings.env.quick { "QUICK" } else { "full" },
+        settings.reps,
+        cpus(),
         if cfg!(debug_assertions) {
             "DEBUG (figures meaningless)"
         } else {
@@ -1150,23 +729,16 @@ fn run() -> BenchResult<()> {
         },
         loadavg()
     );
-    let tmp = settings.tempdir()?;
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let db = data_dir.join("yibiao.db");
-    let config = tmp.path().join("bench-config.toml");
-    std::fs::write(&config, "rate_per_minute = 0\n")?;
-    println!("  data dir {}", data_dir.display());
+}
 
-    // Documents.
-    let mut rng = fastrand::Rng::with_seed(settings.seed);
+/// The real documents, described.
+fn templates(schema: &Schema, rng: &mut Rng) -> BenchResult<(Vec<Template>, f64)> {
     let t0 = Instant::now();
-    let templates = make_templates(&schema, &mut rng)?;
-    let tn = templates.len().max(1);
-    let avg_fields = templates.iter().map(|t| t.fields).sum::<usize>() as f64 / tn as f64;
-    let avg_values =
-        templates.iter().map(|t| t.values_json.len()).sum::<usize>() as f64 / tn as f64;
-    let avg_chunk = templates.iter().map(|t| t.chunk.len()).sum::<usize>() as f64 / tn as f64;
+    let templates = make_templates(schema, rng)?;
+    let tn = templates.len().max(1) as f64;
+    let avg_fields = templates.iter().map(|t| t.fields).sum::<usize>() as f64 / tn;
+    let avg_values = templates.iter().map(|t| t.values_json.len()).sum::<usize>() as f64 / tn;
+    let avg_chunk = templates.iter().map(|t| t.chunk.len()).sum::<usize>() as f64 / tn;
     let conflicted_templates = templates.iter().filter(|t| t.conflicted()).count();
     println!(
         "  {} real documents made with Record::create in {:.2} s: {avg_fields:.1} fields, \
@@ -1184,57 +756,228 @@ fn run() -> BenchResult<()> {
         println!("  sample values_json:    {}", t.values_json);
         println!("  sample conflicts_json: {}", t.conflicts_json);
     }
+    Ok((templates, avg_fields))
+}
 
-    let dept_all = schema
-        .departments
-        .get(DEPT_ALL)
-        .ok_or("no public_services department")?
-        .clone();
-    let dept_one = schema
-        .departments
-        .get(DEPT_ONE)
-        .ok_or("no tujiang_health_station department")?
-        .clone();
+/// The two departments the runs pull as: tokens and visible fields.
+struct Departments {
+    all_token: String,
+    all_fields: Vec<String>,
+    one_token: String,
+    one_fields: Vec<String>,
+}
+
+impl Departments {
+    fn issue(schema: &Schema, rig: &Rig) -> BenchResult<Self> {
+        let fields = |d: &str| -> BenchResult<Vec<String>> {
+            Ok(schema
+                .departments
+                .get(d)
+                .ok_or_else(|| format!("no {d} department"))?
+                .fields
+                .clone())
+        };
+        Ok(Self {
+            all_fields: fields(DEPT_ALL)?,
+            one_fields: fields(DEPT_ONE)?,
+            all_token: rig.department_token(DEPT_ALL)?,
+            one_token: rig.department_token(DEPT_ONE)?,
+        })
+    }
+}
+
+/// Fills the database up to `upto` records and says so.
+fn load_step(
+    rig: &Rig,
+    templates: &[Template],
+    rng: &mut Rng,
+    percent: usize,
+    upto: usize,
+    expect: &mut Expect,
+) -> BenchResult<()> {
+    let before = expect.loaded;
+    let took = load(&rig.db, templates, rng, upto, expect)?;
+    let db_mb = std::fs::metadata(&rig.db).map_or(0, |m| m.len()) as f64 / 1e6;
+    println!(
+        "\n[{percent}% = {upto} records] loaded {} through HubStorage::commit in {:.2} s \
+         ({:.0}/s), database {db_mb:.1} MB; load average {}",
+        upto - before,
+        took.as_secs_f64(),
+        (upto - before) as f64 / took.as_secs_f64().max(1e-9),
+        loadavg()
+    );
+    Ok(())
+}
+
+/// Everything measured at 100%, and the slow clients' verification messages.
+#[derive(Default)]
+struct FullSize {
+    finals: Vec<Figures>,
+    verified: Vec<String>,
+}
+
+/// At 100%: NDJSON warm, of one village, for the one-village department, CSV, JSON pages,
+/// then the slow clients that check every line.
+fn full_size_runs(
+    server: &ServerProcess,
+    settings: &Settings,
+    depts: &Departments,
+    expect: &Expect,
+) -> BenchResult<FullSize> {
+    let reps = settings.reps;
+    let mut out = FullSize::default();
+    let all = |label: String, path: &str, expected| {
+        ndjson_run(
+            server,
+            &label,
+            reps,
+            path,
+            &depts.all_token,
+            &depts.all_fields,
+            expected,
+        )
+    };
+    out.finals.push(all(
+        format!("NDJSON {DEPT_ALL}, warm"),
+        "/v1/records.ndjson",
+        expect.live,
+    )?);
+    let in_village = expect
+        .live_by_village
+        .get(ONE_VILLAGE)
+        .copied()
+        .unwrap_or(0);
+    out.finals.push(all(
+        format!("NDJSON {DEPT_ALL} ?village={ONE_VILLAGE}"),
+        &format!("/v1/records.ndjson?village={ONE_VILLAGE}"),
+        in_village,
+    )?);
+    out.finals.push(ndjson_run(
+        server,
+        &format!(
+            "NDJSON {DEPT_ONE} (1 village, {} fields)",
+            depts.one_fields.len()
+        ),
+        reps,
+        "/v1/records.ndjson",
+        &depts.one_token,
+        &depts.one_fields,
+        in_village,
+    )?);
+    out.finals.push(csv_run(server, reps, depts, expect)?);
+    out.finals.push(measure(
+        server,
+        &format!("JSON pages {DEPT_ALL} (limit {JSON_PAGE}, keep-alive)"),
+        reps,
+        || json_pages(server.addr(), &depts.all_token, expect.live),
+    )?);
+    slow_clients(server, depts, expect, in_village, &mut out)?;
+    Ok(out)
+}
+
+fn csv_run(
+    server: &ServerProcess,
+    reps: usize,
+    depts: &Departments,
+    expect: &Expect,
+) -> BenchResult<Figures> {
+    let mut csv_head = Vec::new();
+    let figures = measure(server, &format!("CSV {DEPT_ALL}"), reps, || {
+        let (c, figures) = stream_count(
+            server.addr(),
+            "/v1/records.csv",
+            &depts.all_token,
+            1,
+            expect.live,
+        )?;
+        csv_head = c.first;
+        Ok(figures)
+    })?;
+    if !csv_head.starts_with(b"\xEF\xBB\xBF") {
+        return Err("the CSV does not start with a UTF-8 BOM".into());
+    }
+    Ok(figures)
+}
+
+/// Clients that parse every line: timed once for the whole township, untimed for one
+/// village.
+fn slow_clients(
+    server: &ServerProcess,
+    depts: &Departments,
+    expect: &Expect,
+    in_village: usize,
+    out: &mut FullSize,
+) -> BenchResult<()> {
+    let mut message = String::new();
+    out.finals.push(measure(
+        server,
+        &format!("NDJSON {DEPT_ALL}, slow client (parses each line)"),
+        1,
+        || {
+            let (m, figures) = verify_ndjson(
+                server.addr(),
+                "/v1/records.ndjson",
+                &depts.all_token,
+                &depts.all_fields,
+                None,
+                expect.live,
+                expect.live_conflicted,
+            )?;
+            message = m;
+            Ok(figures)
+        },
+    )?);
+    out.verified.push(message);
+    let conflicted_in_village = expect
+        .live_conflicted_by_village
+        .get(ONE_VILLAGE)
+        .copied()
+        .unwrap_or(0);
+    out.verified.push(
+        verify_ndjson(
+            server.addr(),
+            "/v1/records.ndjson",
+            &depts.one_token,
+            &depts.one_fields,
+            Some(ONE_VILLAGE),
+            in_village,
+            conflicted_in_village,
+        )?
+        .0,
+    );
+    Ok(())
+}
+
+fn run() -> BenchResult<()> {
+    let settings = Settings::from_env()?;
+    let n = settings.records;
+    let schema = Schema::baru_example();
+    print_header(&settings, &schema);
+    let rig = Rig::new(&settings)?;
+    let mut rng = Rng::new(settings.env.seed);
+    let (templates, avg_fields) = templates(&schema, &mut rng)?;
 
     // Steps: 10%, 50%, 100% of N, a fresh server process after each.
     let mut expect = Expect {
         fields_per_record: avg_fields,
         ..Expect::default()
     };
-    let mut tokens: Option<(String, String)> = None;
+    let mut depts: Option<Departments> = None;
     let mut steps: Vec<(usize, Figures)> = Vec::new();
-    let mut finals: Vec<Figures> = Vec::new();
-    let mut verified: Vec<String> = Vec::new();
-    for (step, percent) in [10usize, 50, 100].into_iter().enumerate() {
+    let mut full = FullSize::default();
+    for percent in [10usize, 50, 100] {
         let upto = (n * percent / 100).max(1);
-        let before = expect.loaded;
-        let took = load(&db, &templates, &mut rng, upto, &mut expect)?;
-        let db_mb = std::fs::metadata(&db).map_or(0, |m| m.len()) as f64 / 1e6;
-        println!(
-            "\n[{percent}% = {upto} records] loaded {} through HubStorage::commit in {:.2} s \
-             ({:.0}/s), database {db_mb:.1} MB; load average {}",
-            upto - before,
-            took.as_secs_f64(),
-            (upto - before) as f64 / took.as_secs_f64().max(1e-9),
-            loadavg()
-        );
-        let (tok_all, tok_one) = match &tokens {
-            Some(t) => t.clone(),
-            None => {
-                let t = (
-                    department_token(&data_dir, DEPT_ALL)?,
-                    department_token(&data_dir, DEPT_ONE)?,
-                );
-                tokens = Some(t.clone());
-                t
-            }
-        };
-        let server = Server::start(&data_dir, &config)?;
-        let started_rss = status_kib(server.pid(), "VmRSS:")?;
+        load_step(&rig, &templates, &mut rng, percent, upto, &mut expect)?;
+        if depts.is_none() {
+            depts = Some(Departments::issue(&schema, &rig)?);
+        }
+        let depts = depts.as_ref().ok_or("no department tokens")?;
+        let server = rig.serve()?;
+        let started_rss = procfs::status_field(Pid::Of(server.pid()), "VmRSS:")?;
         println!(
             "  server pid {} on {} (RSS {:.1} MiB after start)",
             server.pid(),
-            server.addr,
+            server.addr(),
             mib(started_rss)
         );
         steps.push((
@@ -1244,133 +987,37 @@ fn run() -> BenchResult<()> {
                 &format!("NDJSON {DEPT_ALL}, fresh server, {upto} in db"),
                 1,
                 "/v1/records.ndjson",
-                &tok_all,
-                &dept_all.fields,
+                &depts.all_token,
+                &depts.all_fields,
                 expect.live,
             )?,
         ));
-        if step < 2 {
+        if percent < 100 {
             continue;
         }
-        // Everything else at 100%.
-        finals.push(ndjson_run(
-            &server,
-            &format!("NDJSON {DEPT_ALL}, warm"),
-            reps,
-            "/v1/records.ndjson",
-            &tok_all,
-            &dept_all.fields,
-            expect.live,
-        )?);
-        let in_village = expect
-            .live_by_village
-            .get(ONE_VILLAGE)
-            .copied()
-            .unwrap_or(0);
-        finals.push(ndjson_run(
-            &server,
-            &format!("NDJSON {DEPT_ALL} ?village={ONE_VILLAGE}"),
-            reps,
-            &format!("/v1/records.ndjson?village={ONE_VILLAGE}"),
-            &tok_all,
-            &dept_all.fields,
-            in_village,
-        )?);
-        finals.push(ndjson_run(
-            &server,
-            &format!(
-                "NDJSON {DEPT_ONE} (1 village, {} fields)",
-                dept_one.fields.len()
-            ),
-            reps,
-            "/v1/records.ndjson",
-            &tok_one,
-            &dept_one.fields,
-            in_village,
-        )?);
-        let mut csv_head = Vec::new();
-        finals.push(measure(&server, &format!("CSV {DEPT_ALL}"), reps, || {
-            let (c, figures) =
-                stream_count(server.addr, "/v1/records.csv", &tok_all, 1, expect.live)?;
-            csv_head = c.first;
-            Ok(figures)
-        })?);
-        if !csv_head.starts_with(b"\xEF\xBB\xBF") {
-            return Err("the CSV does not start with a UTF-8 BOM".into());
-        }
-        finals.push(measure(
-            &server,
-            &format!("JSON pages {DEPT_ALL} (limit {JSON_PAGE}, keep-alive)"),
-            reps,
-            || json_pages(server.addr, &tok_all, expect.live),
-        )?);
-        let mut message = String::new();
-        finals.push(measure(
-            &server,
-            &format!("NDJSON {DEPT_ALL}, slow client (parses each line)"),
-            1,
-            || {
-                let (m, figures) = verify_ndjson(
-                    server.addr,
-                    "/v1/records.ndjson",
-                    &tok_all,
-                    &dept_all.fields,
-                    None,
-                    expect.live,
-                    expect.live_conflicted,
-                )?;
-                message = m;
-                Ok(figures)
-            },
-        )?);
-        verified.push(message);
-        verified.push(
-            verify_ndjson(
-                server.addr,
-                "/v1/records.ndjson",
-                &tok_one,
-                &dept_one.fields,
-                Some(ONE_VILLAGE),
-                in_village,
-                expect
-                    .live_conflicted_by_village
-                    .get(ONE_VILLAGE)
-                    .copied()
-                    .unwrap_or(0),
-            )?
-            .0,
-        );
+        full = full_size_runs(&server, &settings, depts, &expect)?;
         println!(
             "  server after the runs: VmRSS {:.1} MiB; load average {}",
-            mib(status_kib(server.pid(), "VmRSS:")?),
+            mib(procfs::status_field(Pid::Of(server.pid()), "VmRSS:")?),
             loadavg()
         );
     }
 
-    report(&settings, &expect, &steps, &finals, &verified);
-    if std::env::var("YIBIAO_BENCH_KEEP").is_ok_and(|v| v == "1") {
-        let kept = tmp.keep();
-        println!(
-            "data kept in {} (serve it with: yibiao-server --config {} serve --data-dir {})",
-            kept.display(),
-            kept.join("bench-config.toml").display(),
-            kept.join("data").display()
-        );
-    }
+    report(&settings, &expect, &steps, &full);
+    rig.finish();
     Ok(())
 }
 
-fn report(
-    settings: &Settings,
-    expect: &Expect,
-    steps: &[(usize, Figures)],
-    finals: &[Figures],
-    verified: &[String],
-) {
+fn report(settings: &Settings, expect: &Expect, steps: &[(usize, Figures)], full: &FullSize) {
     println!("\nverification (untimed):");
-    for v in verified {
+    for v in &full.verified {
         println!("  {v}");
     }
+    print_table(expect, steps, &full.finals);
+    print_note(settings, expect, steps, &full.finals);
+}
+
+fn print_table(expect: &Expect, steps: &[(usize, Figures)], finals: &[Figures]) {
     println!(
         "\nsummary ({} households loaded, {} live; best and median of the repetitions):",
         expect.loaded, expect.live
@@ -1392,10 +1039,12 @@ fn report(
         "peak mem"
     );
     println!("|{}|", ["---"; 13].join("|"));
-    let row = |label: &str, f: &Figures| {
+    let all: Vec<&Figures> = steps.iter().map(|(_, f)| f).chain(finals).collect();
+    for f in &all {
         let (b, m) = (f.best(), f.median());
         println!(
-            "| {label:<54} | {:>7} | {:>5.1} | {:>4} | {:>6.3} | {:>6.3} | {:>10.0} | {:>9.0} | {:>9.1} | {:>6.2}s | {:>9.0} | {:>4.1} MiB | {:>4.1} MiB |",
+            "| {:<54} | {:>7} | {:>5.1} | {:>4} | {:>6.3} | {:>6.3} | {:>10.0} | {:>9.0} | {:>9.1} | {:>6.2}s | {:>9.0} | {:>4.1} MiB | {:>4.1} MiB |",
+            f.label,
             b.records,
             b.bytes as f64 / 1e6,
             f.runs.len(),
@@ -1409,24 +1058,12 @@ fn report(
             mib(f.rss_before_kib()),
             mib(f.peak_kib())
         );
-    };
-    for (_, f) in steps {
-        row(&f.label, f);
     }
-    for f in finals {
-        row(&f.label, f);
-    }
-    let samples: u64 = steps
+    let samples: u64 = all
         .iter()
-        .map(|(_, f)| f)
-        .chain(finals)
         .flat_map(|f| f.runs.iter().map(|r| r.samples))
         .sum();
-    let all_reset = steps
-        .iter()
-        .map(|(_, f)| f)
-        .chain(finals)
-        .all(|f| f.runs.iter().all(|r| r.hwm_reset));
+    let all_reset = all.iter().all(|f| f.runs.iter().all(|r| r.hwm_reset));
     println!(
         "srv CPU: median user+system CPU of the server process per run (10 ms ticks, coarse for short runs); rec/CPU-s: records per \
          second of server CPU (independent of other load on the machine). peak mem: the larger \
@@ -1438,21 +1075,28 @@ fn report(
             "(could NOT be reset: lifetime peak)"
         }
     );
+}
 
+fn print_note(
+    settings: &Settings,
+    expect: &Expect,
+    steps: &[(usize, Figures)],
+    finals: &[Figures],
+) {
     println!("\n--- note (paste) ---");
     println!(
-        "Department pull bench (`{}cargo bench -p yibiao-server --bench pull`): {} households \
+        "Department pull bench (`{}cargo bench -p yibiao-tests --bench pull`): {} households \
          ({:.1} fields each, Chinese text, 1 in {CONFLICT_EVERY} conflicted) over 6 villages; \
          real server process on loopback, plain HTTP/1.1 client, {} cores, load average {} at \
          the end; best (median) of {} runs:",
-        if settings.quick {
+        if settings.env.quick {
             "YIBIAO_BENCH_QUICK=1 "
         } else {
             ""
         },
         expect.loaded,
         expect.fields_per_record,
-        std::thread::available_parallelism().map_or(0, |c| c.get()),
+        cpus(),
         loadavg(),
         settings.reps
     );
@@ -1476,27 +1120,7 @@ fn report(
             mib(f.peak_kib())
         );
     }
-    let curve: Vec<String> = steps
-        .iter()
-        .map(|(upto, f)| format!("{upto} in db: {:.1} MiB", mib(f.peak_kib())))
-        .collect();
-    println!(
-        "- server peak memory while streaming all of NDJSON {DEPT_ALL} (fresh process each): {}",
-        curve.join(", ")
-    );
-    if let (Some((_, small)), Some((_, big))) = (steps.first(), steps.last()) {
-        let growth = mib(big.peak_kib()) - mib(small.peak_kib());
-        println!(
-            "  => {growth:+.1} MiB from {} to {} records streamed: {}",
-            small.best().records,
-            big.best().records,
-            if growth.abs() < 8.0 {
-                "flat (bounded by the stream's 2000-record pages, not by the record count)"
-            } else {
-                "NOT flat"
-            }
-        );
-    }
+    print_memory_curve(steps);
     if let Some(w) = finals.first() {
         println!(
             "- target >= {TARGET_RPS:.0} records/s for NDJSON: {} (best {:.0}, median {:.0} \
@@ -1519,6 +1143,31 @@ fn report(
         TEMPLATES_PER_VILLAGE * 6
     );
     println!("--- end note ---");
+}
+
+/// The server's peak memory while streaming everything, at each size.
+fn print_memory_curve(steps: &[(usize, Figures)]) {
+    let curve: Vec<String> = steps
+        .iter()
+        .map(|(upto, f)| format!("{upto} in db: {:.1} MiB", mib(f.peak_kib())))
+        .collect();
+    println!(
+        "- server peak memory while streaming all of NDJSON {DEPT_ALL} (fresh process each): {}",
+        curve.join(", ")
+    );
+    if let (Some((_, small)), Some((_, big))) = (steps.first(), steps.last()) {
+        let growth = mib(big.peak_kib()) - mib(small.peak_kib());
+        println!(
+            "  => {growth:+.1} MiB from {} to {} records streamed: {}",
+            small.best().records,
+            big.best().records,
+            if growth.abs() < 8.0 {
+                "flat (bounded by the stream's 2000-record pages, not by the record count)"
+            } else {
+                "NOT flat"
+            }
+        );
+    }
 }
 
 fn main() -> ExitCode {
