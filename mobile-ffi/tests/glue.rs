@@ -13,7 +13,8 @@ use yibiao_ffi::{
 use yibiao_model::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 use yibiao_sync::hub::{Hub, HubConfig, MemoryHubStorage};
-use yibiao_sync::{DeviceAuth, DeviceScope, SyncRequest};
+use yibiao_sync::{DeviceScope, Transport, TransportError};
+use yibiao_testkit::transport::InProcess;
 
 fn open(dir: &tempfile::TempDir) -> Arc<YibiaoStore> {
     let path = dir.path().join("phone.db").display().to_string();
@@ -128,24 +129,24 @@ fn local_writes_tell_the_observer_only_when_something_changed() -> Result<(), Yi
 
 /// The server's sync engine in process, reached through the app-transport hook: the
 /// phone syncs exactly as with a real server, for the village `tujiang`.
+/// The app's transport, straight into a hub through the test kit's in-process link.
 struct HubLink {
-    hub: Hub<MemoryHubStorage>,
-    auth: DeviceAuth,
+    link: InProcess<Arc<Hub<MemoryHubStorage>>>,
+    hub: Arc<Hub<MemoryHubStorage>>,
 }
 
 impl HubLink {
     fn new() -> Self {
+        let hub = Arc::new(Hub::new(
+            Arc::new(Schema::baru_example()),
+            MemoryHubStorage::default(),
+            Arc::new(yibiao_model::clock::SystemClock),
+            HubConfig::default(),
+        ));
+        let scope = DeviceScope::Village("tujiang".into());
         Self {
-            hub: Hub::new(
-                Arc::new(Schema::baru_example()),
-                MemoryHubStorage::default(),
-                Arc::new(yibiao_model::clock::SystemClock),
-                HubConfig::default(),
-            ),
-            auth: DeviceAuth {
-                key: "key-amu".into(),
-                scope: DeviceScope::Village("tujiang".into()),
-            },
+            link: InProcess::new(hub.clone(), "key-amu", scope),
+            hub,
         }
     }
 
@@ -193,16 +194,15 @@ impl HubLink {
 
 impl AppTransport for HubLink {
     fn exchange(&self, request: SyncHttpRequest) -> Result<Vec<u8>, TransportFailure> {
-        let status = |status, e: &dyn std::fmt::Display| TransportFailure::Status {
-            status,
-            detail: e.to_string(),
-        };
-        let req = SyncRequest::decode(&request.body).map_err(|e| status(400, &e))?;
-        let (resp, _) = self
-            .hub
-            .handle(&self.auth, &req)
-            .map_err(|e| status(500, &e))?;
-        Ok(resp.encode())
+        self.link.exchange(&request.body).map_err(|e| match e {
+            TransportError::Status { status, message } => TransportFailure::Status {
+                status,
+                detail: message,
+            },
+            other => TransportFailure::Network {
+                detail: other.to_string(),
+            },
+        })
     }
 }
 

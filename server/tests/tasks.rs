@@ -19,8 +19,8 @@ use yibiao_server::storage::SqliteStorage;
 use yibiao_server::{AppState, ServerHub, accounts, app};
 use yibiao_store::PhoneTaskStatus;
 use yibiao_store::Store;
-use yibiao_sync::protocol::{SyncRequest, SyncResponse};
-use yibiao_sync::{DeviceAuth, DeviceScope, SyncOptions, Transport, TransportError};
+use yibiao_sync::{DeviceScope, SyncOptions};
+use yibiao_testkit::transport::InProcess;
 
 /// 2026-11-24 09:00 in UTC+8.
 const MORNING: i64 = 1_795_482_000_000;
@@ -97,32 +97,10 @@ async fn dept_token(fx: &Fx, dept: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// The real sync engine, in process: requests go through the hub as the server runs it.
-struct InProcess {
-    hub: Arc<ServerHub>,
-    auth: DeviceAuth,
-}
-
-impl Transport for InProcess {
-    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let req = SyncRequest::decode(request).map_err(|e| TransportError::Status {
-            status: 400,
-            message: e.to_string(),
-        })?;
-        let (resp, _): (SyncResponse, _) =
-            self.hub
-                .handle(&self.auth, &req)
-                .map_err(|e| TransportError::Status {
-                    status: 500,
-                    message: e.to_string(),
-                })?;
-        Ok(resp.encode())
-    }
-}
-
 struct Phone {
     store: Store,
-    transport: InProcess,
+    /// The real sync engine, in process: requests go through the hub as the server runs it.
+    transport: InProcess<Arc<ServerHub>>,
 }
 
 impl Phone {
@@ -146,16 +124,11 @@ impl Phone {
             .storage
             .bind_phone_device(&row.key, store.device_id().as_str())
             .unwrap();
-        let transport = InProcess {
-            hub: fx.state.hub.clone(),
-            auth: DeviceAuth {
-                key: row.key,
-                scope: match village {
-                    Some(v) => DeviceScope::Village(v.into()),
-                    None => DeviceScope::Township,
-                },
-            },
+        let scope = match village {
+            Some(v) => DeviceScope::Village(v.into()),
+            None => DeviceScope::Township,
         };
+        let transport = InProcess::new(fx.state.hub.clone(), row.key, scope);
         Self { store, transport }
     }
 
