@@ -95,42 +95,98 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// Lists one page of the records `q` selects, with their current values.
 pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page> {
-    let limit = match q.limit {
-        0 => 100,
-        n if n > MAX_PAGE => {
-            return Err(ModelError::BadQuery(format!(
-                "limit {n} is above the maximum page of {MAX_PAGE}"
-            ))
-            .into());
-        }
-        n => n,
+    let limit = page_limit(q.limit)?;
+    let select = Select::for_query(schema, q, limit)?;
+    let mut records = summaries(conn, select)?;
+    let next = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|r| r.id)
+    } else {
+        None
     };
-    let mut sql = String::from(
-        "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE r.entity != '_task'",
-    );
-    let mut args: Vec<SqlValue> = Vec::new();
-    let mut entity_filter = q.entity.clone();
+    fill_values(conn, &mut records)?;
+    Ok(Page { records, next })
+}
 
-    if let Some(e) = &q.entity
-        && schema.entity(e).is_none()
-    {
-        return Err(ModelError::UnknownEntity(e.clone()).into());
+/// The page size a query asks for: 0 means 100; above [`MAX_PAGE`] is a bad query.
+fn page_limit(limit: u32) -> Result<u32> {
+    match limit {
+        0 => Ok(100),
+        n if n > MAX_PAGE => Err(ModelError::BadQuery(format!(
+            "limit {n} is above the maximum page of {MAX_PAGE}"
+        ))
+        .into()),
+        n => Ok(n),
     }
-    if let Some(v) = &q.village {
-        if !schema.has_village(v) {
-            return Err(ModelError::UnknownVillage(v.clone()).into());
+}
+
+/// The SQL of a listing, built filter by filter: its text and the values of its `?`s.
+struct Select {
+    sql: String,
+    args: Vec<SqlValue>,
+}
+
+impl Select {
+    /// Checks every filter of `q` against the schema, in order, and turns it into SQL
+    /// that reads one row more than `limit` (to know whether a next page exists).
+    fn for_query(schema: &Schema, q: &Query, limit: u32) -> Result<Self> {
+        let mut s = Select {
+            sql: String::from(
+                "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE r.entity != '_task'",
+            ),
+            args: Vec::new(),
+        };
+        if let Some(e) = &q.entity
+            && schema.entity(e).is_none()
+        {
+            return Err(ModelError::UnknownEntity(e.clone()).into());
         }
-        sql.push_str(" AND r.village = ?");
-        args.push(SqlValue::Text(v.clone()));
+        if let Some(v) = &q.village {
+            if !schema.has_village(v) {
+                return Err(ModelError::UnknownVillage(v.clone()).into());
+            }
+            s.and(" AND r.village = ?", [SqlValue::Text(v.clone())]);
+        }
+        if !q.include_deleted {
+            s.and(" AND r.deleted = 0", []);
+        }
+        if q.conflicted_only {
+            s.and(" AND r.conflicted = 1", []);
+        }
+        for (field, value) in &q.equals {
+            s.field_equals(schema, field, value)?;
+        }
+        for (field, text) in &q.contains {
+            s.field_contains(schema, field, text)?;
+        }
+        let mut entity_filter = q.entity.clone();
+        for (form_key, complete) in [(&q.complete_for, true), (&q.incomplete_for, false)] {
+            let Some(form_key) = form_key else { continue };
+            s.form_completeness(schema, form_key, complete, &mut entity_filter)?;
+        }
+        if let Some(e) = &entity_filter {
+            s.and(" AND r.entity = ?", [SqlValue::Text(e.clone())]);
+        }
+        if let Some(after) = &q.after {
+            s.and(" AND r.id > ?", [SqlValue::Text(after.to_string())]);
+        }
+        s.and(
+            " ORDER BY r.id LIMIT ?",
+            [SqlValue::Integer(i64::from(limit) + 1)],
+        );
+        Ok(s)
     }
-    if !q.include_deleted {
-        sql.push_str(" AND r.deleted = 0");
+
+    /// Appends `sql` and the values of its `?`s.
+    fn and(&mut self, sql: &str, args: impl IntoIterator<Item = SqlValue>) {
+        self.sql.push_str(sql);
+        self.args.extend(args);
     }
-    if q.conflicted_only {
-        sql.push_str(" AND r.conflicted = 1");
-    }
-    for (field, value) in &q.equals {
+
+    /// Only records whose `field` holds `value`; the value must fit the field's type.
+    fn field_equals(&mut self, schema: &Schema, field: &str, value: &Value) -> Result<()> {
         let def = schema.field(field).ok_or_else(|| {
             ModelError::BadQuery(format!("field `{field}` is not in the field dictionary"))
         })?;
@@ -141,31 +197,47 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
             ))
             .into());
         }
-        sql.push_str(
+        self.and(
             " AND EXISTS (SELECT 1 FROM field_values fv WHERE fv.record_id = r.id AND fv.field = ? AND fv.value = ?)",
+            [
+                SqlValue::Text(field.to_owned()),
+                SqlValue::Text(value.to_json().to_string()),
+            ],
         );
-        args.push(SqlValue::Text(field.clone()));
-        args.push(SqlValue::Text(value.to_json().to_string()));
+        Ok(())
     }
-    for (field, text) in &q.contains {
+
+    /// Only records whose `field` contains `text`.
+    fn field_contains(&mut self, schema: &Schema, field: &str, text: &str) -> Result<()> {
         if schema.field(field).is_none() {
             return Err(ModelError::BadQuery(format!(
                 "field `{field}` is not in the field dictionary"
             ))
             .into());
         }
-        sql.push_str(
+        self.and(
             " AND EXISTS (SELECT 1 FROM field_values fv WHERE fv.record_id = r.id AND fv.field = ? AND fv.search LIKE ? ESCAPE '\\')",
+            [
+                SqlValue::Text(field.to_owned()),
+                SqlValue::Text(escape_like(text)),
+            ],
         );
-        args.push(SqlValue::Text(field.clone()));
-        args.push(SqlValue::Text(escape_like(text)));
+        Ok(())
     }
-    for (form_key, complete) in [(&q.complete_for, true), (&q.incomplete_for, false)] {
-        let Some(form_key) = form_key else { continue };
+
+    /// Only records that fill every required field of `form_key` (`complete`), or that
+    /// miss one. The form fixes the entity type: `entity_filter` must agree or is set.
+    fn form_completeness(
+        &mut self,
+        schema: &Schema,
+        form_key: &str,
+        complete: bool,
+        entity_filter: &mut Option<String>,
+    ) -> Result<()> {
         let form = schema
             .form(form_key)
-            .ok_or_else(|| ModelError::UnknownForm(form_key.clone()))?;
-        match &entity_filter {
+            .ok_or_else(|| ModelError::UnknownForm(form_key.to_owned()))?;
+        match entity_filter {
             Some(e) if *e != form.entity => {
                 return Err(ModelError::BadQuery(format!(
                     "form `{form_key}` is for `{}` records, not `{e}`",
@@ -173,38 +245,34 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
                 ))
                 .into());
             }
-            _ => entity_filter = Some(form.entity.clone()),
+            _ => *entity_filter = Some(form.entity.clone()),
+        }
+        if form.required.is_empty() {
+            if !complete {
+                self.and(" AND 0", []);
+            }
+            return Ok(());
         }
         let placeholders = vec!["?"; form.required.len()].join(",");
         let op = if complete { "=" } else { "<" };
-        if form.required.is_empty() {
-            if !complete {
-                sql.push_str(" AND 0");
-            }
-        } else {
-            sql.push_str(&format!(
+        self.and(
+            &format!(
                 " AND (SELECT COUNT(*) FROM field_values fv WHERE fv.record_id = r.id AND fv.field IN ({placeholders})) {op} ?"
-            ));
-            for f in &form.required {
-                args.push(SqlValue::Text(f.clone()));
-            }
-            args.push(SqlValue::Integer(form.required.len() as i64));
-        }
+            ),
+            form.required
+                .iter()
+                .map(|f| SqlValue::Text(f.clone()))
+                .chain([SqlValue::Integer(form.required.len() as i64)]),
+        );
+        Ok(())
     }
-    if let Some(e) = &entity_filter {
-        sql.push_str(" AND r.entity = ?");
-        args.push(SqlValue::Text(e.clone()));
-    }
-    if let Some(after) = &q.after {
-        sql.push_str(" AND r.id > ?");
-        args.push(SqlValue::Text(after.to_string()));
-    }
-    sql.push_str(" ORDER BY r.id LIMIT ?");
-    args.push(SqlValue::Integer(i64::from(limit) + 1));
+}
 
-    let mut stmt = conn.prepare_cached(&sql)?;
+/// Runs the listing's SQL: one summary per row, values not yet filled.
+fn summaries(conn: &Connection, select: Select) -> Result<Vec<RecordSummary>> {
+    let mut stmt = conn.prepare_cached(&select.sql)?;
     let mut records = Vec::new();
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+    let rows = stmt.query_map(rusqlite::params_from_iter(select.args), |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -224,15 +292,14 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
             values: BTreeMap::new(),
         });
     }
-    let next = if records.len() > limit as usize {
-        records.truncate(limit as usize);
-        records.last().map(|r| r.id)
-    } else {
-        None
-    };
+    Ok(records)
+}
+
+/// Reads each listed record's current values from the index (JSON; text if unparsable).
+fn fill_values(conn: &Connection, records: &mut [RecordSummary]) -> Result<()> {
     let mut values_stmt =
         conn.prepare_cached("SELECT field, value FROM field_values WHERE record_id = ?1")?;
-    for rec in &mut records {
+    for rec in records {
         let rows = values_stmt.query_map([rec.id.to_string()], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -242,5 +309,5 @@ pub(super) fn run(conn: &Connection, schema: &Schema, q: &Query) -> Result<Page>
             rec.values.insert(field, value);
         }
     }
-    Ok(Page { records, next })
+    Ok(())
 }

@@ -7,12 +7,13 @@
 //! the device that sends it (a phone only ever pushes changes the server lacks, which are
 //! its own).
 
-use automerge::{Change, ObjId, ReadDoc, legacy};
+use automerge::{ActorId, Change, ObjId, ReadDoc, ScalarValue, legacy};
 
 use crate::protocol::RefusalCode;
 use yibiao_model::ids::Author;
 use yibiao_model::record::Record;
-use yibiao_model::schema::Schema;
+use yibiao_model::schema::{EntityDef, Schema};
+use yibiao_model::value::Value;
 
 /// A refused document: code and message for the device.
 pub(crate) type Refused = (RefusalCode, String);
@@ -27,38 +28,12 @@ pub(crate) fn check_changes(
     is_new: bool,
     device: &str,
 ) -> Result<(), Refused> {
-    let not_a_record = |m: String| (RefusalCode::NotARecord, m);
-    let entity = record.entity();
-    let Some(entity_def) = schema.entity(&entity) else {
-        return Err(not_a_record(format!("unknown entity type `{entity}`")));
-    };
-    let fields_id = match record.doc().get(automerge::ROOT, "fields") {
-        Ok(Some((_, ObjId::Id(counter, actor, _)))) => (counter, actor),
-        _ => return Err(not_a_record("record has no fields map".into())),
-    };
+    let layout = Layout::of(schema, record)?;
     let mut creations = 0;
     for change in changes {
-        let Some(author) = change
-            .message()
-            .and_then(|m| serde_json::from_str::<Author>(m).ok())
-        else {
-            return Err(not_a_record(format!(
-                "change {} carries no cadre and device",
-                change.hash()
-            )));
-        };
-        // Changes new to the server can only come from the phone that made them.
-        if author.device.as_str() != device {
-            return Err(not_a_record(format!(
-                "change {} was made on device `{}`, but this is device `{device}`",
-                change.hash(),
-                author.device
-            )));
-        }
+        check_author(change, device)?;
         let ops = change.decode().operations;
-        let creates = ops
-            .iter()
-            .any(|op| matches!((&op.obj, &op.key), (legacy::ObjectId::Root, legacy::Key::Map(k)) if k == "entity"));
+        let creates = is_creation(&ops);
         if creates {
             creations += 1;
             if !is_new || creations > 1 {
@@ -68,67 +43,7 @@ pub(crate) fn check_changes(
             }
         }
         for op in &ops {
-            let legacy::Key::Map(key) = &op.key else {
-                return Err(not_a_record("records hold no lists".into()));
-            };
-            match &op.obj {
-                legacy::ObjectId::Root => {
-                    let ok = match (key.as_str(), &op.action) {
-                        ("deleted", legacy::OpType::Put(automerge::ScalarValue::Boolean(_))) => {
-                            true
-                        }
-                        ("fields", legacy::OpType::Make(automerge::ObjType::Map)) => creates,
-                        (k, legacy::OpType::Put(_)) if CREATE_KEYS.contains(&k) => creates,
-                        _ => false,
-                    };
-                    if !ok {
-                        return Err(not_a_record(format!(
-                            "a change may not write `{key}` at the top of a record"
-                        )));
-                    }
-                }
-                legacy::ObjectId::Id(legacy::OpId(counter, actor))
-                    if (*counter, actor) == (fields_id.0, &fields_id.1) =>
-                {
-                    match &op.action {
-                        legacy::OpType::Put(scalar) => {
-                            let value = match schema.field(key) {
-                                Some(def)
-                                    if entity_def.fields.iter().any(|f| f == key.as_str()) =>
-                                {
-                                    def.ty.from_scalar(scalar).ok_or_else(|| {
-                                        (
-                                            RefusalCode::InvalidValue,
-                                            format!("field `{key}` expects {}", def.ty.expects()),
-                                        )
-                                    })?
-                                }
-                                _ => {
-                                    // Let the dictionary phrase the refusal.
-                                    let probe = yibiao_model::value::Value::Text(String::new());
-                                    let err = schema.validate(&entity, key, &probe).err();
-                                    return Err((
-                                        RefusalCode::InvalidValue,
-                                        err.map(|e| e.to_string()).unwrap_or_else(|| {
-                                            format!("field `{key}` is not allowed")
-                                        }),
-                                    ));
-                                }
-                            };
-                            schema
-                                .validate(&entity, key, &value)
-                                .map_err(|e| (RefusalCode::InvalidValue, e.to_string()))?;
-                        }
-                        legacy::OpType::Delete => {}
-                        _ => {
-                            return Err(not_a_record(format!(
-                                "field `{key}` may only be set or unset"
-                            )));
-                        }
-                    }
-                }
-                _ => return Err(not_a_record("records hold no nested objects".into())),
-            }
+            layout.check_op(op, creates)?;
         }
     }
     if is_new && creations == 0 {
@@ -137,6 +52,144 @@ pub(crate) fn check_changes(
         ));
     }
     Ok(())
+}
+
+/// A refusal for a change that breaks the record layout.
+fn not_a_record(message: String) -> Refused {
+    (RefusalCode::NotARecord, message)
+}
+
+/// Refuses a change that does not name its author, or was made on another device.
+fn check_author(change: &Change, device: &str) -> Result<(), Refused> {
+    let Some(author) = change
+        .message()
+        .and_then(|m| serde_json::from_str::<Author>(m).ok())
+    else {
+        return Err(not_a_record(format!(
+            "change {} carries no cadre and device",
+            change.hash()
+        )));
+    };
+    // Changes new to the server can only come from the phone that made them.
+    if author.device.as_str() != device {
+        return Err(not_a_record(format!(
+            "change {} was made on device `{}`, but this is device `{device}`",
+            change.hash(),
+            author.device
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a change's operations create the record (they write its `entity`).
+fn is_creation(ops: &[legacy::Op]) -> bool {
+    ops.iter().any(|op| {
+        matches!((&op.obj, &op.key), (legacy::ObjectId::Root, legacy::Key::Map(k)) if k == "entity")
+    })
+}
+
+/// Refuses a write to the top of a record other than a tombstone, unless the change
+/// creates the record and writes one of its creation keys.
+fn check_root_op(key: &str, action: &legacy::OpType, creates: bool) -> Result<(), Refused> {
+    let ok = match (key, action) {
+        ("deleted", legacy::OpType::Put(ScalarValue::Boolean(_))) => true,
+        ("fields", legacy::OpType::Make(automerge::ObjType::Map)) => creates,
+        (k, legacy::OpType::Put(_)) if CREATE_KEYS.contains(&k) => creates,
+        _ => false,
+    };
+    if !ok {
+        return Err(not_a_record(format!(
+            "a change may not write `{key}` at the top of a record"
+        )));
+    }
+    Ok(())
+}
+
+/// What one record's operations are checked against: its entity type and the id of
+/// its `fields` map.
+struct Layout<'a> {
+    schema: &'a Schema,
+    entity: String,
+    entity_def: &'a EntityDef,
+    fields_id: (u64, ActorId),
+}
+
+impl<'a> Layout<'a> {
+    /// The layout of `record`; refused if its entity type is unknown or it has no
+    /// fields map.
+    fn of(schema: &'a Schema, record: &Record) -> Result<Self, Refused> {
+        let entity = record.entity();
+        let Some(entity_def) = schema.entity(&entity) else {
+            return Err(not_a_record(format!("unknown entity type `{entity}`")));
+        };
+        let fields_id = match record.doc().get(automerge::ROOT, "fields") {
+            Ok(Some((_, ObjId::Id(counter, actor, _)))) => (counter, actor),
+            _ => return Err(not_a_record("record has no fields map".into())),
+        };
+        Ok(Self {
+            schema,
+            entity,
+            entity_def,
+            fields_id,
+        })
+    }
+
+    /// Checks one operation: only map keys, only at the top or in the fields map.
+    fn check_op(&self, op: &legacy::Op, creates: bool) -> Result<(), Refused> {
+        let legacy::Key::Map(key) = &op.key else {
+            return Err(not_a_record("records hold no lists".into()));
+        };
+        match &op.obj {
+            legacy::ObjectId::Root => check_root_op(key, &op.action, creates),
+            legacy::ObjectId::Id(legacy::OpId(counter, actor))
+                if (*counter, actor) == (self.fields_id.0, &self.fields_id.1) =>
+            {
+                self.check_field_op(key, &op.action)
+            }
+            _ => Err(not_a_record("records hold no nested objects".into())),
+        }
+    }
+
+    /// Checks an operation on the fields map: a valid value put, or a field unset.
+    fn check_field_op(&self, key: &str, action: &legacy::OpType) -> Result<(), Refused> {
+        match action {
+            legacy::OpType::Put(scalar) => {
+                let value = self.field_value(key, scalar)?;
+                self.schema
+                    .validate(&self.entity, key, &value)
+                    .map_err(|e| (RefusalCode::InvalidValue, e.to_string()))
+            }
+            legacy::OpType::Delete => Ok(()),
+            _ => Err(not_a_record(format!(
+                "field `{key}` may only be set or unset"
+            ))),
+        }
+    }
+
+    /// The value `scalar` stands for in field `key`; refused if the entity type does
+    /// not hold the field or the scalar has the wrong type.
+    fn field_value(&self, key: &str, scalar: &ScalarValue) -> Result<Value, Refused> {
+        match self.schema.field(key) {
+            Some(def) if self.entity_def.fields.iter().any(|f| f == key) => {
+                def.ty.from_scalar(scalar).ok_or_else(|| {
+                    (
+                        RefusalCode::InvalidValue,
+                        format!("field `{key}` expects {}", def.ty.expects()),
+                    )
+                })
+            }
+            _ => {
+                // Let the dictionary phrase the refusal.
+                let probe = Value::Text(String::new());
+                let err = self.schema.validate(&self.entity, key, &probe).err();
+                Err((
+                    RefusalCode::InvalidValue,
+                    err.map(|e| e.to_string())
+                        .unwrap_or_else(|| format!("field `{key}` is not allowed")),
+                ))
+            }
+        }
+    }
 }
 
 /// Field values typed in `changes`: one `(change time ms, field)` per value put into the

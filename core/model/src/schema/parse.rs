@@ -1,12 +1,12 @@
 //! Reading a schema file: TOML into raw structs that keep their source spans, then a
 //! cross-check that turns every mistake into `file:line: \`key\`: message`.
 
+mod field;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::str::FromStr;
+use std::ops::Range;
 
-use regex::Regex;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -14,7 +14,7 @@ use super::{
     DepartmentDef, EntityDef, FieldDef, FormDef, Labels, SCHEMA_FORMAT, Schema, Township,
     VillageScope,
 };
-use crate::value::{ChoiceOption, FieldType, Pattern};
+use field::RawField;
 
 /// A schema file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,31 +75,6 @@ struct RawLabels {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawField {
-    #[serde(rename = "type")]
-    ty: Spanned<String>,
-    zh: String,
-    en: String,
-    help: Option<String>,
-    max_len: Option<Spanned<usize>>,
-    pattern: Option<Spanned<String>>,
-    pattern_message: Option<Spanned<String>>,
-    min: Option<Spanned<toml::Value>>,
-    max: Option<Spanned<toml::Value>>,
-    scale: Option<Spanned<u32>>,
-    options: Option<Spanned<Vec<RawOption>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOption {
-    key: Spanned<String>,
-    zh: String,
-    en: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEntity {
     zh: String,
     en: String,
@@ -140,6 +115,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The 1-based line of byte `offset`.
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
@@ -149,6 +125,7 @@ impl Ctx<'_> {
             + 1
     }
 
+    /// An error at `spanned`'s line.
     fn err<T>(
         &self,
         spanned: &Spanned<T>,
@@ -163,6 +140,7 @@ impl Ctx<'_> {
         }
     }
 
+    /// `key` as a schema key, if it is one: lowercase ASCII letters, digits and `_`.
     fn key(&self, key: &Spanned<String>, what: &str) -> Result<String, SchemaError> {
         let k = key.get_ref();
         let ok = k.len() <= 64
@@ -179,54 +157,86 @@ impl Ctx<'_> {
             ))
         }
     }
-}
 
-pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
-    let cx = Ctx { text, file };
-    let raw: RawSchema = toml::from_str(text).map_err(|e| {
+    /// A TOML syntax or shape mistake, keyed by the text it points at.
+    fn toml_error(&self, e: &toml::de::Error) -> SchemaError {
         let span = e.span().unwrap_or(0..0);
-        let snippet: String = text
-            .get(span.clone())
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(40)
-            .collect();
-        let key = if snippet.trim().is_empty() {
-            // The span is empty (e.g. an unterminated string): show the line instead.
-            let start = text[..span.start.min(text.len())]
-                .rfind('\n')
-                .map_or(0, |i| i + 1);
-            text[start..]
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(40)
-                .collect::<String>()
-        } else {
-            snippet
-        };
         SchemaError::Invalid {
-            file: file.to_owned(),
-            line: cx.line(span.start),
-            key: key.trim().to_owned(),
+            file: self.file.to_owned(),
+            line: self.line(span.start),
+            key: self.snippet(span).trim().to_owned(),
             message: e.message().trim().to_owned(),
         }
-    })?;
-
-    if *raw.format.get_ref() != SCHEMA_FORMAT {
-        return Err(cx.err(
-            &raw.format,
-            "format",
-            format!(
-                "schema format {} is not supported; this build reads format {SCHEMA_FORMAT}",
-                raw.format.get_ref()
-            ),
-        ));
     }
+
+    /// The start of the text at `span`, or of its line when the span shows nothing.
+    fn snippet(&self, span: Range<usize>) -> String {
+        let snippet = line_start(self.text.get(span.clone()).unwrap_or(""));
+        if !snippet.trim().is_empty() {
+            return snippet;
+        }
+        // The span is empty (e.g. an unterminated string): show the line instead.
+        let start = self.text[..span.start.min(self.text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        line_start(&self.text[start..])
+    }
+
+    /// Refuses a schema format this build does not read.
+    fn check_format(&self, format: &Spanned<u32>) -> Result<(), SchemaError> {
+        if *format.get_ref() != SCHEMA_FORMAT {
+            return Err(self.err(
+                format,
+                "format",
+                format!(
+                    "schema format {} is not supported; this build reads format {SCHEMA_FORMAT}",
+                    format.get_ref()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `f`'s key, if the field dictionary holds it.
+    fn known_field(
+        &self,
+        fields: &BTreeMap<String, FieldDef>,
+        f: &Spanned<String>,
+        owner: &str,
+    ) -> Result<String, SchemaError> {
+        if fields.contains_key(f.get_ref()) {
+            Ok(f.get_ref().clone())
+        } else {
+            Err(self.err(
+                f,
+                f.get_ref(),
+                format!("{owner} names a field that is not in [fields]"),
+            ))
+        }
+    }
+
+    /// Refuses a list that names a field twice.
+    fn no_repeats(&self, list: &[Spanned<String>], owner: &str) -> Result<(), SchemaError> {
+        let mut seen = BTreeSet::new();
+        for f in list {
+            if !seen.insert(f.get_ref()) {
+                return Err(self.err(f, f.get_ref(), format!("{owner} lists this field twice")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first line of `s`, cut to 40 characters.
+fn line_start(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(40).collect()
+}
+
+/// Reads the schema file `text` (named `file` in errors) and cross-checks its sections.
+pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
+    let cx = Ctx { text, file };
+    let raw: RawSchema = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    cx.check_format(&raw.format)?;
     let name = cx.key(&raw.name, "schema name")?;
     let township = Township {
         id: cx.key(&raw.township.id, "township")?,
@@ -235,9 +245,35 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             en: raw.township.en,
         },
     };
+    let mut schema = Schema {
+        name,
+        revision: raw.revision,
+        township,
+        villages: villages(&cx, raw.villages)?,
+        fields: field::dictionary(&cx, raw.fields)?,
+        entities: BTreeMap::new(),
+        forms: BTreeMap::new(),
+        departments: BTreeMap::new(),
+    };
+    // Each later section is checked against the sections already in `schema`.
+    schema.entities = entities(&cx, &schema, raw.entities)?;
+    let department_keys: BTreeSet<String> = raw
+        .departments
+        .keys()
+        .map(|k| k.get_ref().clone())
+        .collect();
+    schema.forms = forms(&cx, &schema, &department_keys, raw.forms)?;
+    schema.departments = departments(&cx, &schema, raw.departments)?;
+    Ok(schema)
+}
 
+/// The villages of the township, by key.
+fn villages(
+    cx: &Ctx<'_>,
+    raw: BTreeMap<Spanned<String>, RawLabels>,
+) -> Result<BTreeMap<String, Labels>, SchemaError> {
     let mut villages = BTreeMap::new();
-    for (key, labels) in raw.villages {
+    for (key, labels) in raw {
         let k = cx.key(&key, "village")?;
         villages.insert(
             k,
@@ -247,44 +283,24 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             },
         );
     }
+    Ok(villages)
+}
 
-    let mut fields = BTreeMap::new();
-    for (key, raw_field) in raw.fields {
-        let k = cx.key(&key, "field")?;
-        let def = field_def(&cx, k.clone(), raw_field)?;
-        fields.insert(k, def);
-    }
-
-    let known_field = |f: &Spanned<String>, owner: &str| -> Result<String, SchemaError> {
-        if fields.contains_key(f.get_ref()) {
-            Ok(f.get_ref().clone())
-        } else {
-            Err(cx.err(
-                f,
-                f.get_ref(),
-                format!("{owner} names a field that is not in [fields]"),
-            ))
-        }
-    };
-    let no_repeats = |list: &[Spanned<String>], owner: &str| -> Result<(), SchemaError> {
-        let mut seen = BTreeSet::new();
-        for f in list {
-            if !seen.insert(f.get_ref()) {
-                return Err(cx.err(f, f.get_ref(), format!("{owner} lists this field twice")));
-            }
-        }
-        Ok(())
-    };
-
+/// Entity types, each listing dictionary fields once.
+fn entities(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    raw: BTreeMap<Spanned<String>, RawEntity>,
+) -> Result<BTreeMap<String, EntityDef>, SchemaError> {
     let mut entities = BTreeMap::new();
-    for (key, raw_entity) in raw.entities {
+    for (key, raw_entity) in raw {
         let k = cx.key(&key, "entity")?;
         let owner = format!("entity `{k}`");
-        no_repeats(&raw_entity.fields, &owner)?;
+        cx.no_repeats(&raw_entity.fields, &owner)?;
         let list = raw_entity
             .fields
             .iter()
-            .map(|f| known_field(f, &owner))
+            .map(|f| cx.known_field(&schema.fields, f, &owner))
             .collect::<Result<Vec<_>, _>>()?;
         entities.insert(
             k.clone(),
@@ -298,340 +314,252 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
             },
         );
     }
+    Ok(entities)
+}
 
-    let department_keys: BTreeSet<String> = raw
-        .departments
-        .keys()
-        .map(|k| k.get_ref().clone())
-        .collect();
-
+/// Forms, each over an entity type of `schema`, owned by one of `department_keys` if any.
+fn forms(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    department_keys: &BTreeSet<String>,
+    raw: BTreeMap<Spanned<String>, RawForm>,
+) -> Result<BTreeMap<String, FormDef>, SchemaError> {
     let mut forms = BTreeMap::new();
-    for (key, raw_form) in raw.forms {
+    for (key, raw_form) in raw {
         let k = cx.key(&key, "form")?;
-        let owner = format!("form `{k}`");
-        let Some(entity) = entities.get(raw_form.entity.get_ref()) else {
-            return Err(cx.err(
-                &raw_form.entity,
-                raw_form.entity.get_ref(),
-                format!("{owner} is for an entity type that is not in [entities]"),
-            ));
-        };
-        if let Some(d) = &raw_form.department
-            && !department_keys.contains(d.get_ref())
-        {
-            return Err(cx.err(
-                d,
-                d.get_ref(),
-                format!("{owner} names a department that is not in [departments]"),
-            ));
-        }
-        no_repeats(&raw_form.fields, &owner)?;
-        no_repeats(&raw_form.required, &format!("{owner} required"))?;
-        let mut list = Vec::new();
-        for f in &raw_form.fields {
-            let name = known_field(f, &owner)?;
-            if !entity.fields.contains(&name) {
-                return Err(cx.err(
-                    f,
-                    &name,
-                    format!(
-                        "{owner} asks for a field that entity `{}` does not hold",
-                        entity.key
-                    ),
-                ));
-            }
-            list.push(name);
-        }
-        let mut required = Vec::new();
-        for f in &raw_form.required {
-            if !list.contains(f.get_ref()) {
-                return Err(cx.err(
-                    f,
-                    f.get_ref(),
-                    format!("{owner} requires a field missing from its `fields`"),
-                ));
-            }
-            required.push(f.get_ref().clone());
-        }
         forms.insert(
             k.clone(),
-            FormDef {
-                key: k,
-                labels: Labels {
-                    zh: raw_form.zh,
-                    en: raw_form.en,
-                },
-                entity: entity.key.clone(),
-                department: raw_form.department.map(|d| d.into_inner()),
-                fields: list,
-                required,
-            },
+            form_def(cx, schema, department_keys, k, raw_form)?,
         );
     }
+    Ok(forms)
+}
 
-    let mut departments = BTreeMap::new();
-    for (key, raw_dept) in raw.departments {
-        let k = cx.key(&key, "department")?;
-        if k == "township" {
+/// One form: its entity type and department exist, it asks once each for fields the
+/// entity type holds, and requires only fields it asks for.
+fn form_def(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    department_keys: &BTreeSet<String>,
+    k: String,
+    raw: RawForm,
+) -> Result<FormDef, SchemaError> {
+    let owner = format!("form `{k}`");
+    let Some(entity) = schema.entities.get(raw.entity.get_ref()) else {
+        return Err(cx.err(
+            &raw.entity,
+            raw.entity.get_ref(),
+            format!("{owner} is for an entity type that is not in [entities]"),
+        ));
+    };
+    if let Some(d) = &raw.department
+        && !department_keys.contains(d.get_ref())
+    {
+        return Err(cx.err(
+            d,
+            d.get_ref(),
+            format!("{owner} names a department that is not in [departments]"),
+        ));
+    }
+    cx.no_repeats(&raw.fields, &owner)?;
+    cx.no_repeats(&raw.required, &format!("{owner} required"))?;
+    let list = form_fields(cx, schema, entity, &owner, &raw.fields)?;
+    let required = form_required(cx, &list, &owner, &raw.required)?;
+    Ok(FormDef {
+        key: k,
+        labels: Labels {
+            zh: raw.zh,
+            en: raw.en,
+        },
+        entity: entity.key.clone(),
+        department: raw.department.map(|d| d.into_inner()),
+        fields: list,
+        required,
+    })
+}
+
+/// A form's fields: dictionary fields that its entity type holds.
+fn form_fields(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    entity: &EntityDef,
+    owner: &str,
+    raw: &[Spanned<String>],
+) -> Result<Vec<String>, SchemaError> {
+    let mut list = Vec::new();
+    for f in raw {
+        let name = cx.known_field(&schema.fields, f, owner)?;
+        if !entity.fields.contains(&name) {
             return Err(cx.err(
-                &key,
-                &k,
-                String::from(
-                    "`township` is reserved: it names the township itself as a task issuer; pick another key",
+                f,
+                &name,
+                format!(
+                    "{owner} asks for a field that entity `{}` does not hold",
+                    entity.key
                 ),
             ));
         }
-        let owner = format!("department `{k}`");
-        let mut seen_fields = Vec::new();
-        let mut dept_forms = Vec::new();
-        let mut dept_entities: Vec<String> = Vec::new();
-        for e in &raw_dept.entities {
-            if !entities.contains_key(e.get_ref()) {
+        list.push(name);
+    }
+    Ok(list)
+}
+
+/// A form's required fields: some of the fields it asks for.
+fn form_required(
+    cx: &Ctx<'_>,
+    list: &[String],
+    owner: &str,
+    raw: &[Spanned<String>],
+) -> Result<Vec<String>, SchemaError> {
+    let mut required = Vec::new();
+    for f in raw {
+        if !list.contains(f.get_ref()) {
+            return Err(cx.err(
+                f,
+                f.get_ref(),
+                format!("{owner} requires a field missing from its `fields`"),
+            ));
+        }
+        required.push(f.get_ref().clone());
+    }
+    Ok(required)
+}
+
+/// Departments and their views.
+fn departments(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    raw: BTreeMap<Spanned<String>, RawDepartment>,
+) -> Result<BTreeMap<String, DepartmentDef>, SchemaError> {
+    let mut departments = BTreeMap::new();
+    for (key, raw_dept) in raw {
+        let def = department_def(cx, schema, &key, raw_dept)?;
+        departments.insert(def.key.clone(), def);
+    }
+    Ok(departments)
+}
+
+/// One department: not called `township`, reading some records of known entity types,
+/// forms, fields and villages.
+fn department_def(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    key: &Spanned<String>,
+    raw: RawDepartment,
+) -> Result<DepartmentDef, SchemaError> {
+    let k = cx.key(key, "department")?;
+    if k == "township" {
+        return Err(cx.err(
+            key,
+            &k,
+            String::from(
+                "`township` is reserved: it names the township itself as a task issuer; pick another key",
+            ),
+        ));
+    }
+    let owner = format!("department `{k}`");
+    let reads = Reads::gather(cx, schema, &owner, &raw)?;
+    if reads.entities.is_empty() {
+        return Err(cx.err(
+            key,
+            &k,
+            format!("{owner} reads no records: give it `forms` or `entities`"),
+        ));
+    }
+    let villages = village_scope(cx, schema, &owner, &raw.villages)?;
+    Ok(DepartmentDef {
+        key: k,
+        labels: Labels {
+            zh: raw.zh,
+            en: raw.en,
+        },
+        office: raw.office,
+        forms: reads.forms,
+        entities: reads.entities,
+        fields: reads.fields,
+        villages,
+    })
+}
+
+/// What a department reads, each list in the order first named, without repeats.
+#[derive(Default)]
+struct Reads {
+    forms: Vec<String>,
+    entities: Vec<String>,
+    fields: Vec<String>,
+}
+
+impl Reads {
+    /// Gathers the entity types a department names, then its forms (with their entity
+    /// types and fields), then its extra fields, each checked against `schema`.
+    fn gather(
+        cx: &Ctx<'_>,
+        schema: &Schema,
+        owner: &str,
+        raw: &RawDepartment,
+    ) -> Result<Self, SchemaError> {
+        let mut reads = Reads::default();
+        for e in &raw.entities {
+            if !schema.entities.contains_key(e.get_ref()) {
                 return Err(cx.err(
                     e,
                     e.get_ref(),
                     format!("{owner} names an entity type that is not in [entities]"),
                 ));
             }
-            if !dept_entities.contains(e.get_ref()) {
-                dept_entities.push(e.get_ref().clone());
-            }
+            add_once(&mut reads.entities, e.get_ref());
         }
-        for f in &raw_dept.forms {
-            let Some(form) = forms.get(f.get_ref()) else {
+        for f in &raw.forms {
+            let Some(form) = schema.forms.get(f.get_ref()) else {
                 return Err(cx.err(
                     f,
                     f.get_ref(),
                     format!("{owner} names a form that is not in [forms]"),
                 ));
             };
-            dept_forms.push(form.key.clone());
-            if !dept_entities.contains(&form.entity) {
-                dept_entities.push(form.entity.clone());
-            }
+            reads.forms.push(form.key.clone());
+            add_once(&mut reads.entities, &form.entity);
             for field in &form.fields {
-                if !seen_fields.contains(field) {
-                    seen_fields.push(field.clone());
-                }
+                add_once(&mut reads.fields, field);
             }
         }
-        for f in &raw_dept.extra_fields {
-            let name = known_field(f, &owner)?;
-            if !seen_fields.contains(&name) {
-                seen_fields.push(name);
-            }
+        for f in &raw.extra_fields {
+            let name = cx.known_field(&schema.fields, f, owner)?;
+            add_once(&mut reads.fields, &name);
         }
-        if dept_entities.is_empty() {
-            return Err(cx.err(
-                &key,
-                &k,
-                format!("{owner} reads no records: give it `forms` or `entities`"),
-            ));
-        }
-        let villages_scope = if raw_dept.villages.iter().any(|v| v.get_ref() == "*") {
-            VillageScope::All
-        } else {
-            let mut list = Vec::new();
-            for v in &raw_dept.villages {
-                if !villages.contains_key(v.get_ref()) {
-                    return Err(cx.err(
-                        v,
-                        v.get_ref(),
-                        format!(
-                            "{owner} names a village that is not in [villages]; use \"*\" for all"
-                        ),
-                    ));
-                }
-                list.push(v.get_ref().clone());
-            }
-            VillageScope::Only(list)
-        };
-        departments.insert(
-            k.clone(),
-            DepartmentDef {
-                key: k,
-                labels: Labels {
-                    zh: raw_dept.zh,
-                    en: raw_dept.en,
-                },
-                office: raw_dept.office,
-                forms: dept_forms,
-                entities: dept_entities,
-                fields: seen_fields,
-                villages: villages_scope,
-            },
-        );
+        Ok(reads)
     }
-
-    Ok(Schema {
-        name,
-        revision: raw.revision,
-        township,
-        villages,
-        fields,
-        entities,
-        forms,
-        departments,
-    })
 }
 
-fn field_def(cx: &Ctx<'_>, key: String, raw: RawField) -> Result<FieldDef, SchemaError> {
-    let ty_name = raw.ty.get_ref().as_str();
-    let not_for = |param: &str, span: &dyn Fn() -> usize| SchemaError::Invalid {
-        file: cx.file.to_owned(),
-        line: cx.line(span()),
-        key: format!("{key}.{param}"),
-        message: format!("`{param}` does not apply to a field of type {ty_name}"),
-    };
-    macro_rules! reject {
-        ($($param:ident),*) => {$(
-            if let Some(v) = &raw.$param {
-                return Err(not_for(stringify!($param), &|| v.span().start));
-            }
-        )*};
+/// Appends `item` unless `list` already holds it.
+fn add_once(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_owned());
     }
-    let ty = match ty_name {
-        "text" => {
-            reject!(min, max, scale, options);
-            let pattern = match &raw.pattern {
-                Some(p) => Some(Pattern {
-                    regex: Regex::new(&format!("^(?:{})$", p.get_ref())).map_err(|e| {
-                        cx.err(
-                            p,
-                            format!("{key}.pattern"),
-                            format!(
-                                "not a valid regular expression: {}",
-                                e.to_string().lines().last().unwrap_or("")
-                            ),
-                        )
-                    })?,
-                    source: p.get_ref().clone(),
-                    message: raw.pattern_message.as_ref().map(|m| m.get_ref().clone()),
-                }),
-                None => {
-                    reject!(pattern_message);
-                    None
-                }
-            };
-            FieldType::Text {
-                max_len: raw.max_len.as_ref().map(|m| *m.get_ref()),
-                pattern,
-            }
-        }
-        "integer" => {
-            reject!(max_len, pattern, pattern_message, scale, options);
-            let bound = |b: &Option<Spanned<toml::Value>>,
-                         name: &str|
-             -> Result<Option<i64>, SchemaError> {
-                match b {
-                    None => Ok(None),
-                    Some(v) => v.get_ref().as_integer().map(Some).ok_or_else(|| {
-                        cx.err(
-                            v,
-                            format!("{key}.{name}"),
-                            "must be a whole number for an integer field",
-                        )
-                    }),
-                }
-            };
-            let (min, max) = (bound(&raw.min, "min")?, bound(&raw.max, "max")?);
-            if let (Some(lo), Some(hi), Some(m)) = (min, max, &raw.min)
-                && lo > hi
-            {
-                return Err(cx.err(m, format!("{key}.min"), "min is greater than max"));
-            }
-            FieldType::Integer { min, max }
-        }
-        "decimal" => {
-            reject!(max_len, pattern, pattern_message, options);
-            let bound = |b: &Option<Spanned<toml::Value>>,
-                         name: &str|
-             -> Result<Option<Decimal>, SchemaError> {
-                let Some(v) = b else { return Ok(None) };
-                let parsed = match v.get_ref() {
-                    toml::Value::Integer(i) => Some(Decimal::from(*i)),
-                    toml::Value::Float(f) => Decimal::from_str(&f.to_string()).ok(),
-                    toml::Value::String(s) => Decimal::from_str(s).ok(),
-                    _ => None,
-                };
-                parsed
-                    .map(Some)
-                    .ok_or_else(|| cx.err(v, format!("{key}.{name}"), "must be a number"))
-            };
-            FieldType::Decimal {
-                min: bound(&raw.min, "min")?,
-                max: bound(&raw.max, "max")?,
-                scale: raw.scale.as_ref().map(|s| *s.get_ref()),
-            }
-        }
-        "boolean" | "date" | "gps" | "attachment" => {
-            reject!(max_len, pattern, pattern_message, min, max, scale, options);
-            match ty_name {
-                "boolean" => FieldType::Boolean,
-                "date" => FieldType::Date,
-                "gps" => FieldType::Gps,
-                _ => FieldType::Attachment,
-            }
-        }
-        "choice" | "multi_choice" => {
-            reject!(max_len, pattern, pattern_message, min, max, scale);
-            let Some(raw_options) = &raw.options else {
-                return Err(cx.err(
-                    &raw.ty,
-                    format!("{key}.type"),
-                    format!("a {ty_name} field needs `options`"),
-                ));
-            };
-            if raw_options.get_ref().is_empty() {
-                return Err(cx.err(
-                    raw_options,
-                    format!("{key}.options"),
-                    "needs at least one option",
-                ));
-            }
-            let mut options: Vec<ChoiceOption> = Vec::new();
-            for o in raw_options.get_ref() {
-                let ok = cx.key(&o.key, "option")?;
-                if options.iter().any(|x| x.key == ok) {
-                    return Err(cx.err(
-                        &o.key,
-                        &ok,
-                        format!("option listed twice in field `{key}`"),
-                    ));
-                }
-                options.push(ChoiceOption {
-                    key: ok,
-                    labels: Labels {
-                        zh: o.zh.clone(),
-                        en: o.en.clone(),
-                    },
-                });
-            }
-            if ty_name == "choice" {
-                FieldType::Choice { options }
-            } else {
-                FieldType::MultiChoice { options }
-            }
-        }
-        other => {
+}
+
+/// The villages a department reads: `"*"` for all, else villages of the township.
+fn village_scope(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    owner: &str,
+    raw: &[Spanned<String>],
+) -> Result<VillageScope, SchemaError> {
+    if raw.iter().any(|v| v.get_ref() == "*") {
+        return Ok(VillageScope::All);
+    }
+    let mut list = Vec::new();
+    for v in raw {
+        if !schema.villages.contains_key(v.get_ref()) {
             return Err(cx.err(
-                &raw.ty,
-                format!("{key}.type"),
-                format!(
-                    "unknown type \"{other}\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment"
-                ),
+                v,
+                v.get_ref(),
+                format!("{owner} names a village that is not in [villages]; use \"*\" for all"),
             ));
         }
-    };
-    Ok(FieldDef {
-        key,
-        labels: Labels {
-            zh: raw.zh,
-            en: raw.en,
-        },
-        ty,
-        help: raw.help,
-    })
+        list.push(v.get_ref().clone());
+    }
+    Ok(VillageScope::Only(list))
 }
 
 #[cfg(test)]

@@ -20,17 +20,17 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use automerge::ActorId;
+use automerge::{ActorId, Change, ChangeHash};
 use lru::LruCache;
 
-use crate::check::{check_changes, typed_values};
+use crate::check::{Refused, check_changes, typed_values};
 use crate::protocol::{
-    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire,
-    heads_to_wire,
+    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireHash, WireId,
+    heads_from_wire, heads_to_wire,
 };
 use yibiao_model::clock::Clock;
 use yibiao_model::ids::{DeviceId, RecordId};
-use yibiao_model::record::Record;
+use yibiao_model::record::{Record, Scope};
 use yibiao_model::schema::Schema;
 use yibiao_model::task;
 
@@ -245,82 +245,79 @@ impl<S: HubStorage> Hub<S> {
         auth: &DeviceAuth,
         device: &str,
         doc: &PushDoc,
-    ) -> Result<Option<DocWrite>, (RefusalCode, String)> {
+    ) -> Result<Option<DocWrite>, Refused> {
         let id = RecordId::from(doc.record);
-        let internal = |e: StorageError| {
-            tracing::error!(record = %id, error = %e, "storage failed while merging");
-            (
-                RefusalCode::Malformed,
-                "the server could not read its copy; try again later".to_owned(),
-            )
-        };
-        let exists = self.cached(cache, id).map_err(internal)?;
-        let malformed =
-            |e: yibiao_model::Error| (RefusalCode::Malformed, format!("record {id}: {e}"));
-        let (record, before, is_new) = if exists {
-            let record = cache
-                .get_mut(&id)
-                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
-            let before = record.heads();
-            let before_scope = record.scope();
-            record.merge_bytes(&doc.bytes).map_err(malformed)?;
-            if record.scope() != before_scope {
-                return Err((
-                    RefusalCode::NotARecord,
-                    "a record cannot move to another place".into(),
-                ));
-            }
-            (record, before, false)
-        } else {
-            let record = Record::load_untrusted(id, self.actor.clone(), &doc.bytes).map_err(
-                |e| match e {
-                    yibiao_model::Error::Corrupt { problem, .. } => {
-                        // A delta whose base we lack also fails the shape check: tell the
-                        // device to send the whole record instead of calling it corrupt.
-                        let mut raw = automerge::Automerge::new();
-                        let lacks_base = raw.load_incremental(&doc.bytes).is_ok()
-                            && heads_from_wire(&doc.heads)
-                                .iter()
-                                .any(|h| raw.get_change_meta_by_hash(h).is_none());
-                        if lacks_base {
-                            (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
-                        } else {
-                            (RefusalCode::NotARecord, format!("record {id}: {problem}"))
-                        }
-                    }
-                    other => malformed(other),
-                },
-            )?;
-            cache.put(id, record);
-            let record = cache
-                .get_mut(&id)
-                .ok_or_else(|| (RefusalCode::Malformed, "cache miss".to_owned()))?;
-            (record, Vec::new(), true)
-        };
+        let (record, before, is_new) = self.merge_into_cache(cache, id, doc)?;
         // Every head the device declares must now be present, or we hold a gap.
-        let missing = heads_from_wire(&doc.heads)
-            .iter()
-            .any(|h| record.doc().get_change_meta_by_hash(h).is_none());
-        if missing {
-            return Err((RefusalCode::MissingHistory, MISSING_HISTORY.to_owned()));
+        if lacks_a_head(record.doc(), &doc.heads) {
+            return Err(missing_history());
         }
         let new_changes = record.doc().get_changes(&before);
         if new_changes.is_empty() {
             return Ok(None);
         }
         let is_task = task::is_task(record);
+        self.check_new_changes(record, &new_changes, is_task, is_new, device)?;
+        self.check_scope(&record.scope(), auth)?;
+        let (chunk, snapshot) = self.chunk_to_store(id, record, &before, is_new)?;
+        let typed = if is_task {
+            Vec::new()
+        } else {
+            typed_values(record, &new_changes)
+        };
+        Ok(Some(self.doc_write(record, chunk, snapshot, typed)))
+    }
+
+    /// Merges `doc` into the cached copy of its record, loaded from storage if the hub
+    /// holds it, or started from `doc` if not. Returns the record, its heads before the
+    /// merge, and whether it is new.
+    fn merge_into_cache<'c>(
+        &self,
+        cache: &'c mut LruCache<RecordId, Record>,
+        id: RecordId,
+        doc: &PushDoc,
+    ) -> Result<(&'c mut Record, Vec<ChangeHash>, bool), Refused> {
+        let exists = self.cached(cache, id).map_err(|e| storage_failed(id, e))?;
+        if exists {
+            let record = cache.get_mut(&id).ok_or_else(cache_miss)?;
+            let before = record.heads();
+            merge_held(record, id, doc)?;
+            Ok((record, before, false))
+        } else {
+            let record = Record::load_untrusted(id, self.actor.clone(), &doc.bytes)
+                .map_err(|e| load_refusal(id, doc, e))?;
+            cache.put(id, record);
+            let record = cache.get_mut(&id).ok_or_else(cache_miss)?;
+            Ok((record, Vec::new(), true))
+        }
+    }
+
+    /// Checks the changes new to the hub: a task's by the task rules, a record's against
+    /// the schema.
+    fn check_new_changes(
+        &self,
+        record: &Record,
+        new_changes: &[Change],
+        is_task: bool,
+        is_new: bool,
+        device: &str,
+    ) -> Result<(), Refused> {
         if is_task {
-            task::check_task_changes(record, &new_changes, is_new, device).map_err(|e| {
+            task::check_task_changes(record, new_changes, is_new, device).map_err(|e| {
                 let code = match e {
                     task::TaskRefusal::Forbidden(_) => RefusalCode::NotARecord,
                     task::TaskRefusal::BadReceipt(_) => RefusalCode::InvalidValue,
                 };
                 (code, e.message().to_owned())
-            })?;
+            })
         } else {
-            check_changes(&self.schema, record, &new_changes, is_new, device)?;
+            check_changes(&self.schema, record, new_changes, is_new, device)
         }
-        let scope = record.scope();
+    }
+
+    /// Refuses a record of another township, of an unknown village, or outside what the
+    /// device may write.
+    fn check_scope(&self, scope: &Scope, auth: &DeviceAuth) -> Result<(), Refused> {
         if scope.township != self.schema.township.id {
             return Err((
                 RefusalCode::OutOfScope,
@@ -351,26 +348,34 @@ impl<S: HubStorage> Hub<S> {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// What to store of a merged record, and whether it is a snapshot: the whole
+    /// document when it is new or its chunks are due for compaction, else only the
+    /// changes after `before`.
+    fn chunk_to_store(
+        &self,
+        id: RecordId,
+        record: &Record,
+        before: &[ChangeHash],
+        is_new: bool,
+    ) -> Result<(Vec<u8>, bool), Refused> {
         let chunks_now = if is_new {
             0
         } else {
             self.storage
                 .load(id)
-                .map_err(internal)?
+                .map_err(|e| storage_failed(id, e))?
                 .map_or(0, |c| c.len())
         };
         let snapshot = is_new || chunks_now + 1 >= self.config.compact_after_chunks;
         let chunk = if snapshot {
             record.save()
         } else {
-            record.save_after(&before)
+            record.save_after(before)
         };
-        let typed = if is_task {
-            Vec::new()
-        } else {
-            typed_values(record, &new_changes)
-        };
-        Ok(Some(self.doc_write(record, chunk, snapshot, typed)))
+        Ok((chunk, snapshot))
     }
 
     /// What storage keeps of one written document: the chunk, and the summaries the
@@ -556,4 +561,69 @@ impl<S: HubStorage> Hub<S> {
         }
         Ok(())
     }
+}
+
+/// Merges pushed bytes into a record the hub holds; a record may not change its place.
+fn merge_held(record: &mut Record, id: RecordId, doc: &PushDoc) -> Result<(), Refused> {
+    let before_scope = record.scope();
+    record
+        .merge_bytes(&doc.bytes)
+        .map_err(|e| malformed(id, e))?;
+    if record.scope() != before_scope {
+        return Err((
+            RefusalCode::NotARecord,
+            "a record cannot move to another place".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a record the hub did not hold fails to load from pushed bytes.
+fn load_refusal(id: RecordId, doc: &PushDoc, e: yibiao_model::Error) -> Refused {
+    match e {
+        yibiao_model::Error::Corrupt { problem, .. } => {
+            // A delta whose base we lack also fails the shape check: tell the
+            // device to send the whole record instead of calling it corrupt.
+            let mut raw = automerge::Automerge::new();
+            let lacks_base =
+                raw.load_incremental(&doc.bytes).is_ok() && lacks_a_head(&raw, &doc.heads);
+            if lacks_base {
+                missing_history()
+            } else {
+                (RefusalCode::NotARecord, format!("record {id}: {problem}"))
+            }
+        }
+        other => malformed(id, other),
+    }
+}
+
+/// Whether `doc` lacks one of the heads a device declares.
+fn lacks_a_head(doc: &automerge::Automerge, heads: &[WireHash]) -> bool {
+    heads_from_wire(heads)
+        .iter()
+        .any(|h| doc.get_change_meta_by_hash(h).is_none())
+}
+
+/// The refusal for pushed bytes that do not make a record.
+fn malformed(id: RecordId, e: yibiao_model::Error) -> Refused {
+    (RefusalCode::Malformed, format!("record {id}: {e}"))
+}
+
+/// The refusal for a merge that storage failed; the error is logged, not sent.
+fn storage_failed(id: RecordId, e: StorageError) -> Refused {
+    tracing::error!(record = %id, error = %e, "storage failed while merging");
+    (
+        RefusalCode::Malformed,
+        "the server could not read its copy; try again later".to_owned(),
+    )
+}
+
+/// The refusal for a record that left the cache while it was being merged.
+fn cache_miss() -> Refused {
+    (RefusalCode::Malformed, "cache miss".to_owned())
+}
+
+/// The refusal asking the device for the whole record.
+fn missing_history() -> Refused {
+    (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
 }
