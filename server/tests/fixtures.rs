@@ -14,7 +14,7 @@ use std::sync::Arc;
 use yibiao_model::clock::ManualClock;
 use yibiao_model::{CadreId, FieldEdit, Schema, Value};
 use yibiao_server::config::{Config, FileConfig, Overrides};
-use yibiao_server::storage::{ServerStorage, SqliteStorage};
+use yibiao_server::storage::SqliteStorage;
 use yibiao_server::{AppState, accounts};
 use yibiao_store::{Query, Store};
 use yibiao_sync::{DeviceScope, SyncOptions};
