@@ -16,6 +16,8 @@ if [ -z "${QUICK:-}" ]; then
   cargo fmt --all -- --check
   step "lints"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "architecture: one-way crate layers, no module cycles, no function over 100 lines"
+  bash scripts/checks/architecture.sh
 fi
 
 step "unit, property, API and end-to-end tests (real SQLite, real server, fault proxy, SIGKILL)"
