@@ -189,9 +189,9 @@ impl<S: HubStorage> Hub<S> {
     /// Sets a stored record aside, logging the first time only.
     fn set_aside(&self, id: RecordId, why: String) {
         let mut quarantine = lock(&self.quarantine);
-        if !quarantine.contains_key(&id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = quarantine.entry(id) {
             tracing::error!(record = %id, reason = %why, "stored record quarantined");
-            quarantine.insert(id, why);
+            slot.insert(why);
         }
     }
 
