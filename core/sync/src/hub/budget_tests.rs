@@ -204,7 +204,7 @@ fn flip_change(record: &Record, device: &str, flips: u64) -> (Vec<u8>, Vec<Chang
 }
 
 #[test]
-fn a_tiny_change_of_four_million_operations_is_refused_quickly_and_stores_nothing() {
+fn a_small_change_of_four_million_operations_is_refused_before_the_merge_and_stores_nothing() {
     let hub = hub();
     let record = household("p1", "阿木");
     let first = exchange(
@@ -223,6 +223,17 @@ fn a_tiny_change_of_four_million_operations_is_refused_quickly_and_stores_nothin
         "the attack is small on the wire: {}",
         bytes.len()
     );
+
+    // Counted from the raw bytes before any merge: a hub without the change's base
+    // (which could not merge it at all) refuses it for its size, not for missing history.
+    let fresh = self::hub();
+    let refused = exchange(
+        &fresh,
+        "p1",
+        0,
+        vec![push_doc(&record, bytes.clone(), &heads)],
+    );
+    assert!(refused.refused[0].message.contains("4000000 operations"));
 
     let response = exchange(
         &hub,
