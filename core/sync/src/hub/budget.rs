@@ -13,7 +13,8 @@
 //! - [`check_pushed_bytes`], on the raw pushed bytes **before** the merge and outside the
 //!   write lock: each change chunk is parsed on its own (automerge counts its operations
 //!   while parsing, without applying them) and refused if over budget. A whole document
-//!   (first push) cannot be counted without loading it; it is checked after loading.
+//!   (first push) is loaded into a scratch document there too, and each of its changes'
+//!   operations counted from their metadata, so the merge under the lock never sees it.
 //! - [`check_new_changes`], on the changes new to the hub after the merge (cheap counts
 //!   first, then value sizes), and [`check_record_size`] on the merged record as it would
 //!   be sent.
@@ -66,7 +67,9 @@ const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const DOCUMENT_CHUNK: u8 = 0;
 
 /// Checks pushed bytes before anything is merged: every change chunk in them is parsed
-/// alone and held to the budgets; document chunks are left to [`check_new_changes`].
+/// alone and held to the budgets; a document chunk is loaded apart and the operations
+/// of each change it holds counted (its values and new changes are checked after the
+/// merge, by [`check_new_changes`]: only then is it known which changes are new).
 /// Bytes that do not parse are left to the strict parse of the merge, which refuses
 /// them with its own reason.
 pub(crate) fn check_pushed_bytes(budgets: &Budgets, bytes: &[u8]) -> Result<(), Refused> {
@@ -79,6 +82,7 @@ pub(crate) fn check_pushed_bytes(budgets: &Budgets, bytes: &[u8]) -> Result<(), 
         let (chunk, tail) = rest.split_at(len);
         rest = tail;
         if kind == DOCUMENT_CHUNK {
+            check_document_ops(budgets, chunk)?;
             continue;
         }
         changes += 1;
@@ -89,6 +93,23 @@ pub(crate) fn check_pushed_bytes(budgets: &Budgets, bytes: &[u8]) -> Result<(), 
             return Ok(());
         };
         check_change(budgets, &change)?;
+    }
+    Ok(())
+}
+
+/// Refuses a whole document holding a change over the operation budget.
+fn check_document_ops(budgets: &Budgets, chunk: &[u8]) -> Result<(), Refused> {
+    let options = automerge::LoadOptions::new()
+        .on_partial_load(automerge::OnPartialLoad::Error)
+        .verification_mode(automerge::VerificationMode::DontCheck);
+    let Ok(doc) = automerge::Automerge::load_with_options(chunk, options) else {
+        return Ok(());
+    };
+    for meta in doc.get_changes_meta(&[]) {
+        let ops = (meta.max_op + 1).saturating_sub(meta.start_op);
+        if ops > budgets.max_ops_per_change as u64 {
+            return Err(too_many_ops(budgets, &meta.hash, ops));
+        }
     }
     Ok(())
 }
@@ -151,17 +172,19 @@ fn check_change(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
 
 fn check_op_count(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
     if change.len() > budgets.max_ops_per_change {
-        return Err((
-            RefusalCode::Malformed,
-            format!(
-                "change {} holds {} operations, more than the {} one change may hold",
-                change.hash(),
-                change.len(),
-                budgets.max_ops_per_change
-            ),
-        ));
+        return Err(too_many_ops(budgets, &change.hash(), change.len() as u64));
     }
     Ok(())
+}
+
+fn too_many_ops(budgets: &Budgets, hash: &automerge::ChangeHash, ops: u64) -> Refused {
+    (
+        RefusalCode::Malformed,
+        format!(
+            "change {hash} holds {ops} operations, more than the {} one change may hold",
+            budgets.max_ops_per_change
+        ),
+    )
 }
 
 fn check_values(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
@@ -238,6 +261,25 @@ mod tests {
         let (code, message) = check_pushed_bytes(&budgets, &bytes).unwrap_err();
         assert_eq!(code, RefusalCode::Malformed);
         assert!(message.contains("50 operations"), "{message}");
+    }
+
+    #[test]
+    fn a_whole_document_holding_a_change_over_the_op_budget_is_refused_before_any_merge() {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "a", 1).unwrap();
+        doc.commit();
+        for i in 0..50 {
+            doc.put(ROOT, "flag", i % 2 == 0).unwrap();
+        }
+        doc.commit();
+        let budgets = Budgets {
+            max_ops_per_change: 10,
+            ..Budgets::default()
+        };
+        let (code, message) = check_pushed_bytes(&budgets, &doc.save()).unwrap_err();
+        assert_eq!(code, RefusalCode::Malformed);
+        assert!(message.contains("50 operations"), "{message}");
+        assert!(check_pushed_bytes(&Budgets::default(), &doc.save()).is_ok());
     }
 
     #[test]
