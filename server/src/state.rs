@@ -42,9 +42,20 @@ impl AppState {
                 config.data_dir.display()
             )
         })?;
-        let storage: Arc<dyn ServerStorage> = Arc::new(
-            SqliteStorage::open(&config.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?,
-        );
+        let path = config.data_dir.join("yibiao.db");
+        let storage: Arc<dyn ServerStorage> =
+            Arc::new(SqliteStorage::open(&path).map_err(|e| e.to_string())?);
+        // A damaged database is refused here, with a message, rather than served as a
+        // stream of 500s.
+        let check = storage
+            .integrity_check()
+            .map_err(|e| format!("database {} cannot be checked: {e}", path.display()))?;
+        if check != "ok" {
+            return Err(format!(
+                "database {} is damaged (integrity_check: {check}); restore it from a backup",
+                path.display()
+            ));
+        }
         Ok(Self::with_storage(config, schema, storage))
     }
 

@@ -222,3 +222,111 @@ async fn a_real_exchange_is_accepted_and_replaying_it_changes_nothing() {
     assert_eq!(f.state.hub.storage().record_count().unwrap(), 1);
     assert_eq!(f.state.storage.integrity_check().unwrap(), "ok");
 }
+
+async fn get_json(f: &Fixture, path: &str) -> (StatusCode, serde_json::Value) {
+    let resp = app(f.state.clone())
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn ready_counts_a_quarantined_record_and_stays_ready() {
+    use yibiao_sync::hub::{DocWrite, HubBatch};
+    use yibiao_sync::{DeviceAuth, DeviceScope};
+
+    let f = fixture();
+    let (status, v) = get_json(&f, "/ready").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["ready"], true);
+    assert_eq!(v["quarantined"], 0);
+    assert_eq!(v["reasons"], serde_json::json!([]));
+
+    // A stored record whose chunk does not load; a pull meets it and sets it aside.
+    let id = yibiao_model::RecordId::new();
+    f.state
+        .hub
+        .storage()
+        .commit(&HubBatch {
+            docs: vec![DocWrite {
+                id,
+                entity: "household".into(),
+                village: Some("tujiang".into()),
+                chunk: b"not automerge".to_vec(),
+                snapshot: true,
+                heads: Vec::new(),
+                values_json: "{}".into(),
+                conflicts_json: "{}".into(),
+                deleted: false,
+                typed: Vec::new(),
+            }],
+            ..HubBatch::default()
+        })
+        .unwrap();
+    let auth = DeviceAuth {
+        key: "t".into(),
+        scope: DeviceScope::Township,
+    };
+    let req = SyncRequest {
+        device: "t".into(),
+        cursor: 0,
+        push: Vec::new(),
+        max_response_bytes: 65536,
+    };
+    let (resp, _) = f
+        .state
+        .hub
+        .handle(&auth, &req)
+        .expect("no 500 for a damaged record");
+    assert!(resp.docs.is_empty());
+
+    let (status, v) = get_json(&f, "/ready").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["quarantined"], 1);
+    let resp = app(f.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.lines().any(|l| l == "yibiao_quarantined_records 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_server_refuses_to_open_a_damaged_database() {
+    let f = fixture();
+    let dir = f.state.config.data_dir.clone();
+    drop(f.state);
+    let path = dir.join("yibiao.db");
+    // Every page but the header page overwritten, the write-ahead log gone.
+    for side in ["yibiao.db-wal", "yibiao.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(side));
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096, "{} bytes", bytes.len());
+    for b in &mut bytes[4096..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(dir.clone()),
+            ..Overrides::default()
+        },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let Err(e) = AppState::open(config, Schema::baru_example()) else {
+        panic!("a damaged database was opened");
+    };
+    assert!(e.contains("yibiao.db"), "{e}");
+}

@@ -17,3 +17,7 @@ mod sync_http;
 
 #[path = "e2e/sync_sim.rs"]
 mod sync_sim;
+
+#[cfg(unix)]
+#[path = "e2e/trust_budgets.rs"]
+mod trust_budgets;

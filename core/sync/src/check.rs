@@ -192,8 +192,10 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// Field values typed in `changes`: one `(change time ms, field)` per value put into the
-/// fields map (a resolve counts too: someone chose a value). The burden report's input.
+/// Field values typed in `changes`: one `(change time ms, field)` per field a change puts
+/// a value into (a resolve counts too: someone chose a value). Distinct fields per change,
+/// not operations: writing one field a million times in a change is one value typed.
+/// The burden report's input.
 pub(crate) fn typed_values(record: &Record, changes: &[Change]) -> Vec<(i64, String)> {
     let Ok(Some((_, ObjId::Id(counter, actor, _)))) = record.doc().get(automerge::ROOT, "fields")
     else {
@@ -201,11 +203,13 @@ pub(crate) fn typed_values(record: &Record, changes: &[Change]) -> Vec<(i64, Str
     };
     let mut out = Vec::new();
     for change in changes {
+        let mut fields = std::collections::HashSet::new();
         for op in change.decode().operations {
             let in_fields = matches!(&op.obj,
                 legacy::ObjectId::Id(legacy::OpId(c, a)) if (*c, a) == (counter, &actor));
             if let (true, legacy::Key::Map(key), legacy::OpType::Put(_)) =
                 (in_fields, &op.key, &op.action)
+                && fields.insert(key.to_string())
             {
                 out.push((change.timestamp(), key.to_string()));
             }

@@ -1,6 +1,7 @@
 //! The command line of `yibiao-server`: serve, manage accounts, issue tasks and read the
 //! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
-//! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden).
+//! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden),
+//! [`quarantine`] (stored records the server cannot serve).
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
 //! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
@@ -8,6 +9,7 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod quarantine;
 mod report;
 mod serve;
 mod table;
@@ -79,6 +81,12 @@ enum Command {
     Summary(report::SummaryArgs),
     /// Print the burden report: values cadres typed vs the copies departments received.
     Burden(report::BurdenArgs),
+    /// Stored records the server cannot serve (damaged, or too large to send): list,
+    /// inspect, drop.
+    Quarantine {
+        #[command(subcommand)]
+        action: quarantine::QuarantineAction,
+    },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
     /// Check a schema file and print a summary.
@@ -111,6 +119,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Task { action } => action.run(&paths),
         Command::Summary(args) => args.run(&paths),
         Command::Burden(args) => args.run(&paths),
+        Command::Quarantine { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file } => check_schema(&file),
     }

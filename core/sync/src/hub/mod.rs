@@ -14,9 +14,16 @@
 //! a record the device itself just pushed (no echo), only the missing changes for a
 //! record it has, and a compacted document for a record it has never seen.
 //!
+//! **Budgets and quarantine.** What one push may ask of the hub is bounded ([`budget`]):
+//! a document over budget is refused and nothing of it stored. A stored record that will
+//! not load, or that is too large to send, is *quarantined*: skipped by pulls (the feed
+//! moves on), its pushes refused with a reason, logged once and listed by
+//! [`Hub::quarantined`] for the operator, so one bad record never stops its village.
+//!
 //! Storage is a trait ([`HubStorage`]) so the server can run on SQLite or PostgreSQL and
 //! tests on [`MemoryHubStorage`]; [`conformance`] is the suite every implementation passes.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,12 +41,16 @@ use yibiao_model::record::{Record, Scope};
 use yibiao_model::schema::Schema;
 use yibiao_model::task;
 
+pub mod budget;
+#[cfg(test)]
+mod budget_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 #[cfg(any(test, feature = "testing"))]
 mod memory;
 mod storage;
 
+pub use budget::Budgets;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryHubStorage;
 pub use storage::{
@@ -60,6 +71,8 @@ pub struct HubConfig {
     pub cached_documents: usize,
     /// Feed rows scanned per pull page.
     pub feed_scan: usize,
+    /// What one push may ask of the hub and how large a record may grow.
+    pub budgets: Budgets,
 }
 
 impl Default for HubConfig {
@@ -69,6 +82,7 @@ impl Default for HubConfig {
             response_bytes: (4 * 1024, 8 * 1024 * 1024),
             cached_documents: 1024,
             feed_scan: 512,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -106,7 +120,17 @@ pub struct Hub<S> {
     actor: ActorId,
     write: Mutex<()>,
     cache: Mutex<LruCache<RecordId, Record>>,
+    quarantine: Mutex<BTreeMap<RecordId, String>>,
 }
+
+/// What the hub holds of a record: a loaded copy, nothing, or a copy it cannot use.
+enum Held {
+    Loaded,
+    Absent,
+    Quarantined(String),
+}
+
+const QUARANTINED: &str = "the server has set its copy of this record aside for the operator (damaged or too large); your edit is kept on this phone";
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -124,6 +148,7 @@ impl<S: HubStorage> Hub<S> {
             actor: ActorId::random(),
             write: Mutex::new(()),
             cache: Mutex::new(LruCache::new(size)),
+            quarantine: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -144,21 +169,72 @@ impl<S: HubStorage> Hub<S> {
         Ok(cache.get(&id).cloned())
     }
 
+    /// Records set aside since the hub started, with why: stored records that do not
+    /// load or are too large to send. Pulls skip them and pushes to them are refused
+    /// until the operator drops them (`yibiao-server quarantine`).
+    pub fn quarantined(&self) -> Vec<(RecordId, String)> {
+        lock(&self.quarantine)
+            .iter()
+            .map(|(id, why)| (*id, why.clone()))
+            .collect()
+    }
+
+    /// Forgets a quarantined record (the operator dropped or repaired it), so the next
+    /// access loads it again.
+    pub fn release(&self, id: RecordId) {
+        lock(&self.quarantine).remove(&id);
+        lock(&self.cache).pop(&id);
+    }
+
+    /// Sets a stored record aside, logging the first time only.
+    fn set_aside(&self, id: RecordId, why: String) {
+        let mut quarantine = lock(&self.quarantine);
+        if let std::collections::btree_map::Entry::Vacant(slot) = quarantine.entry(id) {
+            tracing::error!(record = %id, reason = %why, "stored record quarantined");
+            slot.insert(why);
+        }
+    }
+
     fn cached(
         &self,
         cache: &mut LruCache<RecordId, Record>,
         id: RecordId,
     ) -> Result<bool, StorageError> {
+        match self.held(cache, id)? {
+            Held::Loaded => Ok(true),
+            Held::Absent => Ok(false),
+            Held::Quarantined(why) => Err(StorageError(why)),
+        }
+    }
+
+    /// Loads a record into the cache; a stored record that does not load is quarantined.
+    fn held(
+        &self,
+        cache: &mut LruCache<RecordId, Record>,
+        id: RecordId,
+    ) -> Result<Held, StorageError> {
         if cache.contains(&id) {
-            return Ok(true);
+            return Ok(Held::Loaded);
         }
         let Some(chunks) = self.storage.load(id)? else {
-            return Ok(false);
+            // Dropped by the operator, if it was set aside.
+            lock(&self.quarantine).remove(&id);
+            return Ok(Held::Absent);
         };
-        let record = Record::load(id, self.actor.clone(), &chunks)
-            .map_err(|e| StorageError(format!("stored record {id} does not load: {e}")))?;
-        cache.put(id, record);
-        Ok(true)
+        if let Some(why) = lock(&self.quarantine).get(&id) {
+            return Ok(Held::Quarantined(why.clone()));
+        }
+        match Record::load(id, self.actor.clone(), &chunks) {
+            Ok(record) => {
+                cache.put(id, record);
+                Ok(Held::Loaded)
+            }
+            Err(e) => {
+                let why = format!("stored record {id} does not load: {e}");
+                self.set_aside(id, why.clone());
+                Ok(Held::Quarantined(why))
+            }
+        }
     }
 
     /// Handles one exchange for `auth`.
@@ -185,6 +261,13 @@ impl<S: HubStorage> Hub<S> {
         response: &mut SyncResponse,
         stats: &mut ExchangeStats,
     ) -> Result<(), HubError> {
+        // Budgets of the raw bytes first, outside the write lock: an oversized change is
+        // refused without being applied, and costs no other device any waiting.
+        let prechecked: Vec<Result<(), Refused>> = req
+            .push
+            .iter()
+            .map(|doc| budget::check_pushed_bytes(&self.config.budgets, &doc.bytes))
+            .collect();
         // The cache lock is held through the commit: no pull may see a merged document
         // before it is durable, nor one that is being refused.
         let _writer = lock(&self.write);
@@ -196,14 +279,15 @@ impl<S: HubStorage> Hub<S> {
         };
         let mut touched = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for doc in &req.push {
+        for (doc, precheck) in req.push.iter().zip(prechecked) {
             let id = RecordId::from(doc.record);
             if !seen.insert(id) {
                 return Err(HubError::BadRequest(format!(
                     "record {id} is pushed twice in one request"
                 )));
             }
-            match self.merge_one(&mut cache, auth, &req.device, doc) {
+            let merged = precheck.and_then(|()| self.merge_one(&mut cache, auth, &req.device, doc));
+            match merged {
                 Ok(Some(write)) => {
                     touched.push(id);
                     batch.docs.push(write);
@@ -218,6 +302,8 @@ impl<S: HubStorage> Hub<S> {
                     stats.duplicates += 1;
                 }
                 Err((code, message)) => {
+                    // Drop what the refused merge left in the cache (a quarantined
+                    // record was never there).
                     cache.pop(&id);
                     tracing::info!(device = %auth.key, record = %id, ?code, %message, "refused a pushed document");
                     response.refused.push(Refusal {
@@ -256,9 +342,11 @@ impl<S: HubStorage> Hub<S> {
         if new_changes.is_empty() {
             return Ok(None);
         }
+        budget::check_new_changes(&self.config.budgets, &new_changes)?;
         let is_task = task::is_task(record);
         self.check_new_changes(record, &new_changes, is_task, is_new, device)?;
         self.check_scope(&record.scope(), auth)?;
+        budget::check_record_size(&self.config.budgets, record.save_for_wire().len())?;
         let (chunk, snapshot) = self.chunk_to_store(id, record, &before, is_new)?;
         let typed = if is_task {
             Vec::new()
@@ -277,7 +365,13 @@ impl<S: HubStorage> Hub<S> {
         id: RecordId,
         doc: &PushDoc,
     ) -> Result<(&'c mut Record, Vec<ChangeHash>, bool), Refused> {
-        let exists = self.cached(cache, id).map_err(|e| storage_failed(id, e))?;
+        let exists = match self.held(cache, id).map_err(|e| storage_failed(id, e))? {
+            Held::Loaded => true,
+            Held::Absent => false,
+            Held::Quarantined(_) => {
+                return Err((RefusalCode::Malformed, QUARANTINED.to_owned()));
+            }
+        };
         if exists {
             let record = cache.get_mut(&id).ok_or_else(cache_miss)?;
             let before = record.heads();
@@ -517,7 +611,8 @@ impl<S: HubStorage> Hub<S> {
         let mut stopped_early = false;
         for entry in &entries {
             let mut cache = lock(&self.cache);
-            if !self.cached(&mut cache, entry.id)? {
+            if !matches!(self.held(&mut cache, entry.id)?, Held::Loaded) {
+                // Absent or quarantined: the feed moves on without it.
                 cursor = entry.seq;
                 continue;
             }
@@ -540,6 +635,21 @@ impl<S: HubStorage> Hub<S> {
                 }
                 _ => record.save_for_wire(),
             };
+            if bytes.len() > self.config.budgets.max_record_bytes {
+                // Stored before budgets existed: a phone would refuse the page for good.
+                let why = format!(
+                    "stored record {} is {} KiB to send, over the {} KiB record budget",
+                    entry.id,
+                    bytes.len() / 1024,
+                    self.config.budgets.max_record_bytes / 1024
+                );
+                // Out of the cache, so the next access finds it set aside.
+                cache.pop(&entry.id);
+                drop(cache);
+                self.set_aside(entry.id, why);
+                cursor = entry.seq;
+                continue;
+            }
             if !response.docs.is_empty() && size + bytes.len() > budget {
                 stopped_early = true;
                 break;
