@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yibiao_sync::HubStorage;
 
+use crate::auth::MetricsReader;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -23,8 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The answer of `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` when the server answers at all.
+    /// `ok`, or `disk_full` (with status 503) when the data directory's file system has
+    /// less free than `min_free_disk_bytes`.
     pub status: &'static str,
+    /// Bytes free for the server on the data directory's file system.
+    pub free_disk_bytes: Option<u64>,
     /// Records stored.
     pub records: u64,
     /// The sync protocol version the server speaks.
@@ -36,24 +40,55 @@ async fn record_count(state: &AppState) -> Result<u64, ApiError> {
     Ok(tokio::task::spawn_blocking(move || hub.storage().record_count()).await??)
 }
 
-/// Liveness and a record count.
+/// Liveness, free disk and a record count.
 #[utoipa::path(get, path = "/healthz", tag = "operator",
     responses(
         (status = 200, description = "up", body = Health),
         (status = 500, description = "the database does not answer", body = ErrorBody),
+        (status = 503, description = "the disk is (nearly) full", body = Health),
     ))]
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    Ok(Json(Health {
-        status: "ok",
+pub async fn healthz(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Health>), ApiError> {
+    let free = free_disk_bytes(&state.config.data_dir);
+    let full = free.is_some_and(|f| f < state.config.min_free_disk_bytes);
+    let health = Health {
+        status: if full { "disk_full" } else { "ok" },
+        free_disk_bytes: free,
         records: record_count(&state).await?,
         protocol: yibiao_sync::PROTOCOL_VERSION,
-    }))
+    };
+    let status = if full {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(health)))
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operator",
-    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Bytes an unprivileged writer may still use on `dir`'s file system (statvfs
+/// `f_bavail × f_frsize`): a cheap read that writes nothing, unlike a write probe, and
+/// that sees the space root keeps back, which a probe run as root would not.
+fn free_disk_bytes(dir: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Prometheus text exposition, for the admin token or the configured `metrics_token`.
+#[utoipa::path(get, path = "/metrics", tag = "operator", security(("admin" = [])),
+    responses(
+        (status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"),
+        (status = 401, description = "no or wrong admin or metrics token", body = ErrorBody),
+    ))]
+pub async fn metrics(_: MetricsReader, State(state): State<AppState>) -> impl IntoResponse {
     let records = record_count(&state).await.unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

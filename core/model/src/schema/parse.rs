@@ -107,23 +107,24 @@ struct RawDepartment {
     extra_fields: Vec<Spanned<String>>,
     /// `[departments.<key>.fields]`: entity type → the fields read of it.
     #[serde(default, deserialize_with = "per_entity_fields")]
-    fields: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    fields: PerEntityFields,
     #[serde(default)]
     entities: Vec<Spanned<String>>,
     villages: Vec<Spanned<String>>,
 }
 
+/// Entity type → field names, as written.
+type PerEntityFields = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
+
 /// A department's `fields`: a table of lists per entity type. A flat list is refused with
 /// how to write it, since a flat list cannot say which entity type a field is read of.
-fn per_entity_fields<'de, D>(
-    de: D,
-) -> Result<BTreeMap<Spanned<String>, Vec<Spanned<String>>>, D::Error>
+fn per_entity_fields<'de, D>(de: D) -> Result<PerEntityFields, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     struct PerEntity;
     impl<'de> serde::de::Visitor<'de> for PerEntity {
-        type Value = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
+        type Value = PerEntityFields;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a table of field lists per entity type")
