@@ -13,16 +13,17 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::params::JsonLimit;
 use crate::state::AppState;
 
 /// Every route with its description: the one list of what the server answers.
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(JsonLimit(limit)))
         .layer(middleware::from_fn_with_state(state.clone(), in_flight))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -209,8 +209,9 @@ pub async fn list(
     .await?
 }
 
-/// Streams every record of the filter, page by page, through `render`, holding `permit`
-/// (its stream slot) until the stream ends.
+/// Streams every record of the filter, page by page, through `render`; the body holds
+/// `permit` (its stream slot) until the response is dropped (sent, or its connection
+/// closed).
 ///
 /// An async task reads each page on the blocking pool (a short read, never a wait on the
 /// client) and hands it to a channel of two pages. A page the client has not taken within
@@ -230,11 +231,11 @@ fn stream(
     let body = PageStream {
         rx,
         cut: cut.clone(),
+        _permit: permit,
     };
     let deadline = Duration::from_secs(state.config.write_timeout_secs);
     let render = Arc::new(render);
     tokio::spawn(async move {
-        let _permit = permit;
         let give = |item: Result<Bytes, std::io::Error>| {
             let tx = tx.clone();
             async move {
@@ -298,6 +299,7 @@ fn stream(
 struct PageStream {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
     cut: Arc<AtomicBool>,
+    _permit: StreamPermit,
 }
 
 impl tokio_stream::Stream for PageStream {
