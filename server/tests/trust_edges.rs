@@ -571,3 +571,64 @@ async fn a_token_may_hold_only_its_share_of_streams() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_new_code_ends_the_old_one_and_codes_can_be_revoked() {
+    let fx = fixture();
+    accounts::create_cadre(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        "amu",
+        "阿木",
+        Some("tujiang"),
+    )
+    .unwrap();
+    let issue = || async {
+        let (status, body) = call(
+            &fx,
+            "POST",
+            "/v1/admin/cadres/amu/codes",
+            Some(&fx.admin),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        json_of(&body)["code"].as_str().unwrap().to_owned()
+    };
+    let old = issue().await;
+    let new = issue().await;
+    assert_eq!(
+        enrol_from(&fx, [10, 0, 0, 1], &old).await,
+        StatusCode::UNAUTHORIZED,
+        "the older code still works"
+    );
+    let revoked = issue().await;
+    let (status, body) = call(
+        &fx,
+        "POST",
+        "/v1/admin/cadres/amu/codes/revoke",
+        Some(&fx.admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["revoked"], json!(1));
+    for code in [new, revoked] {
+        assert_eq!(
+            enrol_from(&fx, [10, 0, 0, 3], &code).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        call(
+            &fx,
+            "POST",
+            "/v1/admin/cadres/nobody/codes/revoke",
+            Some(&fx.admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
