@@ -234,17 +234,37 @@ pub struct StallGuard<T> {
     inner: T,
     timeout: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Fires when nothing was read or written for `idle`: a connection cap must not be
+    /// a lever for clients that open connections and say nothing.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_for: Duration,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A connection that neither read nor wrote a byte this long is closed: twice the write
+/// deadline, at least 120 s (a handler busy that long without a byte is cut too, and the
+/// phone's retry is a replay the hub answers again).
+fn idle_limit(write_timeout: Duration) -> Duration {
+    (write_timeout * 2).max(Duration::from_secs(120))
 }
 
 impl<T> StallGuard<T> {
     fn new(inner: T, timeout: Duration, permit: Option<OwnedSemaphorePermit>) -> Self {
+        let idle_for = idle_limit(timeout);
         Self {
             inner,
             timeout,
             stalled: None,
+            idle: Box::pin(tokio::time::sleep(idle_for)),
+            idle_for,
             _permit: permit,
         }
+    }
+
+    /// Something was read or written: the idle deadline starts again.
+    fn progressed(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle_for;
+        self.idle.as_mut().reset(at);
     }
 
     /// After a write returned `poll`: clears the stall on progress, else starts or
@@ -252,6 +272,7 @@ impl<T> StallGuard<T> {
     fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         if poll.is_ready() {
             self.stalled = None;
+            self.progressed();
             return poll;
         }
         let timeout = self.timeout;
@@ -274,7 +295,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.progressed();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the connection was idle for too long",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
