@@ -632,3 +632,62 @@ async fn a_new_code_ends_the_old_one_and_codes_can_be_revoked() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn past_the_in_flight_limit_the_server_answers_busy_at_once() {
+    let fx = fixture_with(FileConfig {
+        max_in_flight: Some(1),
+        ..FileConfig::default()
+    });
+    let (_, token) = accounts::register_device(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        "p",
+        None,
+        Some("tujiang"),
+    )
+    .unwrap();
+    // A sync whose body never comes holds the one slot (its token passed; it waits for
+    // the body).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+    let slow = Request::post("/v1/sync")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap();
+    let held = tokio::spawn(app(fx.state.clone()).oneshot(slow));
+    // Once it holds the slot (and only then), another request is refused.
+    for _ in 0..200 {
+        if fx.state.guards.in_flight.available_permits() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut answered = None;
+    for _ in 0..100 {
+        let (status, body) = call(&fx, "GET", "/healthz", None, None).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answered = Some(json_of(&body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if answered.is_none() && held.is_finished() {
+        let resp = held.await.unwrap().unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        panic!(
+            "the held sync ended: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let body = answered.expect("the second request was not refused");
+    assert_eq!(body["error"]["code"], json!("busy"));
+    drop(tx);
+    let _ = held.await.unwrap();
+    assert_eq!(
+        call(&fx, "GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+}
