@@ -691,3 +691,70 @@ async fn past_the_in_flight_limit_the_server_answers_busy_at_once() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_task_target_outside_the_view_reads_as_absent_whatever_it_is() {
+    // Baru, with social governance (grid patrol of households) narrowed to one village.
+    let text = yibiao_model::schema::BARU_TOML.replace(
+        "forms = [\"grid_patrol\"]\nvillages = [\"*\"]",
+        "forms = [\"grid_patrol\"]\nvillages = [\"tujiang\"]",
+    );
+    let schema = Schema::from_toml_str(&text, "baru.toml").unwrap();
+    assert!(
+        !schema
+            .department("social_governance")
+            .unwrap()
+            .sees_village(Some("baru"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let state = AppState::open(config, schema).unwrap();
+    let admin = accounts::rotate_admin_token(state.storage.as_ref()).unwrap();
+    let fx = Fx { state, admin, dir };
+    let a = phone("amu");
+    let site = a
+        .create(
+            "hazard_site",
+            Some("baru"),
+            &[set("hazard_type", V::Choice("landslide".into()))],
+        )
+        .unwrap();
+    let house = a
+        .create(
+            "household",
+            Some("baru"),
+            &[set("household_head", V::Text("吉克".into()))],
+        )
+        .unwrap();
+    push_all(&fx.state, &a);
+    let issuer = dept_token(&fx, "social_governance").await;
+    let unknown = "0190b1a0-0000-7000-8000-000000000000";
+    let mut answers = Vec::new();
+    for id in [site.to_string(), house.to_string(), unknown.to_owned()] {
+        let (status, body) = call(
+            &fx,
+            "POST",
+            "/v1/tasks",
+            Some(&issuer),
+            Some(json!({
+                "title": "t", "form": "grid_patrol", "due": "2030-01-01", "records": [id],
+            })),
+        )
+        .await;
+        let message = json_of(&body)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&id, "<id>");
+        answers.push((status, message));
+    }
+    // A wrong entity type, another village, no record at all: one answer.
+    assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+}
