@@ -43,6 +43,12 @@ impl AppState {
         private_dir(&config.data_dir)?;
         let db = config.data_dir.join("yibiao.db");
         private_file(&db)?;
+        for side in ["yibiao.db-wal", "yibiao.db-shm"] {
+            let side = config.data_dir.join(side);
+            if side.exists() {
+                private_file(&side)?;
+            }
+        }
         let storage: Arc<dyn ServerStorage> =
             Arc::new(SqliteStorage::open(&db).map_err(|e| e.to_string())?);
         Ok(Self::with_storage(config, schema, storage))

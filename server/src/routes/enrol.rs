@@ -68,7 +68,7 @@ pub struct EnrolRequest {
         (status = 200, description = "enrolled; the token is shown once", body = Enrolled),
         (status = 400, description = "bad body or device id", body = ErrorBody),
         (status = 401, description = "unknown, used or expired code", body = ErrorBody),
-        (status = 429, description = "too many attempts; wait", body = ErrorBody),
+        (status = 429, description = "too many attempts from this address, for this code, or in all; wait", body = ErrorBody),
     ))]
 pub async fn enrol(
     _: EnrolAttempt,
