@@ -97,8 +97,18 @@ pub fn normalise_code(code: &str) -> String {
         .collect()
 }
 
-/// Issues a one-time enrolment code for `cadre`, valid `ttl_minutes`. Returns the code
-/// (shown once) and its expiry.
+/// Ends every unused enrolment code of `cadre` (a code handed to the wrong person, or
+/// lost); returns how many were still open.
+pub fn revoke_codes(storage: &dyn ServerStorage, cadre: &str) -> Result<usize, AccountError> {
+    if storage.cadre(cadre)?.is_none() {
+        return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
+    }
+    Ok(storage.revoke_enrol_codes(cadre, now_ms())?)
+}
+
+/// Issues a one-time enrolment code for `cadre`, valid `ttl_minutes`, ending the cadre's
+/// earlier unused codes (only the newest code handed out works). Returns the code (shown
+/// once) and its expiry.
 pub fn issue_code(
     storage: &dyn ServerStorage,
     cadre: &str,
@@ -121,6 +131,7 @@ pub fn issue_code(
     let code = format!("{}-{}", &raw[..4], &raw[4..]);
     let now = now_ms();
     let expires = now + ttl_minutes * 60_000;
+    storage.revoke_enrol_codes(cadre, now)?;
     storage.add_enrol_code(&token_hash(&normalise_code(&code)), cadre, expires, now)?;
     Ok((code, expires))
 }

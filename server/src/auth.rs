@@ -38,9 +38,23 @@ pub struct DeviceAuth {
 #[derive(Debug, Clone)]
 pub struct Department(pub DepartmentDef);
 
+/// A department opening an NDJSON or CSV stream: authenticated and rate-limited like
+/// [`Department`], with its token's key, by which its open streams are counted.
+#[derive(Debug, Clone)]
+pub struct DepartmentStream {
+    /// Its view.
+    pub dept: DepartmentDef,
+    /// The token's key.
+    pub key: String,
+}
+
 /// The operator, by the admin token (`yba_`).
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
+
+/// Who may read `/metrics`: the admin token, or the `metrics_token` of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsReader;
 
 /// Who issues tasks or asks for reports: the admin token is the township, a department
 /// token its department (rate-limited like its pulls).
@@ -70,12 +84,37 @@ impl FromRequestParts<AppState> for Department {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let DepartmentStream { dept, .. } =
+            DepartmentStream::from_request_parts(parts, state).await?;
+        Ok(Department(dept))
+    }
+}
+
+impl FromRequestParts<AppState> for DepartmentStream {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let s = state.clone();
         let headers = parts.headers.clone();
         let (dept, key) =
             blocking(move || department(s.storage.as_ref(), s.hub.schema(), &headers)).await?;
         rate_limit(state, &key)?;
-        Ok(Department(dept))
+        Ok(DepartmentStream { dept, key })
+    }
+}
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers, "admin or metrics")?;
+        if let Some(metrics) = &state.config.metrics_token
+            && token_hash(&token) == token_hash(metrics)
+        {
+            return Ok(MetricsReader);
+        }
+        Admin::from_request_parts(parts, state).await?;
+        Ok(MetricsReader)
     }
 }
 

@@ -11,6 +11,14 @@
 //! log_json = true
 //! rate_per_minute = 600   # per device or department token; 0 = unlimited
 //! rate_burst = 120
+//! max_json_bytes = 65536      # bodies of the JSON routes (sync takes max_body_bytes)
+//! max_in_flight = 512         # requests handled at once; more get 503
+//! max_connections = 2048      # open connections; more wait to be accepted
+//! max_streams = 32            # NDJSON/CSV streams open at once; more get 503
+//! max_streams_per_token = 2   # per department token; more get 429
+//! write_timeout_secs = 60     # a client that reads nothing this long is dropped
+//! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
+//! metrics_token = "..."       # a bearer token for /metrics besides the admin token
 //! ```
 
 use std::net::SocketAddr;
@@ -42,6 +50,24 @@ pub struct Config {
     pub rate_per_minute: u32,
     /// Burst allowance of the rate limit.
     pub rate_burst: u32,
+    /// Largest body of the JSON routes (`/v1/sync` takes [`Config::max_body_bytes`]).
+    pub max_json_bytes: usize,
+    /// Requests handled at once, all routes together; more are answered `503`.
+    pub max_in_flight: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// NDJSON/CSV streams open at once; more are answered `503`.
+    pub max_streams: usize,
+    /// NDJSON/CSV streams open at once per department token; more are answered `429`.
+    pub max_streams_per_token: usize,
+    /// A connection whose writes make no progress this long is closed, and a stream whose
+    /// next page waits this long for the client is ended.
+    pub write_timeout_secs: u64,
+    /// `/healthz` answers not ok when the data directory's file system has less free.
+    pub min_free_disk_bytes: u64,
+    /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
+    /// should not hold the admin token).
+    pub metrics_token: Option<String>,
 }
 
 /// The config file's keys, all optional.
@@ -64,6 +90,22 @@ pub struct FileConfig {
     pub rate_per_minute: Option<u32>,
     /// See [`Config::rate_burst`].
     pub rate_burst: Option<u32>,
+    /// See [`Config::max_json_bytes`].
+    pub max_json_bytes: Option<usize>,
+    /// See [`Config::max_in_flight`].
+    pub max_in_flight: Option<usize>,
+    /// See [`Config::max_connections`].
+    pub max_connections: Option<usize>,
+    /// See [`Config::max_streams`].
+    pub max_streams: Option<usize>,
+    /// See [`Config::max_streams_per_token`].
+    pub max_streams_per_token: Option<usize>,
+    /// See [`Config::write_timeout_secs`].
+    pub write_timeout_secs: Option<u64>,
+    /// See [`Config::min_free_disk_bytes`].
+    pub min_free_disk_bytes: Option<u64>,
+    /// See [`Config::metrics_token`].
+    pub metrics_token: Option<String>,
 }
 
 impl FileConfig {
@@ -116,6 +158,19 @@ impl Config {
             log_json: over.log_json || file.log_json.unwrap_or(false),
             rate_per_minute: file.rate_per_minute.unwrap_or(600),
             rate_burst: file.rate_burst.unwrap_or(120),
+            max_json_bytes: file.max_json_bytes.unwrap_or(64 * 1024).max(1024),
+            max_in_flight: file.max_in_flight.unwrap_or(512).max(1),
+            max_connections: file.max_connections.unwrap_or(2048).max(1),
+            max_streams: file.max_streams.unwrap_or(32).max(1),
+            max_streams_per_token: file.max_streams_per_token.unwrap_or(2).max(1),
+            write_timeout_secs: file.write_timeout_secs.unwrap_or(60).max(1),
+            min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(64 * 1024 * 1024),
+            metrics_token: match file.metrics_token {
+                Some(t) if t.trim().len() < 16 => {
+                    return Err("metrics_token is too short; use at least 16 characters".into());
+                }
+                other => other.map(|t| t.trim().to_owned()),
+            },
         })
     }
 

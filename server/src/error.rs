@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// The server is at one of its bounds (requests in flight, streams); retry shortly.
+    #[error("{0}")]
+    Busy(String),
     /// The server failed; details are in its log.
     #[error("internal error; the operator can find details in the server log")]
     Internal,
@@ -60,7 +63,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `internal`.
+    /// `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `busy`, `internal`.
     pub code: &'static str,
     /// What a person can do about it.
     pub message: String,
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "protocol_version"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -124,6 +128,11 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(response.status(), StatusCode::SERVICE_UNAVAILABLE) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -82,7 +82,19 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
+/// The JSON routes' body limit, put in each request's extensions by [`crate::app`], so a
+/// body declared larger is refused from its `Content-Length` without being read.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLimit(pub usize);
+
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if let Some(JsonLimit(limit)) = req.extensions().get::<JsonLimit>().copied()
+        && axum::body::HttpBody::size_hint(req.body()).lower() > limit as u64
+    {
+        return Err(ApiError::TooLarge(format!(
+            "request body is too large (more than {limit} bytes)"
+        )));
+    }
     Bytes::from_request(req, state)
         .await
         .map_err(|e: BytesRejection| ApiError::from_body(e, || "request body is too large".into()))

@@ -1,6 +1,7 @@
 //! What every handler may use: the hub, storage, configuration, metrics, rate limits
 //! and the clock, built once at start-up.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use yibiao_model::Schema;
@@ -27,8 +28,11 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Per-token rate limits of sync and department requests.
     pub limiter: Arc<limits::RateLimiter>,
-    /// The limit of enrolment attempts (all clients together).
+    /// The limit of enrolment attempts (all clients together; each address and each code
+    /// has its own in [`AppState::guards`]).
     pub limiter_enrol: Arc<limits::RateLimiter>,
+    /// Requests in flight, streams, enrolment per address and per code.
+    pub guards: Arc<limits::Guards>,
     /// The server's clock (due dates, receipts' overdue status); a manual one in tests.
     pub clock: Arc<dyn Clock>,
 }
@@ -36,13 +40,15 @@ pub struct AppState {
 impl AppState {
     /// Opens the data directory's SQLite database and builds the state.
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create data directory {}: {e}",
-                config.data_dir.display()
-            )
-        })?;
+        private_dir(&config.data_dir)?;
         let path = config.data_dir.join("yibiao.db");
+        private_file(&path)?;
+        for side in ["yibiao.db-wal", "yibiao.db-shm"] {
+            let side = config.data_dir.join(side);
+            if side.exists() {
+                private_file(&side)?;
+            }
+        }
         let storage: Arc<dyn ServerStorage> =
             Arc::new(SqliteStorage::open(&path).map_err(|e| e.to_string())?);
         // A damaged database is refused here, with a message, rather than served as a
@@ -83,9 +89,56 @@ impl AppState {
             storage,
             metrics: Arc::new(metrics::Metrics::default()),
             limiter: Arc::new(limiter),
-            limiter_enrol: Arc::new(limits::RateLimiter::new(60, 20)),
+            limiter_enrol: Arc::new(limits::RateLimiter::new(300, 100)),
+            guards: Arc::new(limits::Guards::new(&config)),
             config: Arc::new(config),
             clock,
         }
     }
+}
+
+/// Creates the data directory readable by the server's user only (0700), or narrows an
+/// existing one to that: it holds every record and the admin token.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot create data directory {}: {e}", dir.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+        let mode = std::fs::metadata(dir).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "data directory was readable by others; narrowing it to 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    Ok(())
+}
+
+/// Creates the database file 0600 before SQLite opens it (SQLite gives its `-wal` and
+/// `-shm` files the database file's mode), or narrows an existing one.
+fn private_file(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |e: std::io::Error| format!("cannot create {}: {e}", path.display());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -405,9 +405,17 @@ fn record_targets(
         .collect();
     let mut targets = Targets::new();
     for id in ids {
+        // The view first, and answered as if absent: a record outside it tells nothing,
+        // not its entity type, not whether it is deleted, not that it exists.
         let rec = found
             .get(&id)
-            .ok_or_else(|| TaskError::NotFound(format!("no record {id} on the server")))?;
+            .filter(|rec| issuer.sees_village(rec.village.as_deref()))
+            .ok_or_else(|| {
+                TaskError::NotFound(format!(
+                    "no record {id} that `{}` may see on the server",
+                    issuer.name()
+                ))
+            })?;
         if rec.entity != form.entity {
             return Err(TaskError::Invalid(format!(
                 "record {id} is a `{}`, but form `{form_key}` is for `{}` records",
@@ -416,12 +424,6 @@ fn record_targets(
         }
         if rec.deleted {
             return Err(TaskError::Invalid(format!("record {id} is deleted")));
-        }
-        if !issuer.sees_village(rec.village.as_deref()) {
-            return Err(TaskError::Forbidden(format!(
-                "record {id} is outside what `{}` may see",
-                issuer.name()
-            )));
         }
         targets
             .entry(rec.village.clone())
@@ -893,7 +895,7 @@ pub fn burden(
         f.typed += c.typed;
         f.records += c.records;
         for d in schema.departments.values() {
-            if d.sees_record(&c.entity, c.village.as_deref()) && d.sees_field(&c.field) {
+            if d.sees_record(&c.entity, c.village.as_deref()) && d.sees_field(&c.entity, &c.field) {
                 deliveries += c.records;
                 f.deliveries += c.records;
                 *per_dept.entry(d.key.clone()).or_default() += c.records;

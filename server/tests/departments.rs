@@ -204,7 +204,7 @@ async fn a_department_sees_only_its_fields_and_villages_in_json_ndjson_csv_and_t
     let public_fields: BTreeSet<String> = Schema::baru_example()
         .department("public_services")
         .unwrap()
-        .fields
+        .fields_of("household")
         .iter()
         .cloned()
         .collect();
@@ -891,7 +891,8 @@ async fn metrics_count_syncs_refusals_and_department_reads() {
     );
     let dept = dept_token(&fx, "public_services").await;
     call(&fx, "GET", "/v1/records.ndjson", Some(&dept), None).await;
-    let (status, body) = call(&fx, "GET", "/metrics", None, None).await;
+    // `/metrics` takes the admin token (or a configured metrics token) now.
+    let (status, body) = call(&fx, "GET", "/metrics", Some(&fx.admin), None).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     for line in [

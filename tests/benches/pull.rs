@@ -759,7 +759,7 @@ fn templates(schema: &Schema, rng: &mut Rng) -> BenchResult<(Vec<Template>, f64)
     Ok((templates, avg_fields))
 }
 
-/// The two departments the runs pull as: tokens and visible fields.
+/// The two departments the runs pull as: tokens and visible household fields.
 struct Departments {
     all_token: String,
     all_fields: Vec<String>,
@@ -774,8 +774,8 @@ impl Departments {
                 .departments
                 .get(d)
                 .ok_or_else(|| format!("no {d} department"))?
-                .fields
-                .clone())
+                .fields_of("household")
+                .to_vec())
         };
         Ok(Self {
             all_fields: fields(DEPT_ALL)?,

@@ -1035,7 +1035,7 @@ fn department_pulls(t: &Township, check: &mut Check) -> Res<usize> {
                     *id,
                     values
                         .iter()
-                        .filter(|(f, _)| def.sees_field(f))
+                        .filter(|(f, _)| def.sees_field("household", f))
                         .map(|(f, v)| (f.clone(), v.clone()))
                         .collect(),
                 )

@@ -1,10 +1,12 @@
 //! `yibiao-server serve`: logging, the first admin token, the listener, graceful shutdown.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{Paths, load_schema};
 use crate::accounts;
 use crate::config::{Config, Overrides};
+use crate::limits::{ClientAddr, GuardedListener};
 use crate::state::AppState;
 use crate::storage::ServerStorage;
 
@@ -52,18 +54,37 @@ fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), Stri
     }
     let token = accounts::rotate_admin_token(storage).map_err(|e| e.to_string())?;
     let path = cfg.data_dir.join("admin-token");
-    std::fs::write(&path, format!("{token}\n"))
+    write_private(&path, format!("{token}\n").as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
     println!(
         "first start: the admin token is in {} (rotate with `yibiao-server admin-token`)",
         path.display()
     );
     Ok(())
+}
+
+/// Writes `bytes` to `path` readable by the owner only from the first byte: a new file
+/// created 0600 beside it (never widened then narrowed), synced, then renamed over `path`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 fn init_logging(json: bool) {
@@ -87,7 +108,13 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
     tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
     // Printed for scripts and tests that start the server on port 0.
     println!("listening on http://{local}");
-    axum::serve(listener, crate::routes::app(state))
+    let listener = GuardedListener::new(
+        listener,
+        cfg.max_connections,
+        Duration::from_secs(cfg.write_timeout_secs),
+    );
+    let app = crate::routes::app(state).into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_cadre, list_cadres))
         .routes(routes!(issue_code))
+        .routes(routes!(revoke_codes))
         .routes(routes!(list_devices))
         .routes(routes!(revoke_device))
         .routes(routes!(issue_department_token))
@@ -139,6 +140,37 @@ pub async fn issue_code(
     })
     .await?;
     Ok((StatusCode::CREATED, Json(IssuedCode { code, expires_ms })))
+}
+
+/// What revoking a cadre's codes did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCodes {
+    /// The cadre.
+    pub cadre: String,
+    /// Unused codes that stopped working.
+    pub revoked: usize,
+}
+
+/// Revoke every unused enrolment code of a cadre, at once (issuing a new code does this
+/// too).
+#[utoipa::path(post, path = "/v1/admin/cadres/{id}/codes/revoke", tag = "admin", security(("admin" = [])),
+    params(("id" = String, Path, description = "The cadre id.")),
+    responses(
+        (status = 200, description = "revoked", body = RevokedCodes),
+        (status = 401, description = "not the admin token", body = ErrorBody),
+        (status = 404, description = "no such cadre", body = ErrorBody),
+    ))]
+pub async fn revoke_codes(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RevokedCodes>, ApiError> {
+    let cadre = id.clone();
+    let revoked = run(state, move |s| {
+        accounts::revoke_codes(s.storage.as_ref(), &id)
+    })
+    .await?;
+    Ok(Json(RevokedCodes { cadre, revoked }))
 }
 
 /// Every device.

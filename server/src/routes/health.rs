@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yibiao_sync::HubStorage;
 
+use crate::auth::MetricsReader;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -25,8 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The answer of `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` when the server answers at all.
+    /// `ok`, or `disk_full` (with status 503) when the data directory's file system has
+    /// less free than `min_free_disk_bytes`.
     pub status: &'static str,
+    /// Bytes free for the server on the data directory's file system.
+    pub free_disk_bytes: Option<u64>,
     /// Records stored.
     pub records: u64,
     /// The sync protocol version the server speaks.
@@ -38,24 +42,55 @@ async fn record_count(state: &AppState) -> Result<u64, ApiError> {
     Ok(tokio::task::spawn_blocking(move || hub.storage().record_count()).await??)
 }
 
-/// Liveness and a record count.
+/// Liveness, free disk and a record count.
 #[utoipa::path(get, path = "/healthz", tag = "operator",
     responses(
         (status = 200, description = "up", body = Health),
         (status = 500, description = "the database does not answer", body = ErrorBody),
+        (status = 503, description = "the disk is (nearly) full", body = Health),
     ))]
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    Ok(Json(Health {
-        status: "ok",
+pub async fn healthz(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Health>), ApiError> {
+    let free = free_disk_bytes(&state.config.data_dir);
+    let full = free.is_some_and(|f| f < state.config.min_free_disk_bytes);
+    let health = Health {
+        status: if full { "disk_full" } else { "ok" },
+        free_disk_bytes: free,
         records: record_count(&state).await?,
         protocol: yibiao_sync::PROTOCOL_VERSION,
-    }))
+    };
+    let status = if full {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(health)))
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operator",
-    responses((status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Bytes an unprivileged writer may still use on `dir`'s file system (statvfs
+/// `f_bavail × f_frsize`): a cheap read that writes nothing, unlike a write probe, and
+/// that sees the space root keeps back, which a probe run as root would not.
+fn free_disk_bytes(dir: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Prometheus text exposition, for the admin token or the configured `metrics_token`.
+#[utoipa::path(get, path = "/metrics", tag = "operator", security(("admin" = [])),
+    responses(
+        (status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"),
+        (status = 401, description = "no or wrong admin or metrics token", body = ErrorBody),
+    ))]
+pub async fn metrics(_: MetricsReader, State(state): State<AppState>) -> impl IntoResponse {
     let records = record_count(&state).await.unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -70,10 +105,6 @@ fn quarantine_gauge(n: usize) -> String {
     )
 }
 
-/// Below this much free space on the data directory's disk the server is not ready: a
-/// page commit may fail half-way through a village's sync.
-pub const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
-
 /// The answer of `GET /ready`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
@@ -86,21 +117,6 @@ pub struct Ready {
     pub quarantined: usize,
     /// Free bytes on the data directory's disk, when known.
     pub free_bytes: Option<u64>,
-}
-
-/// Free bytes on the disk holding `dir`.
-fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        rustix::fs::statvfs(dir)
-            .ok()
-            .map(|st| st.f_bavail.saturating_mul(st.f_frsize))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
 }
 
 /// Readiness: the database answers, the disk has room; quarantined records are
@@ -117,17 +133,17 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
         reasons.push("the database does not answer".to_owned());
     }
     let dir = state.config.data_dir.clone();
-    let free = tokio::task::spawn_blocking(move || free_bytes(&dir))
+    let free = tokio::task::spawn_blocking(move || free_disk_bytes(&dir))
         .await
         .ok()
         .flatten();
     if let Some(f) = free
-        && f < MIN_FREE_BYTES
+        && f < state.config.min_free_disk_bytes
     {
         reasons.push(format!(
             "the disk is full: {} MiB free on the data directory's disk, below {} MiB",
             f / (1024 * 1024),
-            MIN_FREE_BYTES / (1024 * 1024)
+            state.config.min_free_disk_bytes / (1024 * 1024)
         ));
     }
     let body = Ready {

@@ -11,14 +11,19 @@ pub mod tasks;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::params::JsonLimit;
 use crate::state::AppState;
 
 /// Every route with its description: the one list of what the server answers.
@@ -33,18 +38,42 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(admin::router())
 }
 
-/// The router: [`api`] with the fallback, body limit, timeout and tracing.
+/// The router: [`api`] with the fallback, body limit, the limit of requests in flight,
+/// timeout and tracing. The body limit is the JSON routes' (`max_json_bytes`); `/v1/sync`
+/// reads its own body up to `max_body_bytes` once the device token passed.
 pub fn app(state: AppState) -> Router {
-    let limit = state.config.max_body_bytes;
+    let limit = state.config.max_json_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let (router, _) = api().split_for_parts();
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(JsonLimit(limit)))
+        .layer(middleware::from_fn_with_state(state.clone(), in_flight))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// At most `max_in_flight` requests are handled at once; the next is answered `503`
+/// at once rather than queued behind them (a queue is where a slow attack hides).
+async fn in_flight(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.guards.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(req).await;
+            drop(permit);
+            response
+        }
+        Err(_) => {
+            state.metrics.rate_limited.fetch_add(1, Relaxed);
+            ApiError::Busy(format!(
+                "the server is handling {} requests; retry shortly",
+                state.config.max_in_flight
+            ))
+            .into_response()
+        }
+    }
 }

@@ -7,9 +7,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -41,11 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 429, description = "too many requests for this token", body = ErrorBody),
         (status = 500, description = "server failure; nothing of the page was committed", body = ErrorBody),
     ))]
-pub async fn sync(
-    device: DeviceAuth,
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn sync(device: DeviceAuth, State(state): State<AppState>, body: Body) -> Response {
     let metrics = state.metrics.clone();
     match exchange(device, state, body).await {
         Ok(response) => response,
@@ -56,22 +51,16 @@ pub async fn sync(
     }
 }
 
-async fn exchange(
-    device: DeviceAuth,
-    state: AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+async fn exchange(device: DeviceAuth, state: AppState, body: Body) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = body.map_err(|e| {
-        ApiError::from_body(e, || {
-            format!(
-                "sync body is larger than the server's limit of {} bytes",
-                state.config.max_body_bytes
-            )
-        })
-    })?;
-    // The magic and version byte come first, so an old app is told to update.
-    let request = SyncRequest::decode(&body)?;
+    // Read only now, after the device token passed, and at most `max_body_bytes`.
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    // The magic and version byte come first, so an old app is told to update;
+    // decompressing and decoding are CPU work: on the blocking pool.
+    let request = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || SyncRequest::decode(&body)).await??
+    };
     bind_phone(&state, &device, &request.device).await?;
     let hub = state.hub.clone();
     let auth = device.auth;
@@ -87,6 +76,26 @@ async fn exchange(
         ms = started.elapsed().as_millis() as u64, "sync"
     );
     Ok(([(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], out).into_response())
+}
+
+/// The body, refused (`413`) as soon as it passes `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "sync body is larger than the server's limit of {limit} bytes"
+        ))
+    };
+    // A declared length over the limit is refused from the header, unread.
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large());
+    }
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
+    }
 }
 
 /// A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds it.

@@ -101,6 +101,18 @@ impl SqliteStorage {
         Ok(())
     }
 
+    /// Ends every unused, unexpired enrolment code of `cadre` now (they answer "expired");
+    /// returns how many.
+    pub fn revoke_enrol_codes(&self, cadre: &str, now_ms: i64) -> Result<usize, StorageError> {
+        lock(&self.writer)
+            .execute(
+                "UPDATE enrol_codes SET expires_ms = ?2
+                 WHERE cadre_id = ?1 AND used_ms IS NULL AND expires_ms > ?2",
+                params![cadre, now_ms],
+            )
+            .map_err(err)
+    }
+
     /// Redeems a code and registers the device in one transaction: a code works once.
     pub fn redeem_code(
         &self,

@@ -140,6 +140,8 @@ pub trait ServerStorage: HubStorage {
         expires_ms: i64,
         now_ms: i64,
     ) -> Result<(), StorageError>;
+    /// Ends every unused enrolment code of `cadre`; returns how many.
+    fn revoke_enrol_codes(&self, cadre: &str, now_ms: i64) -> Result<usize, StorageError>;
     /// Redeems a code and registers the device atomically.
     fn redeem_code(
         &self,
@@ -233,6 +235,9 @@ impl ServerStorage for SqliteStorage {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         SqliteStorage::add_enrol_code(self, hash, cadre, expires_ms, now_ms)
+    }
+    fn revoke_enrol_codes(&self, cadre: &str, now_ms: i64) -> Result<usize, StorageError> {
+        SqliteStorage::revoke_enrol_codes(self, cadre, now_ms)
     }
     fn redeem_code(
         &self,

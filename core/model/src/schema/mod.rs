@@ -127,9 +127,11 @@ pub struct DepartmentDef {
     /// Entity types whose records the department may read: those of its forms plus any
     /// listed under `entities` in the schema.
     pub entities: Vec<String>,
-    /// Every field the department may read: the fields of its forms plus extra ones,
-    /// in dictionary order of first appearance.
-    pub fields: Vec<String>,
+    /// The fields the department may read, per entity type it reads: the fields of its
+    /// forms (each for its form's entity only) plus those listed under
+    /// `[departments.<key>.fields]`, in order of first appearance. An entity type read with
+    /// no field listed shows records without values.
+    pub fields: BTreeMap<String, Vec<String>>,
     /// Villages the department may read.
     pub villages: VillageScope,
 }
@@ -286,9 +288,15 @@ impl DepartmentDef {
         self.sees_village(village) && self.entities.iter().any(|e| e == entity)
     }
 
-    /// True when the department may read `field`.
-    pub fn sees_field(&self, field: &str) -> bool {
-        self.fields.iter().any(|f| f == field)
+    /// True when the department may read `field` of records of `entity`.
+    pub fn sees_field(&self, entity: &str, field: &str) -> bool {
+        self.fields_of(entity).iter().any(|f| f == field)
+    }
+
+    /// The fields the department may read of records of `entity`, in order (empty for an
+    /// entity type it does not read).
+    pub fn fields_of(&self, entity: &str) -> &[String] {
+        self.fields.get(entity).map_or(&[], Vec::as_slice)
     }
 
     /// True when the department may read records of `village` (`None` = township level).

@@ -101,11 +101,48 @@ struct RawDepartment {
     office: Option<String>,
     #[serde(default)]
     forms: Vec<Spanned<String>>,
+    /// Before per-entity views: a flat list, accepted when each field belongs to exactly
+    /// one entity type the department reads.
     #[serde(default)]
     extra_fields: Vec<Spanned<String>>,
+    /// `[departments.<key>.fields]`: entity type → the fields read of it.
+    #[serde(default, deserialize_with = "per_entity_fields")]
+    fields: PerEntityFields,
     #[serde(default)]
     entities: Vec<Spanned<String>>,
     villages: Vec<Spanned<String>>,
+}
+
+/// Entity type → field names, as written.
+type PerEntityFields = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
+
+/// A department's `fields`: a table of lists per entity type. A flat list is refused with
+/// how to write it, since a flat list cannot say which entity type a field is read of.
+fn per_entity_fields<'de, D>(de: D) -> Result<PerEntityFields, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct PerEntity;
+    impl<'de> serde::de::Visitor<'de> for PerEntity {
+        type Value = PerEntityFields;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table of field lists per entity type")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(serde::de::Error::custom(
+                "a department's `fields` names the entity type each field is read of: \
+                 write a table `[departments.<key>.fields]` with lines such as \
+                 `household = [\"housing_safe\", \"household_size\"]`",
+            ))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    de.deserialize_any(PerEntity)
 }
 
 /// Turns spans into `SchemaError`s for one file.
@@ -486,12 +523,14 @@ fn department_def(
 struct Reads {
     forms: Vec<String>,
     entities: Vec<String>,
-    fields: Vec<String>,
+    /// Entity type → fields read of it.
+    fields: BTreeMap<String, Vec<String>>,
 }
 
 impl Reads {
     /// Gathers the entity types a department names, then its forms (with their entity
-    /// types and fields), then its extra fields, each checked against `schema`.
+    /// types and fields), then its per-entity fields, then its flat `extra_fields`, each
+    /// checked against `schema`.
     fn gather(
         cx: &Ctx<'_>,
         schema: &Schema,
@@ -500,14 +539,7 @@ impl Reads {
     ) -> Result<Self, SchemaError> {
         let mut reads = Reads::default();
         for e in &raw.entities {
-            if !schema.entities.contains_key(e.get_ref()) {
-                return Err(cx.err(
-                    e,
-                    e.get_ref(),
-                    format!("{owner} names an entity type that is not in [entities]"),
-                ));
-            }
-            add_once(&mut reads.entities, e.get_ref());
+            reads.entity(cx, schema, owner, e)?;
         }
         for f in &raw.forms {
             let Some(form) = schema.forms.get(f.get_ref()) else {
@@ -519,15 +551,91 @@ impl Reads {
             };
             reads.forms.push(form.key.clone());
             add_once(&mut reads.entities, &form.entity);
+            let list = reads.fields.entry(form.entity.clone()).or_default();
             for field in &form.fields {
-                add_once(&mut reads.fields, field);
+                add_once(list, field);
+            }
+        }
+        for (e, list) in &raw.fields {
+            let entity = reads.entity(cx, schema, owner, e)?;
+            let owner = format!("{owner} fields of `{}`", entity.key);
+            cx.no_repeats(list, &owner)?;
+            for f in list {
+                let name = cx.known_field(&schema.fields, f, &owner)?;
+                if !entity.fields.contains(&name) {
+                    return Err(cx.err(
+                        f,
+                        &name,
+                        format!(
+                            "{owner} names a field that entity `{}` does not hold",
+                            entity.key
+                        ),
+                    ));
+                }
+                add_once(reads.fields.entry(entity.key.clone()).or_default(), &name);
             }
         }
         for f in &raw.extra_fields {
             let name = cx.known_field(&schema.fields, f, owner)?;
-            add_once(&mut reads.fields, &name);
+            let holders: Vec<&String> = reads
+                .entities
+                .iter()
+                .filter(|e| {
+                    schema
+                        .entities
+                        .get(*e)
+                        .is_some_and(|d| d.fields.contains(&name))
+                })
+                .collect();
+            match holders.as_slice() {
+                [one] => {
+                    let one = (*one).clone();
+                    add_once(reads.fields.entry(one).or_default(), &name);
+                }
+                [] => {
+                    return Err(cx.err(
+                        f,
+                        &name,
+                        format!("{owner} reads no entity type that holds this field"),
+                    ));
+                }
+                several => {
+                    let names: Vec<String> = several.iter().map(|e| format!("`{e}`")).collect();
+                    return Err(cx.err(
+                        f,
+                        &name,
+                        format!(
+                            "{owner} `extra_fields` is ambiguous: {} all hold this field; \
+                             say which one under `[departments.<key>.fields]`, e.g. \
+                             `{} = [\"{name}\"]`",
+                            names.join(", "),
+                            several[0]
+                        ),
+                    ));
+                }
+            }
         }
         Ok(reads)
+    }
+
+    /// Adds the entity type `e` to what the department reads, if the schema has it.
+    fn entity<'s>(
+        &mut self,
+        cx: &Ctx<'_>,
+        schema: &'s Schema,
+        owner: &str,
+        e: &Spanned<String>,
+    ) -> Result<&'s EntityDef, SchemaError> {
+        let Some(entity) = schema.entities.get(e.get_ref()) else {
+            return Err(cx.err(
+                e,
+                e.get_ref(),
+                format!("{owner} names an entity type that is not in [entities]"),
+            ));
+        };
+        add_once(&mut self.entities, &entity.key);
+        self.fields.entry(entity.key.clone()).or_default();
+        Ok(entity)
     }
 }
 
@@ -628,7 +736,10 @@ villages = ["a"]
     fn the_minimal_schema_parses_and_the_view_unions_form_fields() {
         let s = parse(MINI, "mini.toml").expect("valid");
         let d = s.department("office").expect("office");
-        assert_eq!(d.fields, vec!["head".to_owned(), "size".to_owned()]);
+        assert_eq!(
+            d.fields_of("household"),
+            ["head".to_owned(), "size".to_owned()]
+        );
         assert!(d.sees_village(Some("a")) && !d.sees_village(Some("b")) && !d.sees_village(None));
     }
 
@@ -761,8 +872,79 @@ villages = ["a"]
         .expect("valid");
         let d = s.department("office").expect("office");
         assert!(
-            d.sees_record("household", Some("a")) && d.sees_field("head") && !d.sees_field("size")
+            d.sees_record("household", Some("a"))
+                && d.sees_field("household", "head")
+                && !d.sees_field("household", "size")
         );
+    }
+
+    /// MINI with a second entity type holding `head` too, read by `office`.
+    fn two_entities(dept_lines: &str) -> Result<Schema, SchemaError> {
+        let text = MINI
+            .replace(
+                "[forms.check]",
+                "[entities.shop]\nzh = \"店\"\nen = \"Shop\"\nfields = [\"head\"]\n\n[forms.check]",
+            )
+            .replace("forms = [\"check\"]\n", dept_lines);
+        parse(&text, "mini.toml")
+    }
+
+    #[test]
+    fn department_fields_are_read_per_entity_type() {
+        // The table comes last in the department; `#` comments out MINI's own `villages`.
+        let s = two_entities(
+            "forms = [\"check\"]\nvillages = [\"a\"]\n[departments.office.fields]\nshop = [\"head\"]\n#",
+        );
+        let s = s.expect("valid");
+        let d = s.department("office").expect("office");
+        assert_eq!(d.entities, vec!["household".to_owned(), "shop".to_owned()]);
+        assert!(d.sees_field("shop", "head") && d.sees_field("household", "size"));
+        assert!(!d.sees_field("shop", "size"));
+
+        // Only the shop's head, not the household's.
+        let s =
+            two_entities("villages = [\"a\"]\n[departments.office.fields]\nshop = [\"head\"]\n#")
+                .expect("valid");
+        let d = s.department("office").expect("office");
+        assert!(d.sees_field("shop", "head") && !d.sees_field("household", "head"));
+        assert!(!d.sees_record("household", Some("a")));
+    }
+
+    #[test]
+    fn department_field_mistakes_name_the_line_and_how_to_write_it() {
+        let e =
+            two_entities("villages = [\"a\"]\n[departments.office.fields]\nshop = [\"size\"]\n#")
+                .expect_err("shop holds no size");
+        assert_eq!(
+            e.to_string(),
+            "mini.toml:46: `size`: department `office` fields of `shop` names a field that entity `shop` does not hold"
+        );
+        let e =
+            two_entities("villages = [\"a\"]\n[departments.office.fields]\ncastle = [\"size\"]\n#")
+                .expect_err("no castle");
+        assert!(
+            e.to_string()
+                .starts_with("mini.toml:46: `castle`: department `office` names an entity type"),
+            "{e}"
+        );
+        let e = two_entities("fields = [\"head\"]\n").expect_err("flat fields");
+        let msg = e.to_string();
+        assert!(msg.starts_with("mini.toml:44: "), "{msg}");
+        assert!(msg.contains("[departments.<key>.fields]"), "{msg}");
+        // The old flat list stays valid while each field has one entity type to belong to...
+        let s = two_entities("forms = [\"check\"]\nextra_fields = [\"size\"]\n").expect("valid");
+        assert!(
+            s.department("office")
+                .expect("office")
+                .sees_field("household", "size")
+        );
+        // ...and is refused, saying how to write it, when two could hold it.
+        let e =
+            two_entities("forms = [\"check\"]\nentities = [\"shop\"]\nextra_fields = [\"head\"]\n")
+                .expect_err("ambiguous");
+        let msg = e.to_string();
+        assert!(msg.starts_with("mini.toml:46: `head`: department `office` `extra_fields` is ambiguous: `shop`, `household` all hold this field"), "{msg}");
+        assert!(msg.contains("`shop = [\"head\"]`"), "{msg}");
     }
 
     #[test]

@@ -98,14 +98,18 @@ impl DepartmentDef {
         })
     }
 
-    /// The entries of a record's field-keyed values the department may read, in order.
-    pub fn project<K: AsRef<str>, V>(
-        &self,
-        values: impl IntoIterator<Item = (K, V)>,
-    ) -> impl Iterator<Item = (K, V)> {
+    /// The entries of a record's field-keyed values the department may read, in order,
+    /// for a record of `entity`: a field the department reads of another entity type is
+    /// not shown here.
+    pub fn project<'a, K: AsRef<str>, V>(
+        &'a self,
+        entity: &str,
+        values: impl IntoIterator<Item = (K, V)> + 'a,
+    ) -> impl Iterator<Item = (K, V)> + 'a {
+        let fields = self.fields_of(entity);
         values
             .into_iter()
-            .filter(|(k, _)| self.sees_field(k.as_ref()))
+            .filter(move |(k, _)| fields.iter().any(|f| f == k.as_ref()))
     }
 }
 
@@ -142,8 +146,35 @@ mod tests {
             assert!(!err.is_bad_parameter());
             assert!(err.to_string().contains("does not see"), "{err}");
         }
-        let field = dept.fields.first().expect("a field").as_str();
-        let shown: Vec<_> = dept.project([(field, 1), ("no_such_field", 2)]).collect();
+        let (entity, fields) = dept.fields.iter().next().expect("an entity read");
+        let field = fields.first().expect("a field").as_str();
+        let shown: Vec<_> = dept
+            .project(entity, [(field, 1), ("no_such_field", 2)])
+            .collect();
         assert_eq!(shown, vec![(field, 1)]);
+    }
+
+    #[test]
+    fn a_department_sees_only_the_fields_it_reads_of_each_entity_type() {
+        let schema = Schema::baru_example();
+        let em = schema
+            .department("emergency_management")
+            .expect("emergency management");
+        // Hazard sites: its patrol form, phone and notes included.
+        assert!(em.sees_field("hazard_site", "phone") && em.sees_field("hazard_site", "notes"));
+        // Households: only what evacuation planning needs.
+        assert!(em.sees_field("household", "housing_safe"));
+        assert!(em.sees_field("household", "household_size"));
+        for hidden in ["phone", "notes", "id_number", "household_head"] {
+            assert!(!em.sees_field("household", hidden), "{hidden}");
+        }
+        let shown: Vec<_> = em
+            .project(
+                "household",
+                [("phone", 1), ("household_size", 2), ("notes", 3)],
+            )
+            .collect();
+        assert_eq!(shown, vec![("household_size", 2)]);
+        assert_eq!(em.project("person", [("phone", 1)]).count(), 0);
     }
 }

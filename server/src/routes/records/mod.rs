@@ -7,11 +7,16 @@
 //! decodes a document: it reads the JSON summaries the hub stored at merge time and
 //! copies values through as raw JSON (no re-parsing of values). NDJSON and CSV stream
 //! page by page through a bounded channel, so memory stays flat however many records
-//! there are.
+//! there are; each stream holds a slot (per token and overall) and ends when the client
+//! leaves a page untaken past the write deadline.
 
 pub mod csv;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -26,8 +31,9 @@ use utoipa_axum::routes;
 use yibiao_model::Schema;
 use yibiao_model::schema::{DepartmentDef, ViewError};
 
-use crate::auth::Department;
+use crate::auth::{Department, DepartmentStream};
 use crate::error::{ApiError, ErrorBody};
+use crate::limits::{NoSlot, StreamPermit};
 use crate::params::{After, Cursor, Flag, Limit, Query};
 use crate::state::AppState;
 use crate::storage::{RecordFilter, StoredRecord};
@@ -83,11 +89,14 @@ pub fn project<'a>(
     r: &'a StoredRecord,
     seq: Option<u64>,
 ) -> Result<Record<'a>, ApiError> {
-    let values = dept.project(parse_map(&r.values_json)?).collect();
+    let values = dept
+        .project(&r.entity, parse_map(&r.values_json)?)
+        .collect();
     let conflicts = if r.conflicts_json == "{}" {
         BTreeMap::new()
     } else {
-        dept.project(parse_map(&r.conflicts_json)?).collect()
+        dept.project(&r.entity, parse_map(&r.conflicts_json)?)
+            .collect()
     };
     Ok(Record {
         seq,
@@ -200,48 +209,132 @@ pub async fn list(
     .await?
 }
 
-/// Streams every record of the filter, page by page, through `render`.
+/// Streams every record of the filter, page by page, through `render`; the body holds
+/// `permit` (its stream slot) until the response is dropped (sent, or its connection
+/// closed).
+///
+/// An async task reads each page on the blocking pool (a short read, never a wait on the
+/// client) and hands it to a channel of two pages. A page the client has not taken within
+/// `write_timeout_secs` ends the stream: the task stops, the slot is freed, and the body
+/// ends with an error so the client cannot take the cut for the end (the connection's
+/// own write deadline, [`crate::limits::StallGuard`], then closes the socket).
 fn stream(
     state: AppState,
     f: RecordFilter,
     head: Vec<u8>,
     format: &'static str,
-    render: impl Fn(&mut Vec<u8>, &StoredRecord) -> Result<(), ApiError> + Send + 'static,
+    permit: StreamPermit,
+    render: impl Fn(&mut Vec<u8>, &StoredRecord) -> Result<(), ApiError> + Send + Sync + 'static,
 ) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        if !head.is_empty() && tx.blocking_send(Ok(Bytes::from(head))).is_err() {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let cut = Arc::new(AtomicBool::new(false));
+    let body = PageStream {
+        rx,
+        cut: cut.clone(),
+        _permit: permit,
+    };
+    let deadline = Duration::from_secs(state.config.write_timeout_secs);
+    let render = Arc::new(render);
+    tokio::spawn(async move {
+        let give = |item: Result<Bytes, std::io::Error>| {
+            let tx = tx.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(deadline, tx.send(item)).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
+        if !head.is_empty() && !give(Ok(Bytes::from(head))).await {
+            cut.store(true, Relaxed);
             return;
         }
         let mut after = None;
         loop {
-            let page = match state.storage.records_page(&f, after, STREAM_PAGE) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "stream read failed; cutting the response");
-                    let _ = tx.blocking_send(Err(std::io::Error::other("read failed")));
+            let (st, f, render) = (state.clone(), f.clone(), render.clone());
+            let page = tokio::task::spawn_blocking(move || {
+                let page = st
+                    .storage
+                    .records_page(&f, after, STREAM_PAGE)
+                    .map_err(read_failed)?;
+                let mut buf = Vec::with_capacity(page.len() * 400);
+                for r in &page {
+                    render(&mut buf, r)?;
+                }
+                Ok::<_, ApiError>((buf, page.len(), page.last().map(|r| r.id)))
+            })
+            .await;
+            let (buf, n, last) = match page {
+                Ok(Ok(page)) => page,
+                Ok(Err(_)) | Err(_) => {
+                    tracing::error!("stream read failed; cutting the response");
+                    let _ = give(Err(std::io::Error::other("read failed"))).await;
                     return;
                 }
             };
-            let Some(last) = page.last() else { return };
-            after = Some(last.id);
-            let mut buf = Vec::with_capacity(page.len() * 400);
-            for r in &page {
-                if render(&mut buf, r).is_err() {
-                    let _ = tx.blocking_send(Err(std::io::Error::other("render failed")));
-                    return;
-                }
-            }
-            state.metrics.served(format, page.len() as u64);
-            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                return; // the client went away
-            }
-            if page.len() < STREAM_PAGE {
+            if n == 0 {
                 return;
             }
+            state.metrics.served(format, n as u64);
+            if !give(Ok(Bytes::from(buf))).await {
+                if !tx.is_closed() {
+                    tracing::warn!(
+                        format,
+                        "a stream's client read nothing for {deadline:?}; ended"
+                    );
+                }
+                cut.store(true, Relaxed);
+                return;
+            }
+            if n < STREAM_PAGE {
+                return;
+            }
+            after = last;
         }
     });
-    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+    Body::from_stream(body)
+}
+
+/// The pages of a stream, ending with an error when the producer cut it short.
+struct PageStream {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    cut: Arc<AtomicBool>,
+    _permit: StreamPermit,
+}
+
+impl tokio_stream::Stream for PageStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) if self.cut.swap(false, Relaxed) => {
+                std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                    "the client was too slow; stream ended",
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The stream slot of a department's request, or the refusal (`429` for the token,
+/// `503` for the server).
+fn stream_slot(state: &AppState, key: &str) -> Result<StreamPermit, ApiError> {
+    state.guards.streams.acquire(key).map_err(|no| {
+        state.metrics.rate_limited.fetch_add(1, Relaxed);
+        match no {
+            NoSlot::Token(n) => {
+                tracing::info!(token = key, "stream refused: {n} already open");
+                ApiError::RateLimited(1)
+            }
+            NoSlot::Server(n) => {
+                ApiError::Busy(format!("the server has {n} streams open; retry shortly"))
+            }
+        }
+    })
 }
 
 /// Query of `GET /v1/records.ndjson`.
@@ -266,10 +359,11 @@ pub struct StreamParams {
         (status = 400, description = "a query parameter, named", body = ErrorBody),
         (status = 401, description = "no, unknown or revoked department token", body = ErrorBody),
         (status = 403, description = "an entity or village outside the view", body = ErrorBody),
-        (status = 429, description = "too many requests for this token", body = ErrorBody),
+        (status = 429, description = "too many requests or open streams for this token", body = ErrorBody),
+        (status = 503, description = "the server has all its streams open", body = ErrorBody),
     ))]
 pub async fn ndjson(
-    Department(dept): Department,
+    DepartmentStream { dept, key }: DepartmentStream,
     State(state): State<AppState>,
     Query(q): Query<StreamParams>,
 ) -> Result<Response, ApiError> {
@@ -280,7 +374,8 @@ pub async fn ndjson(
         q.village,
         q.include_deleted,
     )?;
-    let body = stream(state, f, Vec::new(), "ndjson", move |buf, r| {
+    let permit = stream_slot(&state, &key)?;
+    let body = stream(state, f, Vec::new(), "ndjson", permit, move |buf, r| {
         serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
         buf.push(b'\n');
         Ok(())
