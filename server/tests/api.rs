@@ -289,8 +289,15 @@ async fn ready_counts_a_quarantined_record_and_stays_ready() {
     let (status, v) = get_json(&f, "/ready").await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["quarantined"], 1);
+    // Metrics are for the operator: the admin token reads them.
+    let admin = yibiao_server::accounts::rotate_admin_token(f.state.storage.as_ref()).unwrap();
     let resp = app(f.state.clone())
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/metrics")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let text = resp.into_body().collect().await.unwrap().to_bytes();
