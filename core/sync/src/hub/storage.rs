@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use automerge::ChangeHash;
-use yibiao_model::ids::RecordId;
+use automerge::{ActorId, ChangeHash};
+use yibiao_model::ids::{CadreId, DeviceId, RecordId};
 
 /// What a device may read and write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,32 @@ impl DeviceScope {
     }
 }
 
+/// Who the server vouches for behind a token: the phone it is bound to and the cadres
+/// who may write on that phone. Every change a device pushes must name this device and
+/// one of these cadres as its author, and every receipt one of these cadres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The phone's own device id, bound to the token at enrolment (or its first sync).
+    pub device: DeviceId,
+    /// Cadres who may author changes on this phone (a shared phone has several).
+    pub cadres: Vec<CadreId>,
+}
+
+impl Identity {
+    /// The phone `device` used by `cadres`.
+    pub fn new(device: DeviceId, cadres: impl IntoIterator<Item = CadreId>) -> Self {
+        Self {
+            device,
+            cadres: cadres.into_iter().collect(),
+        }
+    }
+
+    /// True when `cadre` may author changes on this phone.
+    pub fn allows_cadre(&self, cadre: &str) -> bool {
+        self.cadres.iter().any(|c| c.as_str() == cadre)
+    }
+}
+
 /// An authenticated device, as the server's auth layer established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAuth {
@@ -36,6 +62,8 @@ pub struct DeviceAuth {
     pub key: String,
     /// Its scope.
     pub scope: DeviceScope,
+    /// The phone and cadres the server vouches for.
+    pub identity: Identity,
 }
 
 /// A storage failure, with a message fit for logs (never for devices).
@@ -90,6 +118,9 @@ pub struct HubBatch {
     pub confirm_upto: u64,
     /// Heads the device now holds (applied after the confirmations).
     pub device_heads: Vec<(RecordId, Vec<ChangeHash>)>,
+    /// Automerge actors first seen in this batch, each bound to the phone (device id)
+    /// that used it: from now on no other phone may push changes by that actor.
+    pub actors: Vec<(ActorId, String)>,
 }
 
 /// The server's storage. Every method is blocking; call it off the async runtime.
@@ -119,6 +150,8 @@ pub trait HubStorage: Send + Sync {
     ) -> Result<(), StorageError>;
     /// Number of records stored.
     fn record_count(&self) -> Result<u64, StorageError>;
+    /// The phone (device id) each of `actors` is bound to, for those bound.
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError>;
 }
 
 impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
@@ -152,5 +185,8 @@ impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
     }
     fn record_count(&self) -> Result<u64, StorageError> {
         (**self).record_count()
+    }
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
+        (**self).actor_devices(actors)
     }
 }
