@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use automerge::{ActorId, Change, ObjId, ReadDoc, ScalarValue, legacy};
 
-use crate::hub::Identity;
+use crate::identity::Identity;
 use crate::protocol::RefusalCode;
 use yibiao_model::ids::Author;
 use yibiao_model::record::Record;

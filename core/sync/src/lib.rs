@@ -15,6 +15,7 @@
 
 mod check;
 pub mod hub;
+mod identity;
 pub mod protocol;
 pub mod session;
 

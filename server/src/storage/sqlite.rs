@@ -284,6 +284,21 @@ impl SqliteStorage {
     }
 }
 
+/// Binds each actor to its phone unless it is bound already (the first binding stays).
+fn bind_actors(
+    tx: &rusqlite::Transaction<'_>,
+    actors: &[(ActorId, String)],
+) -> Result<(), StorageError> {
+    for (actor, device) in actors {
+        tx.execute(
+            "INSERT OR IGNORE INTO actors (actor, device) VALUES (?1, ?2)",
+            params![actor.to_bytes(), device],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 impl HubStorage for SqliteStorage {
     fn load(&self, id: RecordId) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
         let conn = lock(&self.reader);
@@ -399,13 +414,7 @@ impl HubStorage for SqliteStorage {
             )
             .map_err(err)?;
         }
-        for (actor, device) in &batch.actors {
-            tx.execute(
-                "INSERT OR IGNORE INTO actors (actor, device) VALUES (?1, ?2)",
-                params![actor.to_bytes(), device],
-            )
-            .map_err(err)?;
-        }
+        bind_actors(&tx, &batch.actors)?;
         tx.commit().map_err(err)
     }
 

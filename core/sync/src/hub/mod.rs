@@ -42,10 +42,11 @@ pub mod conformance;
 mod memory;
 mod storage;
 
+pub use crate::identity::Identity;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryHubStorage;
 pub use storage::{
-    DeviceAuth, DeviceScope, DocWrite, FeedEntry, HubBatch, HubStorage, Identity, StorageError,
+    DeviceAuth, DeviceScope, DocWrite, FeedEntry, HubBatch, HubStorage, StorageError,
 };
 
 const MISSING_HISTORY: &str =
