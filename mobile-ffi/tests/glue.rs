@@ -13,7 +13,7 @@ use yibiao_ffi::{
 use yibiao_model::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 use yibiao_sync::hub::{Hub, HubConfig, MemoryHubStorage};
-use yibiao_sync::{DeviceScope, Transport, TransportError};
+use yibiao_sync::{DeviceScope, Identity, Transport, TransportError};
 use yibiao_testkit::transport::InProcess;
 
 fn open(dir: &tempfile::TempDir) -> Arc<YibiaoStore> {
@@ -136,7 +136,8 @@ struct HubLink {
 }
 
 impl HubLink {
-    fn new() -> Self {
+    /// A link for the phone `device` used by amu.
+    fn new(device: &str) -> Self {
         let hub = Arc::new(Hub::new(
             Arc::new(Schema::baru_example()),
             MemoryHubStorage::default(),
@@ -145,7 +146,15 @@ impl HubLink {
         ));
         let scope = DeviceScope::Village("tujiang".into());
         Self {
-            link: InProcess::new(hub.clone(), "key-amu", scope),
+            link: InProcess::new(
+                hub.clone(),
+                "key-amu",
+                scope,
+                Identity::new(
+                    DeviceId::new(device).expect("device"),
+                    [CadreId::new("amu").expect("cadre")],
+                ),
+            ),
             hub,
         }
     }
@@ -212,7 +221,7 @@ fn tasks_arrive_by_sync_are_opened_and_marked_done_and_receipts_reach_the_server
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     assert!(store.tasks()?.is_empty(), "a fresh store has no tasks");
-    let link = Arc::new(HubLink::new());
+    let link = Arc::new(HubLink::new(&store.device_id()));
     let household = store.create(
         "household".into(),
         Some("tujiang".into()),

@@ -2,7 +2,8 @@
 //! HTTP tools can do everything an admin client can, with the same checks and messages:
 //! cadres, enrolment codes, devices, department tokens, the admin token, revocation.
 
-use yibiao_model::{CadreId, Schema};
+use yibiao_model::{CadreId, DeviceId, Schema};
+use yibiao_sync::Identity;
 
 use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
 use crate::tokens::{new_secret, token_hash};
@@ -159,13 +160,36 @@ fn device_key(hash: &[u8]) -> String {
     format!("dev-{}", hex::encode(&hash[..6]))
 }
 
-/// Redeems a code for the phone whose store's device id is `phone_device`.
+/// Checks a phone's own device id before it is bound to a token: well formed, and not
+/// one the server's own writers use (`server...`, `township`), whose changes and
+/// receipts must never be mistaken for a phone's.
+pub fn check_phone_device(phone_device: &str) -> Result<DeviceId, AccountError> {
+    let id = DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let lower = phone_device.to_ascii_lowercase();
+    if lower.starts_with("server") || lower == "township" {
+        return Err(AccountError::Invalid(format!(
+            "device id `{phone_device}` is reserved for the server; a phone uses the id its app generated"
+        )));
+    }
+    Ok(id)
+}
+
+/// The message for a phone id bound to another live token.
+fn taken(phone_device: &str) -> AccountError {
+    AccountError::Conflict(format!(
+        "device id `{phone_device}` is already enrolled; if this is that phone, ask the township to revoke its old token first"
+    ))
+}
+
+/// Redeems a code for the phone whose store's device id is `phone_device`. The id is
+/// the phone's own (its changes written offline before enrolment already carry it); it
+/// is bound to the new token, refused when reserved or bound to another live token.
 pub fn enrol(
     storage: &dyn ServerStorage,
     code: &str,
     phone_device: &str,
 ) -> Result<Enrolled, AccountError> {
-    yibiao_model::DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    check_phone_device(phone_device)?;
     let normalised = normalise_code(code);
     if normalised.len() != 8 || !normalised.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
         return Err(AccountError::BadCode(
@@ -207,7 +231,48 @@ pub fn enrol(
         Redeem::Expired => Err(AccountError::BadCode(
             "this enrolment code has expired; ask for a new one".into(),
         )),
+        Redeem::Taken => Err(taken(phone_device)),
     }
+}
+
+/// Binds a token made without a phone (operator CLI) to the phone of its first sync,
+/// with the checks of enrolment.
+pub fn bind_phone(
+    storage: &dyn ServerStorage,
+    key: &str,
+    phone_device: &str,
+) -> Result<(), AccountError> {
+    check_phone_device(phone_device)?;
+    if storage.bind_phone_device(key, phone_device)? {
+        Ok(())
+    } else {
+        Err(taken(phone_device))
+    }
+}
+
+/// Who the server vouches for behind the token of `row`, bound to `phone`: that phone,
+/// used by the token's cadre or any cadre registered in the device's village (a shared
+/// phone; township staff for a township device). The accounts model registers cadres
+/// per village, not per phone, so the village is what "registered on that phone" means.
+pub fn identity(
+    storage: &dyn ServerStorage,
+    row: &DeviceRow,
+    phone: DeviceId,
+) -> Result<Identity, AccountError> {
+    let mut cadres: Vec<CadreId> = row
+        .cadre
+        .iter()
+        .filter_map(|c| CadreId::new(c.as_str()).ok())
+        .collect();
+    for cadre in storage.cadres()? {
+        if cadre.village == row.village
+            && let Ok(id) = CadreId::new(cadre.id)
+            && !cadres.contains(&id)
+        {
+            cadres.push(id);
+        }
+    }
+    Ok(Identity::new(phone, cadres))
 }
 
 /// Registers a device directly (operator CLI), returning its row and token.

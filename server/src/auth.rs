@@ -24,11 +24,13 @@ use crate::tasks;
 use crate::tokens::token_hash;
 
 /// A phone, by its device token (`ybd_`), rate-limited per token. Devices call only the
-/// sync endpoint, so a refused device request counts as a failed exchange.
+/// sync endpoint, so a refused device request counts as a failed exchange. What the hub
+/// needs ([`yibiao_sync::DeviceAuth`]: key, scope and the identity the server vouches
+/// for) is completed by the sync route once the token is bound to its phone.
 #[derive(Debug, Clone)]
 pub struct DeviceAuth {
-    /// What the hub needs: the device's key and scope.
-    pub auth: yibiao_sync::DeviceAuth,
+    /// The device's scope.
+    pub scope: DeviceScope,
     /// The device's row (its bound phone, if any).
     pub row: DeviceRow,
 }
@@ -69,9 +71,9 @@ impl FromRequestParts<AppState> for DeviceAuth {
         let headers = parts.headers.clone();
         let found = blocking(move || device(storage.as_ref(), &headers))
             .await
-            .and_then(|(auth, row)| {
-                rate_limit(state, &auth.key)?;
-                Ok(DeviceAuth { auth, row })
+            .and_then(|(scope, row)| {
+                rate_limit(state, &row.key)?;
+                Ok(DeviceAuth { scope, row })
             });
         if found.is_err() {
             state.metrics.sync_errors.fetch_add(1, Relaxed);
@@ -188,11 +190,11 @@ pub fn bearer(headers: &HeaderMap, kind: &str) -> Result<String, ApiError> {
     Ok(token.to_owned())
 }
 
-/// The device behind the request's bearer token.
+/// The device behind the request's bearer token, and its scope.
 pub fn device(
     storage: &dyn ServerStorage,
     headers: &HeaderMap,
-) -> Result<(yibiao_sync::DeviceAuth, DeviceRow), ApiError> {
+) -> Result<(DeviceScope, DeviceRow), ApiError> {
     let token = bearer(headers, "device")?;
     if !token.starts_with("ybd_") {
         return Err(ApiError::Unauthorized(
@@ -208,14 +210,11 @@ pub fn device(
             "this device token was revoked; enrol the phone again".into(),
         ));
     }
-    let auth = yibiao_sync::DeviceAuth {
-        key: row.key.clone(),
-        scope: match &row.village {
-            Some(v) => DeviceScope::Village(v.clone()),
-            None => DeviceScope::Township,
-        },
+    let scope = match &row.village {
+        Some(v) => DeviceScope::Village(v.clone()),
+        None => DeviceScope::Township,
     };
-    Ok((auth, row))
+    Ok((scope, row))
 }
 
 /// The department behind the request's bearer token, with its view from the schema,

@@ -522,10 +522,14 @@ fn complete(required: &[String], values: &serde_json::Map<String, serde_json::Va
 /// Phone device id -> the village its token may write (`None`: township staff).
 type DeviceScopes = HashMap<String, Option<String>>;
 
+/// The phones the server vouches for: live tokens bound to a phone (enrolment refuses an
+/// id bound to another live token, so each phone appears once). A revoked device's
+/// receipts no longer count.
 fn device_scopes(storage: &dyn ServerStorage) -> Result<DeviceScopes, TaskError> {
     Ok(storage
         .devices()?
         .into_iter()
+        .filter(|d| d.revoked_ms.is_none())
         .filter_map(|d| d.phone_device.map(|p| (p, d.village)))
         .collect())
 }

@@ -272,6 +272,10 @@ async fn ready_counts_a_quarantined_record_and_stays_ready() {
     let auth = DeviceAuth {
         key: "t".into(),
         scope: DeviceScope::Township,
+        identity: yibiao_sync::hub::Identity::new(
+            yibiao_model::DeviceId::new("t").unwrap(),
+            [yibiao_model::CadreId::new("staff").unwrap()],
+        ),
     };
     let req = SyncRequest {
         device: "t".into(),

@@ -20,6 +20,7 @@ use yibiao_server::{AppState, accounts, app};
 use yibiao_store::Store;
 use yibiao_sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
 use yibiao_sync::{DeviceAuth, DeviceScope};
+use yibiao_testkit::transport::identity_of;
 
 struct Fx {
     state: AppState,
@@ -130,6 +131,7 @@ fn push_all(fx: &Fx, store: &Store) {
     let auth = DeviceAuth {
         key: format!("test-{}", store.device_id()),
         scope: DeviceScope::Township,
+        identity: identity_of(store),
     };
     let (resp, _): (SyncResponse, _) = fx.state.hub.handle(&auth, &req).unwrap();
     assert!(resp.refused.is_empty(), "{:?}", resp.refused);

@@ -86,10 +86,14 @@ fn phone(
         .storage
         .bind_phone_device(&row.key, store.device_id().as_str())
         .unwrap();
+    // What the sync route vouches for behind this token.
+    let identity =
+        accounts::identity(state.storage.as_ref(), &row, store.device_id().clone()).unwrap();
     let link = InProcess::new(
         state.hub.clone(),
         row.key,
         DeviceScope::Village(village.into()),
+        identity,
     );
     (store, link)
 }
@@ -144,8 +148,22 @@ fn the_server_database_of_today_opens_and_serves_its_records_to_a_new_phone() {
         source.exists(),
         "no fixture for server database version {version}: write one with the ignored test in this file"
     );
+    opens_and_serves(&source, version);
+}
+
+#[test]
+fn every_released_server_database_migrates_and_serves_its_records() {
+    let version = current_version();
+    for old in 2..version {
+        opens_and_serves(&fixture(old), version);
+    }
+}
+
+/// Opens a copy of the database at `source` (migrating it to `version`); a new phone of
+/// the village receives the fixture's households.
+fn opens_and_serves(source: &Path, version: i64) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(&source, dir.path().join("yibiao.db")).unwrap();
+    std::fs::copy(source, dir.path().join("yibiao.db")).unwrap();
     let state = state(dir.path());
     assert_eq!(user_version(&dir.path().join("yibiao.db")), version);
     let devices = state.storage.devices().unwrap();

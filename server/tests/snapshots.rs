@@ -20,6 +20,7 @@ use yibiao_server::{AppState, accounts, app};
 use yibiao_store::Store;
 use yibiao_sync::protocol::{PushDoc, SyncRequest, WireId, heads_to_wire};
 use yibiao_sync::{DeviceAuth, DeviceScope};
+use yibiao_testkit::transport::identity_of;
 
 /// 2026-01-15 10:00 UTC+8: when the phone typed and the server's clock stands.
 const NOW_MS: i64 = 1_768_442_400_000;
@@ -118,6 +119,7 @@ fn push_all(state: &AppState, store: &Store) {
     let auth = DeviceAuth {
         key: "snapshot-phone".into(),
         scope: DeviceScope::Township,
+        identity: identity_of(store),
     };
     let (resp, _) = state.hub.handle(&auth, &req).unwrap();
     assert!(resp.refused.is_empty(), "{:?}", resp.refused);

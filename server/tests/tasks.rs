@@ -128,7 +128,10 @@ impl Phone {
             Some(v) => DeviceScope::Village(v.into()),
             None => DeviceScope::Township,
         };
-        let transport = InProcess::new(fx.state.hub.clone(), row.key, scope);
+        // What the server's sync route vouches for behind this token.
+        let identity =
+            accounts::identity(fx.state.storage.as_ref(), &row, store.device_id().clone()).unwrap();
+        let transport = InProcess::new(fx.state.hub.clone(), row.key, scope, identity);
         Self { store, transport }
     }
 

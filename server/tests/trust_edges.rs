@@ -136,6 +136,7 @@ fn push_all(state: &AppState, store: &Store) {
         let auth = DeviceAuth {
             key: format!("test-{}", store.device_id()),
             scope: DeviceScope::Township,
+            identity: yibiao_testkit::transport::identity_of(store),
         };
         let (resp, _) = state.hub.handle(&auth, &req).unwrap();
         assert!(resp.refused.is_empty(), "{:?}", resp.refused);

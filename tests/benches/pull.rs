@@ -252,6 +252,7 @@ fn load(
             docs,
             confirm_upto: 0,
             device_heads: Vec::new(),
+            actors: Vec::new(),
         })?;
     }
     drop(storage);

@@ -116,10 +116,12 @@ fn start_server(data_dir: &Path) -> BenchResult<ServerProcess> {
     ServerProcess::start(server_binary(), data_dir, options)
 }
 
-/// Registers phones (name, village) in parallel (each `device add` is its own process).
+/// Registers phones (name, village) in parallel (each `device add` is its own process),
+/// each for the cadre `cadre-{name}` its store opens with ([`Phone::open`]).
 fn add_devices(server: &ServerProcess, specs: &[(String, String)]) -> BenchResult<Vec<String>> {
     let tokens = run_pool(specs.len(), 8, |i| {
-        server.add_device(&specs[i].0, Some(&specs[i].1))
+        let (name, village) = &specs[i];
+        server.add_device(name, &format!("cadre-{name}"), Some(village))
     });
     tokens.into_iter().collect()
 }
@@ -843,9 +845,9 @@ fn run_day(settings: &Settings, schema: &Arc<Schema>) -> BenchResult<DayRun> {
     let tokens = add_devices(
         &server,
         &[
-            ("cadre-a".into(), "tujiang".into()),
-            ("cadre-c".into(), "baru".into()),
-            ("cadre-d".into(), "tujiang".into()),
+            ("a".into(), "tujiang".into()),
+            ("c".into(), "baru".into()),
+            ("d".into(), "tujiang".into()),
         ],
     )?;
     let a = Phone::open(schema, &phones_dir, "a", "tujiang", &relay_url, &tokens[0])?;

@@ -3,16 +3,23 @@
 //! Automerge will merge anything; the hub must not. Each *new* change is decoded and its
 //! operations checked against the record layout and the schema: values only go into the
 //! `fields` map, each value fits its dictionary field, the top-level keys are written once
-//! by the creating change, nothing nested appears, and every change names its author:
-//! the device that sends it (a phone only ever pushes changes the server lacks, which are
-//! its own).
+//! by the creating change, nothing nested appears.
+//!
+//! Identity comes first ([`check_identity`]): a phone only ever pushes changes the server
+//! lacks, which are its own, so every new change must name as its author the phone the
+//! token is bound to and a cadre registered on that phone; a task receipt must name such
+//! a cadre too; and its automerge actor must not be another phone's ([`actors_to_bind`]).
+
+use std::collections::HashMap;
 
 use automerge::{ActorId, Change, ObjId, ReadDoc, ScalarValue, legacy};
 
+use crate::identity::Identity;
 use crate::protocol::RefusalCode;
 use yibiao_model::ids::Author;
 use yibiao_model::record::Record;
 use yibiao_model::schema::{EntityDef, Schema};
+use yibiao_model::task::Receipt;
 use yibiao_model::value::Value;
 
 /// A refused document: code and message for the device.
@@ -26,12 +33,10 @@ pub(crate) fn check_changes(
     record: &Record,
     changes: &[Change],
     is_new: bool,
-    device: &str,
 ) -> Result<(), Refused> {
     let layout = Layout::of(schema, record)?;
     let mut creations = 0;
     for change in changes {
-        check_author(change, device)?;
         let ops = change.decode().operations;
         let creates = is_creation(&ops);
         if creates {
@@ -59,26 +64,91 @@ fn not_a_record(message: String) -> Refused {
     (RefusalCode::NotARecord, message)
 }
 
-/// Refuses a change that does not name its author, or was made on another device.
-fn check_author(change: &Change, device: &str) -> Result<(), Refused> {
-    let Some(author) = change
-        .message()
-        .and_then(|m| serde_json::from_str::<Author>(m).ok())
-    else {
-        return Err(not_a_record(format!(
-            "change {} carries no cadre and device",
-            change.hash()
-        )));
-    };
-    // Changes new to the server can only come from the phone that made them.
-    if author.device.as_str() != device {
-        return Err(not_a_record(format!(
-            "change {} was made on device `{}`, but this is device `{device}`",
-            change.hash(),
-            author.device
-        )));
+/// Refuses a change that does not name its author, was made on another phone than the
+/// one the token is bound to, or names a cadre not registered on that phone.
+pub(crate) fn check_identity(changes: &[Change], identity: &Identity) -> Result<(), Refused> {
+    for change in changes {
+        let Some(author) = change
+            .message()
+            .and_then(|m| serde_json::from_str::<Author>(m).ok())
+        else {
+            return Err(not_a_record(format!(
+                "change {} carries no cadre and device",
+                change.hash()
+            )));
+        };
+        // Changes new to the server can only come from the phone that made them.
+        if author.device != identity.device {
+            return Err(not_a_record(format!(
+                "change {} was made on device `{}`, but this is device `{}`",
+                change.hash(),
+                author.device,
+                identity.device
+            )));
+        }
+        if !identity.allows_cadre(author.cadre.as_str()) {
+            return Err(not_a_record(format!(
+                "change {} names cadre `{}`, who is not registered on this phone",
+                change.hash(),
+                author.cadre
+            )));
+        }
     }
     Ok(())
+}
+
+/// Refuses a task receipt naming a cadre not registered on the phone that writes it
+/// (a township phone cannot write "done by amu"). The task rules
+/// ([`yibiao_model::task::check_task_changes`]) check the rest of a receipt.
+pub(crate) fn check_receipt_cadres(changes: &[Change], identity: &Identity) -> Result<(), Refused> {
+    for change in changes {
+        for op in change.decode().operations {
+            let legacy::OpType::Put(ScalarValue::Str(json)) = &op.action else {
+                continue;
+            };
+            let Ok(receipt) = serde_json::from_str::<Receipt>(json) else {
+                continue;
+            };
+            if let Some(cadre) = receipt.cadre.as_deref()
+                && !identity.allows_cadre(cadre)
+            {
+                return Err((
+                    RefusalCode::InvalidValue,
+                    format!("a receipt names cadre `{cadre}`, who is not registered on this phone"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The actors of `changes` to bind to this phone: those bound to no phone yet. Refuses a
+/// change by the hub's own actor or by an actor bound to another phone (`owners` holds
+/// the binding of every actor already bound).
+pub(crate) fn actors_to_bind(
+    changes: &[Change],
+    identity: &Identity,
+    hub_actor: &ActorId,
+    owners: &HashMap<ActorId, String>,
+) -> Result<Vec<ActorId>, Refused> {
+    let mut unbound = Vec::new();
+    for change in changes {
+        let actor = change.actor_id();
+        let foreign = actor == hub_actor
+            || owners
+                .get(actor)
+                .is_some_and(|d| d.as_str() != identity.device.as_str());
+        if foreign {
+            return Err(not_a_record(format!(
+                "change {} was made by another device's automerge actor",
+                change.hash()
+            )));
+        }
+        if !owners.contains_key(actor) && !unbound.contains(actor) {
+            unbound.push(actor.clone());
+        }
+    }
+    Ok(unbound)
 }
 
 /// Whether a change's operations create the record (they write its `entity`).

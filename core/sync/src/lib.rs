@@ -15,12 +15,13 @@
 
 mod check;
 pub mod hub;
+mod identity;
 pub mod protocol;
 pub mod session;
 
 #[cfg(any(test, feature = "testing"))]
 pub use hub::MemoryHubStorage;
-pub use hub::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage};
+pub use hub::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, Identity};
 pub use protocol::{PROTOCOL_VERSION, SyncRequest, SyncResponse};
 pub use session::{
     ClientStore, Exchange, Merged, Next, Pending, RetryPolicy, SyncError, SyncOptions,

@@ -66,8 +66,9 @@ pub struct EnrolRequest {
     request_body = EnrolRequest,
     responses(
         (status = 200, description = "enrolled; the token is shown once", body = Enrolled),
-        (status = 400, description = "bad body or device id", body = ErrorBody),
+        (status = 400, description = "bad body, or a malformed or reserved device id", body = ErrorBody),
         (status = 401, description = "unknown, used or expired code", body = ErrorBody),
+        (status = 409, description = "this device id is already enrolled on another live token", body = ErrorBody),
         (status = 429, description = "too many attempts from this address, for this code, or in all; wait", body = ErrorBody),
     ))]
 pub async fn enrol(

@@ -16,6 +16,9 @@ use utoipa_axum::routes;
 use yibiao_sync::hub::ExchangeStats;
 use yibiao_sync::protocol::{SyncRequest, SyncResponse};
 
+use yibiao_model::DeviceId;
+
+use crate::accounts::{self, AccountError};
 use crate::auth::DeviceAuth;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -61,9 +64,8 @@ async fn exchange(device: DeviceAuth, state: AppState, body: Body) -> Result<Res
         let body = body.clone();
         tokio::task::spawn_blocking(move || SyncRequest::decode(&body)).await??
     };
-    bind_phone(&state, &device, &request.device).await?;
+    let auth = bind_phone(&state, device, &request.device).await?;
     let hub = state.hub.clone();
-    let auth = device.auth;
     let key = auth.key.clone();
     let pushed = request.push.len();
     let (response, stats) =
@@ -98,21 +100,42 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds it.
-async fn bind_phone(state: &AppState, device: &DeviceAuth, phone: &str) -> Result<(), ApiError> {
-    match &device.row.phone_device {
-        Some(bound) if bound != phone => Err(ApiError::Unauthorized(format!(
+/// A token belongs to one phone: the enrolment (or the first sync of a CLI token) binds
+/// it. Returns what the hub needs: the device's key and scope, and the phone and cadres
+/// the server vouches for ([`accounts::identity`]).
+async fn bind_phone(
+    state: &AppState,
+    device: DeviceAuth,
+    phone: &str,
+) -> Result<yibiao_sync::DeviceAuth, ApiError> {
+    if let Some(bound) = &device.row.phone_device
+        && bound != phone
+    {
+        return Err(ApiError::Unauthorized(format!(
             "this token belongs to another phone ({bound}); enrol this phone with its own code"
-        ))),
-        Some(_) => Ok(()),
-        None => {
-            let storage = state.storage.clone();
-            let (key, phone) = (device.row.key.clone(), phone.to_owned());
-            tokio::task::spawn_blocking(move || storage.bind_phone_device(&key, &phone))
-                .await?
-                .map_err(|e| ApiError::internal("binding a device failed", e))
-        }
+        )));
     }
+    let storage = state.storage.clone();
+    let phone = phone.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let DeviceAuth { scope, row } = device;
+        let id = DeviceId::new(phone.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if row.phone_device.is_none() {
+            // A reserved id or another live phone's: this token may not speak as it.
+            accounts::bind_phone(storage.as_ref(), &row.key, &phone).map_err(|e| match e {
+                AccountError::Invalid(m) | AccountError::Conflict(m) => ApiError::Unauthorized(m),
+                other => ApiError::from(other),
+            })?;
+        }
+        let phone = id;
+        let identity = accounts::identity(storage.as_ref(), &row, phone)?;
+        Ok(yibiao_sync::DeviceAuth {
+            key: row.key,
+            scope,
+            identity,
+        })
+    })
+    .await?
 }
 
 /// The exchange's figures, for `/metrics`.

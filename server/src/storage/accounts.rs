@@ -17,6 +17,22 @@ fn cadre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CadreRow> {
     })
 }
 
+/// True when `phone` is bound to a live token other than `key`. A revoked token frees
+/// the id: the same phone enrols again with a new code.
+fn phone_taken(
+    tx: &rusqlite::Transaction<'_>,
+    phone: &str,
+    key: &str,
+) -> Result<bool, StorageError> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM devices
+           WHERE phone_device = ?1 AND key <> ?2 AND revoked_ms IS NULL)",
+        params![phone, key],
+        |r| r.get(0),
+    )
+    .map_err(err)
+}
+
 impl SqliteStorage {
     /// True once an admin token exists.
     pub fn has_admin_token(&self) -> Result<bool, StorageError> {
@@ -147,6 +163,12 @@ impl SqliteStorage {
             )
             .map_err(err)?;
         let (row, token_hash) = device(&cadre);
+        if let Some(phone) = &row.phone_device
+            && phone_taken(&tx, phone, &row.key)?
+        {
+            // The code stays unused: the phone may try again once the operator sorts it out.
+            return Ok(Redeem::Taken);
+        }
         tx.execute(
             "UPDATE enrol_codes SET used_ms = ?2 WHERE code_hash = ?1",
             params![hash, now_ms],
@@ -171,14 +193,20 @@ impl SqliteStorage {
     }
 
     /// Binds a device token to the phone's own device id (first sync of a CLI-made token).
-    pub fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError> {
-        lock(&self.writer)
-            .execute(
-                "UPDATE devices SET phone_device = ?2 WHERE key = ?1 AND phone_device IS NULL",
-                params![key, phone_device],
-            )
-            .map_err(err)?;
-        Ok(())
+    /// False when the id is already bound to another live token (nothing changes).
+    pub fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(err)?;
+        if phone_taken(&tx, phone_device, key)? {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE devices SET phone_device = ?2 WHERE key = ?1 AND phone_device IS NULL",
+            params![key, phone_device],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(true)
     }
 
     /// Adds a department token.

@@ -59,6 +59,8 @@ pub enum Redeem {
     Used,
     /// The code expired.
     Expired,
+    /// The phone's device id is bound to another live device.
+    Taken,
 }
 
 /// Which stored records a department read may return: the department's view as the
@@ -157,8 +159,8 @@ pub trait ServerStorage: HubStorage {
     fn devices(&self) -> Result<Vec<DeviceRow>, StorageError>;
     /// Revokes a device.
     fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
-    /// Binds a token to the phone's device id.
-    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError>;
+    /// Binds a token to the phone's device id; false when another live token holds it.
+    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError>;
     /// Adds a department token.
     fn add_department_token(
         &self,
@@ -259,7 +261,7 @@ impl ServerStorage for SqliteStorage {
     fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
         SqliteStorage::revoke_device(self, key, now_ms)
     }
-    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<(), StorageError> {
+    fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError> {
         SqliteStorage::bind_phone_device(self, key, phone_device)
     }
     fn add_department_token(

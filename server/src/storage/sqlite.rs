@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, params};
 use yibiao_model::RecordId;
 use yibiao_sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError};
@@ -107,6 +107,16 @@ const STEPS: &[&str] = &[
         device    TEXT NOT NULL
     );
     CREATE INDEX typed_by_time ON typed (at_ms);
+"#,
+    r#"
+    -- Each automerge actor belongs to the one phone (device id) that first pushed a
+    -- change by it; no other phone may push changes by that actor.
+    CREATE TABLE actors (
+        actor  BLOB PRIMARY KEY,
+        device TEXT NOT NULL
+    ) WITHOUT ROWID;
+    -- A phone's device id is bound to at most one live token.
+    CREATE INDEX devices_by_phone ON devices (phone_device);
 "#,
 ];
 
@@ -274,6 +284,21 @@ impl SqliteStorage {
     }
 }
 
+/// Binds each actor to its phone unless it is bound already (the first binding stays).
+fn bind_actors(
+    tx: &rusqlite::Transaction<'_>,
+    actors: &[(ActorId, String)],
+) -> Result<(), StorageError> {
+    for (actor, device) in actors {
+        tx.execute(
+            "INSERT OR IGNORE INTO actors (actor, device) VALUES (?1, ?2)",
+            params![actor.to_bytes(), device],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 impl HubStorage for SqliteStorage {
     fn load(&self, id: RecordId) -> Result<Option<Vec<Vec<u8>>>, StorageError> {
         let conn = lock(&self.reader);
@@ -389,6 +414,7 @@ impl HubStorage for SqliteStorage {
             )
             .map_err(err)?;
         }
+        bind_actors(&tx, &batch.actors)?;
         tx.commit().map_err(err)
     }
 
@@ -480,6 +506,24 @@ impl HubStorage for SqliteStorage {
             .query_row("SELECT COUNT(*) FROM docs", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(err)
+    }
+
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached("SELECT device FROM actors WHERE actor = ?1")
+            .map_err(err)?;
+        let mut out = HashMap::new();
+        for actor in actors {
+            let device: Option<String> = stmt
+                .query_row([actor.to_bytes()], |r| r.get(0))
+                .optional()
+                .map_err(err)?;
+            if let Some(d) = device {
+                out.insert(actor.clone(), d);
+            }
+        }
+        Ok(out)
     }
 }
 

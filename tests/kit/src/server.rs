@@ -162,10 +162,10 @@ impl ServerProcess {
         Err(last.unwrap_or_else(|| "restart failed".into()))
     }
 
-    /// Registers a device through the CLI: in `village`, or township-wide for `None`;
-    /// returns its token.
-    pub fn add_device(&self, name: &str, village: Option<&str>) -> Result<String> {
-        add_device(&self.binary, &self.data_dir, name, village)
+    /// Registers a device of `cadre` through the CLI: in `village`, or township-wide for
+    /// `None`; returns its token.
+    pub fn add_device(&self, name: &str, cadre: &str, village: Option<&str>) -> Result<String> {
+        add_device(&self.binary, &self.data_dir, name, cadre, village)
     }
 
     /// Issues a token of `department` through the CLI; returns it.
@@ -208,15 +208,17 @@ fn printed_token(out: &Output, what: &str) -> Result<String> {
         .ok_or_else(|| format!("`{what}` printed no token").into())
 }
 
-/// Registers a device with the CLI on `data_dir` (the server may be stopped or running):
-/// in `village`, or township-wide for `None`; returns its token.
+/// Registers a device of `cadre` with the CLI on `data_dir` (the server may be stopped or
+/// running): in `village`, or township-wide for `None`; returns its token. The server
+/// accepts changes on it by `cadre` and the cadres registered in its village.
 pub fn add_device(
     binary: &Path,
     data_dir: &Path,
     name: &str,
+    cadre: &str,
     village: Option<&str>,
 ) -> Result<String> {
-    let mut args = vec!["device", "add", "--name", name];
+    let mut args = vec!["device", "add", "--name", name, "--cadre", cadre];
     match village {
         Some(v) => args.extend(["--village", v]),
         None => args.push("--township"),

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use yibiao_store::Store;
 use yibiao_sync::session::{Next, RetryPolicy, SyncOptions, SyncReport, SyncSession};
-use yibiao_sync::{DeviceScope, Hub, HubStorage, Transport, TransportError};
+use yibiao_sync::{DeviceScope, Hub, HubStorage, Identity, Transport, TransportError};
 
 use crate::Result;
 use crate::rng::Rng;
-use crate::transport::InProcess;
+use crate::transport::{InProcess, identity_of};
 
 /// How often a link fails, each a probability per exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -81,11 +81,12 @@ impl<H> SimLink<H> {
         hub: H,
         key: impl Into<String>,
         scope: DeviceScope,
+        identity: Identity,
         seed: u64,
         faults: Faults,
     ) -> Self {
         Self {
-            inner: InProcess::new(hub, key, scope),
+            inner: InProcess::new(hub, key, scope, identity),
             faults,
             rng: Mutex::new(Rng::new(seed)),
             requests: Mutex::new(Vec::new()),
@@ -239,7 +240,14 @@ impl<'h, S: HubStorage> SimNet<'h, S> {
     pub fn link(&self, i: usize) -> SimLink<&'h Hub<S>> {
         let p = &self.phones[i];
         let seed = self.rng.borrow_mut().next_u64();
-        SimLink::new(self.hub, p.key.clone(), p.scope.clone(), seed, p.faults)
+        SimLink::new(
+            self.hub,
+            p.key.clone(),
+            p.scope.clone(),
+            identity_of(&p.store),
+            seed,
+            p.faults,
+        )
     }
 
     /// Syncs phone `i` until a run reports it complete both ways.

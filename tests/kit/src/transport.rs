@@ -3,8 +3,15 @@
 
 use std::ops::Deref;
 
+use yibiao_store::Store;
 use yibiao_sync::protocol::SyncRequest;
-use yibiao_sync::{DeviceAuth, DeviceScope, Hub, HubStorage, Transport, TransportError};
+use yibiao_sync::{DeviceAuth, DeviceScope, Hub, HubStorage, Identity, Transport, TransportError};
+
+/// The identity the server vouches for behind a phone's token when its one cadre uses it:
+/// the store's device id and cadre (the server adds the cadres of the device's village).
+pub fn identity_of(store: &Store) -> Identity {
+    Identity::new(store.device_id().clone(), [store.cadre_id()])
+}
 
 /// A [`Transport`] into a hub, as one device. `H` is anything that reaches the hub: a
 /// `&Hub<S>` in a test that owns the hub, an `Arc<Hub<S>>` beside a running server.
@@ -15,15 +22,22 @@ pub struct InProcess<H> {
 }
 
 impl<H> InProcess<H> {
-    /// The device `key` with `scope`, talking to `hub`.
-    pub fn new(hub: H, key: impl Into<String>, scope: DeviceScope) -> Self {
+    /// The device `key` with `scope`, bound to the phone and cadres of `identity`,
+    /// talking to `hub`.
+    pub fn new(hub: H, key: impl Into<String>, scope: DeviceScope, identity: Identity) -> Self {
         Self::with_auth(
             hub,
             DeviceAuth {
                 key: key.into(),
                 scope,
+                identity,
             },
         )
+    }
+
+    /// The device `key` with `scope`, as the phone `store` with its cadre.
+    pub fn for_store(hub: H, key: impl Into<String>, scope: DeviceScope, store: &Store) -> Self {
+        Self::new(hub, key, scope, identity_of(store))
     }
 
     /// A device already authenticated as `auth`.
@@ -109,7 +123,12 @@ mod tests {
         ));
         let phone = Store::open_in_memory(schema, CadreId::new("amu").unwrap(), clock).unwrap();
         let id = phone.create("household", Some("tujiang"), &[]).unwrap();
-        let transport = InProcess::new(hub.clone(), "dev", DeviceScope::Village("tujiang".into()));
+        let transport = InProcess::for_store(
+            hub.clone(),
+            "dev",
+            DeviceScope::Village("tujiang".into()),
+            &phone,
+        );
         let report =
             yibiao_store::sync(&phone, &transport, &SyncOptions::default(), &mut |_| {}).unwrap();
         assert!(report.complete);

@@ -27,9 +27,10 @@ fn start_server(data: &Path) -> ServerProcess {
     ServerProcess::start(server_binary(), data, ServerOptions::default()).expect("server starts")
 }
 
-/// Registers a device through the server's CLI; returns its token.
-fn add_device(data: &Path, name: &str, village: Option<&str>) -> String {
-    yibiao_testkit::server::add_device(server_binary(), data, name, village).expect("device add")
+/// Registers a device of `cadre` through the server's CLI; returns its token.
+fn add_device(data: &Path, name: &str, cadre: &str, village: Option<&str>) -> String {
+    yibiao_testkit::server::add_device(server_binary(), data, name, cadre, village)
+        .expect("device add")
 }
 
 fn schema() -> Arc<Schema> {
@@ -108,7 +109,7 @@ fn twenty_devices_editing_offline_converge_through_a_cutting_duplicating_proxy()
     let mut phones = Vec::new();
     for i in 0..20 {
         let village = if i < 18 { Some(villages[i % 6]) } else { None };
-        let token = add_device(&data, &format!("phone-{i}"), village);
+        let token = add_device(&data, &format!("phone-{i}"), &format!("cadre-{i}"), village);
         let store = Store::open(
             dir.path().join(format!("phone-{i}.db")),
             schema(),
@@ -271,7 +272,7 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
     let mut server = start_server(&data);
-    let token = add_device(&data, "phone", Some("heping"));
+    let token = add_device(&data, "phone", "amu", Some("heping"));
     let slow = LinkProfile {
         name: "slow",
         latency: Duration::from_millis(20),
@@ -343,7 +344,7 @@ fn a_server_killed_mid_multi_page_sync_loses_and_duplicates_nothing() {
     );
 
     // A second phone of the village pulls everything in several pages.
-    let token2 = add_device(&data, "phone-2", Some("heping"));
+    let token2 = add_device(&data, "phone-2", "jike", Some("heping"));
     let other = Store::open(
         dir.path().join("phone2.db"),
         schema(),
@@ -363,7 +364,7 @@ fn a_phone_killed_mid_sync_resumes_without_resending_what_was_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
     let server = start_server(&data);
-    let token = add_device(&data, "phone", Some("lianhe"));
+    let token = add_device(&data, "phone", "amu", Some("lianhe"));
     let slow = LinkProfile {
         name: "slow",
         latency: Duration::from_millis(20),

@@ -13,8 +13,11 @@ use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema, Value};
 use yibiao_store::Store;
 use yibiao_sync::protocol::{PushDoc, RefusalCode, SyncRequest, SyncResponse, WireId};
 use yibiao_sync::session::SyncOptions;
-use yibiao_sync::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, MemoryHubStorage};
+use yibiao_sync::{
+    DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, Identity, MemoryHubStorage,
+};
 use yibiao_testkit::simnet::{Faults, SimLink, SimNet, sim_options};
+use yibiao_testkit::transport::identity_of;
 
 type TestHub = Hub<MemoryHubStorage>;
 
@@ -259,6 +262,7 @@ fn a_refused_document_stays_on_the_phone_with_its_reason_and_the_rest_is_accepte
         &hub,
         "dev",
         DeviceScope::Village("tujiang".into()),
+        identity_of(&phone),
         1,
         Faults::NONE,
     );
@@ -269,7 +273,7 @@ fn a_refused_document_stays_on_the_phone_with_its_reason_and_the_rest_is_accepte
     assert_eq!(report.refused[0].0, theirs);
     assert_eq!(
         report.refused[0].1,
-        "record belongs to village `baru`; this device may only write village `tujiang`"
+        "this device may only write records of village `tujiang`"
     );
     assert!(hub.record(mine).unwrap().is_some());
     assert!(
@@ -307,6 +311,11 @@ fn push(hub: &TestHub, scope: DeviceScope, docs: Vec<PushDoc>) -> SyncResponse {
         &DeviceAuth {
             key: "x".into(),
             scope,
+            // A shared phone of c and amu, as the server vouches for it.
+            identity: Identity::new(
+                DeviceId::new("dev-x").unwrap(),
+                ["c", "amu"].map(|c| CadreId::new(c).unwrap()),
+            ),
         },
         &req,
     )
@@ -519,6 +528,7 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
         &hub,
         "dev",
         DeviceScope::Village("heping".into()),
+        identity_of(&phone),
         7,
         Faults::NONE,
     );
@@ -552,6 +562,7 @@ fn a_large_backlog_goes_in_bounded_pages_and_resumes_after_a_failure() {
         &hub,
         "dev2",
         DeviceScope::Village("heping".into()),
+        identity_of(&other),
         8,
         Faults::NONE,
     );

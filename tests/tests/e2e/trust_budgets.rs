@@ -17,6 +17,7 @@ use yibiao_model::record::{FieldEdit, Record, Scope};
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema, Value};
 use yibiao_server::storage::SqliteStorage;
 use yibiao_store::Store;
+use yibiao_sync::hub::Identity;
 use yibiao_sync::protocol::{PushDoc, SyncRequest, SyncResponse, WireId, heads_to_wire};
 use yibiao_sync::session::SyncOptions;
 use yibiao_sync::{DeviceScope, Hub, HubConfig};
@@ -85,7 +86,12 @@ fn a_push_that_would_outgrow_every_phone_is_refused_and_the_village_keeps_syncin
         NOW,
     )
     .unwrap();
-    let attacker = InProcess::new(&hub, "attacker", tujiang());
+    let attacker = InProcess::new(
+        &hub,
+        "attacker",
+        tujiang(),
+        Identity::new(author.device.clone(), [author.cadre.clone()]),
+    );
     let push = |bytes: Vec<u8>, heads: &[automerge::ChangeHash]| -> SyncResponse {
         let req = SyncRequest {
             device: "attacker".into(),
@@ -134,7 +140,10 @@ fn a_push_that_would_outgrow_every_phone_is_refused_and_the_village_keeps_syncin
     let own = honest
         .create("household", Some("tujiang"), &[head("吉克")])
         .unwrap();
-    let report = sync(&honest, &InProcess::new(&hub, "honest", tujiang()));
+    let report = sync(
+        &honest,
+        &InProcess::for_store(&hub, "honest", tujiang(), &honest),
+    );
     assert!(report.complete);
     assert!(report.refused.is_empty());
     let held = honest.get(record.id()).unwrap();
@@ -158,7 +167,13 @@ fn a_damaged_stored_record_no_longer_stops_its_village_and_the_operator_drops_it
         .collect();
     {
         let hub = hub_on(&db, &clock);
-        assert!(sync(&first, &InProcess::new(&hub, "first", tujiang())).complete);
+        assert!(
+            sync(
+                &first,
+                &InProcess::for_store(&hub, "first", tujiang(), &first)
+            )
+            .complete
+        );
     }
 
     // The damaged one: its chunk keeps its header, the rest is noise.
@@ -176,7 +191,10 @@ fn a_damaged_stored_record_no_longer_stops_its_village_and_the_operator_drops_it
     // After a restart (nothing cached), a new phone of the village syncs everything else.
     let hub = hub_on(&db, &clock);
     let second = phone(&clock);
-    let report = sync(&second, &InProcess::new(&hub, "second", tujiang()));
+    let report = sync(
+        &second,
+        &InProcess::for_store(&hub, "second", tujiang(), &second),
+    );
     assert!(report.complete);
     assert!(second.get(ids[0]).is_ok());
     assert!(second.get(ids[2]).is_ok());
@@ -190,7 +208,10 @@ fn a_damaged_stored_record_no_longer_stops_its_village_and_the_operator_drops_it
     first
         .set(ids[2], "household_size", Value::Integer(5))
         .unwrap();
-    let report = sync(&first, &InProcess::new(&hub, "first", tujiang()));
+    let report = sync(
+        &first,
+        &InProcess::for_store(&hub, "first", tujiang(), &first),
+    );
     assert!(report.complete);
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, damaged);
@@ -222,7 +243,10 @@ fn a_damaged_stored_record_no_longer_stops_its_village_and_the_operator_drops_it
     first
         .set(damaged, "household_size", Value::Integer(6))
         .unwrap();
-    let report = sync(&first, &InProcess::new(&hub, "first", tujiang()));
+    let report = sync(
+        &first,
+        &InProcess::for_store(&hub, "first", tujiang(), &first),
+    );
     assert!(report.complete);
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert!(hub.record(damaged).unwrap().is_some());

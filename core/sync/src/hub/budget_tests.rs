@@ -60,6 +60,12 @@ impl HubStorage for Spy {
     fn record_count(&self) -> Result<u64, StorageError> {
         self.inner.record_count()
     }
+    fn actor_devices(
+        &self,
+        actors: &[ActorId],
+    ) -> Result<std::collections::HashMap<ActorId, String>, StorageError> {
+        self.inner.actor_devices(actors)
+    }
 }
 
 fn hub() -> Hub<Spy> {
@@ -75,6 +81,10 @@ fn phone(key: &str) -> DeviceAuth {
     DeviceAuth {
         key: key.into(),
         scope: DeviceScope::Village("tujiang".into()),
+        identity: crate::identity::Identity::new(
+            DeviceId::new(key).unwrap(),
+            [CadreId::new("amu").unwrap()],
+        ),
     }
 }
 

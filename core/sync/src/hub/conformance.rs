@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use yibiao_model::ids::RecordId;
 
 use super::{DeviceScope, DocWrite, HubBatch, HubStorage};
@@ -37,6 +37,34 @@ pub fn run_all<S: HubStorage>(make: impl Fn() -> S) {
     feed_moves_changed_records_to_the_end_and_respects_scope(&make());
     device_heads_come_from_pushes_and_confirmed_sends(&make());
     a_send_of_a_record_that_moved_is_not_confirmed(&make());
+    an_actor_stays_bound_to_the_first_phone_that_used_it(&make());
+}
+
+/// An actor is bound once, to the phone of the batch that first used it.
+pub fn an_actor_stays_bound_to_the_first_phone_that_used_it<S: HubStorage>(s: &S) {
+    let (a, b) = (ActorId::from(vec![1u8; 16]), ActorId::from(vec![2u8; 16]));
+    assert!(
+        s.actor_devices(std::slice::from_ref(&a))
+            .unwrap()
+            .is_empty()
+    );
+    s.commit(&HubBatch {
+        device: "key-1".into(),
+        actors: vec![(a.clone(), "phone-1".into())],
+        ..HubBatch::default()
+    })
+    .unwrap();
+    s.commit(&HubBatch {
+        device: "key-2".into(),
+        actors: vec![(a.clone(), "phone-2".into()), (b.clone(), "phone-2".into())],
+        ..HubBatch::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.actor_devices(&[a.clone(), b.clone()]).unwrap(),
+        HashMap::from([(a, "phone-1".to_owned()), (b, "phone-2".to_owned())]),
+        "the first binding of an actor stays"
+    );
 }
 
 /// Chunks append in order; a snapshot replaces them all.

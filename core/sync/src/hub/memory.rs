@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use yibiao_model::ids::RecordId;
 
 use super::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError, lock};
@@ -22,6 +22,7 @@ struct MemoryInner {
     next_seq: u64,
     device_heads: HashMap<(String, RecordId), Vec<ChangeHash>>,
     sent: HashMap<(String, RecordId), (Vec<ChangeHash>, u64)>,
+    actors: HashMap<ActorId, String>,
 }
 
 impl HubStorage for MemoryHubStorage {
@@ -61,6 +62,11 @@ impl HubStorage for MemoryHubStorage {
         for (id, heads) in &batch.device_heads {
             m.device_heads
                 .insert((batch.device.clone(), *id), heads.clone());
+        }
+        for (actor, device) in &batch.actors {
+            m.actors
+                .entry(actor.clone())
+                .or_insert_with(|| device.clone());
         }
         Ok(())
     }
@@ -111,5 +117,13 @@ impl HubStorage for MemoryHubStorage {
 
     fn record_count(&self) -> Result<u64, StorageError> {
         Ok(lock(&self.inner).docs.len() as u64)
+    }
+
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
+        let m = lock(&self.inner);
+        Ok(actors
+            .iter()
+            .filter_map(|a| m.actors.get(a).map(|d| (a.clone(), d.clone())))
+            .collect())
     }
 }

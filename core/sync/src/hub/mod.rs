@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use automerge::{ActorId, Change, ChangeHash};
 use lru::LruCache;
 
-use crate::check::{Refused, check_changes, typed_values};
+use crate::check::{
+    Refused, actors_to_bind, check_changes, check_identity, check_receipt_cadres, typed_values,
+};
 use crate::protocol::{
     PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireHash, WireId,
     heads_from_wire, heads_to_wire,
@@ -50,6 +52,7 @@ pub mod conformance;
 mod memory;
 mod storage;
 
+pub use crate::identity::Identity;
 pub use budget::Budgets;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryHubStorage;
@@ -244,6 +247,12 @@ impl<S: HubStorage> Hub<S> {
         req: &SyncRequest,
     ) -> Result<(SyncResponse, ExchangeStats), HubError> {
         DeviceId::new(req.device.as_str()).map_err(|e| HubError::BadRequest(e.to_string()))?;
+        if req.device != auth.identity.device.as_str() {
+            return Err(HubError::BadRequest(format!(
+                "this token belongs to device `{}`, not `{}`",
+                auth.identity.device, req.device
+            )));
+        }
         let mut stats = ExchangeStats::default();
         let mut response = SyncResponse {
             server_time_ms: self.clock.now_ms(),
@@ -286,10 +295,14 @@ impl<S: HubStorage> Hub<S> {
                     "record {id} is pushed twice in one request"
                 )));
             }
-            let merged = precheck.and_then(|()| self.merge_one(&mut cache, auth, &req.device, doc));
+            let merged = precheck.and_then(|()| self.merge_one(&mut cache, auth, doc));
             match merged {
-                Ok(Some(write)) => {
+                Ok(Some((write, actors))) => {
                     touched.push(id);
+                    let phone = auth.identity.device.as_str();
+                    batch
+                        .actors
+                        .extend(actors.into_iter().map(|a| (a, phone.to_owned())));
                     batch.docs.push(write);
                     batch.device_heads.push((id, heads_from_wire(&doc.heads)));
                     response.accepted.push(doc.record);
@@ -324,16 +337,16 @@ impl<S: HubStorage> Hub<S> {
         Ok(())
     }
 
-    /// Merges one pushed document into the cached copy. `Ok(None)`: nothing new.
+    /// Merges one pushed document into the cached copy. `Ok(None)`: nothing new; else the
+    /// write and the actors it binds to the phone.
     fn merge_one(
         &self,
         cache: &mut LruCache<RecordId, Record>,
         auth: &DeviceAuth,
-        device: &str,
         doc: &PushDoc,
-    ) -> Result<Option<DocWrite>, Refused> {
+    ) -> Result<Option<(DocWrite, Vec<ActorId>)>, Refused> {
         let id = RecordId::from(doc.record);
-        let (record, before, is_new) = self.merge_into_cache(cache, id, doc)?;
+        let (record, before, is_new) = self.merge_into_cache(cache, auth, id, doc)?;
         // Every head the device declares must now be present, or we hold a gap.
         if lacks_a_head(record.doc(), &doc.heads) {
             return Err(missing_history());
@@ -344,16 +357,40 @@ impl<S: HubStorage> Hub<S> {
         }
         budget::check_new_changes(&self.config.budgets, &new_changes)?;
         let is_task = task::is_task(record);
-        self.check_new_changes(record, &new_changes, is_task, is_new, device)?;
+        self.check_new_changes(record, &new_changes, is_task, is_new, &auth.identity)?;
         self.check_scope(&record.scope(), auth)?;
         budget::check_record_size(&self.config.budgets, record.save_for_wire().len())?;
+        let actors = self.actors_to_bind(&new_changes, &auth.identity)?;
         let (chunk, snapshot) = self.chunk_to_store(id, record, &before, is_new)?;
         let typed = if is_task {
             Vec::new()
         } else {
             typed_values(record, &new_changes)
         };
-        Ok(Some(self.doc_write(record, chunk, snapshot, typed)))
+        Ok(Some((
+            self.doc_write(record, chunk, snapshot, typed),
+            actors,
+        )))
+    }
+
+    /// The actors of `changes` first seen now (to bind to this phone); refuses a change
+    /// by another phone's actor or the hub's own.
+    fn actors_to_bind(
+        &self,
+        changes: &[Change],
+        identity: &Identity,
+    ) -> Result<Vec<ActorId>, Refused> {
+        let mut actors: Vec<ActorId> = changes.iter().map(|c| c.actor_id().clone()).collect();
+        actors.sort();
+        actors.dedup();
+        let owners = self.storage.actor_devices(&actors).map_err(|e| {
+            tracing::error!(error = %e, "storage failed while reading actor bindings");
+            (
+                RefusalCode::Malformed,
+                "the server could not check this change's author; try again later".to_owned(),
+            )
+        })?;
+        actors_to_bind(changes, identity, &self.actor, &owners)
     }
 
     /// Merges `doc` into the cached copy of its record, loaded from storage if the hub
@@ -362,6 +399,7 @@ impl<S: HubStorage> Hub<S> {
     fn merge_into_cache<'c>(
         &self,
         cache: &'c mut LruCache<RecordId, Record>,
+        auth: &DeviceAuth,
         id: RecordId,
         doc: &PushDoc,
     ) -> Result<(&'c mut Record, Vec<ChangeHash>, bool), Refused> {
@@ -374,6 +412,11 @@ impl<S: HubStorage> Hub<S> {
         };
         if exists {
             let record = cache.get_mut(&id).ok_or_else(cache_miss)?;
+            if !auth.scope.contains(record.scope().village.as_deref()) {
+                // No existence oracle: a record outside the device's scope is answered
+                // exactly as an id the hub does not hold, and nothing is merged.
+                return Err(self.as_if_unknown(id, doc, auth));
+            }
             let before = record.heads();
             merge_held(record, id, doc)?;
             Ok((record, before, false))
@@ -386,26 +429,57 @@ impl<S: HubStorage> Hub<S> {
         }
     }
 
-    /// Checks the changes new to the hub: a task's by the task rules, a record's against
-    /// the schema.
+    /// The refusal a push for `id` would get if the hub did not hold it: the pushed
+    /// bytes are loaded on their own (never cached, never stored) and checked as a new
+    /// record would be. Bytes that would make a record of this scope are refused too.
+    fn as_if_unknown(&self, id: RecordId, doc: &PushDoc, auth: &DeviceAuth) -> Refused {
+        let record = match Record::load_untrusted(id, self.actor.clone(), &doc.bytes) {
+            Ok(record) => record,
+            Err(e) => return load_refusal(id, doc, e),
+        };
+        if lacks_a_head(record.doc(), &doc.heads) {
+            return missing_history();
+        }
+        let changes = record.doc().get_changes(&[]);
+        let is_task = task::is_task(&record);
+        if let Err(refused) =
+            self.check_new_changes(&record, &changes, is_task, true, &auth.identity)
+        {
+            return refused;
+        }
+        self.check_scope(&record.scope(), auth)
+            .err()
+            .unwrap_or_else(|| {
+                (
+                    RefusalCode::OutOfScope,
+                    "this record cannot be written from this device".to_owned(),
+                )
+            })
+    }
+
+    /// Checks the changes new to the hub: who made them, then a task's by the task rules,
+    /// a record's against the schema.
     fn check_new_changes(
         &self,
         record: &Record,
         new_changes: &[Change],
         is_task: bool,
         is_new: bool,
-        device: &str,
+        identity: &Identity,
     ) -> Result<(), Refused> {
+        check_identity(new_changes, identity)?;
         if is_task {
-            task::check_task_changes(record, new_changes, is_new, device).map_err(|e| {
-                let code = match e {
-                    task::TaskRefusal::Forbidden(_) => RefusalCode::NotARecord,
-                    task::TaskRefusal::BadReceipt(_) => RefusalCode::InvalidValue,
-                };
-                (code, e.message().to_owned())
-            })
+            task::check_task_changes(record, new_changes, is_new, identity.device.as_str())
+                .map_err(|e| {
+                    let code = match e {
+                        task::TaskRefusal::Forbidden(_) => RefusalCode::NotARecord,
+                        task::TaskRefusal::BadReceipt(_) => RefusalCode::InvalidValue,
+                    };
+                    (code, e.message().to_owned())
+                })?;
+            check_receipt_cadres(new_changes, identity)
         } else {
-            check_changes(&self.schema, record, new_changes, is_new, device)
+            check_changes(&self.schema, record, new_changes, is_new)
         }
     }
 
@@ -427,19 +501,13 @@ impl<S: HubStorage> Hub<S> {
             return Err((RefusalCode::OutOfScope, format!("unknown village `{v}`")));
         }
         if !auth.scope.contains(scope.village.as_deref()) {
+            // Never name the record's village: a refusal must not tell where a record is.
             let DeviceScope::Village(mine) = &auth.scope else {
                 return Err((RefusalCode::OutOfScope, "out of scope".into()));
             };
             return Err((
                 RefusalCode::OutOfScope,
-                format!(
-                    "record belongs to {}; this device may only write village `{mine}`",
-                    scope
-                        .village
-                        .as_deref()
-                        .map(|v| format!("village `{v}`"))
-                        .unwrap_or_else(|| "the township".into())
-                ),
+                format!("this device may only write records of village `{mine}`"),
             ));
         }
         Ok(())

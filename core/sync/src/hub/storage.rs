@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use yibiao_model::ids::RecordId;
+
+use crate::identity::Identity;
 
 /// What a device may read and write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct DeviceAuth {
     pub key: String,
     /// Its scope.
     pub scope: DeviceScope,
+    /// The phone and cadres the server vouches for.
+    pub identity: Identity,
 }
 
 /// A storage failure, with a message fit for logs (never for devices).
@@ -90,6 +94,9 @@ pub struct HubBatch {
     pub confirm_upto: u64,
     /// Heads the device now holds (applied after the confirmations).
     pub device_heads: Vec<(RecordId, Vec<ChangeHash>)>,
+    /// Automerge actors first seen in this batch, each bound to the phone (device id)
+    /// that used it: from now on no other phone may push changes by that actor.
+    pub actors: Vec<(ActorId, String)>,
 }
 
 /// The server's storage. Every method is blocking; call it off the async runtime.
@@ -119,6 +126,8 @@ pub trait HubStorage: Send + Sync {
     ) -> Result<(), StorageError>;
     /// Number of records stored.
     fn record_count(&self) -> Result<u64, StorageError>;
+    /// The phone (device id) each of `actors` is bound to, for those bound.
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError>;
 }
 
 impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
@@ -152,5 +161,8 @@ impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
     }
     fn record_count(&self) -> Result<u64, StorageError> {
         (**self).record_count()
+    }
+    fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
+        (**self).actor_devices(actors)
     }
 }
