@@ -49,8 +49,10 @@ impl AppState {
                 private_file(&side)?;
             }
         }
-        let storage: Arc<dyn ServerStorage> =
-            Arc::new(SqliteStorage::open(&path).map_err(|e| e.to_string())?);
+        let storage: Arc<dyn ServerStorage> = Arc::new(
+            SqliteStorage::open(&path)
+                .map_err(|e| format!("database {} cannot be opened: {e}", path.display()))?,
+        );
         // A damaged database is refused here, with a message, rather than served as a
         // stream of 500s.
         let check = storage
