@@ -4,7 +4,8 @@
 # metadata ("library mode": no UDL file; names come from mobile-ffi/uniffi.toml).
 #
 #   scripts/bindings.sh [LIBRARY] [OUT_DIR]
-#     LIBRARY  default: target/debug/libyibiao_ffi.so (built here if missing or stale)
+#     LIBRARY  default: $CARGO_TARGET_DIR (or target)/debug/libyibiao_ffi.so (built here if
+#              missing or stale)
 #     OUT_DIR  default: target/bindings  ->  {kotlin/yibiao/yibiao.kt,
 #              swift/{Yibiao.swift,YibiaoFFI.h,YibiaoFFI.modulemap}, python/yibiao.py}
 #
@@ -14,12 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LIB="${1:-}"
+BUILT="${CARGO_TARGET_DIR:-target}/debug"
 OUT="${2:-target/bindings}"
 if [ -z "$LIB" ]; then
   cargo build --quiet --locked -p yibiao-mobile-ffi --lib
   case "$(uname -s)" in
-    Darwin) LIB=target/debug/libyibiao_ffi.dylib ;;
-    *) LIB=target/debug/libyibiao_ffi.so ;;
+    Darwin) LIB="$BUILT/libyibiao_ffi.dylib" ;;
+    *) LIB="$BUILT/libyibiao_ffi.so" ;;
   esac
 fi
 [ -f "$LIB" ] || { echo "bindings.sh: no library at $LIB" >&2; exit 1; }
@@ -28,7 +30,7 @@ fi
 # one from its own build, so no second feature set of the dependencies is compiled).
 if [ -z "${BINDGEN:-}" ]; then
   cargo build --quiet --locked -p yibiao-mobile-ffi --bin uniffi-bindgen
-  BINDGEN=target/debug/uniffi-bindgen
+  BINDGEN="$BUILT/uniffi-bindgen"
 fi
 
 NEW="$(mktemp -d)"

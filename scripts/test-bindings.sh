@@ -24,7 +24,7 @@ t=$(date +%s)
 # The whole workspace in one build, so dependencies get the same features as in
 # `cargo test --workspace` and nothing is compiled twice when scripts/test.sh runs both.
 cargo build --quiet --locked --workspace
-LIB_DIR="$ROOT/target/debug"
+LIB_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 SERVER_BIN="$LIB_DIR/yibiao-server"
 echo "built in $(elapsed "$t")"
 
