@@ -105,6 +105,7 @@ fn phone_request() -> SyncRequest {
             bytes: store.export(id).unwrap(),
         }],
         max_response_bytes: 65536,
+        schema: None,
     }
 }
 
@@ -282,6 +283,7 @@ async fn ready_counts_a_quarantined_record_and_stays_ready() {
         cursor: 0,
         push: Vec::new(),
         max_response_bytes: 65536,
+        schema: None,
     };
     let (resp, _) = f
         .state

@@ -355,6 +355,7 @@ fn body(method: &str, path: &str, kind: &Kind, fx: &Fixture) -> Option<(&'static
                 cursor: 0,
                 push: Vec::new(),
                 max_response_bytes: 65536,
+                schema: None,
             };
             Some(("application/x-yibiao-sync", request.encode()))
         }

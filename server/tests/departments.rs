@@ -127,6 +127,7 @@ fn push_all(fx: &Fx, store: &Store) {
         cursor: 0,
         push: docs,
         max_response_bytes: 1 << 20,
+        schema: None,
     };
     let auth = DeviceAuth {
         key: format!("test-{}", store.device_id()),
@@ -453,6 +454,7 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
         cursor: 0,
         push: vec![],
         max_response_bytes: 4096,
+        schema: None,
     }
     .encode();
     let sync = |token: String, body: Vec<u8>| {
@@ -484,6 +486,7 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
         cursor: 0,
         push: vec![],
         max_response_bytes: 4096,
+        schema: None,
     }
     .encode();
     let (status, body) = sync(token.clone(), other_phone).await;
@@ -881,6 +884,7 @@ async fn metrics_count_syncs_refusals_and_department_reads() {
         cursor: 0,
         push: vec![],
         max_response_bytes: 65536,
+        schema: None,
     }
     .encode();
     let req = Request::post("/v1/sync")

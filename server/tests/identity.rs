@@ -178,6 +178,7 @@ impl Phone {
             cursor: 0,
             push: docs,
             max_response_bytes: 1 << 16,
+            schema: None,
         };
         SyncResponse::decode(&self.transport.handle_decoded(&req).unwrap()).unwrap()
     }
@@ -280,6 +281,7 @@ async fn a_first_sync_cannot_claim_another_phones_id_to_forge_its_changes() {
         cursor: 0,
         push: vec![doc],
         max_response_bytes: 1 << 16,
+        schema: None,
     };
     let (status, body) = sync_http(&fx, &token, &req).await;
     assert_eq!(
@@ -418,6 +420,7 @@ async fn claiming_another_phones_id_cannot_move_it_in_task_progress() {
         cursor: 0,
         push: Vec::new(),
         max_response_bytes: 1 << 16,
+        schema: None,
     };
     let (status, _) = sync_http(&fx, &token, &req).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -115,6 +115,7 @@ fn push_all(state: &AppState, store: &Store) {
         cursor: 0,
         push,
         max_response_bytes: 1 << 20,
+        schema: None,
     };
     let auth = DeviceAuth {
         key: "snapshot-phone".into(),

@@ -132,6 +132,7 @@ fn push_all(state: &AppState, store: &Store) {
             cursor: 0,
             push: docs,
             max_response_bytes: 1 << 16,
+            schema: None,
         };
         let auth = DeviceAuth {
             key: format!("test-{}", store.device_id()),

@@ -251,6 +251,7 @@ fn attacker(
             bytes,
         }],
         max_response_bytes: SyncOptions::default().max_response_bytes,
+        schema: None,
     };
     Ok(Attacker {
         transport: HttpTransport::new(&server.url(), &token, HTTP_TIMEOUT),

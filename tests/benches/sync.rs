@@ -565,6 +565,7 @@ fn payload(store: &Store) -> BenchResult<Payload> {
             cursor: store.sync_cursor()?,
             push,
             max_response_bytes: SyncOptions::default().max_response_bytes,
+            schema: None,
         })
     };
     let req = request(push)?;

@@ -28,7 +28,8 @@ pub mod value;
 pub use error::{Error, Result};
 pub use ids::{Author, BadId, CadreId, DeviceId, RecordId};
 pub use record::{
-    Conflict, ConflictValue, FieldEdit, HistoryEntry, HistoryEvent, Provenance, Record, Scope,
+    Conflict, ConflictValue, FieldEdit, HistoryEntry, HistoryEvent, InvalidValue, Provenance,
+    Record, Scope,
 };
-pub use schema::{Schema, SchemaError, ValidationError, ValidationReason};
+pub use schema::{SCHEMA_FORMAT, Schema, SchemaError, ValidationError, ValidationReason};
 pub use value::{FieldType, Value};

@@ -351,6 +351,45 @@ impl Record {
         }
     }
 
+    /// Stored values the schema does not accept (written under an older revision, or by
+    /// a phone with another one): kept in the document, shown, and flagged with why.
+    /// Empty for a record whose values all fit.
+    pub fn invalid_values(&self, schema: &Schema) -> Vec<InvalidValue> {
+        let Some(fields) = self.fields_obj() else {
+            return Vec::new();
+        };
+        let entity = self.entity();
+        let mut out = Vec::new();
+        for key in self.doc.keys(&fields) {
+            let Some((automerge::Value::Scalar(s), _)) = self.doc.get(&fields, &key).ok().flatten()
+            else {
+                continue;
+            };
+            let reason = match crate::schema::field_of_entity(schema, &entity, &key) {
+                Err(e) => Some(e.to_string()),
+                Ok(def) => match def.ty.from_scalar(s.as_ref()) {
+                    None => Some(format!(
+                        "field `{key}` ({}) expects {}, holds a value of another type",
+                        def.labels.zh,
+                        def.ty.expects()
+                    )),
+                    Some(v) => schema
+                        .validate(&entity, &key, &v)
+                        .err()
+                        .map(|e| e.to_string()),
+                },
+            };
+            if let Some(reason) = reason {
+                out.push(InvalidValue {
+                    value: scalar_json(s.as_ref()),
+                    field: key,
+                    reason,
+                });
+            }
+        }
+        out
+    }
+
     /// The shown values as one JSON object, field -> value (JSON form).
     pub fn values_json(&self, schema: &Schema) -> String {
         let map: serde_json::Map<String, serde_json::Value> = self
@@ -701,5 +740,29 @@ impl Record {
             return Ok(0);
         }
         Ok(self.doc.get_changes(&before).len())
+    }
+}
+
+/// A stored value the current schema does not accept ([`Record::invalid_values`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InvalidValue {
+    /// The field key.
+    pub field: String,
+    /// The stored value as JSON (as stored, whatever the schema now says).
+    pub value: serde_json::Value,
+    /// Why the current schema refuses it.
+    pub reason: String,
+}
+
+/// A stored scalar as plain JSON, without the schema.
+fn scalar_json(s: &ScalarValue) -> serde_json::Value {
+    match s {
+        ScalarValue::Str(t) => serde_json::Value::String(t.to_string()),
+        ScalarValue::Int(i) => serde_json::json!(i),
+        ScalarValue::Uint(u) => serde_json::json!(u),
+        ScalarValue::F64(f) => serde_json::json!(f),
+        ScalarValue::Boolean(b) => serde_json::Value::Bool(*b),
+        ScalarValue::Null => serde_json::Value::Null,
+        other => serde_json::Value::String(other.to_string()),
     }
 }

@@ -22,8 +22,8 @@ pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub use hub::MemoryHubStorage;
 pub use hub::{DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, Identity};
-pub use protocol::{PROTOCOL_VERSION, SyncRequest, SyncResponse};
+pub use protocol::{PROTOCOL_VERSION, SchemaHeld, SchemaOffer, SyncRequest, SyncResponse};
 pub use session::{
-    ClientStore, Exchange, Merged, Next, Pending, RetryPolicy, SyncError, SyncOptions,
+    ClientStore, Exchange, Merged, Next, Pending, RetryPolicy, SchemaNews, SyncError, SyncOptions,
     SyncProgress, SyncReport, SyncSession, Transport, TransportError,
 };

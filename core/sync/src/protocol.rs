@@ -10,6 +10,13 @@
 //! version byte sits *before* the compressed part, so any server can tell an old client
 //! to update without understanding the rest. Decompression is bounded (a zstd bomb is
 //! refused, not inflated).
+//!
+//! **How the messages grow without a new version.** postcard writes a struct's fields in
+//! order with no names, and a reader stops at the end of the fields it knows (bytes after
+//! them are ignored). So a new field is only ever *appended*, as an `Option` read with
+//! [`trailing`]: an older reader never sees it, and a newer reader of an older message
+//! finds the body ended and takes `None`. The schema fields ([`SyncRequest::schema`],
+//! [`SyncResponse::schema`]) came this way; phones of the first protocol keep working.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +70,41 @@ pub struct SyncRequest {
     pub push: Vec<PushDoc>,
     /// The response should stay below this many bytes (before compression).
     pub max_response_bytes: u32,
+    /// The schema the phone holds (appended field: `None` from phones that predate
+    /// schema distribution, which are never sent one).
+    #[serde(default, deserialize_with = "trailing")]
+    pub schema: Option<SchemaHeld>,
+}
+
+/// The schema a phone validates with, and the newest schema file format its app reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaHeld {
+    /// The revision it holds.
+    pub revision: u32,
+    /// The newest schema format its app understands (`yibiao_model::SCHEMA_FORMAT`).
+    pub format: u32,
+}
+
+/// A newer schema than the phone holds, sent in the response of the exchange that
+/// revealed it (never when the revisions match).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaOffer {
+    /// The server's revision.
+    pub revision: u32,
+    /// Its file format.
+    pub format: u32,
+    /// The schema file's text (TOML); `None` when the phone's app cannot read `format`,
+    /// so an app too old for it learns "update the app" without downloading it.
+    pub text: Option<String>,
+}
+
+/// Reads an appended field: absent (the message ended before it) or unreadable is `None`.
+fn trailing<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d).unwrap_or(None))
 }
 
 /// One document's changes sent up.
@@ -92,6 +134,10 @@ pub struct SyncResponse {
     pub more: bool,
     /// The server's clock, ms since the epoch (lets a phone show a sane "last sync").
     pub server_time_ms: i64,
+    /// The server's schema when it is newer than the one the request said the phone
+    /// holds (appended field; see the module docs).
+    #[serde(default, deserialize_with = "trailing")]
+    pub schema: Option<SchemaOffer>,
 }
 
 /// One document sent down.
@@ -256,6 +302,7 @@ mod tests {
                 bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
             }],
             max_response_bytes: 65536,
+            schema: None,
         }
     }
 
@@ -274,6 +321,11 @@ mod tests {
             cursor: 9,
             more: true,
             server_time_ms: 1,
+            schema: Some(SchemaOffer {
+                revision: 2,
+                format: 1,
+                text: Some("format = 1".into()),
+            }),
         };
         assert_eq!(SyncResponse::decode(&resp.encode()).unwrap(), resp);
     }
@@ -290,6 +342,7 @@ mod tests {
         want.extend([1; 32]);
         want.extend([7, 0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]);
         want.extend([0x80, 0x80, 0x04]);
+        want.push(0); // schema: None (appended field)
         assert_eq!(raw, want);
     }
 
@@ -319,6 +372,68 @@ mod tests {
             SyncRequest::decode(&junk),
             Err(ProtocolError::Decode(_))
         ));
+    }
+
+    /// The messages as the first protocol wrote them, before the schema fields.
+    mod v1 {
+        use super::super::{PullDoc, PushDoc, Refusal, WireId};
+        use serde::{Deserialize, Serialize};
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) struct SyncRequest {
+            pub device: String,
+            pub cursor: u64,
+            pub push: Vec<PushDoc>,
+            pub max_response_bytes: u32,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) struct SyncResponse {
+            pub accepted: Vec<WireId>,
+            pub refused: Vec<Refusal>,
+            pub docs: Vec<PullDoc>,
+            pub cursor: u64,
+            pub more: bool,
+            pub server_time_ms: i64,
+        }
+    }
+
+    #[test]
+    fn phones_of_the_first_protocol_and_new_servers_understand_each_other() {
+        // An old phone's request reads as one holding no schema (so it is sent none).
+        let old = v1::SyncRequest {
+            device: "dev-1".into(),
+            cursor: 3,
+            push: vec![],
+            max_response_bytes: 100,
+        };
+        let read = SyncRequest::decode(&encode(&old)).unwrap();
+        assert_eq!((read.device.as_str(), read.cursor), ("dev-1", 3));
+        assert_eq!(read.schema, None);
+        // A new response, schema and all, reads on the old phone as before.
+        let new = SyncResponse {
+            cursor: 9,
+            more: true,
+            server_time_ms: 5,
+            schema: Some(SchemaOffer {
+                revision: 2,
+                format: 1,
+                text: Some("format = 1".into()),
+            }),
+            ..SyncResponse::default()
+        };
+        let old_read: v1::SyncResponse = decode(&new.encode()).unwrap();
+        assert_eq!(
+            (old_read.cursor, old_read.more, old_read.server_time_ms),
+            (9, true, 5)
+        );
+        // And a new request reads on an old server.
+        let mut req = sample();
+        req.schema = Some(SchemaHeld {
+            revision: 1,
+            format: 1,
+        });
+        let old_server: v1::SyncRequest = decode(&req.encode()).unwrap();
+        assert_eq!(old_server.push, req.push);
+        assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
     }
 
     #[test]

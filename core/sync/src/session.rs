@@ -26,7 +26,8 @@ use automerge::ChangeHash;
 use yibiao_model::ids::RecordId;
 
 use crate::protocol::{
-    PushDoc, RefusalCode, SyncRequest, SyncResponse, WireId, heads_from_wire, heads_to_wire,
+    PushDoc, RefusalCode, SchemaHeld, SchemaOffer, SyncRequest, SyncResponse, WireId,
+    heads_from_wire, heads_to_wire,
 };
 
 /// Moves one sync body to the server and back. Implement it to bring your own HTTP stack.
@@ -145,6 +146,40 @@ pub struct SyncReport {
     pub refused: Vec<(RecordId, String)>,
     /// Records whose content changed on this phone because of what arrived (for UIs).
     pub changed: Vec<RecordId>,
+    /// What became of the server's schema in this run.
+    pub schema: SchemaNews,
+}
+
+/// What a sync did with the server's schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SchemaNews {
+    /// The phone already held the server's revision (or the server sent none).
+    #[default]
+    Unchanged,
+    /// A newer revision was stored; the phone validates with it from now on.
+    Installed {
+        /// The revision held before.
+        from: u32,
+        /// The revision held now.
+        to: u32,
+    },
+    /// The server's schema is of a format this app cannot read: the phone keeps its
+    /// schema and the app should tell the cadre to update it. The sync itself went on.
+    UpdateApp {
+        /// The server's revision.
+        revision: u32,
+        /// Its format.
+        format: u32,
+        /// The newest format this app reads.
+        supported: u32,
+    },
+    /// The server's schema arrived but could not be used (the phone keeps its own).
+    Unusable {
+        /// The server's revision.
+        revision: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a sync stopped without finishing. `E` is the phone store's error.
@@ -227,6 +262,17 @@ pub trait ClientStore {
     fn apply(&self, exchange: &Exchange<'_>) -> Result<Vec<Merged>, Self::Error>;
     /// Writes the receipts the phone records by itself (task delivered / done).
     fn refresh_receipts(&self) -> Result<usize, Self::Error>;
+    /// The schema the phone validates with; `None` never asks the server for one.
+    fn schema_held(&self) -> Option<SchemaHeld> {
+        None
+    }
+    /// Stores a newer schema the server sent, durably, before the page that carried it
+    /// is applied (so its documents are indexed by it). Keeps the current schema and
+    /// says why when the offer cannot be used.
+    fn offer_schema(&self, offer: &SchemaOffer) -> Result<SchemaNews, Self::Error> {
+        let _ = offer;
+        Ok(SchemaNews::Unchanged)
+    }
 }
 
 /// What the driver does next.
@@ -260,6 +306,7 @@ pub struct SyncSession {
     finished: Option<bool>,
     rng: fastrand::Rng,
     receipts_done: bool,
+    schema: SchemaNews,
 }
 
 impl SyncSession {
@@ -277,6 +324,7 @@ impl SyncSession {
             finished: None,
             rng: fastrand::Rng::new(),
             receipts_done: false,
+            schema: SchemaNews::Unchanged,
         }
     }
 
@@ -310,6 +358,7 @@ impl SyncSession {
             cursor: store.cursor().map_err(SyncError::Store)?,
             push,
             max_response_bytes: self.options.max_response_bytes,
+            schema: store.schema_held(),
         };
         let body = request.encode();
         self.in_flight = Some((body.clone(), meta));
@@ -330,6 +379,10 @@ impl SyncSession {
             return Ok(());
         };
         let response = SyncResponse::decode(body).map_err(SyncError::Protocol)?;
+        if let Some(offer) = &response.schema {
+            let news = store.offer_schema(offer).map_err(SyncError::Store)?;
+            self.note_schema(news);
+        }
         let (ex, page_refused) = self.exchange_of(&response, &meta);
         for m in store.apply(&ex).map_err(SyncError::Store)? {
             if m.new_changes > 0 && !self.changed.contains(&m.id) {
@@ -491,12 +544,24 @@ impl SyncSession {
         (ex, refused)
     }
 
+    /// Keeps the run's schema outcome: the first revision it started from, the last news.
+    fn note_schema(&mut self, news: SchemaNews) {
+        self.schema = match (&self.schema, news) {
+            (_, SchemaNews::Unchanged) => return,
+            (SchemaNews::Installed { from, .. }, SchemaNews::Installed { to, .. }) => {
+                SchemaNews::Installed { from: *from, to }
+            }
+            (_, news) => news,
+        };
+    }
+
     fn report(&self, complete: bool) -> SyncReport {
         SyncReport {
             progress: self.progress.clone(),
             complete,
             refused: self.refused.clone(),
             changed: self.changed.clone(),
+            schema: self.schema.clone(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! still speak the old one).
 
 use yibiao_sync::protocol::{
-    PROTOCOL_VERSION, PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireId,
+    PROTOCOL_VERSION, PullDoc, PushDoc, Refusal, RefusalCode, SchemaHeld, SchemaOffer, SyncRequest,
+    SyncResponse, WireId,
 };
 
 fn request() -> SyncRequest {
@@ -16,6 +17,11 @@ fn request() -> SyncRequest {
             bytes: vec![0x85, 0x6f, 0x4a, 0x83],
         }],
         max_response_bytes: 65_536,
+        // Appended after the first protocol (see `protocol.rs`): old servers ignore it.
+        schema: Some(SchemaHeld {
+            revision: 1,
+            format: 1,
+        }),
     }
 }
 
@@ -35,6 +41,12 @@ fn response() -> SyncResponse {
         cursor: 43,
         more: true,
         server_time_ms: 1_795_536_000_000,
+        // Appended after the first protocol: old phones never ask, so never get it.
+        schema: Some(SchemaOffer {
+            revision: 2,
+            format: 1,
+            text: Some("format = 1\nrevision = 2\n".into()),
+        }),
     }
 }
 

@@ -306,6 +306,7 @@ fn push(hub: &TestHub, scope: DeviceScope, docs: Vec<PushDoc>) -> SyncResponse {
         cursor: 0,
         push: docs,
         max_response_bytes: 65536,
+        schema: None,
     };
     hub.handle(
         &DeviceAuth {
@@ -581,6 +582,7 @@ fn an_old_client_is_told_to_update() {
         cursor: 0,
         push: vec![],
         max_response_bytes: 1,
+        schema: None,
     }
     .encode();
     let mut old = body.clone();

@@ -102,6 +102,7 @@ fn a_push_that_would_outgrow_every_phone_is_refused_and_the_village_keeps_syncin
                 bytes,
             }],
             max_response_bytes: 64 * 1024,
+            schema: None,
         };
         SyncResponse::decode(&attacker.handle_decoded(&req).unwrap()).unwrap()
     };

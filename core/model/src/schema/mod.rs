@@ -16,14 +16,17 @@
 //! place that decides whether `"three"` is a household size.
 
 mod parse;
+mod strand;
 mod validate;
 mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 pub use crate::value::{Labels, ValidationReason};
 pub use parse::SchemaError;
+pub use strand::{Stranded, Stranding};
 pub use validate::ValidationError;
 pub use validate::field_of_entity;
 pub use view::{ViewError, ViewFilter};
@@ -52,6 +55,8 @@ pub struct Schema {
     pub forms: BTreeMap<String, FormDef>,
     /// Departments and their views, by key.
     pub departments: BTreeMap<String, DepartmentDef>,
+    /// The text this schema was parsed from: what the server sends phones.
+    source: Arc<str>,
 }
 
 /// The township a schema belongs to.
@@ -160,6 +165,11 @@ impl Schema {
         )]
         Self::from_toml_str(BARU_TOML, "examples/schema/baru.toml")
             .expect("the shipped Baru example schema is valid")
+    }
+
+    /// The schema file's text, as parsed (what the server hands phones at sync).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Looks up a dictionary field.

@@ -291,6 +291,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         entities: BTreeMap::new(),
         forms: BTreeMap::new(),
         departments: BTreeMap::new(),
+        source: text.into(),
     };
     // Each later section is checked against the sections already in `schema`.
     schema.entities = entities(&cx, &schema, raw.entities)?;

@@ -135,6 +135,7 @@ fn exchange<S: HubStorage>(
         cursor,
         push,
         max_response_bytes: 64 * 1024,
+        schema: None,
     };
     hub.handle(&phone(device), &req)
         .expect("the exchange succeeds")

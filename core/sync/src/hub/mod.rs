@@ -34,8 +34,8 @@ use crate::check::{
     Refused, actors_to_bind, check_changes, check_identity, check_receipt_cadres, typed_values,
 };
 use crate::protocol::{
-    PullDoc, PushDoc, Refusal, RefusalCode, SyncRequest, SyncResponse, WireHash, WireId,
-    heads_from_wire, heads_to_wire,
+    PullDoc, PushDoc, Refusal, RefusalCode, SchemaOffer, SyncRequest, SyncResponse, WireHash,
+    WireId, heads_from_wire, heads_to_wire,
 };
 use yibiao_model::clock::Clock;
 use yibiao_model::ids::{DeviceId, RecordId};
@@ -260,7 +260,25 @@ impl<S: HubStorage> Hub<S> {
         };
         self.push(auth, req, &mut response, &mut stats)?;
         self.pull(auth, req, &mut response, &mut stats)?;
+        response.schema = self.schema_offer(req);
         Ok((response, stats))
+    }
+
+    /// The server's schema for a phone that holds an older revision: its text when the
+    /// phone's app reads its format, else only the revision and format (the app says
+    /// "update the app"). Nothing for phones that hold it, or never said what they hold.
+    fn schema_offer(&self, req: &SyncRequest) -> Option<SchemaOffer> {
+        let held = req.schema?;
+        if held.revision >= self.schema.revision {
+            return None;
+        }
+        // The hub parsed its schema, so the schema is of the format this build reads.
+        let format = yibiao_model::SCHEMA_FORMAT;
+        Some(SchemaOffer {
+            revision: self.schema.revision,
+            format,
+            text: (format <= held.format).then(|| self.schema.source().to_owned()),
+        })
     }
 
     fn push(
