@@ -338,7 +338,7 @@ impl YibiaoStore {
                 equals: sorted(query.equals)
                     .into_iter()
                     .map(|(f, text)| {
-                        let value = Query::value_from_json_text(self.inner.schema(), &f, &text)?;
+                        let value = Query::value_from_json_text(&self.inner.schema(), &f, &text)?;
                         Ok((f, value))
                     })
                     .collect::<Result<_, YibiaoError>>()?,

@@ -15,6 +15,9 @@ mod proxy;
 #[path = "e2e/sync_http.rs"]
 mod sync_http;
 
+#[path = "e2e/schema_sync.rs"]
+mod schema_sync;
+
 #[path = "e2e/sync_sim.rs"]
 mod sync_sim;
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use yibiao_model::ids::RecordId;
+use yibiao_sync::protocol::{SchemaHeld, SchemaOffer};
 use yibiao_sync::session::{
-    ClientStore, Exchange, Merged, Next, Pending, SyncOptions, SyncProgress, SyncReport,
-    SyncSession, Transport,
+    ClientStore, Exchange, Merged, Next, Pending, SchemaNews, SyncOptions, SyncProgress,
+    SyncReport, SyncSession, Transport,
 };
 
 use crate::{Error, Store};
@@ -95,5 +96,13 @@ impl ClientStore for Store {
 
     fn refresh_receipts(&self) -> Result<usize, Error> {
         self.refresh_task_receipts()
+    }
+
+    fn schema_held(&self) -> Option<SchemaHeld> {
+        Some(Store::schema_held(self))
+    }
+
+    fn offer_schema(&self, offer: &SchemaOffer) -> Result<SchemaNews, Error> {
+        self.install_schema(offer)
     }
 }

@@ -49,12 +49,13 @@ pub mod http;
 mod index;
 mod migrations;
 mod query;
+mod schema;
 mod sync_marks;
 mod tasks;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use automerge::{ActorId, ChangeHash};
 use lru::LruCache;
@@ -115,6 +116,9 @@ pub struct RecordView {
     pub fields: Vec<FieldView>,
     /// Fields with unresolved concurrent values.
     pub conflicted: Vec<String>,
+    /// Fields whose stored value the current schema revision refuses (kept and shown;
+    /// see [`FieldView::invalid`]).
+    pub invalid: Vec<String>,
 }
 
 /// One current value of a record.
@@ -126,6 +130,9 @@ pub struct FieldView {
     pub value: serde_json::Value,
     /// True when other concurrent values exist (see `conflicts`).
     pub conflicted: bool,
+    /// Why the current schema revision refuses this stored value (entered under an
+    /// older one), if it does. The value stays and syncs; the cadre may correct it.
+    pub invalid: Option<String>,
 }
 
 impl RecordView {
@@ -182,7 +189,9 @@ struct Inner {
 
 /// The local store of one device. `Send + Sync`; share it behind an `Arc`.
 pub struct Store {
-    schema: Arc<Schema>,
+    /// The schema edits are validated with: the app's own, or a newer revision the
+    /// server sent (stored in `meta`, see `schema.rs`). Swapped whole on a new revision.
+    schema: RwLock<Arc<Schema>>,
     clock: Arc<dyn Clock>,
     config: StoreConfig,
     device: DeviceId,
@@ -261,6 +270,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
+        let schema = schema::on_open(&mut conn, schema)?;
 
         let tx = conn.transaction()?;
         let device = match meta_get(&tx, "device_id")? {
@@ -291,7 +301,7 @@ impl Store {
         let cache_size =
             NonZeroUsize::new(config.cached_documents.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
-            schema,
+            schema: RwLock::new(schema),
             clock,
             config,
             device,
@@ -318,9 +328,20 @@ impl Store {
         }
     }
 
-    /// The schema this store validates against.
-    pub fn schema(&self) -> &Arc<Schema> {
-        &self.schema
+    /// The schema this store validates against now (the newest revision it holds).
+    pub fn schema(&self) -> Arc<Schema> {
+        match self.schema.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the schema in memory (the caller committed it).
+    fn set_schema(&self, schema: Arc<Schema>) {
+        match self.schema.write() {
+            Ok(mut s) => *s = schema,
+            Err(poisoned) => *poisoned.into_inner() = schema,
+        }
     }
 
     /// This device's stable id.
@@ -356,9 +377,9 @@ impl Store {
     fn validate_edits(&self, entity: &str, edits: &[FieldEdit]) -> Result<()> {
         for edit in edits {
             match edit {
-                FieldEdit::Set(field, value) => self.schema.validate(entity, field, value)?,
+                FieldEdit::Set(field, value) => self.schema().validate(entity, field, value)?,
                 FieldEdit::Unset(field) => {
-                    yibiao_model::schema::field_of_entity(&self.schema, entity, field)?;
+                    yibiao_model::schema::field_of_entity(&self.schema(), entity, field)?;
                 }
             }
         }
@@ -373,17 +394,17 @@ impl Store {
         village: Option<&str>,
         edits: &[FieldEdit],
     ) -> Result<RecordId> {
-        if self.schema.entity(entity).is_none() {
+        if self.schema().entity(entity).is_none() {
             return Err(ModelError::UnknownEntity(entity.to_owned()).into());
         }
         if let Some(v) = village
-            && !self.schema.has_village(v)
+            && !self.schema().has_village(v)
         {
             return Err(ModelError::UnknownVillage(v.to_owned()).into());
         }
         self.validate_edits(entity, edits)?;
         let scope = Scope {
-            township: self.schema.township.id.clone(),
+            township: self.schema().township.id.clone(),
             village: village.map(str::to_owned),
         };
         let mut inner = self.lock();
@@ -422,7 +443,7 @@ impl Store {
             "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
             params![id.to_string(), bytes],
         )?;
-        index::write_fields(&tx, &self.schema, &record, None)?;
+        index::write_fields(&tx, &self.schema(), &record, None)?;
         meta_set(&tx, "write_seq", &seq.to_string())?;
         tx.commit()?;
         *write_seq = seq;
@@ -455,7 +476,7 @@ impl Store {
     /// Sets one field from JSON, parsing it by the field's type first.
     pub fn set_json(&self, id: RecordId, field: &str, json: &serde_json::Value) -> Result<bool> {
         let entity = self.get(id)?.entity;
-        let value = self.schema.parse_json(&entity, field, json)?;
+        let value = self.schema().parse_json(&entity, field, json)?;
         self.set(id, field, value)
     }
 
@@ -472,7 +493,7 @@ impl Store {
         fields
             .into_iter()
             .map(|(field, text)| {
-                let value = self.schema.parse_json_text(entity, &field, &text)?;
+                let value = self.schema().parse_json_text(entity, &field, &text)?;
                 Ok(FieldEdit::Set(field, value))
             })
             .collect()
@@ -485,7 +506,7 @@ impl Store {
         village: Option<&str>,
         fields: impl IntoIterator<Item = (String, String)>,
     ) -> Result<RecordId> {
-        if self.schema.entity(entity).is_none() {
+        if self.schema().entity(entity).is_none() {
             return Err(ModelError::UnknownEntity(entity.to_owned()).into());
         }
         let edits = self.edits_from_json_text(entity, fields)?;
@@ -513,7 +534,7 @@ impl Store {
         let value = match text {
             Some(text) => {
                 let entity = self.get(id)?.entity;
-                Some(self.schema.parse_json_text(&entity, field, text)?)
+                Some(self.schema().parse_json_text(&entity, field, text)?)
             }
             None => None,
         };
@@ -553,7 +574,7 @@ impl Store {
         let mut inner = self.lock();
         let entity = self.load(&mut inner, id)?.entity();
         if let Some(v) = &value {
-            self.schema.validate(&entity, field, v)?;
+            self.schema().validate(&entity, field, v)?;
         }
         let author = self.author(&inner);
         let now = self.clock.now_ms();
@@ -669,7 +690,7 @@ impl Store {
                 local_seq
             ],
         )?;
-        index::write_fields(tx, &self.schema, record, touched)?;
+        index::write_fields(tx, &self.schema(), record, touched)?;
         Ok(())
     }
 
@@ -707,7 +728,7 @@ impl Store {
                 "INSERT INTO doc_chunks (record_id, seq, snapshot, bytes) VALUES (?1, 1, 1, ?2)",
                 params![id.to_string(), record.save()],
             )?;
-            index::write_fields(tx, &self.schema, &record, None)?;
+            index::write_fields(tx, &self.schema(), &record, None)?;
             let new_changes = record.doc().get_changes(&[]).len();
             cache.put(id, record);
             return Ok(Merged {
@@ -738,25 +759,25 @@ impl Store {
     pub fn get(&self, id: RecordId) -> Result<RecordView> {
         let mut inner = self.lock();
         let record = self.load(&mut inner, id)?;
-        Ok(view_of(&self.schema, record))
+        Ok(view_of(&self.schema(), record))
     }
 
     /// Lists conflicted fields of a record with every competing value and its author.
     pub fn conflicts(&self, id: RecordId) -> Result<Vec<Conflict>> {
         let mut inner = self.lock();
-        Ok(self.load(&mut inner, id)?.conflicts(&self.schema))
+        Ok(self.load(&mut inner, id)?.conflicts(&self.schema()))
     }
 
     /// The record's history: who set what, when, on which device.
     pub fn history(&self, id: RecordId) -> Result<Vec<HistoryEntry>> {
         let mut inner = self.lock();
-        Ok(self.load(&mut inner, id)?.history(&self.schema))
+        Ok(self.load(&mut inner, id)?.history(&self.schema()))
     }
 
     /// What form `form` still needs for record `id`.
     pub fn form_status(&self, id: RecordId, form: &str) -> Result<FormStatus> {
-        let def = self
-            .schema
+        let schema = self.schema();
+        let def = schema
             .form(form)
             .ok_or_else(|| ModelError::UnknownForm(form.to_owned()))?;
         let inner = self.lock();
@@ -793,7 +814,7 @@ impl Store {
     /// Lists records matching `q`, one page at a time, from the index only.
     pub fn query(&self, q: &Query) -> Result<Page> {
         let inner = self.lock();
-        query::run(&inner.conn, &self.schema, q)
+        query::run(&inner.conn, &self.schema(), q)
     }
 
     /// Counts for status screens.
@@ -958,22 +979,39 @@ fn not_a_task(record: &Record) -> Result<()> {
 fn view_of(schema: &Schema, record: &Record) -> RecordView {
     let values = record.values(schema);
     let conflicted = record.conflicted_fields();
+    let invalid = record.invalid_values(schema);
     let entity = record.entity();
     let order: Vec<String> = schema
         .entity(&entity)
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    let mut fields: Vec<FieldView> = order
+    // Values the schema decodes, then stored values it cannot decode at all (a field
+    // removed, a type changed), as stored.
+    let shown: Vec<(&String, serde_json::Value)> = values
         .iter()
-        .filter_map(|k| values.get(k).map(|v| (k, v)))
-        .chain(values.iter().filter(|(k, _)| !order.contains(k)))
-        .map(|(k, v)| FieldView {
+        .map(|(k, v)| (k, v.to_json()))
+        .chain(
+            invalid
+                .iter()
+                .filter(|i| !values.contains_key(&i.field))
+                .map(|i| (&i.field, i.value.clone())),
+        )
+        .collect();
+    let rank = |k: &String| order.iter().position(|o| o == k).unwrap_or(usize::MAX);
+    let mut fields: Vec<FieldView> = shown
+        .into_iter()
+        .map(|(k, value)| FieldView {
             field: k.clone(),
-            value: v.to_json(),
+            value,
             conflicted: conflicted.contains(k),
+            invalid: invalid
+                .iter()
+                .find(|i| &i.field == k)
+                .map(|i| i.reason.clone()),
         })
         .collect();
-    fields.dedup_by(|a, b| a.field == b.field);
+    // Stable: the entity's order first, other fields by key as before.
+    fields.sort_by_key(|f| rank(&f.field));
     RecordView {
         id: record.id(),
         entity,
@@ -982,6 +1020,7 @@ fn view_of(schema: &Schema, record: &Record) -> RecordView {
         created_ms: record.created_ms(),
         fields,
         conflicted,
+        invalid: invalid.into_iter().map(|i| i.field).collect(),
     }
 }
 

@@ -177,7 +177,7 @@ impl Store {
             let record = self.load(inner, id)?;
             task::read_task(record)?
         };
-        let (records_complete, records_total, incomplete) = match self.schema.form(&t.spec.form) {
+        let (records_complete, records_total, incomplete) = match self.schema().form(&t.spec.form) {
             Some(form) => completeness(&inner.conn, form, &t)?,
             // A form this phone's schema does not know yet (an older app): nothing to count.
             None => (0, 0, Vec::new()),
