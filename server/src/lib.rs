@@ -21,6 +21,7 @@ pub mod limits;
 pub mod metrics;
 pub mod params;
 pub mod routes;
+pub mod schema_change;
 pub mod state;
 pub mod storage;
 pub mod tasks;

@@ -89,10 +89,14 @@ enum Command {
     },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
-    /// Check a schema file and print a summary.
+    /// Check a schema file and print a summary; with `--against`, also what serving it
+    /// over that data directory would strand (exits non-zero when anything would be).
     CheckSchema {
         /// The schema file.
         file: PathBuf,
+        /// A data directory whose stored records the revision is checked against.
+        #[arg(long, value_name = "DATA_DIR")]
+        against: Option<PathBuf>,
     },
 }
 
@@ -121,7 +125,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Burden(args) => args.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
-        Command::CheckSchema { file } => check_schema(&file),
+        Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }
 }
 
@@ -202,7 +206,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_schema(file: &std::path::Path) -> Result<(), String> {
+fn check_schema(file: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), String> {
     let schema = Schema::from_toml_file(file).map_err(|e| e.to_string())?;
     println!(
         "{}: schema `{}` revision {} is valid: {} villages, {} fields, {} entity types, {} forms, {} departments",
@@ -215,5 +219,42 @@ fn check_schema(file: &std::path::Path) -> Result<(), String> {
         schema.forms.len(),
         schema.departments.len()
     );
-    Ok(())
+    match against {
+        Some(dir) => check_against(&schema, dir),
+        None => Ok(()),
+    }
+}
+
+/// Prints what serving `schema` over the data in `dir` would strand.
+fn check_against(schema: &Schema, dir: &std::path::Path) -> Result<(), String> {
+    let db = dir.join("yibiao.db");
+    if !db.exists() {
+        return Err(format!("{} holds no yibiao database", dir.display()));
+    }
+    let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+    let old = crate::schema_change::served(dir);
+    let report = crate::schema_change::stranding(&storage, old.as_ref(), schema)?;
+    let against = old.map_or_else(
+        || "the stored records".to_owned(),
+        |s| format!("revision {} and the stored records", s.revision),
+    );
+    if report.is_empty() {
+        println!(
+            "against {against} in {}: nothing would be stranded",
+            dir.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "against {against} in {}, revision {} would strand:",
+        dir.display(),
+        schema.revision
+    );
+    for line in report.lines() {
+        println!("  {line}");
+    }
+    Err(format!(
+        "revision {} would strand data (listed above); `serve` refuses it without --allow-stranding",
+        schema.revision
+    ))
 }

@@ -22,6 +22,10 @@ pub(crate) struct ServeArgs {
     /// Log JSON lines instead of text.
     #[arg(long, env = "YIBIAO_LOG_JSON")]
     log_json: bool,
+    /// Serve a schema revision even though it strands stored data (values it refuses,
+    /// forms or fields it removes); they stay stored and are flagged on phones.
+    #[arg(long, env = "YIBIAO_ALLOW_STRANDING")]
+    allow_stranding: bool,
 }
 
 /// Loads the schema, opens the database and serves until SIGINT or SIGTERM.
@@ -40,6 +44,12 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
         "schema loaded"
     );
     let state = AppState::open(cfg.clone(), schema)?;
+    crate::schema_change::prepare(
+        &cfg.data_dir,
+        state.storage.as_ref(),
+        state.hub.schema(),
+        args.allow_stranding,
+    )?;
     bootstrap_admin(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;

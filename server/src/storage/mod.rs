@@ -208,6 +208,16 @@ pub trait ServerStorage: HubStorage {
     fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError>;
     /// `PRAGMA integrity_check` or the backend's equivalent.
     fn integrity_check(&self) -> Result<String, StorageError>;
+    /// Every stored record's summary (records and task documents, tombstones too), by
+    /// id after `after`: what a schema change is checked against and rebuilds.
+    fn all_records_page(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError>;
+    /// Replaces the read model's summaries of these records (id, values, conflicts) in
+    /// one transaction.
+    fn set_summaries(&self, rows: &[(RecordId, String, String)]) -> Result<(), StorageError>;
 }
 
 impl ServerStorage for SqliteStorage {
@@ -321,5 +331,15 @@ impl ServerStorage for SqliteStorage {
     }
     fn integrity_check(&self) -> Result<String, StorageError> {
         SqliteStorage::integrity_check(self)
+    }
+    fn all_records_page(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        SqliteStorage::all_records_page(self, after, limit)
+    }
+    fn set_summaries(&self, rows: &[(RecordId, String, String)]) -> Result<(), StorageError> {
+        SqliteStorage::set_summaries(self, rows)
     }
 }

@@ -129,4 +129,46 @@ impl SqliteStorage {
         })
         .collect()
     }
+
+    /// Every stored document's summary after `after`, by id, tombstones included.
+    pub fn all_records_page(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let after = after.map_or_else(Vec::new, |a| a.as_bytes().to_vec());
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.id, d.entity, d.village, d.deleted, d.values_json, d.conflicts_json
+                 FROM docs d WHERE d.id > ?1 ORDER BY d.id LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| row(r, 0),
+            )
+            .map_err(err)?;
+        rows.map(|r| stored(r.map_err(err)?)).collect()
+    }
+
+    /// Rewrites the summaries of `rows` (id, values JSON, conflicts JSON) in one
+    /// transaction: the read model after a schema change.
+    pub fn set_summaries(&self, rows: &[(RecordId, String, String)]) -> Result<(), StorageError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE docs SET values_json = ?2, conflicts_json = ?3 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for (id, values, conflicts) in rows {
+                stmt.execute(rusqlite::params![id.as_bytes().to_vec(), values, conflicts])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
 }

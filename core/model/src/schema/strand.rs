@@ -17,7 +17,7 @@ pub struct Stranded {
     pub what: String,
     /// Records affected.
     pub count: usize,
-    /// Up to three record ids.
+    /// Up to three records, as `id = stored value` (or the id alone).
     pub examples: Vec<String>,
 }
 
@@ -78,23 +78,31 @@ impl Stranding {
         values: &serde_json::Map<String, serde_json::Value>,
     ) {
         if new.entity(entity).is_none() {
-            self.note(
-                format!("records of entity type `{entity}`: not in the schema"),
-                id,
-            );
+            let what = format!("records of entity type `{entity}`: not in the schema");
+            self.note(what, id.to_owned());
             return;
         }
         if let Some(v) = village.filter(|v| !new.has_village(v)) {
-            self.note(format!("records of village `{v}`: not in the schema"), id);
+            self.note(
+                format!("records of village `{v}`: not in the schema"),
+                id.to_owned(),
+            );
         }
         for (field, json) in values {
             if let Err(e) = new.parse_json(entity, field, json) {
-                self.note(format!("{entity}.{field}: {e}"), id);
+                // One group per kind of problem, not per value: "expects text, got 4"
+                // and "..., got 3" are one line; each removed option is its own.
+                let message = e.to_string();
+                let kind = message.split(", got ").next().unwrap_or(&message);
+                self.note(
+                    format!("{entity}.{field}: {kind}"),
+                    format!("{id} = {json}"),
+                );
             }
         }
     }
 
-    fn note(&mut self, what: String, id: &str) {
+    fn note(&mut self, what: String, example: String) {
         let g = self.groups.entry(what.clone()).or_insert(Stranded {
             what,
             count: 0,
@@ -102,7 +110,7 @@ impl Stranding {
         });
         g.count += 1;
         if g.examples.len() < EXAMPLES {
-            g.examples.push(id.to_owned());
+            g.examples.push(example);
         }
     }
 
@@ -180,7 +188,7 @@ mod tests {
         let groups = s.stranded();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].count, 2);
-        assert_eq!(groups[0].examples, ["r1", "r2"]);
+        assert_eq!(groups[0].examples, ["r1 = 25", "r2 = 25"]);
         assert!(
             groups[0].what.starts_with("household.household_size: "),
             "{}",
