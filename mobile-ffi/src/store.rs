@@ -202,6 +202,12 @@ impl YibiaoStore {
         self.inner.device_id().to_string()
     }
 
+    /// The revision of the schema this phone validates with: the app's own, or a newer
+    /// one a sync brought (kept across restarts).
+    pub fn schema_revision(&self) -> u32 {
+        self.inner.schema_revision()
+    }
+
     /// The cadre whose edits this store records.
     pub fn cadre_id(&self) -> String {
         self.inner.cadre_id().to_string()

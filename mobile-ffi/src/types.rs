@@ -15,7 +15,7 @@ use yibiao_model::{
 };
 use yibiao_store::{Page, RecordSummary as CoreSummary, RecordView};
 use yibiao_store::{PhoneTask, PhoneTaskStatus, RefusedDoc, SyncStatus as CoreSyncStatus};
-use yibiao_sync::{SyncProgress as CoreProgress, SyncReport as CoreReport};
+use yibiao_sync::{SchemaNews, SyncProgress as CoreProgress, SyncReport as CoreReport};
 
 /// What the server said at enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -37,6 +37,9 @@ pub struct FieldValue {
     pub value_json: String,
     /// True when other concurrent values exist (see `conflicts`).
     pub conflicted: bool,
+    /// Why the schema the phone holds now refuses this stored value (entered under an
+    /// older revision), if it does: show it flagged; it stays and syncs.
+    pub invalid: Option<String>,
 }
 
 /// A record as read by `get`.
@@ -58,6 +61,8 @@ pub struct RecordData {
     pub fields: Vec<FieldValue>,
     /// Fields with unresolved concurrent values.
     pub conflicted: Vec<String>,
+    /// Fields whose stored value the current schema revision refuses.
+    pub invalid: Vec<String>,
 }
 
 /// Which records to list. Every filter given must hold. Values are JSON text.
@@ -271,6 +276,58 @@ pub struct SyncReport {
     pub refused: Vec<RefusedRecord>,
     /// Records whose content changed on this phone because of what arrived.
     pub changed: Vec<String>,
+    /// What became of the server's schema in this run.
+    pub schema: SchemaUpdate,
+}
+
+/// What a sync did with the server's schema (`schemaRevision()` says what is held).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SchemaUpdate {
+    /// The phone holds the server's revision.
+    Unchanged,
+    /// A newer revision arrived and is used from now on (new forms and options).
+    Installed {
+        /// The revision held before.
+        from: u32,
+        /// The revision held now.
+        to: u32,
+    },
+    /// The server's schema needs a newer app: tell the cadre to update the app. The
+    /// phone keeps its schema and the sync itself went on.
+    UpdateApp {
+        /// The server's revision.
+        revision: u32,
+        /// Its format.
+        format: u32,
+        /// The newest format this app reads.
+        supported: u32,
+    },
+    /// The server's schema arrived but could not be used; the phone keeps its own.
+    Unusable {
+        /// The server's revision.
+        revision: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<SchemaNews> for SchemaUpdate {
+    fn from(n: SchemaNews) -> Self {
+        match n {
+            SchemaNews::Unchanged => Self::Unchanged,
+            SchemaNews::Installed { from, to } => Self::Installed { from, to },
+            SchemaNews::UpdateApp {
+                revision,
+                format,
+                supported,
+            } => Self::UpdateApp {
+                revision,
+                format,
+                supported,
+            },
+            SchemaNews::Unusable { revision, reason } => Self::Unusable { revision, reason },
+        }
+    }
 }
 
 /// A record refused in one sync run.
@@ -417,9 +474,11 @@ impl From<RecordView> for RecordData {
                     value_json: json_text(&f.value),
                     field: f.field,
                     conflicted: f.conflicted,
+                    invalid: f.invalid,
                 })
                 .collect(),
             conflicted: v.conflicted,
+            invalid: v.invalid,
         }
     }
 }
@@ -572,6 +631,7 @@ impl From<CoreReport> for SyncReport {
                 })
                 .collect(),
             changed: r.changed.iter().map(ToString::to_string).collect(),
+            schema: r.schema.into(),
         }
     }
 }

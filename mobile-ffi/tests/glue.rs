@@ -7,13 +7,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use yibiao_ffi::{
-    AppTransport, ChangeObserver, RecordQuery, SyncHttpRequest, TaskDoneHow, TaskStatus,
-    TransportFailure, YibiaoError, YibiaoStore,
+    AppTransport, ChangeObserver, RecordQuery, SchemaUpdate, SyncHttpRequest, TaskDoneHow,
+    TaskStatus, TransportFailure, YibiaoError, YibiaoStore,
 };
+use yibiao_model::schema::BARU_TOML;
 use yibiao_model::task::{DoneHow, TaskSpec, new_task_doc, parse_due, read_task};
-use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
+use yibiao_model::{Author, CadreId, DeviceId, RecordId, SCHEMA_FORMAT, Schema};
 use yibiao_sync::hub::{Hub, HubConfig, MemoryHubStorage};
-use yibiao_sync::{DeviceScope, Identity, Transport, TransportError};
+use yibiao_sync::protocol::SchemaOffer;
+use yibiao_sync::{DeviceScope, Identity, SyncResponse, Transport, TransportError};
 use yibiao_testkit::transport::InProcess;
 
 fn open(dir: &tempfile::TempDir) -> Arc<YibiaoStore> {
@@ -133,13 +135,20 @@ fn local_writes_tell_the_observer_only_when_something_changed() -> Result<(), Yi
 struct HubLink {
     link: InProcess<Arc<Hub<MemoryHubStorage>>>,
     hub: Arc<Hub<MemoryHubStorage>>,
+    /// Answer as a server whose schema is of a format newer than this app reads.
+    newer_format: bool,
 }
 
 impl HubLink {
     /// A link for the phone `device` used by amu.
     fn new(device: &str) -> Self {
+        Self::with_schema(device, Schema::baru_example())
+    }
+
+    /// A link to a hub serving `schema`.
+    fn with_schema(device: &str, schema: Schema) -> Self {
         let hub = Arc::new(Hub::new(
-            Arc::new(Schema::baru_example()),
+            Arc::new(schema),
             MemoryHubStorage::default(),
             Arc::new(yibiao_model::clock::SystemClock),
             HubConfig::default(),
@@ -156,6 +165,7 @@ impl HubLink {
                 ),
             ),
             hub,
+            newer_format: false,
         }
     }
 
@@ -203,7 +213,7 @@ impl HubLink {
 
 impl AppTransport for HubLink {
     fn exchange(&self, request: SyncHttpRequest) -> Result<Vec<u8>, TransportFailure> {
-        self.link.exchange(&request.body).map_err(|e| match e {
+        let body = self.link.exchange(&request.body).map_err(|e| match e {
             TransportError::Status { status, message } => TransportFailure::Status {
                 status,
                 detail: message,
@@ -211,7 +221,17 @@ impl AppTransport for HubLink {
             other => TransportFailure::Network {
                 detail: other.to_string(),
             },
-        })
+        })?;
+        if !self.newer_format {
+            return Ok(body);
+        }
+        let mut response = SyncResponse::decode(&body).expect("a response");
+        response.schema = Some(SchemaOffer {
+            revision: 3,
+            format: SCHEMA_FORMAT + 1,
+            text: None,
+        });
+        Ok(response.encode())
     }
 }
 
@@ -375,4 +395,37 @@ fn task_calls_refuse_bad_ids_and_records_with_a_sentence() {
         store.mark_task_done(record, Some("x".repeat(501))),
         Err(YibiaoError::InvalidInput { .. })
     ));
+}
+
+// ----- the schema ------------------------------------------------------------------------
+
+#[test]
+fn the_schema_revision_held_and_update_the_app_cross_the_ffi() -> Result<(), YibiaoError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    assert_eq!(store.schema_revision(), 1);
+    let revision_2 = BARU_TOML.replacen("revision = 1 ", "revision = 2 ", 1);
+    let schema = Schema::from_toml_str(&revision_2, "revision-2.toml").expect("schema");
+    let mut link = HubLink::with_schema(&store.device_id(), schema);
+    let report = store.sync_with(Arc::new(link), None)?;
+    assert_eq!(report.schema, SchemaUpdate::Installed { from: 1, to: 2 });
+    assert_eq!(store.schema_revision(), 2);
+
+    // A server whose schema this app is too old to read.
+    link = HubLink::with_schema(&store.device_id(), Schema::baru_example());
+    link.newer_format = true;
+    store.create("household".into(), Some("tujiang".into()), fields(&[]))?;
+    let report = store.sync_with(Arc::new(link), None)?;
+    assert!(report.complete, "the sync itself completes: {report:?}");
+    assert_eq!(report.progress.pushed, 1);
+    assert_eq!(
+        report.schema,
+        SchemaUpdate::UpdateApp {
+            revision: 3,
+            format: SCHEMA_FORMAT + 1,
+            supported: SCHEMA_FORMAT
+        }
+    );
+    assert_eq!(store.schema_revision(), 2, "the phone keeps what it holds");
+    Ok(())
 }

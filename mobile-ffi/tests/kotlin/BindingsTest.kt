@@ -267,6 +267,8 @@ fun twoPhonesConflictIsShownOnBothResolvedOnOneAndEveryoneAgrees(ctx: Ctx) = ctx
     val first = a.sync(watchA)
     assertTrue(first.complete)
     assertEquals(1u, first.progress.pushed)
+    assertEquals(1u, a.schemaRevision())
+    assertEquals(SchemaUpdate.Unchanged, first.schema)
     assertTrue(watchA.progress.isNotEmpty(), "the progress listener hears every page")
     assertEquals(listOf(id), b.sync(null).changed)
     assertEquals(listOf(id), watchB.changed.last(), "a sync that brought the record tells the observer")

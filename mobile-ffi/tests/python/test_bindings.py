@@ -29,6 +29,8 @@ def test_two_phones_conflict_is_shown_on_both_resolved_on_one_and_everyone_agree
     assert watch_a.changed[-1] == [rid], "a local write tells the observer"
     report = a.sync(watch_a)
     assert report.complete and report.progress.pushed == 1
+    # The schema: the revision the phone holds, and no news (the server holds the same).
+    assert a.schema_revision() == 1 and report.schema == yibiao.SchemaUpdate.UNCHANGED()
     assert watch_a.progress, "the progress listener hears every page"
     report = b.sync(None)
     assert report.changed == [rid]
