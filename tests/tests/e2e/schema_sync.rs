@@ -3,6 +3,8 @@
 //! old for a schema's format is told to update and keeps syncing; values a revision no
 //! longer accepts stay, are flagged and never block the record's sync.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::sync::Arc;
 
 use yibiao_model::clock::ManualClock;
