@@ -25,8 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use yibiao_model::{CadreId, RecordId, Schema, Value};
+use yibiao_model::{CadreId, RecordId, SCHEMA_FORMAT, Schema, Value};
 use yibiao_store::{Query, Store, StoreConfig};
+use yibiao_sync::SyncResponse;
+use yibiao_sync::protocol::SchemaOffer;
 use yibiao_testkit::Result;
 use yibiao_testkit::bench::{BenchEnv, RatioTable, Summary, cpus, env_count, ms, pad, ratio};
 use yibiao_testkit::data::{self, ENTITY, Household};
@@ -453,6 +455,45 @@ fn reopen(b: &Bench, store: Store) -> Result<(Store, Reopened)> {
             first_query,
         },
     ))
+}
+
+/// Phase 2b: the server's next schema revision arrives in a sync response; the phone
+/// stores it and rebuilds its index of every record with it, in one transaction.
+fn new_revision(store: &Store, reopened: &Reopened) -> Result<()> {
+    let current = store.schema();
+    let text = current.source().replacen(
+        &format!("revision = {} ", current.revision),
+        &format!("revision = {} ", current.revision + 1),
+        1,
+    );
+    let offer = SchemaOffer {
+        revision: current.revision + 1,
+        format: SCHEMA_FORMAT,
+        text: Some(text.clone()),
+    };
+    let quiet = SyncResponse::default().encode().len();
+    let carrying = SyncResponse {
+        schema: Some(offer.clone()),
+        ..SyncResponse::default()
+    }
+    .encode()
+    .len();
+    let t = Instant::now();
+    let news = store.install_schema(&offer)?;
+    let took = t.elapsed();
+    let records = store.stats()?.records;
+    println!(
+        "\n[2b] schema revision {} by sync ({news:?}): {} bytes of text, +{} bytes on the wire (zstd, in the page); none when revisions match",
+        offer.revision,
+        text.len(),
+        carrying - quiet
+    );
+    println!(
+        "    install + index rebuild of {records} records: {:.1} ms ({:.1} x the median reopen)",
+        ms(took),
+        ratio(ms(took), reopened.open.median_us / 1e3)
+    );
+    Ok(())
 }
 
 /// One query of phase 3.
@@ -1214,6 +1255,7 @@ fn main() -> Result<()> {
     let store = Store::open(&b.store_path, b.schema.clone(), b.cadre.clone())?;
     let created = create(&b, &store, &homes)?;
     let (store, reopened) = reopen(&b, store)?;
+    new_revision(&store, &reopened)?;
     let queries = query(&b, &store, &homes)?;
     let written = write(&b, &store, &created.ids, &mut rng, &mut homes)?;
     let plain = plain_baseline(&b, &written, &homes)?;
