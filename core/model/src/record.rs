@@ -114,7 +114,8 @@ pub enum HistoryEvent {
         /// The value as JSON (raw scalar text when it no longer fits the schema).
         value: serde_json::Value,
     },
-    /// A conflict was settled in favour of a value already present.
+    /// A conflict was settled: a write (a value already present or a new one) that
+    /// supersedes several concurrent values, or automerge's deletion of the losing ones.
     Resolved {
         /// The field.
         field: String,
@@ -506,14 +507,22 @@ impl Record {
                         if fields_id.as_ref() == Some(&(*counter, actor.clone())) =>
                     {
                         match &op.action {
-                            legacy::OpType::Put(s) => Some(HistoryEvent::Set {
-                                field: key.to_string(),
-                                value: schema
+                            legacy::OpType::Put(s) => {
+                                let field = key.to_string();
+                                let value = schema
                                     .field(key)
                                     .and_then(|d| d.ty.from_scalar(s))
                                     .map(|v| v.to_json())
-                                    .unwrap_or_else(|| serde_json::Value::String(s.to_string())),
-                            }),
+                                    .unwrap_or_else(|| serde_json::Value::String(s.to_string()));
+                                // A write that supersedes several concurrent values is the
+                                // settling of a conflict (`resolve`, or a set of a conflicted
+                                // field): automerge records what it overwrote as `pred`.
+                                Some(if op.pred.len() > 1 {
+                                    HistoryEvent::Resolved { field, value }
+                                } else {
+                                    HistoryEvent::Set { field, value }
+                                })
+                            }
                             // Automerge settles a conflict in favour of an existing value
                             // by deleting only the competing ops; the field keeps a value.
                             legacy::OpType::Delete => {
