@@ -168,22 +168,34 @@ fn scalar_str(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
+/// The type byte of an automerge chunk that holds a whole document (after the 4-byte
+/// magic and the 4-byte checksum).
+const DOCUMENT_CHUNK: u8 = 0;
+
 /// Fails unless every chunk in `bytes` parses and verifies.
+///
+/// Incremental changes (a delta after the heads the receiver holds) depend on history
+/// held elsewhere, which is normal. Loaded on their own, automerge reports them as
+/// `MissingDeps` and logs that at ERROR level (its `load_with_options` is instrumented
+/// with `err`), so a delta is parsed behind an empty document: missing dependencies are
+/// then queued, not an error, while a malformed or corrupt chunk still fails.
 fn strict_parse(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let parsed = Automerge::load_with_options(
-        bytes,
+    let options = || {
         automerge::LoadOptions::new()
             .on_partial_load(automerge::OnPartialLoad::Error)
-            .verification_mode(automerge::VerificationMode::Check),
-    );
-    match parsed {
-        // Every chunk parsed; incremental changes merely depend on history held elsewhere.
-        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+            .verification_mode(automerge::VerificationMode::Check)
+    };
+    let parsed = if bytes.get(8) == Some(&DOCUMENT_CHUNK) {
+        Automerge::load_with_options(bytes, options())
+    } else {
+        let mut behind_empty = Automerge::new().save();
+        behind_empty.extend_from_slice(bytes);
+        Automerge::load_with_options(&behind_empty, options())
+    };
+    parsed.map(|_| ()).map_err(Into::into)
 }
 
 impl Record {
@@ -710,5 +722,43 @@ impl Record {
             return Ok(0);
         }
         Ok(self.doc.get_changes(&before).len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_parses_and_a_corrupt_one_is_still_refused() {
+        let author = Author {
+            cadre: crate::ids::CadreId::new("amu").unwrap(),
+            device: crate::ids::DeviceId::new("dev-a").unwrap(),
+        };
+        let scope = Scope {
+            township: "baru".into(),
+            village: None,
+        };
+        let mut record = Record::create(
+            RecordId::new(),
+            ActorId::random(),
+            "household",
+            &scope,
+            &[],
+            &author,
+            1,
+        )
+        .unwrap();
+        let before = record.heads();
+        let edit = FieldEdit::Set("household_size".into(), Value::Integer(5));
+        record.apply_edits(&[edit], &author, 2).unwrap();
+        let mut delta = record.save_after(&before);
+        assert!(strict_parse(&delta).is_ok());
+        let last = delta.len() - 1;
+        delta[last] ^= 0xff;
+        assert!(strict_parse(&delta).is_err());
+        let mut doc = record.save();
+        doc.truncate(doc.len() - 1);
+        assert!(strict_parse(&doc).is_err());
     }
 }
