@@ -282,3 +282,47 @@ fn bad_input_exits_non_zero_with_the_reason() {
     // Nothing was issued by any of the refusals.
     assert_eq!(ok(dir, &["task", "list"]), "");
 }
+
+#[test]
+fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &[
+            "cadre",
+            "add",
+            "--id",
+            "amu",
+            "--name",
+            "阿木",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let code_out = ok(data, &["cadre", "code", "amu"]);
+    let code = code_out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap_or_else(|| panic!("no code in {code_out}"));
+    // The phone enrols with the id its store generated (as the app does over HTTP).
+    let storage = yibiao_server::storage::SqliteStorage::open(&data.join("yibiao.db")).unwrap();
+    let phone = "dev-bd1ef04c5ccf4f2d9a1b2c3d4e5f6a7b";
+    let enrolled = yibiao_server::accounts::enrol(&storage, code, phone).unwrap();
+    assert_eq!(enrolled.device, phone);
+    drop(storage);
+
+    let list = ok(data, &["device", "list"]);
+    assert!(list.starts_with(phone), "{list}");
+    assert!(list.contains("active"), "{list}");
+    assert_eq!(
+        ok(data, &["device", "revoke", phone]).trim(),
+        format!("device {phone} revoked")
+    );
+    assert!(ok(data, &["device", "list"]).contains("revoked"));
+    refused(
+        data,
+        &["device", "revoke", "dev-nobody"],
+        "no device `dev-nobody`",
+    );
+}

@@ -140,7 +140,7 @@ impl Phone {
             .devices()
             .unwrap()
             .into_iter()
-            .find(|d| d.key == enrolled.device)
+            .find(|d| d.phone_device.as_deref() == Some(enrolled.device.as_str()))
             .unwrap();
         let scope = match &row.village {
             Some(v) => DeviceScope::Village(v.clone()),

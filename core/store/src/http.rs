@@ -94,7 +94,7 @@ impl Transport for HttpTransport {
 pub struct Enrolment {
     /// The device token; keep it secret (see [`crate::store::Store::set_credentials`]).
     pub token: String,
-    /// The server's key for this device.
+    /// This phone's device id, as the server lists it (the one its changes carry).
     pub device: String,
     /// The cadre the code was issued to.
     pub cadre: String,
