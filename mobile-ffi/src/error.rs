@@ -101,6 +101,9 @@ impl From<CoreError> for YibiaoError {
         let detail = e.to_string();
         let out = match e {
             CoreError::Model(m) => return m.into(),
+            CoreError::OutOfScope { .. } | CoreError::HeldByServer(_) => {
+                Self::InvalidInput { detail }
+            }
             CoreError::CorruptStore(_) | CoreError::StoreTooNew { .. } | CoreError::Storage(_) => {
                 Self::Storage { detail }
             }

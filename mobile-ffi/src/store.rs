@@ -227,6 +227,11 @@ impl YibiaoStore {
                 token: e.token,
             })?;
             self.inner.set_cadre(cadre)?;
+            let scope = match &e.village {
+                Some(v) => yibiao_sync::DeviceScope::Village(v.clone()),
+                None => yibiao_sync::DeviceScope::Township,
+            };
+            self.inner.set_scope(Some(&scope))?;
             Ok(Enrolment {
                 device: e.device,
                 cadre: e.cadre,
@@ -252,7 +257,8 @@ impl YibiaoStore {
     // ----- records -------------------------------------------------------------------
 
     /// Creates a record of `entity` in `village` (`None`: township level) with its
-    /// first values (field -> JSON text), in one durable write. Returns its id.
+    /// first values (field -> JSON text), in one durable write. Returns its id. Once
+    /// enrolled, a village outside the phone's scope is `InvalidInput` at once.
     pub fn create(
         &self,
         entity: String,
@@ -310,6 +316,17 @@ impl YibiaoStore {
         guard(|| {
             let changed = self.inner.delete(Self::id(&id)?)?;
             Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Removes a record the server never accepted (refused, or never synced) for good,
+    /// with its pending state and refusal. A record the server holds is `InvalidInput`:
+    /// correct it, or `delete` it.
+    pub fn discard(&self, id: String) -> Result<(), YibiaoError> {
+        guard(|| {
+            self.inner.discard(Self::id(&id)?)?;
+            self.changed(vec![id]);
+            Ok(())
         })
     }
 

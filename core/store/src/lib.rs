@@ -49,6 +49,7 @@ pub mod http;
 mod index;
 mod migrations;
 mod query;
+mod scope;
 mod sync_marks;
 mod tasks;
 
@@ -381,6 +382,7 @@ impl Store {
         {
             return Err(ModelError::UnknownVillage(v.to_owned()).into());
         }
+        self.check_scope(village)?;
         self.validate_edits(entity, edits)?;
         let scope = Scope {
             township: self.schema.township.id.clone(),
