@@ -191,6 +191,7 @@ impl From<EnrolError> for YibiaoError {
         let detail = e.to_string();
         let out = match e {
             EnrolError::BadCode(_) => Self::EnrolmentRefused { detail },
+            EnrolError::BadAddress(_) => Self::InvalidInput { detail },
             EnrolError::Transport(t) => from_transport(t, detail),
         };
         out.logged()

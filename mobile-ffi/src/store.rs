@@ -216,10 +216,14 @@ impl YibiaoStore {
 
     /// Enrols this phone with a one-time code from the township (`POST /v1/enrol`),
     /// stores the device token, and records later edits as the enrolled cadre's.
+    /// `server_url`: `https://host`, `http://host:port`, or a bare `host:port` on the
+    /// phone or the local network (taken as `http://`); another bare address is
+    /// `InvalidInput` saying what to write.
     pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, YibiaoError> {
         guard(|| {
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let device = self.inner.device_id().to_string();
+            let server_url = yibiao_store::http::server_base_url(&server_url)?;
             let e = yibiao_store::http::enrol(&server_url, code.trim(), &device, timeout)?;
             let cadre = CadreId::new(e.cadre.clone())?;
             self.inner.set_credentials(&Credentials {
@@ -241,8 +245,10 @@ impl YibiaoStore {
     }
 
     /// Stores a server URL and device token obtained elsewhere (an MDM, a QR code).
+    /// The address is read as `enrol` reads it.
     pub fn set_credentials(&self, server_url: String, token: String) -> Result<(), YibiaoError> {
         guard(|| {
+            let server_url = yibiao_store::http::server_base_url(&server_url)?;
             Ok(self
                 .inner
                 .set_credentials(&Credentials { server_url, token })?)
@@ -404,6 +410,7 @@ impl YibiaoStore {
     /// The cadre marks the task done, with an optional note (at most 500 characters;
     /// a longer one is `InvalidInput` and nothing is written). Marking again replaces
     /// the note. False when nothing changed. A cancelled task is `InvalidInput`.
+    #[uniffi::method(default(note = None))]
     pub fn mark_task_done(&self, id: String, note: Option<String>) -> Result<bool, YibiaoError> {
         guard(|| {
             let changed = self.on_task(&id, |t| self.inner.mark_task_done(t, note.as_deref()))?;
@@ -448,7 +455,9 @@ impl YibiaoStore {
     // ----- sync ----------------------------------------------------------------------
 
     /// Syncs with the enrolled server over the built-in HTTP transport until up to
-    /// date (or a budget in the settings is spent). `progress` hears every page.
+    /// date (or a budget in the settings is spent). `progress` hears every page
+    /// (optional: `sync()`).
+    #[uniffi::method(default(progress = None))]
     pub fn sync(
         &self,
         progress: Option<Arc<dyn SyncProgressListener>>,
@@ -463,6 +472,7 @@ impl YibiaoStore {
 
     /// Syncs through the app's own transport. The request carries the URL and headers
     /// from the stored credentials when there are any.
+    #[uniffi::method(default(progress = None))]
     pub fn sync_with(
         &self,
         transport: Arc<dyn AppTransport>,
