@@ -3,6 +3,8 @@
 //! delta). Its own test binary: the subscriber is process-wide, so no other test's
 //! deliberate refusals reach it.
 
+#![allow(clippy::unwrap_used, reason = "tests")]
+
 use std::sync::{Arc, Mutex};
 
 use automerge::ActorId;
