@@ -9,6 +9,17 @@
 #     OUT_DIR  default: target/bindings  ->  {kotlin/yibiao/yibiao.kt,
 #              swift/{Yibiao.swift,YibiaoFFI.h,YibiaoFFI.modulemap}, python/yibiao.py}
 #
+# and, ready to use:
+#   OUT_DIR/python/dist/yibiao-<version>-py3-none-<platform>.whl
+#       the package `yibiao` (the generated module + the library beside it):
+#       `pip install OUT_DIR/python/dist/yibiao-*.whl`, then `import yibiao`
+#   OUT_DIR/android/  an Android library module's source tree:
+#       src/main/kotlin/yibiao/yibiao.kt
+#       src/main/jniLibs/<abi>/libyibiao_ffi.so   from JNILIBS=DIR holding <abi>/libyibiao_ffi.so
+#                                                 (scripts/build-android.sh builds them)
+#       src/test/resources/<jna-platform>/libyibiao_ffi.so   this host's library, where JNA
+#                                                 finds it in JVM unit tests
+#
 # Any library built from this crate works (an Android .so, an iOS .a/.dylib): the
 # metadata is the same; only the host one is used here.
 set -euo pipefail
@@ -48,8 +59,37 @@ done
   fi
 done
 
+# The Python wheel: the generated module and the library in one package.
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+rm -f "$OUT"/python/dist/yibiao-*.whl
+WHEEL="$(python3 scripts/python_wheel.py "$OUT/python" "$LIB" "$OUT/python/dist" "$VERSION")"
+
+# The Android library module's layout (Gradle's defaults for src/main/kotlin, jniLibs).
+ANDROID="$OUT/android"
+mkdir -p "$ANDROID/src/main/kotlin/yibiao"
+cmp -s "$OUT/kotlin/yibiao/yibiao.kt" "$ANDROID/src/main/kotlin/yibiao/yibiao.kt" ||
+  cp "$OUT/kotlin/yibiao/yibiao.kt" "$ANDROID/src/main/kotlin/yibiao/yibiao.kt"
+if [ -n "${JNILIBS:-}" ]; then
+  for so in "$JNILIBS"/*/libyibiao_ffi.so; do
+    abi="$(basename "$(dirname "$so")")"
+    mkdir -p "$ANDROID/src/main/jniLibs/$abi"
+    cp "$so" "$ANDROID/src/main/jniLibs/$abi/"
+  done
+fi
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) JNA_PLATFORM=linux-x86-64 ;;
+  Linux-aarch64) JNA_PLATFORM=linux-aarch64 ;;
+  Darwin-arm64) JNA_PLATFORM=darwin-aarch64 ;;
+  Darwin-x86_64) JNA_PLATFORM=darwin-x86-64 ;;
+  *) JNA_PLATFORM="$(uname -s | tr A-Z a-z)-$(uname -m)" ;;
+esac
+mkdir -p "$ANDROID/src/test/resources/$JNA_PLATFORM"
+cp "$LIB" "$ANDROID/src/test/resources/$JNA_PLATFORM/"
+
 for f in "$OUT/kotlin/yibiao/yibiao.kt" "$OUT/swift/Yibiao.swift" "$OUT/swift/YibiaoFFI.h" \
   "$OUT/swift/YibiaoFFI.modulemap" "$OUT/python/yibiao.py"; do
   [ -s "$f" ] || { echo "bindings.sh: $f was not generated" >&2; exit 1; }
 done
 echo "bindings in $OUT: kotlin/yibiao/yibiao.kt swift/Yibiao.swift swift/YibiaoFFI.{h,modulemap} python/yibiao.py"
+echo "python wheel: $WHEEL"
+echo "android module: $ANDROID (src/main/kotlin, src/main/jniLibs from JNILIBS, src/test/resources/$JNA_PLATFORM)"

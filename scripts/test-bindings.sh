@@ -31,13 +31,17 @@ echo "built in $(elapsed "$t")"
 step "generate bindings (scripts/bindings.sh)"
 OUT="$ROOT/target/bindings"
 BINDGEN="$LIB_DIR/uniffi-bindgen" bash scripts/bindings.sh "$LIB_DIR/libyibiao_ffi.so" "$OUT"
-# The Python module loads the library from its own directory.
-ln -sf "$LIB_DIR/libyibiao_ffi.so" "$OUT/python/libyibiao_ffi.so"
 
 if [ "${ONLY:-python}" = python ]; then
-  step "Python bindings: pytest against a real server"
+  step "Python bindings: the wheel installed with pip, pytest against a real server"
   t=$(date +%s)
-  YIBIAO_BINDINGS_PY="$OUT/python" YIBIAO_SERVER_BIN="$SERVER_BIN" \
+  # Installed as an app developer would (pip, from the wheel alone), into a directory of
+  # its own so the shared tools venv is left as it was.
+  SITE="$ROOT/target/python-site"
+  rm -rf "$SITE"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-index --no-deps \
+    --target "$SITE" "$OUT"/python/dist/yibiao-*.whl
+  YIBIAO_BINDINGS_PY="$SITE" YIBIAO_SERVER_BIN="$SERVER_BIN" \
     "$PYTHON" -m pytest -q -p no:cacheprovider mobile-ffi/tests/python
   echo "python bindings: $(elapsed "$t")"
 fi
@@ -46,7 +50,7 @@ if [ "${ONLY:-kotlin}" = kotlin ]; then
   step "Kotlin bindings: the test program on the JVM with JNA"
   KT_OUT="$ROOT/target/kotlin-test"
   JAR="$KT_OUT/bindings-test.jar"
-  SOURCES=("$OUT/kotlin/yibiao/yibiao.kt" mobile-ffi/tests/kotlin/*.kt)
+  SOURCES=("$OUT/android/src/main/kotlin/yibiao/yibiao.kt" mobile-ffi/tests/kotlin/*.kt)
   CP_RUN="$JNA_JAR:$KOTLIN_LIB/kotlin-stdlib.jar:$KOTLIN_LIB/kotlin-test.jar"
   # kotlinc is slow (~1 min): compile only when a source is newer than the jar.
   stale=0
@@ -70,7 +74,8 @@ if [ "${ONLY:-kotlin}" = kotlin ]; then
   t=$(date +%s)
   WORK="$KT_OUT/run"
   rm -rf "$WORK"
-  java -Djna.library.path="$LIB_DIR" -cp "$CP_RUN:$JAR" \
+  # The library from the Android module's JVM-test resources, where JNA looks for it.
+  java -cp "$CP_RUN:$JAR:$OUT/android/src/test/resources" \
     yibiao.test.BindingsTestKt "$SERVER_BIN" "$WORK"
   echo "kotlin bindings: $(elapsed "$t")"
 fi

@@ -101,6 +101,9 @@ impl From<CoreError> for YibiaoError {
         let detail = e.to_string();
         let out = match e {
             CoreError::Model(m) => return m.into(),
+            CoreError::OutOfScope { .. } | CoreError::HeldByServer(_) => {
+                Self::InvalidInput { detail }
+            }
             CoreError::CorruptStore(_) | CoreError::StoreTooNew { .. } | CoreError::Storage(_) => {
                 Self::Storage { detail }
             }
@@ -188,6 +191,7 @@ impl From<EnrolError> for YibiaoError {
         let detail = e.to_string();
         let out = match e {
             EnrolError::BadCode(_) => Self::EnrolmentRefused { detail },
+            EnrolError::BadAddress(_) => Self::InvalidInput { detail },
             EnrolError::Transport(t) => from_transport(t, detail),
         };
         out.logged()

@@ -222,10 +222,14 @@ impl YibiaoStore {
 
     /// Enrols this phone with a one-time code from the township (`POST /v1/enrol`),
     /// stores the device token, and records later edits as the enrolled cadre's.
+    /// `server_url`: `https://host`, `http://host:port`, or a bare `host:port` on the
+    /// phone or the local network (taken as `http://`); another bare address is
+    /// `InvalidInput` saying what to write.
     pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, YibiaoError> {
         guard(|| {
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let device = self.inner.device_id().to_string();
+            let server_url = yibiao_store::http::server_base_url(&server_url)?;
             let e = yibiao_store::http::enrol(&server_url, code.trim(), &device, timeout)?;
             let cadre = CadreId::new(e.cadre.clone())?;
             self.inner.set_credentials(&Credentials {
@@ -233,6 +237,11 @@ impl YibiaoStore {
                 token: e.token,
             })?;
             self.inner.set_cadre(cadre)?;
+            let scope = match &e.village {
+                Some(v) => yibiao_sync::DeviceScope::Village(v.clone()),
+                None => yibiao_sync::DeviceScope::Township,
+            };
+            self.inner.set_scope(Some(&scope))?;
             Ok(Enrolment {
                 device: e.device,
                 cadre: e.cadre,
@@ -242,8 +251,10 @@ impl YibiaoStore {
     }
 
     /// Stores a server URL and device token obtained elsewhere (an MDM, a QR code).
+    /// The address is read as `enrol` reads it.
     pub fn set_credentials(&self, server_url: String, token: String) -> Result<(), YibiaoError> {
         guard(|| {
+            let server_url = yibiao_store::http::server_base_url(&server_url)?;
             Ok(self
                 .inner
                 .set_credentials(&Credentials { server_url, token })?)
@@ -258,7 +269,8 @@ impl YibiaoStore {
     // ----- records -------------------------------------------------------------------
 
     /// Creates a record of `entity` in `village` (`None`: township level) with its
-    /// first values (field -> JSON text), in one durable write. Returns its id.
+    /// first values (field -> JSON text), in one durable write. Returns its id. Once
+    /// enrolled, a village outside the phone's scope is `InvalidInput` at once.
     pub fn create(
         &self,
         entity: String,
@@ -316,6 +328,17 @@ impl YibiaoStore {
         guard(|| {
             let changed = self.inner.delete(Self::id(&id)?)?;
             Ok(self.changed_if(&id, changed))
+        })
+    }
+
+    /// Removes a record the server never accepted (refused, or never synced) for good,
+    /// with its pending state and refusal. A record the server holds is `InvalidInput`:
+    /// correct it, or `delete` it.
+    pub fn discard(&self, id: String) -> Result<(), YibiaoError> {
+        guard(|| {
+            self.inner.discard(Self::id(&id)?)?;
+            self.changed(vec![id]);
+            Ok(())
         })
     }
 
@@ -393,6 +416,7 @@ impl YibiaoStore {
     /// The cadre marks the task done, with an optional note (at most 500 characters;
     /// a longer one is `InvalidInput` and nothing is written). Marking again replaces
     /// the note. False when nothing changed. A cancelled task is `InvalidInput`.
+    #[uniffi::method(default(note = None))]
     pub fn mark_task_done(&self, id: String, note: Option<String>) -> Result<bool, YibiaoError> {
         guard(|| {
             let changed = self.on_task(&id, |t| self.inner.mark_task_done(t, note.as_deref()))?;
@@ -437,7 +461,9 @@ impl YibiaoStore {
     // ----- sync ----------------------------------------------------------------------
 
     /// Syncs with the enrolled server over the built-in HTTP transport until up to
-    /// date (or a budget in the settings is spent). `progress` hears every page.
+    /// date (or a budget in the settings is spent). `progress` hears every page
+    /// (optional: `sync()`).
+    #[uniffi::method(default(progress = None))]
     pub fn sync(
         &self,
         progress: Option<Arc<dyn SyncProgressListener>>,
@@ -452,6 +478,7 @@ impl YibiaoStore {
 
     /// Syncs through the app's own transport. The request carries the URL and headers
     /// from the stored credentials when there are any.
+    #[uniffi::method(default(progress = None))]
     pub fn sync_with(
         &self,
         transport: Arc<dyn AppTransport>,

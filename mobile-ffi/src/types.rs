@@ -20,7 +20,8 @@ use yibiao_sync::{SchemaNews, SyncProgress as CoreProgress, SyncReport as CoreRe
 /// What the server said at enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Enrolment {
-    /// The server's key for this phone.
+    /// This phone's device id (`device_id()`): the one its changes, conflicts, history
+    /// and task receipts carry, and the one the township's `device list` shows.
     pub device: String,
     /// The cadre the code was issued to; later edits on this phone are recorded as theirs.
     pub cadre: String,

@@ -142,7 +142,8 @@ pub fn issue_code(
 pub struct Enrolled {
     /// Device token.
     pub token: String,
-    /// Server-side device key.
+    /// The phone's own device id: the one its changes, conflicts, history and task
+    /// receipts carry, and the one `device list` shows and `device revoke` takes.
     pub device: String,
     /// The cadre.
     pub cadre: String,
@@ -218,7 +219,7 @@ pub fn enrol(
     match outcome {
         Redeem::Enrolled(row) => Ok(Enrolled {
             token,
-            device: row.key,
+            device: row.phone_device.unwrap_or(row.key),
             cadre: row.cadre.unwrap_or_default(),
             village: row.village,
         }),
@@ -337,7 +338,8 @@ pub fn rotate_admin_token(storage: &dyn ServerStorage) -> Result<String, Account
     Ok(token)
 }
 
-/// Revokes a device's token at once (its next request is refused).
+/// Revokes a device's token at once (its next request is refused). `key` is the phone's
+/// device id (every token bound to that phone is revoked) or a token's server-side key.
 pub fn revoke_device(storage: &dyn ServerStorage, key: &str) -> Result<(), AccountError> {
     if storage.revoke_device(key, now_ms())? {
         Ok(())

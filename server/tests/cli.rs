@@ -282,3 +282,136 @@ fn bad_input_exits_non_zero_with_the_reason() {
     // Nothing was issued by any of the refusals.
     assert_eq!(ok(dir, &["task", "list"]), "");
 }
+
+#[test]
+fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &[
+            "cadre",
+            "add",
+            "--id",
+            "amu",
+            "--name",
+            "阿木",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let code_out = ok(data, &["cadre", "code", "amu"]);
+    let code = code_out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap_or_else(|| panic!("no code in {code_out}"));
+    // The phone enrols with the id its store generated (as the app does over HTTP).
+    let storage = yibiao_server::storage::SqliteStorage::open(&data.join("yibiao.db")).unwrap();
+    let phone = "dev-bd1ef04c5ccf4f2d9a1b2c3d4e5f6a7b";
+    let enrolled = yibiao_server::accounts::enrol(&storage, code, phone).unwrap();
+    assert_eq!(enrolled.device, phone);
+    drop(storage);
+
+    let list = ok(data, &["device", "list"]);
+    assert!(list.starts_with(phone), "{list}");
+    assert!(list.contains("active"), "{list}");
+    assert_eq!(
+        ok(data, &["device", "revoke", phone]).trim(),
+        format!("device {phone} revoked")
+    );
+    assert!(ok(data, &["device", "list"]).contains("revoked"));
+    refused(
+        data,
+        &["device", "revoke", "dev-nobody"],
+        "no device `dev-nobody`",
+    );
+}
+
+/// The operator commands of the README's "Running a server" walk-through (`$B --data-dir
+/// yibiao-data ...`, continuation lines joined, comments dropped), split as a shell would
+/// split these simple lines (words, '...' and "..." quoting).
+fn readme_operator_commands() -> Vec<Vec<String>> {
+    let readme = include_str!("../../README.md");
+    let mut commands = Vec::new();
+    let mut pending = String::new();
+    for line in readme.lines() {
+        let line = line.split(" #").next().unwrap_or_default().trim_end();
+        if pending.is_empty() && !line.starts_with("$B --data-dir yibiao-data ") {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => pending.push_str(head),
+            None => {
+                pending.push_str(line);
+                commands.push(shell_words(&pending)[3..].to_vec());
+                pending.clear();
+            }
+        }
+    }
+    commands
+}
+
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[test]
+fn the_readme_operator_commands_run_as_written_on_any_day() {
+    let commands = readme_operator_commands();
+    let names: Vec<String> = commands.iter().map(|c| c[..2].join(" ")).collect();
+    assert_eq!(
+        names,
+        [
+            "cadre add",
+            "cadre code",
+            "department token",
+            "task add",
+            "task list",
+            "burden --from"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for args in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(dir.path(), &args);
+    }
+    // `--due +30d` is 30 days after today in the township, whatever today is.
+    let due = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive()
+        + chrono::Days::new(30);
+    let list = ok(dir.path(), &["task", "list"]);
+    assert!(list.contains(&due.format("%Y-%m-%d").to_string()), "{list}");
+    refused(
+        dir.path(),
+        &[
+            "task",
+            "add",
+            "--title",
+            "x",
+            "--form",
+            "dibao_check",
+            "--due",
+            "+7w",
+            "--villages",
+            "*",
+        ],
+        "write +N days, e.g. +7d",
+    );
+}

@@ -492,7 +492,20 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
     let (status, body) = sync(token.clone(), other_phone).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message(&body).starts_with("this token belongs to another phone"));
+    // One device id everywhere: enrolment answers the phone's own id (the one its changes,
+    // conflicts and history carry), the device list shows it, and revocation takes it.
     let device_key = enrolled["device"].as_str().unwrap();
+    assert_eq!(device_key, "dev-phone-1");
+    let (_, body) = call(&fx, "GET", "/v1/admin/devices", Some(&fx.admin), None).await;
+    let body = json_of(&body);
+    assert!(
+        body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["phone_device"] == "dev-phone-1"),
+        "{body}"
+    );
     let (status, _) = call(
         &fx,
         "POST",

@@ -140,7 +140,7 @@ impl Phone {
             .devices()
             .unwrap()
             .into_iter()
-            .find(|d| d.key == enrolled.device)
+            .find(|d| d.phone_device.as_deref() == Some(enrolled.device.as_str()))
             .unwrap();
         let scope = match &row.village {
             Some(v) => DeviceScope::Village(v.clone()),
@@ -523,4 +523,72 @@ fn a_push_outside_the_scope_answers_as_for_an_unknown_id_and_names_no_village() 
         jike.store.heads(theirs).unwrap(),
         "nothing merged into baru's record"
     );
+}
+
+fn sync_report(phone: &Phone) -> yibiao_store::SyncReport {
+    yibiao_store::sync_with_sleep(
+        &phone.store,
+        &phone.transport,
+        &SyncOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_phone_refuses_records_outside_its_scope_and_a_refused_record_can_be_discarded() {
+    let fx = fixture();
+    let amu = Phone::enrol(&fx, "amu");
+    // Written before the phone knew its scope (as before enrolment): the server refuses
+    // both, and they stay pending and refused until the cadre acts.
+    let for_baru = amu.store.create("household", Some("baru"), &[]).unwrap();
+    let no_village = amu.store.create("household", None, &[]).unwrap();
+    let mine = amu.store.create("household", Some("tujiang"), &[]).unwrap();
+    let report = sync_report(&amu);
+    assert_eq!(report.refused.len(), 2, "{report:?}");
+    let status = amu.store.sync_status().unwrap();
+    assert_eq!((status.pending, status.refused), (2, 2));
+
+    // Once it knows its scope (enrolment tells it), the phone refuses at once.
+    amu.store.set_scope(Some(&amu.auth().scope)).unwrap();
+    assert_eq!(
+        amu.store.scope().unwrap(),
+        Some(DeviceScope::Village("tujiang".into()))
+    );
+    let err = amu
+        .store
+        .create("household", Some("baru"), &[])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this phone is enrolled for village `tujiang`; it cannot write a record of village `baru`"
+    );
+    let err = amu.store.create("household", None, &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "this phone is enrolled for village `tujiang`; it cannot write a record of the township level (no village)"
+    );
+    assert_eq!(amu.store.stats().unwrap().records, 3, "nothing was written");
+
+    // Discarding what the server never accepted removes it for good; what it holds stays.
+    amu.store.discard(for_baru).unwrap();
+    amu.store.discard(no_village).unwrap();
+    let err = amu.store.discard(mine).unwrap_err();
+    assert!(err.to_string().contains("is held by the server"), "{err}");
+    assert!(amu.store.get(for_baru).is_err());
+    let report = sync_report(&amu);
+    assert!(report.complete && report.refused.is_empty(), "{report:?}");
+    let status = amu.store.sync_status().unwrap();
+    assert_eq!((status.pending, status.refused), (0, 0));
+    assert!(amu.store.refusals().unwrap().is_empty());
+    assert_eq!(amu.store.stats().unwrap().records, 1);
+
+    // A township phone may write for any village of the township, and at township level.
+    let zhang = Phone::enrol(&fx, "zhang");
+    zhang.store.set_scope(Some(&zhang.auth().scope)).unwrap();
+    zhang.store.create("household", Some("baru"), &[]).unwrap();
+    zhang.store.create("household", None, &[]).unwrap();
+    zhang.sync();
+    assert_eq!(zhang.store.sync_status().unwrap().pending, 0);
 }

@@ -114,7 +114,8 @@ pub enum HistoryEvent {
         /// The value as JSON (raw scalar text when it no longer fits the schema).
         value: serde_json::Value,
     },
-    /// A conflict was settled in favour of a value already present.
+    /// A conflict was settled: a write (a value already present or a new one) that
+    /// supersedes several concurrent values, or automerge's deletion of the losing ones.
     Resolved {
         /// The field.
         field: String,
@@ -167,22 +168,34 @@ fn scalar_str(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
+/// The type byte of an automerge chunk that holds a whole document (after the 4-byte
+/// magic and the 4-byte checksum).
+const DOCUMENT_CHUNK: u8 = 0;
+
 /// Fails unless every chunk in `bytes` parses and verifies.
+///
+/// Incremental changes (a delta after the heads the receiver holds) depend on history
+/// held elsewhere, which is normal. Loaded on their own, automerge reports them as
+/// `MissingDeps` and logs that at ERROR level (its `load_with_options` is instrumented
+/// with `err`), so a delta is parsed behind an empty document: missing dependencies are
+/// then queued, not an error, while a malformed or corrupt chunk still fails.
 fn strict_parse(bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let parsed = Automerge::load_with_options(
-        bytes,
+    let options = || {
         automerge::LoadOptions::new()
             .on_partial_load(automerge::OnPartialLoad::Error)
-            .verification_mode(automerge::VerificationMode::Check),
-    );
-    match parsed {
-        // Every chunk parsed; incremental changes merely depend on history held elsewhere.
-        Ok(_) | Err(automerge::AutomergeError::MissingDeps) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+            .verification_mode(automerge::VerificationMode::Check)
+    };
+    let parsed = if bytes.get(8) == Some(&DOCUMENT_CHUNK) {
+        Automerge::load_with_options(bytes, options())
+    } else {
+        let mut behind_empty = Automerge::new().save();
+        behind_empty.extend_from_slice(bytes);
+        Automerge::load_with_options(&behind_empty, options())
+    };
+    parsed.map(|_| ()).map_err(Into::into)
 }
 
 impl Record {
@@ -545,14 +558,22 @@ impl Record {
                         if fields_id.as_ref() == Some(&(*counter, actor.clone())) =>
                     {
                         match &op.action {
-                            legacy::OpType::Put(s) => Some(HistoryEvent::Set {
-                                field: key.to_string(),
-                                value: schema
+                            legacy::OpType::Put(s) => {
+                                let field = key.to_string();
+                                let value = schema
                                     .field(key)
                                     .and_then(|d| d.ty.from_scalar(s))
                                     .map(|v| v.to_json())
-                                    .unwrap_or_else(|| serde_json::Value::String(s.to_string())),
-                            }),
+                                    .unwrap_or_else(|| serde_json::Value::String(s.to_string()));
+                                // A write that supersedes several concurrent values is the
+                                // settling of a conflict (`resolve`, or a set of a conflicted
+                                // field): automerge records what it overwrote as `pred`.
+                                Some(if op.pred.len() > 1 {
+                                    HistoryEvent::Resolved { field, value }
+                                } else {
+                                    HistoryEvent::Set { field, value }
+                                })
+                            }
                             // Automerge settles a conflict in favour of an existing value
                             // by deleting only the competing ops; the field keeps a value.
                             legacy::OpType::Delete => {
@@ -764,5 +785,44 @@ fn scalar_json(s: &ScalarValue) -> serde_json::Value {
         ScalarValue::Boolean(b) => serde_json::Value::Bool(*b),
         ScalarValue::Null => serde_json::Value::Null,
         other => serde_json::Value::String(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_parses_and_a_corrupt_one_is_still_refused() {
+        let author = Author {
+            cadre: crate::ids::CadreId::new("amu").unwrap(),
+            device: crate::ids::DeviceId::new("dev-a").unwrap(),
+        };
+        let scope = Scope {
+            township: "baru".into(),
+            village: None,
+        };
+        let mut record = Record::create(
+            RecordId::new(),
+            ActorId::random(),
+            "household",
+            &scope,
+            &[],
+            &author,
+            1,
+        )
+        .unwrap();
+        let before = record.heads();
+        let edit = FieldEdit::Set("household_size".into(), Value::Integer(5));
+        record.apply_edits(&[edit], &author, 2).unwrap();
+        let mut delta = record.save_after(&before);
+        assert!(strict_parse(&delta).is_ok());
+        let last = delta.len() - 1;
+        delta[last] ^= 0xff;
+        assert!(strict_parse(&delta).is_err());
+        let mut doc = record.save();
+        doc.truncate(doc.len() - 1);
+        assert!(strict_parse(&doc).is_err());
     }
 }

@@ -29,9 +29,38 @@ pub enum Error {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// A record outside the scope this phone enrolled for: the server would refuse it.
+    #[error("{}", out_of_scope(village.as_deref(), scope))]
+    OutOfScope {
+        /// The record's village (`None`: township level).
+        village: Option<String>,
+        /// The phone's scope.
+        scope: yibiao_sync::DeviceScope,
+    },
+    /// Discarding a record the server holds (or one received from it): only what the
+    /// server never accepted can be discarded.
+    #[error(
+        "record {0} is held by the server; correct it, or delete it (a tombstone every phone sees)"
+    )]
+    HeldByServer(yibiao_model::ids::RecordId),
     /// The underlying SQLite database failed.
     #[error("local database error: {0}")]
     Storage(#[from] rusqlite::Error),
+}
+
+fn out_of_scope(village: Option<&str>, scope: &yibiao_sync::DeviceScope) -> String {
+    let target = match village {
+        Some(v) => format!("village `{v}`"),
+        None => "the township level (no village)".to_owned(),
+    };
+    match scope {
+        yibiao_sync::DeviceScope::Village(mine) => format!(
+            "this phone is enrolled for village `{mine}`; it cannot write a record of {target}"
+        ),
+        yibiao_sync::DeviceScope::Township => {
+            format!("this phone cannot write a record of {target}")
+        }
+    }
 }
 
 impl From<ValidationError> for Error {

@@ -94,12 +94,51 @@ impl Transport for HttpTransport {
 pub struct Enrolment {
     /// The device token; keep it secret (see [`crate::store::Store::set_credentials`]).
     pub token: String,
-    /// The server's key for this device.
+    /// This phone's device id, as the server lists it (the one its changes carry).
     pub device: String,
     /// The cadre the code was issued to.
     pub cadre: String,
     /// The village the device may read and write; `None` for township staff.
     pub village: Option<String>,
+}
+
+/// The server address as typed on a phone, made into a base URL: `http://` or `https://`
+/// addresses are kept as they are; a bare `host:port` is taken as `http://` when the host
+/// is on this phone or the local network (loopback, `localhost`, 10/8, 172.16/12,
+/// 192.168/16, `*.local`), where a township server often has no certificate. Any other
+/// bare address is refused with what to write: over the internet the scheme is the
+/// operator's choice, never a guess.
+pub fn server_base_url(typed: &str) -> Result<String, EnrolError> {
+    let typed = typed.trim().trim_end_matches('/');
+    if typed.starts_with("http://") || typed.starts_with("https://") {
+        return Ok(typed.to_owned());
+    }
+    let bad = || {
+        EnrolError::BadAddress(format!(
+            "server address `{typed}` has no scheme; write it as https://{typed} (or http://{typed} on a local network)"
+        ))
+    };
+    if typed.is_empty() || typed.contains("://") || typed.contains(char::is_whitespace) {
+        return Err(EnrolError::BadAddress(format!(
+            "`{typed}` is not a server address; write it like https://yibiao.example.gov.cn or 192.168.1.10:8080"
+        )));
+    }
+    let host = typed.split('/').next().unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost") || host.ends_with(".local"),
+    };
+    if local {
+        Ok(format!("http://{typed}"))
+    } else {
+        Err(bad())
+    }
 }
 
 /// Why enrolment failed.
@@ -108,12 +147,16 @@ pub enum EnrolError {
     /// The code is unknown, expired or already used.
     #[error("{0}")]
     BadCode(String),
+    /// The server address cannot be used as typed; the message says what to write.
+    #[error("{0}")]
+    BadAddress(String),
     /// The server could not be reached or answered badly.
     #[error("enrolment failed: {0}")]
     Transport(#[from] TransportError),
 }
 
-/// Enrols this phone with a one-time code: `POST <server>/v1/enrol`.
+/// Enrols this phone with a one-time code: `POST <server>/v1/enrol` (`server_url` as
+/// [`server_base_url`] reads it).
 pub fn enrol(
     server_url: &str,
     code: &str,
@@ -125,7 +168,7 @@ pub fn enrol(
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("{}/v1/enrol", server_url.trim_end_matches('/'));
+    let url = format!("{}/v1/enrol", server_base_url(server_url)?);
     let body = serde_json::json!({ "code": code, "device": device }).to_string();
     let mut response = agent
         .post(&url)
@@ -156,5 +199,36 @@ pub fn enrol(
             status,
             message: json["error"]["message"].as_str().unwrap_or("").to_owned(),
         })),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_local_address_is_taken_as_http_and_another_says_what_to_write() {
+        for (typed, url) in [
+            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("192.168.1.10:8080/", "http://192.168.1.10:8080"),
+            ("localhost:8080", "http://localhost:8080"),
+            ("[::1]:8080", "http://[::1]:8080"),
+            (
+                " https://yibiao.example.gov.cn/ ",
+                "https://yibiao.example.gov.cn",
+            ),
+            ("http://8.8.8.8:80", "http://8.8.8.8:80"),
+        ] {
+            assert_eq!(server_base_url(typed).unwrap(), url, "{typed}");
+        }
+        assert_eq!(
+            server_base_url("yibiao.example.gov.cn")
+                .unwrap_err()
+                .to_string(),
+            "server address `yibiao.example.gov.cn` has no scheme; write it as https://yibiao.example.gov.cn (or http://yibiao.example.gov.cn on a local network)"
+        );
+        assert!(server_base_url("ftp://x").is_err());
+        assert!(server_base_url("").is_err());
     }
 }

@@ -50,6 +50,7 @@ mod index;
 mod migrations;
 mod query;
 mod schema;
+mod scope;
 mod sync_marks;
 mod tasks;
 
@@ -402,6 +403,7 @@ impl Store {
         {
             return Err(ModelError::UnknownVillage(v.to_owned()).into());
         }
+        self.check_scope(village)?;
         self.validate_edits(entity, edits)?;
         let scope = Scope {
             township: self.schema().township.id.clone(),

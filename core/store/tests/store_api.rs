@@ -538,15 +538,56 @@ fn concurrent_edits_of_one_field_are_kept_with_authors_and_resolve_settles_them(
     );
     assert!(matches!(history[0].event, HistoryEvent::Created { .. }));
     // Depending on which value automerge showed, the resolution is stored as a new write
-    // of 6 or as the removal of the competing 5; either way it is cadre-a's, with 6 kept.
+    // of 6 or as the removal of the competing 5; either way history shows it as RESOLVED
+    // (not as an ordinary set), by cadre-a, with 6 kept.
     let resolution = history.last().unwrap();
     assert_eq!(resolution.by.cadre.as_deref(), Some("cadre-a"));
     assert!(
         matches!(&resolution.event,
-            HistoryEvent::Resolved { field, value } | HistoryEvent::Set { field, value }
+            HistoryEvent::Resolved { field, value }
                 if field == "household_size" && *value == json!(6)),
         "{resolution:?}"
     );
+    assert_eq!(
+        serde_json::to_value(resolution).unwrap()["kind"],
+        json!("resolved")
+    );
+}
+
+#[test]
+fn resolving_with_a_new_value_shows_as_resolved_in_history_and_a_plain_set_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_764_000_000_000));
+    let a = open(&dir, "a.db", "cadre-a", clock.clone());
+    let b = open(&dir, "b.db", "cadre-b", clock.clone());
+    let id = household(&a, "xinmin", "曲比", 4);
+    b.merge(id, &a.export(id).unwrap()).unwrap();
+    a.set(id, "household_size", Value::Integer(5)).unwrap();
+    b.set(id, "household_size", Value::Integer(6)).unwrap();
+    a.merge(id, &b.export(id).unwrap()).unwrap();
+    a.resolve(id, "household_size", Some(Value::Integer(7)))
+        .unwrap();
+    a.set(id, "household_size", Value::Integer(8)).unwrap();
+    let events: Vec<HistoryEvent> = a
+        .history(id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.event)
+        .filter(|e| matches!(e, HistoryEvent::Set { field, .. } | HistoryEvent::Resolved { field, .. } if field == "household_size"))
+        .collect();
+    let shown: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            HistoryEvent::Set { value, .. } => format!("SET {value}"),
+            HistoryEvent::Resolved { value, .. } => format!("RESOLVED {value}"),
+            _ => unreachable!(),
+        })
+        .collect();
+    let mut concurrent = shown[1..3].to_vec();
+    concurrent.sort();
+    assert_eq!(shown[0], "SET 4");
+    assert_eq!(concurrent, vec!["SET 5", "SET 6"]);
+    assert_eq!(shown[3..], ["RESOLVED 7", "SET 8"]);
 }
 
 #[test]

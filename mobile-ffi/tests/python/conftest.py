@@ -3,7 +3,7 @@
 
 Run through scripts/test-bindings.sh, which builds the library and the server, generates
 the bindings and sets:
-  YIBIAO_BINDINGS_PY  directory holding yibiao.py and libyibiao_ffi.so
+  YIBIAO_BINDINGS_PY  the directory the wheel (scripts/bindings.sh) was pip-installed into
   YIBIAO_SERVER_BIN   the yibiao-server binary
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.environ["YIBIAO_BINDINGS_PY"])
 
-import yibiao  # noqa: E402  (the generated bindings)
+import yibiao  # noqa: E402  (the installed package: generated module + library)
 
 SERVER_BIN = os.environ["YIBIAO_SERVER_BIN"]
 

@@ -29,11 +29,12 @@ pub(crate) enum DeviceAction {
         #[arg(long, env = "YIBIAO_SCHEMA")]
         schema: Option<PathBuf>,
     },
-    /// List devices: key, name, cadre, village, state.
+    /// List devices: device id (the phone's own, as conflicts, history and receipts show
+    /// it; the token's key until its first sync), name, cadre, village, state.
     List,
     /// Revoke a device's token at once.
     Revoke {
-        /// The device key shown by `device list`.
+        /// The device id shown by `device list` (or a token key).
         key: String,
     },
 }
@@ -149,7 +150,7 @@ impl DeviceAction {
                     rows.into_iter()
                         .map(|d| {
                             vec![
-                                d.key,
+                                d.phone_device.unwrap_or(d.key),
                                 d.name,
                                 d.cadre.unwrap_or_else(|| "-".into()),
                                 township(d.village.as_deref()),

@@ -97,16 +97,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     renamed
 }
 
+/// Logs go to stderr (stdout carries the "listening on" line and command output), in
+/// colour only when stderr is a terminal: a log file or a journal gets plain text.
 fn init_logging(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
+        fmt.json().init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        fmt.init();
     }
 }
 

@@ -29,7 +29,8 @@ pub(crate) enum TaskAction {
         /// The form to fill, e.g. dibao_check.
         #[arg(long)]
         form: String,
-        /// Due: YYYY-MM-DD (end of that day, UTC+8) or an RFC 3339 time.
+        /// Due: YYYY-MM-DD (end of that day, UTC+8), an RFC 3339 time, or `+N` days
+        /// from today in the township (`+7d`: the end of the day a week from now).
         #[arg(long)]
         due: String,
         /// Target villages, comma-separated; `*` for every village the issuer sees.
@@ -97,7 +98,7 @@ impl TaskAction {
                     title,
                     instructions,
                     form,
-                    due,
+                    due: relative_due(&due, now)?,
                     villages: villages.map(list),
                     records: records.map(list),
                 };
@@ -248,4 +249,20 @@ fn villages_table(schema: &Schema, p: &TaskProgress) -> Vec<String> {
         rows,
         &align,
     )
+}
+
+/// `+Nd` (N days after today in the township, as YYYY-MM-DD), else `due` as typed.
+fn relative_due(due: &str, now_ms: i64) -> Result<String, String> {
+    let Some(days) = due.trim().strip_prefix('+') else {
+        return Ok(due.to_owned());
+    };
+    let n: u32 = days
+        .strip_suffix('d')
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=3660).contains(n))
+        .ok_or_else(|| {
+            format!("--due `{due}`: write +N days, e.g. +7d (1 to 3660), or a date YYYY-MM-DD")
+        })?;
+    let day = yibiao_model::clock::day_of(now_ms) + chrono::Days::new(u64::from(n));
+    Ok(day.format("%Y-%m-%d").to_string())
 }

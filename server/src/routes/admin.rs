@@ -203,7 +203,7 @@ pub struct Revoked {
 
 /// Revoke a device token, at once.
 #[utoipa::path(post, path = "/v1/admin/devices/{key}/revoke", tag = "admin", security(("admin" = [])),
-    params(("key" = String, Path, description = "The device key.")),
+    params(("key" = String, Path, description = "The phone's device id (as changes, conflicts and history show it) or a token key.")),
     responses(
         (status = 200, description = "revoked", body = Revoked),
         (status = 401, description = "not the admin token", body = ErrorBody),

@@ -66,7 +66,8 @@ async fn exchange(device: DeviceAuth, state: AppState, body: Body) -> Result<Res
     };
     let auth = bind_phone(&state, device, &request.device).await?;
     let hub = state.hub.clone();
-    let key = auth.key.clone();
+    // Logged as the phone's own device id, the one its changes and `device list` show.
+    let key = auth.identity.device.to_string();
     let pushed = request.push.len();
     let (response, stats) =
         tokio::task::spawn_blocking(move || hub.handle(&auth, &request)).await??;

@@ -157,7 +157,7 @@ pub trait ServerStorage: HubStorage {
     fn device_by_token_hash(&self, hash: &[u8]) -> Result<Option<DeviceRow>, StorageError>;
     /// Every device.
     fn devices(&self) -> Result<Vec<DeviceRow>, StorageError>;
-    /// Revokes a device.
+    /// Revokes every token of the device whose key or phone device id is `key`.
     fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
     /// Binds a token to the phone's device id; false when another live token holds it.
     fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError>;

@@ -269,7 +269,8 @@ impl SqliteStorage {
     pub fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
         let n = lock(&self.writer)
             .execute(
-                "UPDATE devices SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE key = ?1",
+                "UPDATE devices SET revoked_ms = COALESCE(revoked_ms, ?2)
+                 WHERE key = ?1 OR phone_device = ?1",
                 params![key, now_ms],
             )
             .map_err(err)?;

@@ -28,6 +28,9 @@ pub struct ServerOptions {
     /// Write a config file into the data directory that turns the per-token rate limit
     /// off (`rate_per_minute = 0`), for benches that sync far more often than a phone.
     pub no_rate_limit: bool,
+    /// Append the server's log (its stderr, at `RUST_LOG=warn`) to this file instead of
+    /// the test's own stderr; [`ServerProcess::log`] reads it back.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -36,6 +39,7 @@ impl Default for ServerOptions {
             listen: "127.0.0.1:0".into(),
             config: None,
             no_rate_limit: false,
+            log_file: None,
         }
     }
 }
@@ -65,6 +69,15 @@ impl ServerProcess {
         if let Some(config) = &options.config {
             cmd.arg("--config").arg(config);
         }
+        let stderr = match &options.log_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = cmd
             .args(["serve", "--listen", &options.listen])
             .arg("--data-dir")
@@ -72,7 +85,7 @@ impl ServerProcess {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
@@ -130,6 +143,14 @@ impl ServerProcess {
     /// Its data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// What the server logged so far, when started with a `log_file` (else empty).
+    pub fn log(&self) -> Result<String> {
+        match &self.options.log_file {
+            Some(path) => Ok(std::fs::read_to_string(path)?),
+            None => Ok(String::new()),
+        }
     }
 
     /// Kills the process with SIGKILL (no clean shutdown) and waits for it.

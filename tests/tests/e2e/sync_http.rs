@@ -421,3 +421,80 @@ fn a_phone_killed_mid_sync_resumes_without_resending_what_was_acknowledged() {
     }
     drop(server);
 }
+
+#[test]
+fn a_three_phone_session_with_conflicts_logs_no_error_and_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("server");
+    let log_file = dir.path().join("server.log");
+    let server = ServerProcess::start(
+        server_binary(),
+        &data,
+        ServerOptions {
+            log_file: Some(log_file.clone()),
+            ..ServerOptions::default()
+        },
+    )
+    .expect("server starts");
+    let phones: Vec<(Store, HttpTransport)> = ["amu", "jike", "ashu"]
+        .iter()
+        .map(|cadre| {
+            let token = add_device(&data, cadre, cadre, Some("tujiang"));
+            let store = Store::open(
+                dir.path().join(format!("{cadre}.db")),
+                schema(),
+                CadreId::new(*cadre).expect("id"),
+            )
+            .expect("store");
+            let http = HttpTransport::new(&server.url(), &token, Duration::from_secs(20));
+            (store, http)
+        })
+        .collect();
+    let sync_all = || {
+        for (store, http) in &phones {
+            sync_until_complete(store, http);
+        }
+    };
+    let ids: Vec<RecordId> = phones
+        .iter()
+        .map(|(store, _)| {
+            let head = FieldEdit::Set("household_head".into(), Value::Text("阿木日哈".into()));
+            store
+                .create("household", Some("tujiang"), &[head])
+                .expect("create")
+        })
+        .collect();
+    sync_all();
+    sync_all();
+    // Offline, every phone edits every household: three-way conflicts, then deltas.
+    for (n, (store, _)) in phones.iter().enumerate() {
+        for id in &ids {
+            let size = Value::Integer(3 + i64::try_from(n).expect("small"));
+            store.set(*id, "household_size", size).expect("set");
+        }
+    }
+    sync_all();
+    sync_all();
+    let (first, _) = &phones[0];
+    for id in &ids {
+        assert_eq!(first.conflicts(*id).expect("conflicts").len(), 1);
+        first
+            .resolve(*id, "household_size", Some(Value::Integer(4)))
+            .expect("resolve");
+    }
+    sync_all();
+    sync_all();
+    for (store, _) in &phones {
+        assert_eq!(store.sync_status().expect("status").pending, 0);
+        for id in &ids {
+            assert!(store.conflicts(*id).expect("conflicts").is_empty());
+        }
+    }
+
+    let log = server.log().expect("server log");
+    assert!(!log.contains("ERROR"), "the server logged errors:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file:\n{log}"
+    );
+}

@@ -336,7 +336,7 @@ impl<S: HubStorage> Hub<S> {
                     // Drop what the refused merge left in the cache (a quarantined
                     // record was never there).
                     cache.pop(&id);
-                    tracing::info!(device = %auth.key, record = %id, ?code, %message, "refused a pushed document");
+                    tracing::info!(device = %auth.identity.device, record = %id, ?code, %message, "refused a pushed document");
                     response.refused.push(Refusal {
                         record: doc.record,
                         code,
