@@ -4,8 +4,10 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]      every target, 20 s each by default (CI)
 #   FUZZ_TARGETS="doc_merge" scripts/fuzz.sh 600
 #   FUZZ_KEEP_CORPUS=1 scripts/fuzz.sh 600    grow tests/fuzz/corpus/<target> (not committed)
+#   FUZZ_BUILD=release scripts/fuzz.sh 600    cargo-fuzz's optimised build (for long runs)
 # Installs cargo-fuzz (pinned) when missing, builds every target once (AddressSanitizer,
-# release with debug assertions), runs each from a COPY of its committed seeds
+# debug assertions; by default the fuzz crate's dev profile at opt-level 1, which builds
+# in a fraction of the release build's time), runs each, one at a time, from a COPY of its committed seeds
 # (tests/fuzz/seeds/<target>; the seeds never grow here) and prints executions, exec/s
 # and coverage. Fails, naming the input, when a target crashes, times out or runs out of
 # memory.
@@ -46,10 +48,15 @@ if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION
 fi
 installed=$SECONDS
 
-step "building the fuzz targets (AddressSanitizer)"
+case "${FUZZ_BUILD:-dev}" in
+  dev) PROFILE=(--dev) ;;
+  release) PROFILE=(--release) ;;
+  *) echo "FUZZ_BUILD is dev or release, not ${FUZZ_BUILD}" >&2; exit 2 ;;
+esac
+step "building the fuzz targets (AddressSanitizer, ${FUZZ_BUILD:-dev} build)"
 # cargo-fuzz has no --locked: fetch with it first, so a stale Cargo.lock fails here.
 cargo fetch --locked --manifest-path "$FUZZ/Cargo.toml" >/dev/null
-cargo fuzz build --fuzz-dir "$FUZZ" --sanitizer address
+cargo fuzz build --fuzz-dir "$FUZZ" --sanitizer address "${PROFILE[@]}"
 git diff --quiet -- "$FUZZ/Cargo.lock" || { echo "tests/fuzz/Cargo.lock changed during the build" >&2; exit 1; }
 built=$SECONDS
 
@@ -77,8 +84,8 @@ for target in "${TARGETS[@]}"; do
   dict=()
   [ -f "$FUZZ/dicts/$target.dict" ] && dict=(-dict="$FUZZ/dicts/$target.dict")
   set +e
-  TMPDIR="$SCRATCH/tmp" cargo fuzz run --fuzz-dir "$FUZZ" --sanitizer address "$target" "$corpus" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -jobs=1 -workers=1 \
+  TMPDIR="$SCRATCH/tmp" cargo fuzz run --fuzz-dir "$FUZZ" --sanitizer address "${PROFILE[@]}" "$target" "$corpus" -- \
+    -max_total_time="$SECONDS_PER_TARGET" \
     -max_len="$(max_len "$target")" -rss_limit_mb="$RSS_LIMIT_MB" -timeout="$TIMEOUT_SECS" \
     -artifact_prefix="$artifacts/" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
   status=$?
@@ -94,7 +101,7 @@ for target in "${TARGETS[@]}"; do
     crash=$({ grep -oE "Test unit written to [^ ]+" "$log" || true; } | tail -1 | sed 's/Test unit written to //')
     tail -n 60 "$log" >&2
     echo "FUZZ FAILURE in $target: ${crash:-see the log above}" >&2
-    echo "  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz $target ${crash:-<input>}" >&2
+    echo "  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz ${PROFILE[*]} $target ${crash:-<input>}" >&2
     failed="$failed $target"
   fi
 done

@@ -185,7 +185,8 @@ fn fixed() -> &'static Fixed {
             .map(|(t, r)| (t, r.id(), r.save()))
             .collect();
         #[allow(clippy::expect_used, reason = "memory storage does not fail")]
-        hub.commit_server_docs(records).expect("the fixtures are stored");
+        hub.commit_server_docs(records)
+            .expect("the fixtures are stored");
         let batch = spy.batch.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Fixed {
             schema,
@@ -338,13 +339,21 @@ fn read_back(storage: &Arc<MemoryHubStorage>, id: RecordId) {
         Ok(record) => record,
         Err(e) => panic!("the hub stored a record it cannot load: {e}"),
     };
-    assert_eq!(reader.quarantined(), Vec::new(), "the hub set a stored record aside");
+    assert_eq!(
+        reader.quarantined(),
+        Vec::new(),
+        "the hub set a stored record aside"
+    );
     let Some(record) = record else {
         return;
     };
     let wire = record.save_for_wire();
     let budget = Budgets::default().max_record_bytes;
-    assert!(wire.len() <= budget, "the hub stored a record over budget: {} bytes", wire.len());
+    assert!(
+        wire.len() <= budget,
+        "the hub stored a record over budget: {} bytes",
+        wire.len()
+    );
     if let Err(e) = Record::load_untrusted(id, ActorId::random(), &wire) {
         panic!("a phone cannot load a record the hub would send: {e}");
     }

@@ -84,7 +84,10 @@ impl Drop for Server {
     }
 }
 
-#[allow(clippy::expect_used, reason = "the harness's own setup; a failure is not a finding")]
+#[allow(
+    clippy::expect_used,
+    reason = "the harness's own setup; a failure is not a finding"
+)]
 fn open(generation: usize) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "yibiao-fuzz-http-{}-{generation}",

@@ -35,11 +35,19 @@ pub fn run(data: &[u8]) {
     let _ = peek_version(body);
     if let Ok(request) = SyncRequest::decode(body) {
         let again = SyncRequest::decode(&request.encode());
-        assert_eq!(again.as_ref(), Ok(&request), "a request must survive re-encoding");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&request),
+            "a request must survive re-encoding"
+        );
         let _ = DeviceId::new(request.device.as_str());
     }
     if let Ok(response) = SyncResponse::decode(body) {
         let again = SyncResponse::decode(&response.encode());
-        assert_eq!(again.as_ref(), Ok(&response), "a response must survive re-encoding");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&response),
+            "a response must survive re-encoding"
+        );
     }
 }

@@ -8,7 +8,11 @@
 //! format change. Deterministic: fixed ids, actors and times. Every seed is run through
 //! its target once after writing, so a seed that breaks an invariant is caught here.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a tool; failures are bugs")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a tool; failures are bugs"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +29,9 @@ use yibiao_sync::protocol::{
 };
 
 fn out_dir(target: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -48,8 +54,13 @@ fn main() {
         ("http_json", yibiao_fuzz::http_json::run),
     ];
     for (target, run) in targets {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
-        let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("seeds")
+            .join(target);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         for path in names {
             run(&std::fs::read(&path).unwrap());
@@ -148,8 +159,16 @@ fn doc_merge() {
     let dir = out_dir("doc_merge");
     let heads = DECLARE_HEADS;
     let new = new_household(NEW_ID, "tujiang", &household_edits());
-    write(&dir, "new-household", &doc_merge::input(Target::New, heads, &new.save_for_wire()));
-    write(&dir, "new-household-compressed", &doc_merge::input(Target::New, heads, &new.save()));
+    write(
+        &dir,
+        "new-household",
+        &doc_merge::input(Target::New, heads, &new.save_for_wire()),
+    );
+    write(
+        &dir,
+        "new-household-compressed",
+        &doc_merge::input(Target::New, heads, &new.save()),
+    );
     let far = new_household(NEW_ID, OTHER_VILLAGE, &household_edits());
     write(
         &dir,
@@ -165,25 +184,60 @@ fn doc_merge() {
         FieldEdit::Unset("household_head".into()),
     ];
     edited.apply_edits(&edits, &author, NOW + 1).unwrap();
-    write(&dir, "edit-delta", &doc_merge::input(Target::Household, heads, &edited.save_after(&before)));
-    write(&dir, "edit-whole", &doc_merge::input(Target::Household, heads, &edited.save()));
+    write(
+        &dir,
+        "edit-delta",
+        &doc_merge::input(Target::Household, heads, &edited.save_after(&before)),
+    );
+    write(
+        &dir,
+        "edit-whole",
+        &doc_merge::input(Target::Household, heads, &edited.save()),
+    );
     // The delta for an id the hub does not hold: it asks for the whole record.
-    write(&dir, "edit-missing-history", &doc_merge::input(Target::New, heads, &edited.save_after(&before)));
+    write(
+        &dir,
+        "edit-missing-history",
+        &doc_merge::input(Target::New, heads, &edited.save_after(&before)),
+    );
 
     let (mut deleted, before) = phone_copy(Target::Household);
     deleted.set_deleted(true, &author, NOW + 2).unwrap();
-    write(&dir, "delete", &doc_merge::input(Target::Household, heads, &deleted.save_after(&before)));
+    write(
+        &dir,
+        "delete",
+        &doc_merge::input(Target::Household, heads, &deleted.save_after(&before)),
+    );
 
     // Two phones of the village edit one field apart: the push carries both (a conflict).
     let (mut a, before) = phone_copy(Target::Household);
     let mut b = Record::load(a.id(), ActorId::from([0xf2; 16]), &[a.save()]).unwrap();
-    a.apply_edits(&[FieldEdit::Set("household_size".into(), Value::Integer(3))], &author, NOW + 3)
-        .unwrap();
-    b.apply_edits(&[FieldEdit::Set("household_size".into(), Value::Integer(7))], &author, NOW + 4)
-        .unwrap();
+    a.apply_edits(
+        &[FieldEdit::Set("household_size".into(), Value::Integer(3))],
+        &author,
+        NOW + 3,
+    )
+    .unwrap();
+    b.apply_edits(
+        &[FieldEdit::Set("household_size".into(), Value::Integer(7))],
+        &author,
+        NOW + 4,
+    )
+    .unwrap();
     a.merge_bytes(&b.save()).unwrap();
-    write(&dir, "conflict", &doc_merge::input(Target::Household, heads, &a.save_after(&before)));
+    write(
+        &dir,
+        "conflict",
+        &doc_merge::input(Target::Household, heads, &a.save_after(&before)),
+    );
 
+    doc_merge_others(&dir);
+}
+
+/// Pushes to the task, to another village's record, and by a stranger.
+fn doc_merge_others(dir: &Path) {
+    let heads = DECLARE_HEADS;
+    let author = doc_merge::phone_author();
     let (mut task, before) = phone_copy(Target::Task);
     let receipt = Receipt {
         cadre: Some(CADRE.into()),
@@ -194,14 +248,27 @@ fn doc_merge() {
         note: Some("已全部核对".into()),
     };
     put_receipt(&mut task, PHONE, &receipt, &author, NOW + 7).unwrap();
-    write(&dir, "task-receipt", &doc_merge::input(Target::Task, heads, &task.save_after(&before)));
+    write(
+        dir,
+        "task-receipt",
+        &doc_merge::input(Target::Task, heads, &task.save_after(&before)),
+    );
 
     let (mut other, before) = phone_copy(Target::Other);
-    other.apply_edits(&[FieldEdit::Set("household_size".into(), Value::Integer(2))], &author, NOW + 8)
+    other
+        .apply_edits(
+            &[FieldEdit::Set("household_size".into(), Value::Integer(2))],
+            &author,
+            NOW + 8,
+        )
         .unwrap();
-    write(&dir, "other-village", &doc_merge::input(Target::Other, heads, &other.save_after(&before)));
     write(
-        &dir,
+        dir,
+        "other-village",
+        &doc_merge::input(Target::Other, heads, &other.save_after(&before)),
+    );
+    write(
+        dir,
         "other-village-township",
         &doc_merge::input(Target::Other, heads | TOWNSHIP, &other.save_after(&before)),
     );
@@ -212,9 +279,18 @@ fn doc_merge() {
         device: DeviceId::new("dev-stranger").unwrap(),
     };
     let (mut forged, before) = phone_copy(Target::Household);
-    forged.apply_edits(&[FieldEdit::Set("housing_safe".into(), Value::Boolean(false))], &stranger, NOW + 9)
+    forged
+        .apply_edits(
+            &[FieldEdit::Set("housing_safe".into(), Value::Boolean(false))],
+            &stranger,
+            NOW + 9,
+        )
         .unwrap();
-    write(&dir, "forged-author", &doc_merge::input(Target::Household, heads, &forged.save_after(&before)));
+    write(
+        dir,
+        "forged-author",
+        &doc_merge::input(Target::Household, heads, &forged.save_after(&before)),
+    );
 }
 
 fn schema_toml() {
@@ -266,7 +342,11 @@ villages = ["*"]
 fn http_json() {
     let dir = out_dir("http_json");
     let bodies: &[(Route, &str, serde_json::Value)] = &[
-        (Route::Enrol, "enrol", serde_json::json!({"code": "K7PM-Q2XD", "device": "dev-0b7c"})),
+        (
+            Route::Enrol,
+            "enrol",
+            serde_json::json!({"code": "K7PM-Q2XD", "device": "dev-0b7c"}),
+        ),
         (
             Route::TaskByTownship,
             "task-villages",
@@ -289,13 +369,33 @@ fn http_json() {
             "cadre",
             serde_json::json!({"id": "jike.ayi", "name": "吉克阿依", "village": "tujiang"}),
         ),
-        (Route::NewCadre, "cadre-township", serde_json::json!({"id": "wang", "name": "王", "village": null})),
-        (Route::EnrolCode, "code", serde_json::json!({"ttl_minutes": 60})),
+        (
+            Route::NewCadre,
+            "cadre-township",
+            serde_json::json!({"id": "wang", "name": "王", "village": null}),
+        ),
+        (
+            Route::EnrolCode,
+            "code",
+            serde_json::json!({"ttl_minutes": 60}),
+        ),
         (Route::EnrolCode, "code-empty", serde_json::json!({})),
-        (Route::DepartmentToken, "department-token", serde_json::json!({"name": "民政 Excel"})),
+        (
+            Route::DepartmentToken,
+            "department-token",
+            serde_json::json!({"name": "民政 Excel"}),
+        ),
     ];
     for (route, name, body) in bodies {
-        write(&dir, name, &http_json::input(*route, &serde_json::to_vec(body).unwrap()));
+        write(
+            &dir,
+            name,
+            &http_json::input(*route, &serde_json::to_vec(body).unwrap()),
+        );
     }
-    write(&dir, "code-no-body", &http_json::input(Route::EnrolCode, b""));
+    write(
+        &dir,
+        "code-no-body",
+        &http_json::input(Route::EnrolCode, b""),
+    );
 }
