@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every yibiao test on a bare machine of our kind. CI runs exactly this (.ci/run).
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip lints, the bindings and the benchmark smoke runs
+#   QUICK=1 scripts/test.sh    skip lints, fuzzing, the bindings and the benchmark smoke runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -22,6 +22,13 @@ fi
 
 step "unit, property, API and end-to-end tests (real SQLite, real server, fault proxy, SIGKILL)"
 cargo test --workspace --locked
+
+if [ -z "${QUICK:-}" ]; then
+  step "fuzzing: sync decoder, document merge, schema parser, JSON bodies, from the committed seeds"
+  fuzz_started=$SECONDS
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+  echo "fuzzing took $((SECONDS - fuzz_started))s (cargo-fuzz install, sanitizer build, runs)"
+fi
 
 step "the offline demo, start to end"
 cargo run --quiet --locked -p yibiao-examples --bin demo

@@ -506,3 +506,49 @@ fn a_stored_record_too_large_to_send_is_quarantined_not_sent() {
     assert_eq!(hub.quarantined().len(), 1);
     assert_eq!(hub.quarantined()[0].0, big.id());
 }
+
+/// Found by fuzzing (`tests/fuzz`, target `doc_merge`): one change chunk whose columns
+/// parse but whose operations name an actor the change does not list. The budget check
+/// before the merge decoded it with automerge's `Change::decode`, which unwraps the
+/// actor and panicked (on the server: a 500 for that phone on every retry). It is now
+/// refused like any other bad push, and nothing is stored.
+#[test]
+fn a_change_naming_an_actor_it_does_not_list_is_refused_not_a_panic() {
+    let pushed = hex::decode(concat!(
+        "856f4a83d866ad0701a10101360f35b0e0f0ec1d813371bd1d6bbb63fcc71da6db4b1e71f5280c09ebcafde8",
+        "10f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1010a88d0dfb4ab331f7b2263223a22616d75222c2264223a226465",
+        "762d66757a7a70686f6e65227d0110e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e00a010202021510340142025602",
+        "57017002710273027f017f077f0e686f757365686f6c645f73697a65017f017f1402570170027f09",
+    ))
+    .unwrap();
+    let hub = hub();
+    let existing = household("dev-a", "阿木");
+    let base = exchange(
+        &hub,
+        "dev-a",
+        0,
+        vec![push_doc(&existing, existing.save(), &existing.heads())],
+    );
+    assert_eq!(base.accepted.len(), 1);
+    let new_id = RecordId::new();
+    for record in [new_id, existing.id()] {
+        let doc = PushDoc {
+            record: WireId::from(record),
+            heads: Vec::new(),
+            bytes: pushed.clone(),
+        };
+        let response = exchange(&hub, "dev-a", base.cursor, vec![doc]);
+        assert!(response.accepted.is_empty(), "{response:?}");
+        assert_eq!(response.refused.len(), 1, "{response:?}");
+    }
+    assert!(hub.storage().inner.load(new_id).unwrap().is_none());
+    assert_eq!(
+        hub.storage()
+            .inner
+            .load(existing.id())
+            .unwrap()
+            .unwrap()
+            .len(),
+        1
+    );
+}
