@@ -306,6 +306,7 @@ pub fn run(data: &[u8]) {
             bytes: bytes.to_vec(),
         }],
         max_response_bytes: 64 * 1024,
+        schema: None,
     };
     let first = match hub.handle(&auth, &request) {
         Ok((response, _)) => response,

@@ -109,12 +109,14 @@ fn sync_request() {
             bytes: record.save_for_wire(),
         }],
         max_response_bytes: 64 * 1024,
+        schema: None,
     };
     let empty = SyncRequest {
         device: PHONE.into(),
         cursor: 0,
         push: Vec::new(),
         max_response_bytes: 64 * 1024,
+        schema: None,
     };
     let response = SyncResponse {
         accepted: vec![WireId::from(record.id())],
@@ -131,6 +133,7 @@ fn sync_request() {
         cursor: 18,
         more: true,
         server_time_ms: NOW,
+        schema: None,
     };
     // Mode 0: the wire body as sent; mode 1: the message inside (wrapped by the target).
     for (name, body) in [
