@@ -154,7 +154,7 @@ fn set(f: &str, v: V) -> FieldEdit {
 
 fn dibao_complete() -> Vec<FieldEdit> {
     vec![
-        set("id_number", V::Text("513431199001011234".into())),
+        set("id_number", V::Text("513431199001011239".into())),
         set("household_size", V::Integer(4)),
         set(
             "annual_income",

@@ -692,7 +692,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
             .update(
                 id,
                 &[
-                    set("id_number", Value::Text("51343119900101123X".into())),
+                    set("id_number", Value::Text("513431199001011239".into())),
                     set("household_size", Value::Integer(3)),
                     set("annual_income", Value::Decimal("9000.00".parse().unwrap())),
                     set("dibao_status", Value::Choice("none".into())),

@@ -244,11 +244,7 @@ impl Schema {
         json: &serde_json::Value,
     ) -> Result<Value, ValidationError> {
         let Some(def) = self.field(field) else {
-            return Err(ValidationError {
-                field: field.to_owned(),
-                label_zh: None,
-                reason: ValidationReason::UnknownField,
-            });
+            return Err(ValidationError::unknown_field(field));
         };
         def.ty
             .parse_json(json)
@@ -267,9 +263,10 @@ impl Schema {
             ValidationError {
                 field: field.to_owned(),
                 label_zh: def.map(|d| d.labels.zh.clone()),
+                label_en: def.map(|d| d.labels.en.clone()),
                 reason: match def {
                     Some(d) => ValidationReason::WrongType {
-                        expected: d.ty.expects(),
+                        expected: d.ty.name(),
                         got: format!(
                             "{} (not JSON text; quote strings)",
                             text.chars().take(40).collect::<String>()
