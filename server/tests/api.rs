@@ -51,7 +51,10 @@ fn fixture() -> Fixture {
 }
 
 async fn post(f: &Fixture, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::post("/v1/sync").header("content-type", "application/x-yibiao-sync");
+    // These tests read the English explanation; the language is tested in tasks.rs.
+    let mut req = Request::post("/v1/sync")
+        .header("content-type", "application/x-yibiao-sync")
+        .header("accept-language", "en");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }

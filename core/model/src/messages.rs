@@ -101,6 +101,7 @@ impl Message {
     /// `detail` parameter, or the code itself.
     pub fn render(&self, lang: Lang) -> String {
         value_sentence(self, lang)
+            .or_else(|| day_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -270,6 +271,33 @@ fn id_number_sentence(s: &str, problem: &str, lang: Lang) -> String {
         (_, Lang::Zh) => format!("{s}校验位不对，请逐位核对号码"),
         (_, Lang::En) => format!("{s} has a wrong check digit; check the number digit by digit"),
     }
+}
+
+/// Sentences about days and due dates (tasks, reports).
+fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let got = m.param("got");
+    Some(match (m.code.as_str(), lang) {
+        ("bad_due", Lang::Zh) => format!(
+            "截止时间“{got}”无法识别；请写日期（2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日）或时间（2027-01-05T18:00:00+08:00）"
+        ),
+        ("bad_due", Lang::En) => format!(
+            "due `{got}` is neither a date ({DATE_FORMS}) nor a time (2027-01-05T18:00:00+08:00)"
+        ),
+        ("due_past", Lang::Zh) => {
+            format!("截止时间 {} 已经过去，请给一个更晚的日期", m.param("due"))
+        }
+        ("due_past", Lang::En) => {
+            format!(
+                "due `{}` is already past; give a later date",
+                m.param("due")
+            )
+        }
+        ("bad_day", Lang::Zh) => {
+            format!("“{got}”不是有效日期；可写作 2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日")
+        }
+        ("bad_day", Lang::En) => format!("`{got}` is not a day; write it as {DATE_FORMS}"),
+        _ => return None,
+    })
 }
 
 /// Sentences of refusals that are not about one value: sync refusals and HTTP errors.
