@@ -508,7 +508,11 @@ impl YibiaoStore {
 
     /// Records the server refused, with reasons, newest first.
     pub fn refusals(&self) -> Result<Vec<Refusal>, YibiaoError> {
-        self.guard(|| Ok(self.inner.refusals()?.into_iter().map(Into::into).collect()))
+        self.guard(|| {
+            let lang = self.lang();
+            let refusals = self.inner.refusals()?.into_iter();
+            Ok(refusals.map(|r| Refusal::of(r, lang)).collect())
+        })
     }
 
     /// The settings later syncs use.

@@ -744,3 +744,60 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
     );
     assert_eq!(hub.record(doc_id).unwrap().unwrap().heads(), before);
 }
+
+#[test]
+fn a_value_the_server_refuses_reaches_the_phone_as_a_code_with_parameters() {
+    // The phone's schema allows households of up to 50; the server's (Baru) up to 30.
+    let baru = Schema::baru_example();
+    let lenient = yibiao_model::schema::BARU_TOML.replacen(
+        "zh = \"家庭人口数\"\nen = \"Household size\"\nmin = 1\nmax = 30",
+        "zh = \"家庭人口数\"\nen = \"Household size\"\nmin = 1\nmax = 50",
+        1,
+    );
+    assert_ne!(
+        lenient,
+        yibiao_model::schema::BARU_TOML,
+        "the fixture changed"
+    );
+    let lenient = Arc::new(Schema::from_toml_str(&lenient, "lenient.toml").unwrap());
+    let clock = Arc::new(ManualClock::new(1));
+    let hub = Hub::new(
+        Arc::new(baru),
+        MemoryHubStorage::default(),
+        clock.clone(),
+        HubConfig::default(),
+    );
+    let phone = Store::open_in_memory(lenient, CadreId::new("amu").unwrap(), clock).unwrap();
+    let id = phone
+        .create(
+            "household",
+            Some("tujiang"),
+            &[set("household_size", Value::Integer(40))],
+        )
+        .unwrap();
+    let link = SimLink::new(
+        &hub,
+        "dev",
+        DeviceScope::Village("tujiang".into()),
+        identity_of(&phone),
+        1,
+        Faults::NONE,
+    );
+    let report =
+        yibiao_store::sync_with_sleep(&phone, &link, &options(), &mut |_| {}, &mut |_| {}).unwrap();
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let refusal = &phone.refusals().unwrap()[0];
+    assert_eq!((refusal.id, refusal.code.as_str()), (id, "InvalidValue"));
+    assert_eq!(refusal.reason.code, "above_max");
+    assert_eq!(refusal.reason.param("field"), "household_size");
+    assert_eq!(refusal.reason.param("max"), "30");
+    assert_eq!(refusal.reason.param("got"), "40");
+    assert_eq!(
+        refusal.reason.render(yibiao_model::messages::Lang::Zh),
+        "「家庭人口数」不能大于 30，填的是 40"
+    );
+    assert_eq!(
+        refusal.message,
+        "field `household_size` (Household size) must be at most 30, got 40"
+    );
+}

@@ -160,7 +160,7 @@ pub(crate) fn check_record_size(budgets: &Budgets, wire_len: usize) -> Result<()
                 wire_len / 1024,
                 budgets.max_record_bytes / 1024
             ),
-        ));
+        ).into());
     }
     Ok(())
 }
@@ -185,6 +185,7 @@ fn too_many_ops(budgets: &Budgets, hash: &automerge::ChangeHash, ops: u64) -> Re
             budgets.max_ops_per_change
         ),
     )
+        .into()
 }
 
 fn check_values(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
@@ -207,7 +208,8 @@ fn check_values(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
                     size.div_ceil(1024),
                     budgets.max_value_bytes / 1024
                 ),
-            ));
+            )
+                .into());
         }
     }
     Ok(())
@@ -221,6 +223,7 @@ fn too_many_changes(budgets: &Budgets) -> Refused {
             budgets.max_changes_per_doc
         ),
     )
+        .into()
 }
 
 #[cfg(test)]
@@ -258,7 +261,7 @@ mod tests {
             max_ops_per_change: 10,
             ..Budgets::default()
         };
-        let (code, message) = check_pushed_bytes(&budgets, &bytes).unwrap_err();
+        let Refused { code, message, .. } = check_pushed_bytes(&budgets, &bytes).unwrap_err();
         assert_eq!(code, RefusalCode::Malformed);
         assert!(message.contains("50 operations"), "{message}");
     }
@@ -276,7 +279,7 @@ mod tests {
             max_ops_per_change: 10,
             ..Budgets::default()
         };
-        let (code, message) = check_pushed_bytes(&budgets, &doc.save()).unwrap_err();
+        let Refused { code, message, .. } = check_pushed_bytes(&budgets, &doc.save()).unwrap_err();
         assert_eq!(code, RefusalCode::Malformed);
         assert!(message.contains("50 operations"), "{message}");
         assert!(check_pushed_bytes(&Budgets::default(), &doc.save()).is_ok());
@@ -287,7 +290,7 @@ mod tests {
         let mut doc = AutoCommit::new();
         doc.put(ROOT, "notes", "x".repeat(17 * 1024)).unwrap();
         doc.commit();
-        let (code, message) =
+        let Refused { code, message, .. } =
             check_pushed_bytes(&Budgets::default(), &doc.save_after(&[])).unwrap_err();
         assert_eq!(code, RefusalCode::InvalidValue);
         assert!(message.contains("`notes`"), "{message}");
