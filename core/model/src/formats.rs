@@ -3,13 +3,11 @@
 //!
 //! A cadre types `51340119850505222x`, `138 1234 5678` or `2027年1月5日`; a department
 //! should receive `51340119850505222X`, `13812345678` and `2027-01-05`. Each function here
-//! takes the typed text and returns the canonical text, or the reason it cannot be one
-//! (a [`ValidationReason`], rendered in Chinese or English by [`crate::messages`]).
-//! Days are read by [`crate::clock::parse_day`], the township calendar's one reader.
+//! takes the typed text and returns the canonical text, or what is wrong with it (the
+//! dictionary turns that into its refusal). Days are read by `clock::parse_day`, the
+//! township calendar's one reader.
 
 use chrono::{Datelike, NaiveDate};
-
-use crate::value::ValidationReason;
 
 /// ISO 7064 MOD 11-2 weights of the first 17 digits (GB 11643-1999).
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -41,30 +39,32 @@ pub fn id_check_char(first17: &str) -> Option<char> {
 /// date (a real day, not after `today`, not before 1800); the check character
 /// (ISO 7064 MOD 11-2). The problem is named by a stable word (`length`, `characters`,
 /// `region`, `birth_date`, `check_digit`).
-pub fn id_number(typed: &str, today: NaiveDate) -> Result<String, ValidationReason> {
+pub fn id_number(typed: &str, today: NaiveDate) -> Result<String, &'static str> {
     let id = typed.trim().to_uppercase();
-    let bad = |problem: &'static str| ValidationReason::BadIdNumber { problem };
     if id.chars().count() != 18 {
-        return Err(bad("length"));
+        return Err("length");
+    }
+    if !id.is_ascii() {
+        return Err("characters");
     }
     let (first17, last) = id.split_at(17);
     if !first17.bytes().all(|b| b.is_ascii_digit())
         || !last.chars().all(|c| c.is_ascii_digit() || c == 'X')
     {
-        return Err(bad("characters"));
+        return Err("characters");
     }
-    let province: u32 = first17[..2].parse().map_err(|_| bad("region"))?;
+    let province: u32 = first17[..2].parse().map_err(|_| "region")?;
     if !PROVINCES.contains(&province) {
-        return Err(bad("region"));
+        return Err("region");
     }
     let birth = NaiveDate::parse_from_str(&first17[6..14], "%Y%m%d")
         .ok()
         .filter(|d| *d <= today && d.year() >= 1800);
     if birth.is_none() {
-        return Err(bad("birth_date"));
+        return Err("birth_date");
     }
     if id_check_char(first17) != last.chars().next() {
-        return Err(bad("check_digit"));
+        return Err("check_digit");
     }
     Ok(id)
 }
@@ -72,13 +72,12 @@ pub fn id_number(typed: &str, today: NaiveDate) -> Result<String, ValidationReas
 /// Checks a phone number: a mobile number (11 digits, `1[3-9]…`, spaces, hyphens and a
 /// leading `+86` allowed and dropped) or a landline (area code `0` + 2 or 3 digits, then
 /// 7 or 8 digits, with or without a hyphen; spaces dropped, a hyphen kept as typed).
-pub fn phone(typed: &str) -> Result<String, ValidationReason> {
+pub fn phone(typed: &str) -> Option<String> {
     let compact: String = typed
         .trim()
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    let bad = || ValidationReason::BadPhone;
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     // Mobile: drop hyphens and the country code.
     let mobile: String = compact.replace('-', "");
@@ -91,7 +90,7 @@ pub fn phone(typed: &str) -> Result<String, ValidationReason> {
         && mobile.starts_with('1')
         && matches!(mobile.as_bytes()[1], b'3'..=b'9')
     {
-        return Ok(mobile.to_owned());
+        return Some(mobile.to_owned());
     }
     // Landline: 0 + area code, then the number.
     let landline = match compact.split_once('-') {
@@ -103,10 +102,7 @@ pub fn phone(typed: &str) -> Result<String, ValidationReason> {
         }
         None => all_digits(&compact) && (10..=12).contains(&compact.len()),
     };
-    if landline && compact.starts_with('0') && !compact.starts_with("00") {
-        return Ok(compact);
-    }
-    Err(bad())
+    (landline && compact.starts_with('0') && !compact.starts_with("00")).then_some(compact)
 }
 
 /// Today in the township's calendar, by the system clock: the one clock read of
@@ -139,6 +135,12 @@ mod tests {
         assert_eq!(id_check_char("11010519491231002"), Some('X'));
         assert_eq!(id_check_char("51340119850505222"), Some('6'));
         assert_eq!(id_check_char("5134011985050522"), None);
+        // 18 characters, not 18 bytes: no panic on a wide character.
+        assert_eq!(
+            id_number("５１３４０１１９８５０５０５２２２６", today()),
+            Err("characters")
+        );
+        assert_eq!(id_number("51340119850505222６", today()), Err("characters"));
     }
 
     #[test]
@@ -154,21 +156,16 @@ mod tests {
         // 2027-01-01 is after "today" (2026-12-02); the check digit is right.
         let first17 = "51340120270101001";
         let id = format!("{first17}{}", id_check_char(first17).unwrap_or('0'));
-        assert!(matches!(
-            id_number(&id, today()),
-            Err(ValidationReason::BadIdNumber {
-                problem: "birth_date"
-            })
-        ));
+        assert!(matches!(id_number(&id, today()), Err("birth_date")));
     }
 
     #[test]
     fn phone_numbers_are_written_one_way() {
-        assert_eq!(phone("138 1234 5678"), Ok("13812345678".into()));
-        assert_eq!(phone("+86 138-1234-5678"), Ok("13812345678".into()));
-        assert_eq!(phone("0834-3221234"), Ok("0834-3221234".into()));
-        assert_eq!(phone("08343221234"), Ok("08343221234".into()));
-        assert_eq!(phone("010-12345678"), Ok("010-12345678".into()));
+        assert_eq!(phone("138 1234 5678"), Some("13812345678".into()));
+        assert_eq!(phone("+86 138-1234-5678"), Some("13812345678".into()));
+        assert_eq!(phone("0834-3221234"), Some("0834-3221234".into()));
+        assert_eq!(phone("08343221234"), Some("08343221234".into()));
+        assert_eq!(phone("010-12345678"), Some("010-12345678".into()));
         for bad in [
             "12812345678",
             "1381234567",
@@ -177,7 +174,7 @@ mod tests {
             "电话",
             "",
         ] {
-            assert!(phone(bad).is_err(), "{bad}");
+            assert!(phone(bad).is_none(), "{bad}");
         }
     }
 

@@ -154,7 +154,7 @@ pub fn type_phrase(type_name: &str, lang: Lang) -> &'static str {
 /// The forms a date may be written in, for hints.
 pub const DATE_FORMS: &str = "2027-01-05, 2027-1-5, 2027/1/5 or 2027年1月5日";
 
-/// Sentences of the value reasons ([`crate::value::ValidationReason`]).
+/// Sentences of the value reasons (the dictionary's `ValidationReason`s).
 fn value_sentence(m: &Message, lang: Lang) -> Option<String> {
     let s = subject(m, lang);
     let p = |name| m.param(name);

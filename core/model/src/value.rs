@@ -292,12 +292,18 @@ impl FieldType {
                 _ => Err(wrong()),
             },
             FieldType::IdNumber => match json {
-                J::String(s) => formats::id_number(s, formats::today()).map(Value::Text),
+                J::String(s) => formats::id_number(s, formats::today())
+                    .map(Value::Text)
+                    .map_err(|problem| ValidationReason::BadIdNumber { problem }),
                 _ => Err(wrong()),
             },
             FieldType::Phone => match json {
-                J::String(s) => formats::phone(s).map(Value::Text),
-                J::Number(n) => formats::phone(&n.to_string()).map(Value::Text),
+                J::String(s) => formats::phone(s)
+                    .map(Value::Text)
+                    .ok_or(ValidationReason::BadPhone),
+                J::Number(n) => formats::phone(&n.to_string())
+                    .map(Value::Text)
+                    .ok_or(ValidationReason::BadPhone),
                 _ => Err(wrong()),
             },
             FieldType::Integer { .. } => match json {

@@ -278,7 +278,7 @@ fn resident_id_numbers_follow_gb_11643() {
     ] {
         assert_eq!(
             formats::id_number(invalid, today),
-            Err(ValidationReason::BadIdNumber { problem }),
+            Err(problem),
             "{invalid}"
         );
     }

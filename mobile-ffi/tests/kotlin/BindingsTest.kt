@@ -317,7 +317,7 @@ fun twoPhonesConflictIsShownOnBothResolvedOnOneAndEveryoneAgrees(ctx: Ctx) = ctx
     }
     val expected = mapOf(
         "household_head" to q("阿木日哈"), "household_size" to "6",
-        "phone" to q("13800000001"), "annual_income" to q("12000.5"),
+        "phone" to q("13800000001"), "annual_income" to q("12000.50"),
     )
     assertEquals(expected, values(a, id))
     assertEquals(expected, values(b, id))

@@ -76,7 +76,7 @@ def test_two_phones_conflict_is_shown_on_both_resolved_on_one_and_everyone_agree
         assert resolved and resolved[-1].by.cadre == "jike"
     assert values(a, rid) == values(b, rid) == {
         "household_head": "阿木日哈", "phone": "13800000001", "household_size": 6,
-        "annual_income": "12000.5",
+        "annual_income": "12000.50",  # the field keeps its 2 decimals
     }
     pulled = server.pull(dept)[rid]
     assert pulled["conflicted"] is False and pulled["conflicts"] == {}

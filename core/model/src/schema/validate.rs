@@ -194,10 +194,11 @@ fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
             }
         }
         (FieldType::IdNumber, Value::Text(text)) => {
-            formats::id_number(text, formats::today())?;
+            formats::id_number(text, formats::today())
+                .map_err(|problem| ValidationReason::BadIdNumber { problem })?;
         }
         (FieldType::Phone, Value::Text(text)) => {
-            formats::phone(text)?;
+            formats::phone(text).ok_or(ValidationReason::BadPhone)?;
         }
         (FieldType::Integer { min, max }, Value::Integer(i)) => {
             range(
