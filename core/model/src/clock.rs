@@ -25,9 +25,7 @@ fn township_tz() -> FixedOffset {
 pub fn parse_day(typed: &str) -> Option<NaiveDate> {
     let text = typed.trim();
     let text = text.strip_suffix('日').unwrap_or(text);
-    let parts: Vec<&str> = text
-        .split(|c| matches!(c, '-' | '/' | '.' | '年' | '月'))
-        .collect();
+    let parts: Vec<&str> = text.split(['-', '/', '.', '年', '月']).collect();
     let [y, m, d] = parts.as_slice() else {
         return None;
     };

@@ -42,8 +42,8 @@ pub enum ValidationReason {
     NotInEntity {
         /// The record's entity type.
         entity: String,
-        /// Its labels (empty for an unknown entity type).
-        labels: Labels,
+        /// Its labels (empty for an unknown entity type; boxed to keep errors small).
+        labels: Box<Labels>,
     },
     /// The value has the wrong shape.
     WrongType {

@@ -282,8 +282,7 @@ impl<'a> Layout<'a> {
                 def.ty.from_scalar(scalar).ok_or_else(|| {
                     Refused::from(ValidationError {
                         field: key.to_owned(),
-                        label_zh: Some(def.labels.zh.clone()),
-                        label_en: Some(def.labels.en.clone()),
+                        labels: Some(Box::new(def.labels.clone())),
                         reason: ValidationReason::WrongType {
                             expected: def.ty.name(),
                             got: format!("{scalar}").chars().take(40).collect(),

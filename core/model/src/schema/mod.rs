@@ -262,8 +262,7 @@ impl Schema {
             let def = self.field(field);
             ValidationError {
                 field: field.to_owned(),
-                label_zh: def.map(|d| d.labels.zh.clone()),
-                label_en: def.map(|d| d.labels.en.clone()),
+                labels: def.map(|d| Box::new(d.labels.clone())),
                 reason: match def {
                     Some(d) => ValidationReason::WrongType {
                         expected: d.ty.name(),

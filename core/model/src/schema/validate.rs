@@ -4,7 +4,7 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
-use super::{FieldDef, Schema};
+use super::{FieldDef, Labels, Schema};
 use crate::formats;
 use crate::messages::{Lang, Message};
 use crate::value::{ChoiceOption, FieldType, ValidationReason, Value};
@@ -18,10 +18,9 @@ use crate::value::{ChoiceOption, FieldType, ValidationReason, Value};
 pub struct ValidationError {
     /// The field key as given by the caller.
     pub field: String,
-    /// The field's Chinese label, when the field exists.
-    pub label_zh: Option<String>,
-    /// The field's English label, when the field exists.
-    pub label_en: Option<String>,
+    /// The field's Chinese and English labels, when the field exists (boxed to keep
+    /// errors small).
+    pub labels: Option<Box<Labels>>,
     /// What is wrong.
     pub reason: ValidationReason,
 }
@@ -30,8 +29,7 @@ impl ValidationError {
     pub(crate) fn new(def: &FieldDef, reason: ValidationReason) -> Self {
         Self {
             field: def.key.clone(),
-            label_zh: Some(def.labels.zh.clone()),
-            label_en: Some(def.labels.en.clone()),
+            labels: Some(Box::new(def.labels.clone())),
             reason,
         }
     }
@@ -40,8 +38,7 @@ impl ValidationError {
     pub(crate) fn unknown_field(field: &str) -> Self {
         Self {
             field: field.to_owned(),
-            label_zh: None,
-            label_en: None,
+            labels: None,
             reason: ValidationReason::UnknownField,
         }
     }
@@ -51,8 +48,14 @@ impl ValidationError {
     pub fn message(&self) -> Message {
         let m = Message::new(self.reason.code())
             .with("field", &self.field)
-            .with("field_zh", self.label_zh.clone().unwrap_or_default())
-            .with("field_en", self.label_en.clone().unwrap_or_default());
+            .with(
+                "field_zh",
+                self.labels.as_ref().map_or("", |l| l.zh.as_str()),
+            )
+            .with(
+                "field_en",
+                self.labels.as_ref().map_or("", |l| l.en.as_str()),
+            );
         self.reason.with_params(m)
     }
 
@@ -147,7 +150,7 @@ pub fn field_of_entity<'s>(
             def,
             ValidationReason::NotInEntity {
                 entity: entity.to_owned(),
-                labels: entity_def.map(|e| e.labels.clone()).unwrap_or_default(),
+                labels: Box::new(entity_def.map(|e| e.labels.clone()).unwrap_or_default()),
             },
         ));
     }
