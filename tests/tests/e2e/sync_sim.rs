@@ -423,7 +423,7 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
         (
             big,
             RefusalCode::InvalidValue,
-            "field `household_size` (家庭人口数) must be at most 30, got 99".into()
+            "field `household_size` (Household size) must be at most 30, got 99".into()
         )
     );
     assert_eq!(
@@ -439,7 +439,8 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
         (
             wrong_field,
             RefusalCode::InvalidValue,
-            "field `party_status` (党员身份) is not a field of entity type `household`".into()
+            "field `party_status` (Party membership) is not a field of entity type `household`"
+                .into()
         )
     );
     assert_eq!(refused[3].1, RefusalCode::Malformed);
