@@ -11,7 +11,10 @@
 //! [`YibiaoError::Internal`], the same type as every other failure. This holds as long
 //! as the library is built with `panic = "unwind"` (the default; never set `abort`).
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use yibiao_model::messages::{Lang, Message};
 
 use yibiao_model::{Error as ModelError, SchemaError};
 use yibiao_store::Error as CoreError;
@@ -24,11 +27,19 @@ use yibiao_sync::TransportError;
 #[uniffi::export(Display)]
 pub enum YibiaoError {
     /// A value refused by the field dictionary; nothing was written. Highlight `field`.
+    /// `code` and `params` say why as data (see `docs/messages.md`), so an app can word
+    /// its own message; `detail` is the store's own wording in its language
+    /// (`set_language`, Chinese by default).
     #[error("{detail}")]
     InvalidValue {
         /// The field key, e.g. `household_size`.
         field: String,
-        /// What is wrong, e.g. "field `household_size` (家庭人口数) expects a whole number".
+        /// Stable machine code, e.g. `wrong_type`, `not_an_option`, `bad_id_number`.
+        code: String,
+        /// Parameters: `field`, `field_zh`, `field_en`, and the code's own (`expected`,
+        /// `got`, `allowed_zh`, `allowed_en`, `min`, `max`, `scale`, `problem`, ...).
+        params: HashMap<String, String>,
+        /// What is wrong, e.g. "「家庭人口数」应填整数，填的是 "三"".
         detail: String,
     },
     /// A name or id the schema or store does not know (entity, village, form, malformed
@@ -116,10 +127,15 @@ impl From<ModelError> for YibiaoError {
     fn from(e: ModelError) -> Self {
         let detail = e.to_string();
         let out = match e {
-            ModelError::Invalid(v) => Self::InvalidValue {
-                field: v.field,
-                detail,
-            },
+            ModelError::Invalid(v) => {
+                let m = v.message();
+                Self::InvalidValue {
+                    field: v.field,
+                    detail: m.render(Lang::default()),
+                    code: m.code,
+                    params: m.params.into_iter().collect(),
+                }
+            }
             ModelError::BadId(_)
             | ModelError::UnknownEntity(_)
             | ModelError::UnknownVillage(_)
@@ -199,6 +215,31 @@ impl From<EnrolError> for YibiaoError {
 }
 
 impl YibiaoError {
+    /// The error with its `detail` worded in `lang` (for the errors that carry a code
+    /// and parameters; the others are returned as they are).
+    pub(crate) fn in_language(self, lang: Lang) -> Self {
+        match self {
+            Self::InvalidValue {
+                field,
+                code,
+                params,
+                ..
+            } => {
+                let m = Message {
+                    code,
+                    params: params.into_iter().collect(),
+                };
+                Self::InvalidValue {
+                    field,
+                    detail: m.render(lang),
+                    code: m.code,
+                    params: m.params.into_iter().collect(),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Logs the error where it crosses the boundary (never with personal data beyond
     /// what the message already names) and returns it.
     fn logged(self) -> Self {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use yibiao_model::messages::Lang;
 use yibiao_model::{CadreId, RecordId, Schema};
 use yibiao_store::Credentials;
 use yibiao_store::http::{HttpTransport, SYNC_CONTENT_TYPE, sync_headers, sync_url};
@@ -71,6 +72,8 @@ pub struct YibiaoStore {
     inner: Arc<Store>,
     observer: Mutex<Option<Arc<dyn ChangeObserver>>>,
     settings: Mutex<SyncSettings>,
+    /// The language of messages (`detail`), Chinese unless the app sets another.
+    lang: Mutex<Lang>,
 }
 
 impl YibiaoStore {
@@ -103,6 +106,15 @@ impl YibiaoStore {
             },
             other => other.into(),
         })
+    }
+
+    /// Runs one exported call (see [`guard`]), its error worded in the store's language.
+    fn guard<T>(&self, call: impl FnOnce() -> Result<T, YibiaoError>) -> Result<T, YibiaoError> {
+        guard(call).map_err(|e| e.in_language(self.lang()))
+    }
+
+    fn lang(&self) -> Lang {
+        *self.lang.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn settings(&self) -> SyncSettings {
@@ -193,8 +205,24 @@ impl YibiaoStore {
                 inner: Arc::new(store),
                 observer: Mutex::new(None),
                 settings: Mutex::new(default_sync_settings()),
+                lang: Mutex::new(Lang::default()),
             }))
         })
+    }
+
+    /// Sets the language of messages (`detail` of errors and refusals): `zh` (the
+    /// default) or `en`; a region (`zh-CN`, `en-GB`) is allowed.
+    pub fn set_language(&self, language: String) -> Result<(), YibiaoError> {
+        let lang = Lang::from_tag(&language).ok_or_else(|| YibiaoError::InvalidInput {
+            detail: format!("language `{language}` is not supported; use zh or en"),
+        })?;
+        *self.lang.lock().unwrap_or_else(PoisonError::into_inner) = lang;
+        Ok(())
+    }
+
+    /// The language of messages: `zh` or `en`.
+    pub fn language(&self) -> String {
+        self.lang().tag().to_owned()
     }
 
     /// This phone's stable device id.
@@ -215,7 +243,7 @@ impl YibiaoStore {
 
     /// Records later edits as `cadre_id`'s (another cadre uses this phone).
     pub fn set_cadre(&self, cadre_id: String) -> Result<(), YibiaoError> {
-        guard(|| Ok(self.inner.set_cadre(CadreId::new(cadre_id)?)?))
+        self.guard(|| Ok(self.inner.set_cadre(CadreId::new(cadre_id)?)?))
     }
 
     // ----- enrolment -----------------------------------------------------------------
@@ -226,7 +254,7 @@ impl YibiaoStore {
     /// phone or the local network (taken as `http://`); another bare address is
     /// `InvalidInput` saying what to write.
     pub fn enrol(&self, server_url: String, code: String) -> Result<Enrolment, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let device = self.inner.device_id().to_string();
             let server_url = yibiao_store::http::server_base_url(&server_url)?;
@@ -253,7 +281,7 @@ impl YibiaoStore {
     /// Stores a server URL and device token obtained elsewhere (an MDM, a QR code).
     /// The address is read as `enrol` reads it.
     pub fn set_credentials(&self, server_url: String, token: String) -> Result<(), YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let server_url = yibiao_store::http::server_base_url(&server_url)?;
             Ok(self
                 .inner
@@ -263,7 +291,7 @@ impl YibiaoStore {
 
     /// The server this phone syncs with, once enrolled.
     pub fn server_url(&self) -> Result<Option<String>, YibiaoError> {
-        guard(|| Ok(self.inner.credentials()?.map(|c| c.server_url)))
+        self.guard(|| Ok(self.inner.credentials()?.map(|c| c.server_url)))
     }
 
     // ----- records -------------------------------------------------------------------
@@ -277,7 +305,7 @@ impl YibiaoStore {
         village: Option<String>,
         fields: HashMap<String, String>,
     ) -> Result<String, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let id = self
                 .inner
                 .create_from_json_text(&entity, village.as_deref(), fields)?
@@ -294,7 +322,7 @@ impl YibiaoStore {
         field: String,
         value_json: String,
     ) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self
                 .inner
                 .update_from_json_text(Self::id(&id)?, [(field, value_json)])?;
@@ -309,7 +337,7 @@ impl YibiaoStore {
         id: String,
         fields: HashMap<String, String>,
     ) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.inner.update_from_json_text(Self::id(&id)?, fields)?;
             Ok(self.changed_if(&id, changed))
         })
@@ -317,7 +345,7 @@ impl YibiaoStore {
 
     /// Clears one field. False when it was not set.
     pub fn unset_field(&self, id: String, field: String) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.inner.unset(Self::id(&id)?, &field)?;
             Ok(self.changed_if(&id, changed))
         })
@@ -325,7 +353,7 @@ impl YibiaoStore {
 
     /// Deletes a record (a tombstone; `restore` undoes it).
     pub fn delete(&self, id: String) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.inner.delete(Self::id(&id)?)?;
             Ok(self.changed_if(&id, changed))
         })
@@ -335,7 +363,7 @@ impl YibiaoStore {
     /// with its pending state and refusal. A record the server holds is `InvalidInput`:
     /// correct it, or `delete` it.
     pub fn discard(&self, id: String) -> Result<(), YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             self.inner.discard(Self::id(&id)?)?;
             self.changed(vec![id]);
             Ok(())
@@ -344,7 +372,7 @@ impl YibiaoStore {
 
     /// Restores a deleted record.
     pub fn restore(&self, id: String) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.inner.restore(Self::id(&id)?)?;
             Ok(self.changed_if(&id, changed))
         })
@@ -352,12 +380,12 @@ impl YibiaoStore {
 
     /// A record's current values.
     pub fn get(&self, id: String) -> Result<RecordData, YibiaoError> {
-        guard(|| Ok(self.inner.get(Self::id(&id)?)?.into()))
+        self.guard(|| Ok(self.inner.get(Self::id(&id)?)?.into()))
     }
 
     /// Lists records, one page at a time (pass the page's `next` as `after`).
     pub fn query(&self, query: RecordQuery) -> Result<RecordPage, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let sorted = |m: HashMap<String, String>| {
                 let mut v: Vec<_> = m.into_iter().collect();
                 v.sort();
@@ -387,7 +415,7 @@ impl YibiaoStore {
 
     /// What form `form` still needs for record `id`.
     pub fn form_status(&self, id: String, form: String) -> Result<FormStatus, YibiaoError> {
-        guard(|| Ok(self.inner.form_status(Self::id(&id)?, &form)?.into()))
+        self.guard(|| Ok(self.inner.form_status(Self::id(&id)?, &form)?.into()))
     }
 
     // ----- tasks ---------------------------------------------------------------------
@@ -395,19 +423,19 @@ impl YibiaoStore {
     /// The tasks for this phone's village, soonest due first (cancelled ones left out),
     /// with how far the village is and this phone's receipt. For the home screen.
     pub fn tasks(&self) -> Result<Vec<TaskItem>, YibiaoError> {
-        guard(|| Ok(self.inner.tasks()?.into_iter().map(Into::into).collect()))
+        self.guard(|| Ok(self.inner.tasks()?.into_iter().map(Into::into).collect()))
     }
 
     /// One task, by the `id` of a `TaskItem`.
     pub fn task(&self, id: String) -> Result<TaskItem, YibiaoError> {
-        guard(|| Ok(self.on_task(&id, |t| self.inner.task(t))?.into()))
+        self.guard(|| Ok(self.on_task(&id, |t| self.inner.task(t))?.into()))
     }
 
     /// Records that the app showed the task to the cadre (call it when the task is
     /// shown). False when it was already opened on this phone. The receipt reaches the
     /// issuer with the next sync.
     pub fn open_task(&self, id: String) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.on_task(&id, |t| self.inner.open_task(t))?;
             Ok(self.changed_if(&id, changed))
         })
@@ -418,7 +446,7 @@ impl YibiaoStore {
     /// the note. False when nothing changed. A cancelled task is `InvalidInput`.
     #[uniffi::method(default(note = None))]
     pub fn mark_task_done(&self, id: String, note: Option<String>) -> Result<bool, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let changed = self.on_task(&id, |t| self.inner.mark_task_done(t, note.as_deref()))?;
             Ok(self.changed_if(&id, changed))
         })
@@ -428,7 +456,7 @@ impl YibiaoStore {
 
     /// Conflicted fields of a record, each with every competing value and its author.
     pub fn conflicts(&self, id: String) -> Result<Vec<FieldConflict>, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let conflicts = self.inner.conflicts(Self::id(&id)?)?;
             Ok(conflicts.into_iter().map(Into::into).collect())
         })
@@ -442,7 +470,7 @@ impl YibiaoStore {
         field: String,
         value_json: Option<String>,
     ) -> Result<(), YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             self.inner
                 .resolve_from_json_text(Self::id(&id)?, &field, value_json.as_deref())?;
             self.changed(vec![id]);
@@ -452,7 +480,7 @@ impl YibiaoStore {
 
     /// Who set what, when, on which device; the same order on every phone.
     pub fn history(&self, id: String) -> Result<Vec<HistoryEntry>, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let history = self.inner.history(Self::id(&id)?)?;
             Ok(history.into_iter().map(Into::into).collect())
         })
@@ -468,7 +496,7 @@ impl YibiaoStore {
         &self,
         progress: Option<Arc<dyn SyncProgressListener>>,
     ) -> Result<SyncReport, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let creds = self.credentials()?;
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let http = HttpTransport::new(&creds.server_url, &creds.token, timeout);
@@ -484,7 +512,7 @@ impl YibiaoStore {
         transport: Arc<dyn AppTransport>,
         progress: Option<Arc<dyn SyncProgressListener>>,
     ) -> Result<SyncReport, YibiaoError> {
-        guard(|| {
+        self.guard(|| {
             let mut headers =
                 HashMap::from([("Content-Type".to_owned(), SYNC_CONTENT_TYPE.to_owned())]);
             let mut url = String::new();
@@ -508,12 +536,16 @@ impl YibiaoStore {
 
     /// Pending changes, refusals, last successful sync and last error.
     pub fn status(&self) -> Result<SyncStatus, YibiaoError> {
-        guard(|| Ok(self.inner.sync_status()?.into()))
+        self.guard(|| Ok(self.inner.sync_status()?.into()))
     }
 
     /// Records the server refused, with reasons, newest first.
     pub fn refusals(&self) -> Result<Vec<Refusal>, YibiaoError> {
-        guard(|| Ok(self.inner.refusals()?.into_iter().map(Into::into).collect()))
+        self.guard(|| {
+            let lang = self.lang();
+            let refusals = self.inner.refusals()?.into_iter();
+            Ok(refusals.map(|r| Refusal::of(r, lang)).collect())
+        })
     }
 
     /// The settings later syncs use.

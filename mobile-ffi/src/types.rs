@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use yibiao_model::messages::Lang;
 use yibiao_model::task::{DoneHow, Receipt};
 use yibiao_model::{
     Conflict, ConflictValue, HistoryEntry as CoreHistoryEntry, HistoryEvent as CoreEvent,
@@ -237,9 +238,14 @@ pub struct SyncStatus {
 pub struct Refusal {
     /// The record.
     pub id: String,
-    /// Machine-readable reason.
+    /// Machine-readable kind: `InvalidValue`, `OutOfScope`, `NotARecord`, `Malformed`.
     pub code: String,
-    /// What to tell the cadre.
+    /// The reason as a stable code (`not_an_option`, `bad_id_number`, `out_of_scope`...).
+    pub reason: String,
+    /// The reason's parameters (`field`, `field_zh`, `field_en`, `allowed_zh`, ...;
+    /// `detail` for refusals that are not about one value).
+    pub params: HashMap<String, String>,
+    /// What to tell the cadre, in the store's language (`set_language`).
     pub detail: String,
     /// When, ms since the epoch.
     pub at_ms: i64,
@@ -592,12 +598,15 @@ impl From<CoreSyncStatus> for SyncStatus {
     }
 }
 
-impl From<RefusedDoc> for Refusal {
-    fn from(r: RefusedDoc) -> Self {
+impl Refusal {
+    /// The refusal with its reason worded in `lang`.
+    pub(crate) fn of(r: RefusedDoc, lang: Lang) -> Self {
         Self {
             id: r.id.to_string(),
             code: r.code,
-            detail: r.message,
+            detail: r.reason.render(lang),
+            reason: r.reason.code,
+            params: r.reason.params.into_iter().collect(),
             at_ms: r.at_ms,
         }
     }

@@ -80,15 +80,45 @@ fn refusals_name_the_field_and_write_nothing() -> Result<(), YibiaoError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let id = store.create("household".into(), None, fields(&[("household_size", "4")]))?;
-    for bad in ["\"three\"", "three", "31"] {
+    for (bad, want) in [
+        ("\"three\"", "wrong_type"),
+        ("three", "wrong_type"),
+        ("31", "above_max"),
+    ] {
         match store.set_field(id.clone(), "household_size".into(), bad.into()) {
-            Err(YibiaoError::InvalidValue { field, detail }) => {
+            Err(YibiaoError::InvalidValue {
+                field,
+                code,
+                params,
+                detail,
+            }) => {
                 assert_eq!(field, "household_size");
-                assert!(detail.contains("家庭人口数"), "{detail}");
+                assert_eq!(code, want);
+                assert_eq!(params["field_zh"], "家庭人口数");
+                assert_eq!(params["field_en"], "Household size");
+                assert!(detail.starts_with("「家庭人口数」"), "{detail}");
             }
             other => panic!("{bad}: expected InvalidValue, got {other:?}"),
         }
     }
+    // The app asks for English; the code and parameters stay the same.
+    store.set_language("en-GB".into())?;
+    assert_eq!(store.language(), "en");
+    match store.set_field(id.clone(), "household_size".into(), "31".into()) {
+        Err(YibiaoError::InvalidValue { code, detail, .. }) => {
+            assert_eq!(code, "above_max");
+            assert_eq!(
+                detail,
+                "field `household_size` (Household size) must be at most 30, got 31"
+            );
+        }
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+    assert!(matches!(
+        store.set_language("fr".into()),
+        Err(YibiaoError::InvalidInput { .. })
+    ));
+    store.set_language("zh".into())?;
     // A batch with one bad value writes none of it.
     let r = store.set_fields(
         id.clone(),
@@ -318,7 +348,7 @@ fn tasks_arrive_by_sync_are_opened_and_marked_done_and_receipts_reach_the_server
         household.clone(),
         fields(&[
             ("household_head", "\"阿木日哈\""),
-            ("id_number", "\"513431199001011234\""),
+            ("id_number", "\"513431199001011239\""),
             ("annual_income", "\"12000.00\""),
             ("dibao_status", "\"enrolled\""),
             ("visit_date", "\"2026-11-24\""),

@@ -1,16 +1,25 @@
 //! The one HTTP error type: a status and a JSON envelope a person can act on.
 //!
-//! `{"error": {"code": "bad_request", "message": "..."}}`. Every conversion into the
-//! envelope lives here: the account and task refusals, the hub's, unreadable bodies and
-//! query strings, failed blocking work. Internal details (SQL, paths) are logged here,
-//! never sent.
+//! `{"error": {"code": "bad_request", "reason": "bad_due", "params": {..}, "message": "..."}}`.
+//! `code` is the stable kind (one per status); `reason` a finer stable code and `params`
+//! its parameters, so a client can word its own message; `message` is worded by
+//! `yibiao_model::messages` in the language the request's `Accept-Language` asks for
+//! (Chinese unless English is preferred; [`with_language`] sets it per request). Every
+//! conversion into the envelope lives here: the account and task refusals, the hub's,
+//! unreadable bodies and query strings, failed blocking work. Internal details (SQL,
+//! paths) are logged here, never sent.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::extract::Request;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+use yibiao_model::messages::{Lang, Message};
 use yibiao_sync::hub::{HubError, StorageError};
 use yibiao_sync::protocol::ProtocolError;
 
@@ -38,6 +47,9 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is refused for a reason with a code and parameters (`400`).
+    #[error("{}", .0.render(Lang::En))]
+    Refused(Message),
     /// The client speaks another protocol version.
     #[error("{0}")]
     UpgradeRequired(String),
@@ -59,14 +71,37 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// The code and message of an error answer.
+/// The code, reason and message of an error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `unauthorized`, `forbidden`, `not_found`, `conflict`,
     /// `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `busy`, `internal`.
     pub code: &'static str,
-    /// What a person can do about it.
+    /// A finer stable code when there is one (`bad_due`, `due_past`, `bad_day`), else
+    /// the same as `code`.
+    pub reason: String,
+    /// The reason's parameters (`got`, `due`, ...); `detail` holds the English
+    /// explanation of reasons that have no finer code.
+    pub params: BTreeMap<String, String>,
+    /// What a person can do about it, in the language of `Accept-Language` (Chinese by
+    /// default, English when preferred).
     pub message: String,
+}
+
+tokio::task_local! {
+    /// The language the request being answered asked for.
+    static LANG: Lang;
+}
+
+/// Middleware: answers errors of the request in the language its `Accept-Language`
+/// header prefers (Chinese when it names neither Chinese nor English).
+pub async fn with_language(req: Request, next: Next) -> Response {
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Lang::default(), Lang::from_accept_language);
+    LANG.scope(lang, next.run(req)).await
 }
 
 impl ApiError {
@@ -77,7 +112,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadRequest(_) | ApiError::Refused(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "protocol_version"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
@@ -117,10 +154,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
+        let message = match &self {
+            ApiError::Refused(m) => m.clone(),
+            other => Message::new(code).with("detail", other.to_string()),
+        };
+        let lang = LANG.try_with(|l| *l).unwrap_or_default();
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
-                message: self.to_string(),
+                message: message.render(lang),
+                reason: message.code,
+                params: message.params,
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -154,6 +198,7 @@ impl From<TaskError> for ApiError {
     fn from(e: TaskError) -> Self {
         match e {
             TaskError::Invalid(m) => ApiError::BadRequest(m),
+            TaskError::Refused(m) => ApiError::Refused(m),
             TaskError::Forbidden(m) => ApiError::Forbidden(m),
             TaskError::NotFound(m) => ApiError::NotFound(m),
             TaskError::Storage(m) => ApiError::internal("task storage failure", m),

@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yibiao_model::clock;
+use yibiao_model::messages::{Lang, Message};
 use yibiao_model::schema::{DepartmentDef, FormDef};
 use yibiao_model::task::{
-    DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskFacts, TaskSpec, new_task_doc,
-    parse_due,
+    self as task, DoneHow, MAX_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, Receipt, TaskFacts, TaskSpec,
+    new_task_doc,
 };
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema};
 
@@ -66,6 +67,9 @@ pub enum TaskError {
     /// The request is wrong; the message says how.
     #[error("{0}")]
     Invalid(String),
+    /// The request is wrong, as a code with parameters (worded in the asker's language).
+    #[error("{}", .0.render(Lang::En))]
+    Refused(Message),
     /// The issuer may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -261,12 +265,11 @@ pub fn issue(
     let schema = hub.schema().clone();
     let title = check_text(req)?;
     let form = check_form(&schema, issuer, &req.form)?;
-    let due_ms = parse_due(&req.due).map_err(TaskError::Invalid)?;
+    let (due, due_ms) = task::due(&req.due).map_err(TaskError::Refused)?;
     if due_ms <= now_ms {
-        return Err(TaskError::Invalid(format!(
-            "due `{}` is already past; give a later date",
-            req.due.trim()
-        )));
+        return Err(TaskError::Refused(
+            Message::new("due_past").with("due", due),
+        ));
     }
     let targets = match (&req.villages, &req.records) {
         (Some(villages), None) => village_targets(&schema, issuer, villages)?,
@@ -291,7 +294,7 @@ pub fn issue(
             title: title.to_owned(),
             instructions: req.instructions.trim().to_owned(),
             form: req.form.clone(),
-            due: req.due.trim().to_owned(),
+            due: due.clone(),
             due_ms,
             issuer: issuer.name().to_owned(),
             targets,
@@ -859,7 +862,7 @@ pub struct BurdenField {
 pub fn day_start_ms(day: &str) -> Result<i64, TaskError> {
     clock::parse_day(day)
         .map(clock::day_start_ms)
-        .ok_or_else(|| TaskError::Invalid(format!("`{day}` is not a day (write it as 2026-11-24)")))
+        .ok_or_else(|| TaskError::Refused(Message::new("bad_day").with("got", day.trim())))
 }
 
 /// Today in UTC+8, as `YYYY-MM-DD`.

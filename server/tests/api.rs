@@ -51,7 +51,10 @@ fn fixture() -> Fixture {
 }
 
 async fn post(f: &Fixture, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::post("/v1/sync").header("content-type", "application/x-yibiao-sync");
+    // These tests read the English explanation; the language is tested in tasks.rs.
+    let mut req = Request::post("/v1/sync")
+        .header("content-type", "application/x-yibiao-sync")
+        .header("accept-language", "en");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -179,7 +182,7 @@ async fn bad_bodies_get_a_clear_4xx_and_store_nothing() {
             old,
             StatusCode::UPGRADE_REQUIRED,
             "protocol_version",
-            "this app speaks sync protocol 0; the server speaks 1. Update the app.",
+            "this app speaks sync protocol 0; the server speaks 2. Update the app.",
         ),
         (
             good[..good.len() - 7].to_vec(),

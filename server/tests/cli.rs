@@ -73,7 +73,7 @@ fn task_add_list_show_summary_burden() {
             "--form",
             "dibao_check",
             "--due",
-            "2099-12-31",
+            "2099/12/31", // typed as people write it; stored as 2099-12-31
             "--villages",
             "tujiang,baru",
             "--instructions",
@@ -194,6 +194,22 @@ fn bad_input_exits_non_zero_with_the_reason() {
         dir,
         &add(&["--form", "no_such_form", "--villages", "tujiang"]),
         "unknown form `no_such_form`",
+    );
+    refused(
+        dir,
+        &[
+            "task",
+            "add",
+            "--title",
+            "t",
+            "--due",
+            "2099-13-01",
+            "--form",
+            "dibao_check",
+            "--villages",
+            "tujiang",
+        ],
+        "due `2099-13-01` is neither a date (2027-01-05, 2027-1-5, 2027/1/5 or 2027年1月5日) nor a time",
     );
     refused(
         dir,

@@ -62,7 +62,11 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
+    // These tests read the English explanation; the language is tested in tasks.rs.
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("accept-language", "en");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -462,6 +466,7 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
         async move {
             let req = Request::post("/v1/sync")
                 .header("authorization", format!("Bearer {token}"))
+                .header("accept-language", "en")
                 .body(Body::from(body))
                 .unwrap();
             let resp = app(state).oneshot(req).await.unwrap();

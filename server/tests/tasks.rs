@@ -62,10 +62,25 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_in(fx, method, uri, token, body, None).await
+}
+
+/// [`call`] with an `Accept-Language` header.
+async fn call_in(
+    fx: &Fx,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+    accept_language: Option<&str>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
         .header("authorization", format!("Bearer {token}"));
+    if let Some(lang) = accept_language {
+        req = req.header("accept-language", lang);
+    }
     let body = match body {
         Some(v) => {
             req = req.header("content-type", "application/json");
@@ -154,7 +169,7 @@ fn set(f: &str, v: V) -> FieldEdit {
 
 fn dibao_complete() -> Vec<FieldEdit> {
     vec![
-        set("id_number", V::Text("513431199001011234".into())),
+        set("id_number", V::Text("513431199001011239".into())),
         set("household_size", V::Integer(4)),
         set(
             "annual_income",
@@ -339,13 +354,13 @@ async fn bad_task_requests_are_refused_with_a_reason_and_issue_nothing() {
             &civil,
             with("due", json!("2026-11-23")),
             StatusCode::BAD_REQUEST,
-            "already past",
+            "截止时间 2026-11-23 已经过去",
         ),
         (
             &civil,
             with("due", json!("soon")),
             StatusCode::BAD_REQUEST,
-            "neither a date",
+            "截止时间“soon”无法识别",
         ),
         (
             &civil,
@@ -410,6 +425,80 @@ async fn bad_task_requests_are_refused_with_a_reason_and_issue_nothing() {
     assert_eq!(got, StatusCode::NOT_FOUND);
     let (_, list) = call(&fx, "GET", "/v1/tasks", &fx.admin, None).await;
     assert_eq!(list["tasks"], json!([]), "nothing was issued");
+}
+
+#[tokio::test]
+async fn errors_are_worded_in_the_language_accept_language_asks_for_with_the_same_code_and_params()
+{
+    let fx = fixture();
+    let body = |due: &str| json!({"title": "低保核查", "form": "dibao_check", "due": due, "villages": ["tujiang"]});
+    let cases = [
+        (
+            None,
+            "截止时间“soon”无法识别；请写日期（2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日）或时间（2027-01-05T18:00:00+08:00）",
+        ),
+        (
+            Some("zh-CN,zh;q=0.9"),
+            "截止时间“soon”无法识别；请写日期（2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日）或时间（2027-01-05T18:00:00+08:00）",
+        ),
+        (
+            Some("en-US,en;q=0.9,zh;q=0.5"),
+            "due `soon` is neither a date (2027-01-05, 2027-1-5, 2027/1/5 or 2027年1月5日) nor a time (2027-01-05T18:00:00+08:00)",
+        ),
+        (
+            Some("fr"),
+            "截止时间“soon”无法识别；请写日期（2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日）或时间（2027-01-05T18:00:00+08:00）",
+        ),
+    ];
+    for (lang, want) in cases {
+        let (status, answer) = call_in(
+            &fx,
+            "POST",
+            "/v1/tasks",
+            &fx.admin,
+            Some(body("soon")),
+            lang,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"error": {
+                "code": "bad_request",
+                "reason": "bad_due",
+                "params": {"got": "soon"},
+                "message": want,
+            }}),
+            "{lang:?}"
+        );
+    }
+    // A reason with no finer code: the English explanation is a parameter, and the
+    // Chinese message says what kind of refusal it is.
+    let (status, answer) = call_in(&fx, "GET", "/v1/tasks/nope", &fx.admin, None, Some("zh")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer["error"]["reason"], "not_found");
+    let detail = answer["error"]["params"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!detail.is_empty(), "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        json!(format!("找不到所请求的内容（{detail}）"))
+    );
+    let (_, answer) = call_in(&fx, "GET", "/v1/tasks/nope", &fx.admin, None, Some("en")).await;
+    assert_eq!(answer["error"]["message"], json!(detail));
+    // A due typed as people write it is stored as YYYY-MM-DD.
+    let (status, answer) = call_in(
+        &fx,
+        "POST",
+        "/v1/tasks",
+        &fx.admin,
+        Some(body("2027年1月5日")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["due"], "2027-01-05", "{answer}");
 }
 
 #[tokio::test]
@@ -611,7 +700,7 @@ async fn the_burden_report_counts_values_typed_and_their_deliveries() {
         b["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("`yesterday` is not a day")
+            .contains("“yesterday”不是有效日期")
     );
     let (status, _) = call(
         &fx,

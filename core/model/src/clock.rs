@@ -18,9 +18,26 @@ fn township_tz() -> FixedOffset {
     TOWNSHIP_TZ
 }
 
-/// The township's calendar day `YYYY-MM-DD`, or `None` when `text` is not a real day.
-pub fn parse_day(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
+/// Reads a calendar day as people write it: `2027-01-05`, `2027-1-5`, `2027/1/5`,
+/// `2027.1.5` or `2027年1月5日` (white space around it ignored). `None` when it is not a
+/// real day. Every day that enters (values, due dates, report bounds) is read here and
+/// written back as `YYYY-MM-DD`.
+pub fn parse_day(typed: &str) -> Option<NaiveDate> {
+    let text = typed.trim();
+    let text = text.strip_suffix('日').unwrap_or(text);
+    let parts: Vec<&str> = text.split(['-', '/', '.', '年', '月']).collect();
+    let [y, m, d] = parts.as_slice() else {
+        return None;
+    };
+    let number = |s: &str, max_len: usize| -> Option<u32> {
+        let ok = !s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit());
+        if ok { s.parse().ok() } else { None }
+    };
+    if y.len() != 4 {
+        return None;
+    }
+    let year = i32::try_from(number(y, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(m, 2)?, number(d, 2)?)
 }
 
 /// The first millisecond of `day` in the township, ms since the epoch.
@@ -92,6 +109,31 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_are_read_as_people_write_them() {
+        let want = NaiveDate::from_ymd_opt(2027, 1, 5);
+        for typed in [
+            "2027-01-05",
+            "2027-1-5",
+            "2027/1/5",
+            "2027.1.5",
+            "2027年1月5日",
+            " 2027年01月05日 ",
+        ] {
+            assert_eq!(parse_day(typed), want, "{typed}");
+        }
+        for typed in [
+            "2027-02-30",
+            "27-1-5",
+            "2027年1月",
+            "2027-1-5-1",
+            "tomorrow",
+            "",
+        ] {
+            assert_eq!(parse_day(typed), None, "{typed}");
+        }
+    }
 
     #[test]
     fn township_days_are_utc_plus_8() {

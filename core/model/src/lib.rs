@@ -19,7 +19,9 @@
 
 pub mod clock;
 pub mod error;
+pub mod formats;
 pub mod ids;
+pub mod messages;
 pub mod record;
 pub mod schema;
 pub mod task;

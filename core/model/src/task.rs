@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{Author, RecordId};
+use crate::messages::{Lang, Message};
 use crate::record::{DOC_FORMAT, Record, commit_options};
 
 /// The entity name of task documents. Schema keys start with a letter, so it cannot clash.
@@ -226,17 +227,29 @@ impl TaskStatus {
 
 /// Parses a due date: `YYYY-MM-DD` (the end of that day in China Standard Time, UTC+8,
 /// where every township we serve lies) or an RFC 3339 time. Returns ms since the epoch.
+/// The refusal is in English; [`due`] gives it as a [`Message`].
 pub fn parse_due(due: &str) -> std::result::Result<i64, String> {
-    let due = due.trim();
-    if let Some(day) = crate::clock::parse_day(due) {
-        return Ok(crate::clock::day_end_ms(day));
+    self::due(due)
+        .map(|(_, ms)| ms)
+        .map_err(|m| m.render(Lang::En))
+}
+
+/// A due date as people type it: a day in any form [`crate::clock::parse_day`] reads
+/// (`2027-1-5`, `2027/1/5`, `2027年1月5日`: the end of that day, UTC+8) or an RFC 3339
+/// time. Returns the due as it is stored and shown (`2027-01-05`, or the time as given)
+/// and its instant, ms since the epoch; refused as `bad_due`.
+pub fn due(typed: &str) -> std::result::Result<(String, i64), Message> {
+    let typed = typed.trim();
+    if let Some(day) = crate::clock::parse_day(typed) {
+        return Ok((
+            day.format("%Y-%m-%d").to_string(),
+            crate::clock::day_end_ms(day),
+        ));
     }
-    chrono::DateTime::parse_from_rfc3339(due)
-        .map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(typed)
+        .map(|t| (typed.to_owned(), t.timestamp_millis()))
         .map_err(|_| {
-            format!(
-                "due `{due}` is neither a date (2026-11-25) nor a time (2026-11-25T18:00:00+08:00)"
-            )
+            Message::new("bad_due").with("got", typed.chars().take(40).collect::<String>())
         })
 }
 
@@ -487,6 +500,12 @@ mod tests {
         let err = parse_due("next tuesday").expect_err("refused");
         assert!(err.contains("neither a date"), "{err}");
         assert!(parse_due("2026-02-30").is_err());
+        // A day typed in another common form is stored as YYYY-MM-DD.
+        assert_eq!(
+            due(" 2027-1-05 ").map(|(d, _)| d),
+            Ok("2027-01-05".to_owned())
+        );
+        assert_eq!(due("2027年1月5日"), due("2027-01-05"));
     }
 
     #[test]

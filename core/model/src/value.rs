@@ -7,8 +7,10 @@
 //! attachment reference) are therefore stored as one scalar (compact JSON text), and
 //! decimals as their exact decimal text, so that no float rounding touches money.
 //!
-//! [`FieldType::parse_json`] only checks *shape* ("is this a whole number?");
-//! constraints (range, options, pattern) are checked by `Schema::validate`.
+//! [`FieldType::parse_json`] reads a value as people type it and writes it one way
+//! (text trimmed, a decimal at the field's scale, a date as `YYYY-MM-DD`, an ID number's
+//! `x` as `X`; see [`crate::formats`]); constraints (range, options, pattern, check digit)
+//! are checked by `Schema::validate`, on the phone and again on the server.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +21,8 @@ use regex::Regex;
 pub use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::formats;
 
 /// Chinese and English labels of a schema item.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,10 +42,12 @@ pub enum ValidationReason {
     NotInEntity {
         /// The record's entity type.
         entity: String,
+        /// Its labels (empty for an unknown entity type; boxed to keep errors small).
+        labels: Box<Labels>,
     },
     /// The value has the wrong shape.
     WrongType {
-        /// What the field takes.
+        /// The type the field takes, as named in schema files (`integer`).
         expected: &'static str,
         /// What was given (shortened).
         got: String,
@@ -50,8 +56,8 @@ pub enum ValidationReason {
     NotAnOption {
         /// The option given.
         option: String,
-        /// The allowed option keys.
-        allowed: Vec<String>,
+        /// The allowed options (keys and labels), in display order.
+        allowed: Vec<ChoiceOption>,
     },
     /// A number below the field's minimum.
     BelowMin {
@@ -102,9 +108,17 @@ pub enum ValidationReason {
     },
     /// An attachment reference with a bad hash, empty name or type.
     BadAttachment {
-        /// What is wrong.
+        /// What is wrong: `sha256`, `name` or `mime`.
         problem: &'static str,
     },
+    /// Not a valid resident ID number (GB 11643). The number is not kept: it is
+    /// personal data and messages travel.
+    BadIdNumber {
+        /// What is wrong: `length`, `characters`, `region`, `birth_date`, `check_digit`.
+        problem: &'static str,
+    },
+    /// Not a mobile or landline phone number (not kept, as for ID numbers).
+    BadPhone,
 }
 
 /// A field's value type with its constraints.
@@ -151,6 +165,12 @@ pub enum FieldType {
     Gps,
     /// A reference to a photo or document stored elsewhere.
     Attachment,
+    /// An 18-character resident ID number (GB 11643): check character, birth date and
+    /// region checked; stored as text with `X` upper case.
+    IdNumber,
+    /// A mobile (11 digits) or landline (area code + number) phone number, stored as text
+    /// without spaces.
+    Phone,
 }
 
 /// One allowed option of a choice field.
@@ -219,19 +239,9 @@ pub enum Value {
 }
 
 impl FieldType {
-    /// A short name of the type for messages ("a whole number").
+    /// A short name of the type for messages, in English ("a whole number").
     pub fn expects(&self) -> &'static str {
-        match self {
-            FieldType::Text { .. } => "text",
-            FieldType::Integer { .. } => "a whole number",
-            FieldType::Decimal { .. } => "a decimal number",
-            FieldType::Boolean => "true or false",
-            FieldType::Date => "a date written YYYY-MM-DD",
-            FieldType::Choice { .. } => "one option key",
-            FieldType::MultiChoice { .. } => "a list of option keys",
-            FieldType::Gps => "a GPS point {\"lat\": .., \"lon\": ..}",
-            FieldType::Attachment => "an attachment {\"sha256\", \"name\", \"mime\", \"size\"}",
-        }
+        crate::messages::type_phrase(self.name(), crate::messages::Lang::En)
     }
 
     /// The type's name as written in schema files.
@@ -246,6 +256,8 @@ impl FieldType {
             FieldType::MultiChoice { .. } => "multi_choice",
             FieldType::Gps => "gps",
             FieldType::Attachment => "attachment",
+            FieldType::IdNumber => "id_number",
+            FieldType::Phone => "phone",
         }
     }
 
@@ -262,6 +274,7 @@ impl FieldType {
                 | (FieldType::MultiChoice { .. }, Value::MultiChoice(_))
                 | (FieldType::Gps, Value::Gps(_))
                 | (FieldType::Attachment, Value::Attachment(_))
+                | (FieldType::IdNumber | FieldType::Phone, Value::Text(_))
         )
     }
 
@@ -270,12 +283,27 @@ impl FieldType {
     pub fn parse_json(&self, json: &serde_json::Value) -> Result<Value, ValidationReason> {
         use serde_json::Value as J;
         let wrong = || ValidationReason::WrongType {
-            expected: self.expects(),
+            expected: self.name(),
             got: short_json(json),
         };
         match self {
             FieldType::Text { .. } => match json {
-                J::String(s) => Ok(Value::Text(s.clone())),
+                J::String(s) => Ok(Value::Text(formats::trimmed(s).to_owned())),
+                _ => Err(wrong()),
+            },
+            FieldType::IdNumber => match json {
+                J::String(s) => formats::id_number(s, formats::today())
+                    .map(Value::Text)
+                    .map_err(|problem| ValidationReason::BadIdNumber { problem }),
+                _ => Err(wrong()),
+            },
+            FieldType::Phone => match json {
+                J::String(s) => formats::phone(s)
+                    .map(Value::Text)
+                    .ok_or(ValidationReason::BadPhone),
+                J::Number(n) => formats::phone(&n.to_string())
+                    .map(Value::Text)
+                    .ok_or(ValidationReason::BadPhone),
                 _ => Err(wrong()),
             },
             FieldType::Integer { .. } => match json {
@@ -283,16 +311,16 @@ impl FieldType {
                 J::String(s) => s.trim().parse().map(Value::Integer).map_err(|_| wrong()),
                 _ => Err(wrong()),
             },
-            FieldType::Decimal { .. } => match json {
-                J::Number(n) => Decimal::from_str(&n.to_string())
-                    .or_else(|_| Decimal::from_scientific(&n.to_string()))
-                    .map(|d| Value::Decimal(d.normalize()))
-                    .map_err(|_| wrong()),
-                J::String(s) => Decimal::from_str(s.trim())
-                    .map(|d| Value::Decimal(d.normalize()))
-                    .map_err(|_| wrong()),
-                _ => Err(wrong()),
-            },
+            FieldType::Decimal { scale, .. } => {
+                let d = match json {
+                    J::Number(n) => Decimal::from_str(&n.to_string())
+                        .or_else(|_| Decimal::from_scientific(&n.to_string()))
+                        .map_err(|_| wrong())?,
+                    J::String(s) => Decimal::from_str(s.trim()).map_err(|_| wrong())?,
+                    _ => return Err(wrong()),
+                };
+                at_scale(d, *scale).map(Value::Decimal)
+            }
             FieldType::Boolean => match json {
                 J::Bool(b) => Ok(Value::Boolean(*b)),
                 J::String(s) if s == "true" => Ok(Value::Boolean(true)),
@@ -303,16 +331,16 @@ impl FieldType {
                 J::String(s) => parse_date(s).map(Value::Date),
                 _ => Err(wrong()),
             },
-            FieldType::Choice { .. } => match json {
-                J::String(s) => Ok(Value::Choice(s.clone())),
+            FieldType::Choice { options } => match json {
+                J::String(s) => Ok(Value::Choice(option_key(options, s))),
                 _ => Err(wrong()),
             },
-            FieldType::MultiChoice { .. } => match json {
+            FieldType::MultiChoice { options } => match json {
                 J::Array(items) => {
                     let mut keys = Vec::with_capacity(items.len());
                     for item in items {
                         match item {
-                            J::String(s) => keys.push(s.clone()),
+                            J::String(s) => keys.push(option_key(options, s)),
                             _ => return Err(wrong()),
                         }
                     }
@@ -333,7 +361,10 @@ impl FieldType {
     /// not have this type's shape (a schema changed under old data); callers report it.
     pub fn from_scalar(&self, scalar: &ScalarValue) -> Option<Value> {
         match (self, scalar) {
-            (FieldType::Text { .. }, ScalarValue::Str(s)) => Some(Value::Text(s.to_string())),
+            (
+                FieldType::Text { .. } | FieldType::IdNumber | FieldType::Phone,
+                ScalarValue::Str(s),
+            ) => Some(Value::Text(s.to_string())),
             (FieldType::Integer { .. }, ScalarValue::Int(i)) => Some(Value::Integer(*i)),
             (FieldType::Integer { .. }, ScalarValue::Uint(u)) => {
                 i64::try_from(*u).ok().map(Value::Integer)
@@ -359,9 +390,44 @@ impl FieldType {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, ValidationReason> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| ValidationReason::BadDate {
+    crate::clock::parse_day(s).ok_or_else(|| ValidationReason::BadDate {
         got: s.chars().take(40).collect(),
     })
+}
+
+/// A decimal written with the field's scale (`450` and `450.000` → `450.00` at scale 2),
+/// refused when it has more significant digits after the point; without a scale, the
+/// shortest exact form.
+fn at_scale(d: Decimal, scale: Option<u32>) -> Result<Decimal, ValidationReason> {
+    let d = d.normalize();
+    match scale {
+        None => Ok(d),
+        Some(scale) if d.scale() > scale => Err(ValidationReason::TooManyDecimals {
+            scale,
+            got: d.to_string(),
+        }),
+        Some(scale) => {
+            let mut d = d;
+            d.rescale(scale);
+            Ok(d)
+        }
+    }
+}
+
+/// The key of the option typed: its key, or (as people type it) its Chinese or English
+/// label; white space around it dropped. Unknown text stays as typed, for the validator
+/// to refuse with the allowed labels.
+fn option_key(options: &[ChoiceOption], typed: &str) -> String {
+    let typed = formats::trimmed(typed);
+    options
+        .iter()
+        .find(|o| o.key == typed)
+        .or_else(|| {
+            options
+                .iter()
+                .find(|o| o.labels.zh == typed || o.labels.en.eq_ignore_ascii_case(typed))
+        })
+        .map_or_else(|| typed.to_owned(), |o| o.key.clone())
 }
 
 /// A JSON value shortened for an error message.
@@ -388,7 +454,7 @@ impl Value {
         match self {
             Value::Text(s) | Value::Choice(s) => json!(s),
             Value::Integer(i) => json!(i),
-            Value::Decimal(d) => json!(d.normalize().to_string()),
+            Value::Decimal(d) => json!(d.to_string()),
             Value::Boolean(b) => json!(b),
             Value::Date(d) => json!(d.format("%Y-%m-%d").to_string()),
             Value::MultiChoice(keys) => json!(keys),
@@ -404,7 +470,7 @@ impl Value {
         match self {
             Value::Text(s) | Value::Choice(s) => ScalarValue::Str(s.as_str().into()),
             Value::Integer(i) => ScalarValue::Int(*i),
-            Value::Decimal(d) => ScalarValue::Str(d.normalize().to_string().into()),
+            Value::Decimal(d) => ScalarValue::Str(d.to_string().into()),
             Value::Boolean(b) => ScalarValue::Boolean(*b),
             Value::Date(d) => ScalarValue::Str(d.format("%Y-%m-%d").to_string().into()),
             Value::MultiChoice(_) | Value::Gps(_) | Value::Attachment(_) => {

@@ -10,6 +10,7 @@ use yibiao_sync::session::{Exchange, Merged, Pending};
 use super::{Inner, Store, decode_heads, encode_heads, meta_get, meta_set, pending_rows};
 use crate::error::{ModelError, Result};
 use yibiao_model::ids::RecordId;
+use yibiao_model::messages::{Lang, Message};
 
 /// A document the server refused; the edit stays on the phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,10 +19,32 @@ pub struct RefusedDoc {
     pub id: RecordId,
     /// Machine-readable reason.
     pub code: String,
-    /// What to tell the cadre.
+    /// What to tell the cadre, in English.
     pub message: String,
+    /// The reason as a code with parameters, to word in the cadre's language
+    /// ([`Message::render`]).
+    pub reason: Message,
     /// When the server refused it, ms since the epoch (phone clock).
     pub at_ms: i64,
+}
+
+/// A refusal's reason as stored: JSON of the [`Message`], or (written by an older app)
+/// the English text, kept as the `detail` of the refusal code (`InvalidValue` →
+/// `invalid_value`).
+fn stored_reason(code: &str, stored: &str) -> Message {
+    serde_json::from_str::<Message>(stored)
+        .ok()
+        .filter(|m| !m.code.is_empty())
+        .unwrap_or_else(|| {
+            let mut snake = String::new();
+            for (i, c) in code.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            Message::new(snake).with("detail", stored)
+        })
 }
 
 /// Where this phone syncs and how it proves who it is.
@@ -95,7 +118,10 @@ impl Store {
                     params![id.to_string(), seq],
                 )?;
             }
-            for (id, seq, code, message) in &ex.refused {
+            for (id, seq, code, reason) in &ex.refused {
+                // The reason is kept as JSON in the `message` column; rows written
+                // before reasons existed hold the English text (see `refusals`).
+                let message = serde_json::to_string(reason).unwrap_or_default();
                 tx.execute(
                     "INSERT INTO sync_refusals (record_id, local_seq, code, message, at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5)
@@ -152,11 +178,13 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, code, message, at_ms) = row?;
+            let (id, code, stored, at_ms): (String, String, String, i64) = row?;
+            let reason = stored_reason(&code, &stored);
             out.push(RefusedDoc {
                 id: id.parse()?,
                 code,
-                message,
+                message: reason.render(Lang::En),
+                reason,
                 at_ms,
             });
         }

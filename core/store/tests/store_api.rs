@@ -75,7 +75,7 @@ fn a_created_record_reads_back_with_its_values_and_survives_reopen() {
     assert_eq!(view.scope.township, "baru");
     assert_eq!(view.value("household_head"), Some(&json!("阿木")));
     assert_eq!(view.value("household_size"), Some(&json!(5)));
-    assert_eq!(view.value("annual_income"), Some(&json!("12345.6")));
+    assert_eq!(view.value("annual_income"), Some(&json!("12345.60")));
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
@@ -102,56 +102,56 @@ fn every_validation_error_names_the_field_and_the_reason_and_writes_nothing() {
         ),
         (
             set("party_status", Value::Choice("member".into())),
-            "field `party_status` (党员身份) is not a field of entity type `household`",
+            "field `party_status` (Party membership) is not a field of entity type `household`",
         ),
         (
             set("household_size", text("three")),
-            "field `household_size` (家庭人口数) expects a whole number, got \"three\"",
+            "field `household_size` (Household size) expects a whole number, got \"three\"",
         ),
         (
             set("dibao_status", Value::Choice("rich".into())),
-            "field `dibao_status` (低保状态) has no option \"rich\"; allowed: none, enrolled, special, suspended",
+            "field `dibao_status` (Minimum living allowance status) has no option \"rich\"; allowed: Not enrolled, Enrolled, Extreme-poverty support, Suspended",
         ),
         (
             set(
                 "income_sources",
                 Value::multi_choice(vec!["wages".into(), "lottery".into()]),
             ),
-            "field `income_sources` (收入来源) has no option \"lottery\"; allowed: farming, livestock, wages, business, transfers",
+            "field `income_sources` (Income sources) has no option \"lottery\"; allowed: Crops, Livestock, Wages, Business, Transfers and allowances",
         ),
         (
             set("household_size", Value::Integer(0)),
-            "field `household_size` (家庭人口数) must be at least 1, got 0",
+            "field `household_size` (Household size) must be at least 1, got 0",
         ),
         (
             set("household_size", Value::Integer(31)),
-            "field `household_size` (家庭人口数) must be at most 30, got 31",
+            "field `household_size` (Household size) must be at most 30, got 31",
         ),
         (
             set(
                 "annual_income",
                 Value::Decimal(Decimal::from_str("-1").unwrap()),
             ),
-            "field `annual_income` (家庭年收入(元)) must be at least 0, got -1",
+            "field `annual_income` (Annual household income (yuan)) must be at least 0, got -1",
         ),
         (
             set(
                 "annual_income",
                 Value::Decimal(Decimal::from_str("10.123").unwrap()),
             ),
-            "field `annual_income` (家庭年收入(元)) allows 2 digits after the point, got 10.123",
+            "field `annual_income` (Annual household income (yuan)) allows 2 digits after the point, got 10.123",
         ),
         (
             set("household_head", text(&"长".repeat(41))),
-            "field `household_head` (户主姓名) allows at most 40 characters, got 41",
+            "field `household_head` (Household head) allows at most 40 characters, got 41",
         ),
         (
             set("id_number", text("51340119900101123")),
-            "field `id_number` (身份证号) must be 18 characters: 17 digits then a digit or X (18位身份证号)",
+            "field `id_number` (Resident ID number) must be 18 characters: 17 digits, then a digit or X",
         ),
         (
             set("household_head", text("   ")),
-            "field `household_head` (户主姓名) is blank; unset the field instead",
+            "field `household_head` (Household head) is blank; unset the field instead",
         ),
         (
             set(
@@ -161,19 +161,19 @@ fn every_validation_error_names_the_field_and_the_reason_and_writes_nothing() {
                     lon: 102.0,
                 }),
             ),
-            "field `location` (位置) expects latitude -90..90 and longitude -180..180, got 95, 102",
+            "field `location` (Location) expects latitude -90..90 and longitude -180..180, got 95, 102",
         ),
         (
             set("photo", attachment("xyz", "a.jpg", "image/jpeg")),
-            "field `photo` (照片) has a bad attachment reference: sha256 must be 64 lowercase hex digits",
+            "field `photo` (Photo) has a bad attachment reference: sha256 must be 64 lowercase hex digits",
         ),
         (
             set("photo", attachment(&good_sha, " ", "image/jpeg")),
-            "field `photo` (照片) has a bad attachment reference: name is empty",
+            "field `photo` (Photo) has a bad attachment reference: name is empty",
         ),
         (
             set("photo", attachment(&good_sha, "a.jpg", "jpeg")),
-            "field `photo` (照片) has a bad attachment reference: mime must look like type/subtype",
+            "field `photo` (Photo) has a bad attachment reference: mime must look like type/subtype",
         ),
         (
             FieldEdit::Unset("favourite_colour".into()),
@@ -194,14 +194,14 @@ fn every_validation_error_names_the_field_and_the_reason_and_writes_nothing() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "field `visit_date` (走访日期) expects a real date written YYYY-MM-DD, got \"2026-02-30\""
+        "field `visit_date` (Visit date) expects a real date written 2027-01-05, 2027-1-5, 2027/1/5 or 2027年1月5日, got \"2026-02-30\""
     );
     let err = store
         .set_json(id, "housing_safe", &json!("maybe"))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "field `housing_safe` (住房安全) expects true or false, got \"maybe\""
+        "field `housing_safe` (Housing is safe) expects true or false, got \"maybe\""
     );
 
     // A batch with one bad edit writes none of it.
@@ -260,7 +260,7 @@ fn form_status_says_what_a_form_still_needs_and_shared_fields_fill_every_form() 
         .update(
             id,
             &[
-                set("id_number", text("51340119800101123X")),
+                set("id_number", text("513401198001011236")),
                 set("annual_income", Value::Decimal(Decimal::from(8000))),
                 set("dibao_status", Value::Choice("enrolled".into())),
                 set(

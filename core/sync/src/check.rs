@@ -17,13 +17,50 @@ use automerge::{ActorId, Change, ObjId, ReadDoc, ScalarValue, legacy};
 use crate::identity::Identity;
 use crate::protocol::RefusalCode;
 use yibiao_model::ids::Author;
+use yibiao_model::messages::Message;
 use yibiao_model::record::Record;
-use yibiao_model::schema::{EntityDef, Schema};
+use yibiao_model::schema::{EntityDef, Schema, ValidationError, ValidationReason};
 use yibiao_model::task::Receipt;
 use yibiao_model::value::Value;
 
-/// A refused document: code and message for the device.
-pub(crate) type Refused = (RefusalCode, String);
+/// A refused document: code, English message and, for a value the dictionary refused,
+/// the reason as data (the phone words it in its cadre's language).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) code: RefusalCode,
+    pub(crate) message: String,
+    pub(crate) reason: Option<Message>,
+}
+
+impl From<(RefusalCode, String)> for Refused {
+    fn from((code, message): (RefusalCode, String)) -> Self {
+        Self {
+            code,
+            message,
+            reason: None,
+        }
+    }
+}
+
+impl From<ValidationError> for Refused {
+    fn from(e: ValidationError) -> Self {
+        Self {
+            code: RefusalCode::InvalidValue,
+            message: e.to_string(),
+            reason: Some(e.message()),
+        }
+    }
+}
+
+impl Refused {
+    /// The reason sent on the wire: the value's reason, or the refusal code with the
+    /// English message as `detail`.
+    pub(crate) fn reason(&self) -> Message {
+        self.reason
+            .clone()
+            .unwrap_or_else(|| Message::new(self.code.as_str()).with("detail", &self.message))
+    }
+}
 
 const CREATE_KEYS: &[&str] = &["yb", "entity", "township", "village", "created", "fields"];
 
@@ -61,7 +98,7 @@ pub(crate) fn check_changes(
 
 /// A refusal for a change that breaks the record layout.
 fn not_a_record(message: String) -> Refused {
-    (RefusalCode::NotARecord, message)
+    (RefusalCode::NotARecord, message).into()
 }
 
 /// Refuses a change that does not name its author, was made on another phone than the
@@ -115,7 +152,8 @@ pub(crate) fn check_receipt_cadres(changes: &[Change], identity: &Identity) -> R
                 return Err((
                     RefusalCode::InvalidValue,
                     format!("a receipt names cadre `{cadre}`, who is not registered on this phone"),
-                ));
+                )
+                    .into());
             }
         }
     }
@@ -227,7 +265,7 @@ impl<'a> Layout<'a> {
                 let value = self.field_value(key, scalar)?;
                 self.schema
                     .validate(&self.entity, key, &value)
-                    .map_err(|e| (RefusalCode::InvalidValue, e.to_string()))
+                    .map_err(Refused::from)
             }
             legacy::OpType::Delete => Ok(()),
             _ => Err(not_a_record(format!(
@@ -242,21 +280,28 @@ impl<'a> Layout<'a> {
         match self.schema.field(key) {
             Some(def) if self.entity_def.fields.iter().any(|f| f == key) => {
                 def.ty.from_scalar(scalar).ok_or_else(|| {
-                    (
-                        RefusalCode::InvalidValue,
-                        format!("field `{key}` expects {}", def.ty.expects()),
-                    )
+                    Refused::from(ValidationError {
+                        field: key.to_owned(),
+                        labels: Some(Box::new(def.labels.clone())),
+                        reason: ValidationReason::WrongType {
+                            expected: def.ty.name(),
+                            got: format!("{scalar}").chars().take(40).collect(),
+                        },
+                    })
                 })
             }
             _ => {
                 // Let the dictionary phrase the refusal.
                 let probe = Value::Text(String::new());
                 let err = self.schema.validate(&self.entity, key, &probe).err();
-                Err((
-                    RefusalCode::InvalidValue,
-                    err.map(|e| e.to_string())
-                        .unwrap_or_else(|| format!("field `{key}` is not allowed")),
-                ))
+                Err(match err {
+                    Some(e) => e.into(),
+                    None => (
+                        RefusalCode::InvalidValue,
+                        format!("field `{key}` is not allowed"),
+                    )
+                        .into(),
+                })
             }
         }
     }

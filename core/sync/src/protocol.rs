@@ -21,9 +21,11 @@
 use serde::{Deserialize, Serialize};
 
 use yibiao_model::ids::RecordId;
+use yibiao_model::messages::Message;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this build speaks. 2: a refusal carries its reason as a code
+/// with parameters (`Refusal::reason`).
+pub const PROTOCOL_VERSION: u8 = 2;
 const MAGIC: &[u8; 3] = b"YBS";
 /// Largest decompressed message accepted (guards against zstd bombs).
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
@@ -167,6 +169,19 @@ pub enum RefusalCode {
     OutOfScope,
 }
 
+impl RefusalCode {
+    /// The code as a stable snake-case word (`invalid_value`), as messages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::Malformed => "malformed",
+            RefusalCode::MissingHistory => "missing_history",
+            RefusalCode::NotARecord => "not_a_record",
+            RefusalCode::InvalidValue => "invalid_value",
+            RefusalCode::OutOfScope => "out_of_scope",
+        }
+    }
+}
+
 /// A refused document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -174,8 +189,12 @@ pub struct Refusal {
     pub record: WireId,
     /// Machine-readable reason.
     pub code: RefusalCode,
-    /// What a person should be told.
+    /// What a person should be told, in English (logs, operators).
     pub message: String,
+    /// The reason as a stable code with parameters, for the phone to word in its
+    /// cadre's language (`yibiao_model::messages`): a value's reason (`not_an_option`,
+    /// `bad_id_number`, ...) or the refusal code (`out_of_scope`, ...) with `detail`.
+    pub reason: Message,
 }
 
 /// A sync body that cannot be read.
@@ -316,6 +335,10 @@ mod tests {
                 record: WireId([8; 16]),
                 code: RefusalCode::InvalidValue,
                 message: "field `household_size` must be at most 30, got 31".into(),
+                reason: Message::new("above_max")
+                    .with("field", "household_size")
+                    .with("max", "30")
+                    .with("got", "31"),
             }],
             docs: vec![],
             cursor: 9,
@@ -334,7 +357,7 @@ mod tests {
     fn wire_format_is_pinned() {
         // A change here breaks every phone in the field: bump PROTOCOL_VERSION instead.
         let body = sample().encode();
-        assert_eq!(&body[..4], b"YBS\x01");
+        assert_eq!(&body[..4], b"YBS\x02");
         let raw = zstd::bulk::decompress(&body[4..], 1 << 20).unwrap();
         let mut want = vec![5, b'd', b'e', b'v', b'-', b'1', 42, 1];
         want.extend([7; 16]);
@@ -356,17 +379,30 @@ mod tests {
         old[3] = 0;
         assert_eq!(
             SyncRequest::decode(&old).unwrap_err().to_string(),
-            "sync protocol version 0 is not supported (this side speaks 1); update the app"
+            "sync protocol version 0 is not supported (this side speaks 2); update the app"
         );
         let body = sample().encode();
         assert!(matches!(
             SyncRequest::decode(&body[..body.len() / 2]),
             Err(ProtocolError::Damaged(_))
         ));
-        let garbage = [b'Y', b'B', b'S', 1, 0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 2];
+        let garbage = [
+            b'Y',
+            b'B',
+            b'S',
+            PROTOCOL_VERSION,
+            0x28,
+            0xb5,
+            0x2f,
+            0xfd,
+            0,
+            0,
+            1,
+            2,
+        ];
         assert!(SyncRequest::decode(&garbage).is_err());
         // A valid zstd frame around bytes that are not a request.
-        let mut junk = b"YBS\x01".to_vec();
+        let mut junk = b"YBS\x02".to_vec();
         junk.extend(zstd::bulk::compress(&[0xff; 10], 1).unwrap());
         assert!(matches!(
             SyncRequest::decode(&junk),
@@ -438,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_zstd_bomb_is_refused_not_inflated() {
-        let mut bomb = b"YBS\x01".to_vec();
+        let mut bomb = b"YBS\x02".to_vec();
         bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1024], 1).unwrap());
         assert!(
             bomb.len() < 64 * 1024,

@@ -21,6 +21,7 @@
 
 use std::collections::HashSet;
 use std::time::Duration;
+use yibiao_model::messages::Message;
 
 use automerge::ChangeHash;
 use yibiao_model::ids::RecordId;
@@ -233,8 +234,8 @@ pub struct Merged {
 pub struct Exchange<'a> {
     /// Pushed documents the server stored: (record, local write number sent, heads sent).
     pub acked: Vec<(RecordId, i64, Vec<ChangeHash>)>,
-    /// Pushed documents the server refused: (record, local write number, code, message).
-    pub refused: Vec<(RecordId, i64, String, String)>,
+    /// Pushed documents the server refused: (record, local write number, code, reason).
+    pub refused: Vec<(RecordId, i64, String, Message)>,
     /// Documents whose server-side history is missing: send the whole document next time.
     pub reset: Vec<RecordId>,
     /// Received documents: (record, bytes, server heads).
@@ -526,7 +527,7 @@ impl SyncSession {
                 self.sent_this_run.remove(&(id, *seq));
             } else {
                 ex.refused
-                    .push((id, *seq, format!("{:?}", r.code), r.message.clone()));
+                    .push((id, *seq, format!("{:?}", r.code), r.reason.clone()));
                 refused.push((id, r.message.clone()));
             }
         }

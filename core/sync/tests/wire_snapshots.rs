@@ -2,6 +2,7 @@
 //! reviewer then decides whether it needs a new protocol version (phones in the field
 //! still speak the old one).
 
+use yibiao_model::messages::Message;
 use yibiao_sync::protocol::{
     PROTOCOL_VERSION, PullDoc, PushDoc, Refusal, RefusalCode, SchemaHeld, SchemaOffer, SyncRequest,
     SyncResponse, WireId,
@@ -32,6 +33,8 @@ fn response() -> SyncResponse {
             record: WireId([3; 16]),
             code: RefusalCode::OutOfScope,
             message: "记录属于另一个村 / the record belongs to another village".into(),
+            reason: Message::new("out_of_scope")
+                .with("detail", "the record belongs to another village"),
         }],
         docs: vec![PullDoc {
             record: WireId([4; 16]),

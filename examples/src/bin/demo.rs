@@ -112,7 +112,7 @@ fn register(phone_a: &Store) -> Res<RecordId> {
         Some("tujiang"),
         &[
             set("household_head", Value::Text("阿木日哈".into())),
-            set("id_number", Value::Text("51340119700101123X".into())),
+            set("id_number", Value::Text("513401197001011231".into())),
             set("household_size", Value::Integer(4)),
             set(
                 "annual_income",

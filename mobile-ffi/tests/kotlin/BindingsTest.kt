@@ -319,7 +319,7 @@ fun twoPhonesConflictIsShownOnBothResolvedOnOneAndEveryoneAgrees(ctx: Ctx) = ctx
     }
     val expected = mapOf(
         "household_head" to q("阿木日哈"), "household_size" to "6",
-        "phone" to q("13800000001"), "annual_income" to q("12000.5"),
+        "phone" to q("13800000001"), "annual_income" to q("12000.50"),
     )
     assertEquals(expected, values(a, id))
     assertEquals(expected, values(b, id))
@@ -345,6 +345,20 @@ fun aBadValueFromKotlinIsATypedExceptionWithTheFieldName(ctx: Ctx) {
             store.create("household", "tujiang", mapOf("ethnicity" to q("martian")))
         }
         assertEquals("ethnicity", e.field)
+        // The reason as data: a stable code and parameters an app can word itself.
+        assertEquals("not_an_option", e.code)
+        assertEquals("martian", e.params["option"])
+        assertEquals("民族", e.params["field_zh"])
+        assertEquals("彝族、汉族、藏族、其他", e.params["allowed_zh"])
+        assertEquals("Yi, Han, Tibetan, Other", e.params["allowed_en"])
+        assertEquals("「民族」没有选项“martian”；可选：彝族、汉族、藏族、其他", e.detail)
+        store.setLanguage("en")
+        val en = assertFailsWith<YibiaoException.InvalidValue> { store.setField(id, "household_size", "31") }
+        assertEquals("above_max", en.code)
+        assertEquals("30", en.params["max"])
+        assertEquals("31", en.params["got"])
+        assertEquals("field `household_size` (Household size) must be at most 30, got 31", en.detail)
+        store.setLanguage("zh")
         // The common base class is what an app catches to show any error.
         val any: YibiaoException = assertFailsWith<YibiaoException> { store.get("not-an-id") }
         assertTrue(any is YibiaoException.InvalidInput)

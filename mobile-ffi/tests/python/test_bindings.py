@@ -77,7 +77,7 @@ def test_two_phones_conflict_is_shown_on_both_resolved_on_one_and_everyone_agree
         assert resolved[-1].event.field == "household_size"
     assert values(a, rid) == values(b, rid) == {
         "household_head": "阿木日哈", "phone": "13800000001", "household_size": 6,
-        "annual_income": "12000.5",
+        "annual_income": "12000.50",  # the field keeps its 2 decimals
     }
     pulled = server.pull(dept)[rid]
     assert pulled["conflicted"] is False and pulled["conflicts"] == {}
@@ -96,7 +96,23 @@ def test_a_bad_value_is_a_typed_error_naming_the_field_and_nothing_is_written(tm
         assert "家庭人口数" in e.value.detail
     with pytest.raises(yibiao.YibiaoError.InvalidValue) as e:
         store.create("household", "tujiang", {"ethnicity": '"martian"'})
-    assert e.value.field == "ethnicity" and "allowed" in e.value.detail
+    assert e.value.field == "ethnicity"
+    # The reason as data: a stable code and parameters an app can word itself.
+    assert e.value.code == "not_an_option"
+    assert e.value.params["option"] == "martian"
+    assert e.value.params["field_zh"] == "民族" and e.value.params["field_en"] == "Ethnicity"
+    assert e.value.params["allowed_zh"] == "彝族、汉族、藏族、其他"
+    assert e.value.params["allowed"] == "yi,han,tibetan,other"
+    assert e.value.detail == "「民族」没有选项“martian”；可选：彝族、汉族、藏族、其他"
+    # English on request; the code and parameters do not change.
+    store.set_language("en")
+    with pytest.raises(yibiao.YibiaoError.InvalidValue) as e:
+        store.set_field(rid, "id_number", json.dumps("513401198505052222"))
+    assert e.value.code == "bad_id_number" and e.value.params["problem"] == "check_digit"
+    assert e.value.detail == (
+        "field `id_number` (Resident ID number) has a wrong check digit; check the number digit by digit")
+    assert "513401198505052222" not in str(e.value.params), "an ID number is never echoed"
+    store.set_language("zh")
     assert values(store, rid) == {"household_size": 4}
     assert store.status().pending == 1
 

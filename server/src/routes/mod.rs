@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(JsonLimit(limit)))
         .layer(middleware::from_fn_with_state(state.clone(), in_flight))
+        .layer(middleware::from_fn(crate::error::with_language))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,

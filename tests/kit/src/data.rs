@@ -64,14 +64,7 @@ pub fn chinese_name(rng: &mut Rng, ethnicity: &str) -> String {
 
 /// The GB 11643 (ISO 7064) check character of a resident ID number's first 17 digits.
 pub fn id_check_char(digits17: &str) -> char {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8] = b"10X98765432";
-    let sum: u32 = digits17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-        .sum();
-    char::from(CHECK[(sum % 11) as usize])
+    yibiao_model::formats::id_check_char(digits17).unwrap_or('0')
 }
 
 /// A valid 18-character resident ID number (born 1940..2002) with its check character.

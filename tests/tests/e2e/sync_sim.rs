@@ -424,7 +424,7 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
         (
             big,
             RefusalCode::InvalidValue,
-            "field `household_size` (家庭人口数) must be at most 30, got 99".into()
+            "field `household_size` (Household size) must be at most 30, got 99".into()
         )
     );
     assert_eq!(
@@ -440,7 +440,8 @@ fn the_hub_checks_every_pushed_change_and_refuses_each_bad_document_alone() {
         (
             wrong_field,
             RefusalCode::InvalidValue,
-            "field `party_status` (党员身份) is not a field of entity type `household`".into()
+            "field `party_status` (Party membership) is not a field of entity type `household`"
+                .into()
         )
     );
     assert_eq!(refused[3].1, RefusalCode::Malformed);
@@ -589,7 +590,7 @@ fn an_old_client_is_told_to_update() {
     old[3] = 9;
     assert_eq!(
         SyncRequest::decode(&old).unwrap_err().to_string(),
-        "sync protocol version 9 is not supported (this side speaks 1); update the app"
+        "sync protocol version 9 is not supported (this side speaks 2); update the app"
     );
 }
 
@@ -694,7 +695,7 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
             .update(
                 id,
                 &[
-                    set("id_number", Value::Text("51343119900101123X".into())),
+                    set("id_number", Value::Text("513431199001011239".into())),
                     set("household_size", Value::Integer(3)),
                     set("annual_income", Value::Decimal("9000.00".parse().unwrap())),
                     set("dibao_status", Value::Choice("none".into())),
@@ -745,4 +746,61 @@ fn tasks_reach_their_village_through_a_faulty_link_and_only_own_receipts_pass() 
         resp.refused[0].message
     );
     assert_eq!(hub.record(doc_id).unwrap().unwrap().heads(), before);
+}
+
+#[test]
+fn a_value_the_server_refuses_reaches_the_phone_as_a_code_with_parameters() {
+    // The phone's schema allows households of up to 50; the server's (Baru) up to 30.
+    let baru = Schema::baru_example();
+    let lenient = yibiao_model::schema::BARU_TOML.replacen(
+        "zh = \"家庭人口数\"\nen = \"Household size\"\nmin = 1\nmax = 30",
+        "zh = \"家庭人口数\"\nen = \"Household size\"\nmin = 1\nmax = 50",
+        1,
+    );
+    assert_ne!(
+        lenient,
+        yibiao_model::schema::BARU_TOML,
+        "the fixture changed"
+    );
+    let lenient = Arc::new(Schema::from_toml_str(&lenient, "lenient.toml").unwrap());
+    let clock = Arc::new(ManualClock::new(1));
+    let hub = Hub::new(
+        Arc::new(baru),
+        MemoryHubStorage::default(),
+        clock.clone(),
+        HubConfig::default(),
+    );
+    let phone = Store::open_in_memory(lenient, CadreId::new("amu").unwrap(), clock).unwrap();
+    let id = phone
+        .create(
+            "household",
+            Some("tujiang"),
+            &[set("household_size", Value::Integer(40))],
+        )
+        .unwrap();
+    let link = SimLink::new(
+        &hub,
+        "dev",
+        DeviceScope::Village("tujiang".into()),
+        identity_of(&phone),
+        1,
+        Faults::NONE,
+    );
+    let report =
+        yibiao_store::sync_with_sleep(&phone, &link, &options(), &mut |_| {}, &mut |_| {}).unwrap();
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let refusal = &phone.refusals().unwrap()[0];
+    assert_eq!((refusal.id, refusal.code.as_str()), (id, "InvalidValue"));
+    assert_eq!(refusal.reason.code, "above_max");
+    assert_eq!(refusal.reason.param("field"), "household_size");
+    assert_eq!(refusal.reason.param("max"), "30");
+    assert_eq!(refusal.reason.param("got"), "40");
+    assert_eq!(
+        refusal.reason.render(yibiao_model::messages::Lang::Zh),
+        "「家庭人口数」不能大于 30，填的是 40"
+    );
+    assert_eq!(
+        refusal.message,
+        "field `household_size` (Household size) must be at most 30, got 40"
+    );
 }

@@ -254,11 +254,7 @@ impl Schema {
         json: &serde_json::Value,
     ) -> Result<Value, ValidationError> {
         let Some(def) = self.field(field) else {
-            return Err(ValidationError {
-                field: field.to_owned(),
-                label_zh: None,
-                reason: ValidationReason::UnknownField,
-            });
+            return Err(ValidationError::unknown_field(field));
         };
         def.ty
             .parse_json(json)
@@ -276,10 +272,10 @@ impl Schema {
             let def = self.field(field);
             ValidationError {
                 field: field.to_owned(),
-                label_zh: def.map(|d| d.labels.zh.clone()),
+                labels: def.map(|d| Box::new(d.labels.clone())),
                 reason: match def {
                     Some(d) => ValidationReason::WrongType {
-                        expected: d.ty.expects(),
+                        expected: d.ty.name(),
                         got: format!(
                             "{} (not JSON text; quote strings)",
                             text.chars().take(40).collect::<String>()

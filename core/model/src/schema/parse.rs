@@ -764,7 +764,7 @@ villages = ["a"]
             (
                 "type = \"integer\"",
                 "type = \"number\"",
-                "mini.toml:19: `size.type`: unknown type \"number\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment",
+                "mini.toml:19: `size.type`: unknown type \"number\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment, id_number, phone",
             ),
             (
                 "min = 1",

@@ -4,16 +4,23 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
-use super::{FieldDef, Schema};
-use crate::value::{FieldType, ValidationReason, Value};
+use super::{FieldDef, Labels, Schema};
+use crate::formats;
+use crate::messages::{Lang, Message};
+use crate::value::{ChoiceOption, FieldType, ValidationReason, Value};
 
 /// A value refused by the dictionary: which field, and why. Nothing was written.
+///
+/// As data: [`ValidationError::message`] gives the stable code and parameters;
+/// [`ValidationError::render`] the sentence in Chinese or English. `Display` is English
+/// (logs, operators).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct ValidationError {
     /// The field key as given by the caller.
     pub field: String,
-    /// The field's Chinese label, when the field exists.
-    pub label_zh: Option<String>,
+    /// The field's Chinese and English labels, when the field exists (boxed to keep
+    /// errors small).
+    pub labels: Option<Box<Labels>>,
     /// What is wrong.
     pub reason: ValidationReason,
 }
@@ -22,57 +29,108 @@ impl ValidationError {
     pub(crate) fn new(def: &FieldDef, reason: ValidationReason) -> Self {
         Self {
             field: def.key.clone(),
-            label_zh: Some(def.labels.zh.clone()),
+            labels: Some(Box::new(def.labels.clone())),
             reason,
         }
+    }
+
+    /// A refusal for a field the dictionary does not hold.
+    pub(crate) fn unknown_field(field: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            labels: None,
+            reason: ValidationReason::UnknownField,
+        }
+    }
+
+    /// The reason as a stable code and its parameters (`field`, `field_zh`, `field_en`
+    /// and the reason's own).
+    pub fn message(&self) -> Message {
+        let m = Message::new(self.reason.code())
+            .with("field", &self.field)
+            .with(
+                "field_zh",
+                self.labels.as_ref().map_or("", |l| l.zh.as_str()),
+            )
+            .with(
+                "field_en",
+                self.labels.as_ref().map_or("", |l| l.en.as_str()),
+            );
+        self.reason.with_params(m)
+    }
+
+    /// The sentence in `lang`.
+    pub fn render(&self, lang: Lang) -> String {
+        self.message().render(lang)
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.label_zh {
-            Some(zh) if !zh.is_empty() => write!(f, "field `{}` ({zh}) ", self.field)?,
-            _ => write!(f, "field `{}` ", self.field)?,
+        f.write_str(&self.render(Lang::En))
+    }
+}
+
+impl ValidationReason {
+    /// The stable machine code of this reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValidationReason::UnknownField => "unknown_field",
+            ValidationReason::NotInEntity { .. } => "not_in_entity",
+            ValidationReason::WrongType { .. } => "wrong_type",
+            ValidationReason::NotAnOption { .. } => "not_an_option",
+            ValidationReason::BelowMin { .. } => "below_min",
+            ValidationReason::AboveMax { .. } => "above_max",
+            ValidationReason::TooManyDecimals { .. } => "too_many_decimals",
+            ValidationReason::TooLong { .. } => "too_long",
+            ValidationReason::PatternMismatch { .. } => "pattern_mismatch",
+            ValidationReason::Blank => "blank",
+            ValidationReason::BadDate { .. } => "bad_date",
+            ValidationReason::GpsOutOfRange { .. } => "gps_out_of_range",
+            ValidationReason::BadAttachment { .. } => "bad_attachment",
+            ValidationReason::BadIdNumber { .. } => "bad_id_number",
+            ValidationReason::BadPhone => "bad_phone",
         }
-        match &self.reason {
-            ValidationReason::UnknownField => write!(f, "is not in the field dictionary"),
-            ValidationReason::NotInEntity { entity } => {
-                write!(f, "is not a field of entity type `{entity}`")
-            }
+    }
+
+    /// `m` with this reason's parameters added. Option lists are given by label
+    /// (`allowed_zh`, `allowed_en`, joined) and by key (`allowed`, comma-separated).
+    fn with_params(&self, m: Message) -> Message {
+        match self {
+            ValidationReason::UnknownField
+            | ValidationReason::Blank
+            | ValidationReason::BadPhone => m,
+            ValidationReason::NotInEntity { entity, labels } => m
+                .with("entity", entity)
+                .with("entity_zh", &labels.zh)
+                .with("entity_en", &labels.en),
             ValidationReason::WrongType { expected, got } => {
-                write!(f, "expects {expected}, got {got}")
+                m.with("expected", *expected).with("got", got)
             }
-            ValidationReason::NotAnOption { option, allowed } => write!(
-                f,
-                "has no option \"{option}\"; allowed: {}",
-                allowed.join(", ")
-            ),
-            ValidationReason::BelowMin { min, got } => {
-                write!(f, "must be at least {min}, got {got}")
+            ValidationReason::NotAnOption { option, allowed } => {
+                let join = |f: fn(&ChoiceOption) -> &str, sep| {
+                    allowed.iter().map(f).collect::<Vec<_>>().join(sep)
+                };
+                m.with("option", option)
+                    .with("allowed", join(|o| &o.key, ","))
+                    .with("allowed_zh", join(|o| &o.labels.zh, "、"))
+                    .with("allowed_en", join(|o| &o.labels.en, ", "))
             }
-            ValidationReason::AboveMax { max, got } => {
-                write!(f, "must be at most {max}, got {got}")
-            }
+            ValidationReason::BelowMin { min, got } => m.with("min", min).with("got", got),
+            ValidationReason::AboveMax { max, got } => m.with("max", max).with("got", got),
             ValidationReason::TooManyDecimals { scale, got } => {
-                write!(f, "allows {scale} digits after the point, got {got}")
+                m.with("scale", scale.to_string()).with("got", got)
             }
             ValidationReason::TooLong { max, len } => {
-                write!(f, "allows at most {max} characters, got {len}")
+                m.with("max", max.to_string()).with("len", len.to_string())
             }
-            ValidationReason::PatternMismatch { expected } => {
-                write!(f, "must be {expected}")
+            ValidationReason::PatternMismatch { expected } => m.with("expected", expected),
+            ValidationReason::BadDate { got } => m.with("got", got),
+            ValidationReason::GpsOutOfRange { lat, lon } => {
+                m.with("lat", lat.to_string()).with("lon", lon.to_string())
             }
-            ValidationReason::Blank => write!(f, "is blank; unset the field instead"),
-            ValidationReason::BadDate { got } => {
-                write!(f, "expects a real date written YYYY-MM-DD, got \"{got}\"")
-            }
-            ValidationReason::GpsOutOfRange { lat, lon } => write!(
-                f,
-                "expects latitude -90..90 and longitude -180..180, got {lat}, {lon}"
-            ),
-            ValidationReason::BadAttachment { problem } => {
-                write!(f, "has a bad attachment reference: {problem}")
-            }
+            ValidationReason::BadAttachment { problem }
+            | ValidationReason::BadIdNumber { problem } => m.with("problem", *problem),
         }
     }
 }
@@ -84,21 +142,15 @@ pub fn field_of_entity<'s>(
     field: &str,
 ) -> Result<&'s FieldDef, ValidationError> {
     let Some(def) = schema.fields.get(field) else {
-        return Err(ValidationError {
-            field: field.to_owned(),
-            label_zh: None,
-            reason: ValidationReason::UnknownField,
-        });
+        return Err(ValidationError::unknown_field(field));
     };
-    let allowed = schema
-        .entities
-        .get(entity)
-        .is_some_and(|e| e.fields.iter().any(|f| f == field));
-    if !allowed {
+    let entity_def = schema.entities.get(entity);
+    if !entity_def.is_some_and(|e| e.fields.iter().any(|f| f == field)) {
         return Err(ValidationError::new(
             def,
             ValidationReason::NotInEntity {
                 entity: entity.to_owned(),
+                labels: Box::new(entity_def.map(|e| e.labels.clone()).unwrap_or_default()),
             },
         ));
     }
@@ -118,7 +170,7 @@ pub(super) fn validate(
 fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
     if !ty.accepts(value) {
         return Err(ValidationReason::WrongType {
-            expected: ty.expects(),
+            expected: ty.name(),
             got: crate::value::short_json(&value.to_json()),
         });
     }
@@ -143,6 +195,13 @@ fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
                         .unwrap_or_else(|| format!("text matching {}", p.source)),
                 });
             }
+        }
+        (FieldType::IdNumber, Value::Text(text)) => {
+            formats::id_number(text, formats::today())
+                .map_err(|problem| ValidationReason::BadIdNumber { problem })?;
+        }
+        (FieldType::Phone, Value::Text(text)) => {
+            formats::phone(text).ok_or(ValidationReason::BadPhone)?;
         }
         (FieldType::Integer { min, max }, Value::Integer(i)) => {
             range(
@@ -188,11 +247,11 @@ fn check(ty: &FieldType, value: &Value) -> Result<(), ValidationReason> {
                     .bytes()
                     .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             let problem = if !hex_ok {
-                Some("sha256 must be 64 lowercase hex digits")
+                Some("sha256")
             } else if a.name.trim().is_empty() {
-                Some("name is empty")
+                Some("name")
             } else if !a.mime.contains('/') {
-                Some("mime must look like type/subtype")
+                Some("mime")
             } else {
                 None
             };
@@ -225,13 +284,13 @@ fn range(min: Option<Decimal>, max: Option<Decimal>, got: Decimal) -> Result<(),
     Ok(())
 }
 
-fn one_of(options: &[crate::value::ChoiceOption], key: &str) -> Result<(), ValidationReason> {
+fn one_of(options: &[ChoiceOption], key: &str) -> Result<(), ValidationReason> {
     if options.iter().any(|o| o.key == key) {
         Ok(())
     } else {
         Err(ValidationReason::NotAnOption {
             option: key.chars().take(40).collect(),
-            allowed: options.iter().map(|o| o.key.clone()).collect(),
+            allowed: options.to_vec(),
         })
     }
 }

@@ -164,7 +164,7 @@ pub(crate) fn check_record_size(budgets: &Budgets, wire_len: usize) -> Result<()
                 wire_len / 1024,
                 budgets.max_record_bytes / 1024
             ),
-        ));
+        ).into());
     }
     Ok(())
 }
@@ -184,6 +184,7 @@ fn too_many_ops(budgets: &Budgets, hash: &automerge::ChangeHash, ops: u64) -> Re
             budgets.max_ops_per_change
         ),
     )
+        .into()
 }
 
 fn check_values(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
@@ -206,7 +207,8 @@ fn check_values(budgets: &Budgets, change: &Change) -> Result<(), Refused> {
                     size.div_ceil(1024),
                     budgets.max_value_bytes / 1024
                 ),
-            ));
+            )
+                .into());
         }
     }
     Ok(())
@@ -220,6 +222,7 @@ fn too_many_changes(budgets: &Budgets) -> Refused {
             budgets.max_changes_per_doc
         ),
     )
+        .into()
 }
 
 #[cfg(test)]
@@ -257,7 +260,7 @@ mod tests {
             max_ops_per_change: 10,
             ..Budgets::default()
         };
-        let (code, message) = check_pushed_bytes(&budgets, &bytes).unwrap_err();
+        let Refused { code, message, .. } = check_pushed_bytes(&budgets, &bytes).unwrap_err();
         assert_eq!(code, RefusalCode::Malformed);
         assert!(message.contains("50 operations"), "{message}");
     }
@@ -275,7 +278,7 @@ mod tests {
             max_ops_per_change: 10,
             ..Budgets::default()
         };
-        let (code, message) = check_pushed_bytes(&budgets, &doc.save()).unwrap_err();
+        let Refused { code, message, .. } = check_pushed_bytes(&budgets, &doc.save()).unwrap_err();
         assert_eq!(code, RefusalCode::Malformed);
         assert!(message.contains("50 operations"), "{message}");
         assert!(check_pushed_bytes(&Budgets::default(), &doc.save()).is_ok());
@@ -287,7 +290,8 @@ mod tests {
         doc.put(ROOT, "notes", "x".repeat(17 * 1024)).unwrap();
         doc.commit();
         let changes = doc.document().get_changes(&[]);
-        let (code, message) = check_new_changes(&Budgets::default(), &changes).unwrap_err();
+        let Refused { code, message, .. } =
+            check_new_changes(&Budgets::default(), &changes).unwrap_err();
         assert_eq!(code, RefusalCode::InvalidValue);
         assert!(message.contains("`notes`"), "{message}");
     }

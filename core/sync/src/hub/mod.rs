@@ -332,15 +332,17 @@ impl<S: HubStorage> Hub<S> {
                     stats.accepted += 1;
                     stats.duplicates += 1;
                 }
-                Err((code, message)) => {
+                Err(refused) => {
                     // Drop what the refused merge left in the cache (a quarantined
                     // record was never there).
                     cache.pop(&id);
+                    let (code, message) = (refused.code, &refused.message);
                     tracing::info!(device = %auth.identity.device, record = %id, ?code, %message, "refused a pushed document");
                     response.refused.push(Refusal {
                         record: doc.record,
                         code,
-                        message,
+                        reason: refused.reason(),
+                        message: refused.message,
                     });
                     stats.refused += 1;
                 }
@@ -401,13 +403,17 @@ impl<S: HubStorage> Hub<S> {
         let mut actors: Vec<ActorId> = changes.iter().map(|c| c.actor_id().clone()).collect();
         actors.sort();
         actors.dedup();
-        let owners = self.storage.actor_devices(&actors).map_err(|e| {
-            tracing::error!(error = %e, "storage failed while reading actor bindings");
-            (
-                RefusalCode::Malformed,
-                "the server could not check this change's author; try again later".to_owned(),
-            )
-        })?;
+        let owners = self
+            .storage
+            .actor_devices(&actors)
+            .map_err(|e| -> Refused {
+                tracing::error!(error = %e, "storage failed while reading actor bindings");
+                (
+                    RefusalCode::Malformed,
+                    "the server could not check this change's author; try again later".to_owned(),
+                )
+                    .into()
+            })?;
         actors_to_bind(changes, identity, &self.actor, &owners)
     }
 
@@ -425,7 +431,7 @@ impl<S: HubStorage> Hub<S> {
             Held::Loaded => true,
             Held::Absent => false,
             Held::Quarantined(_) => {
-                return Err((RefusalCode::Malformed, QUARANTINED.to_owned()));
+                return Err((RefusalCode::Malformed, QUARANTINED.to_owned()).into());
             }
         };
         if exists {
@@ -472,6 +478,7 @@ impl<S: HubStorage> Hub<S> {
                     RefusalCode::OutOfScope,
                     "this record cannot be written from this device".to_owned(),
                 )
+                    .into()
             })
     }
 
@@ -511,22 +518,24 @@ impl<S: HubStorage> Hub<S> {
                     "record belongs to township `{}`, this server serves `{}`",
                     scope.township, self.schema.township.id
                 ),
-            ));
+            )
+                .into());
         }
         if let Some(v) = &scope.village
             && !self.schema.has_village(v)
         {
-            return Err((RefusalCode::OutOfScope, format!("unknown village `{v}`")));
+            return Err((RefusalCode::OutOfScope, format!("unknown village `{v}`")).into());
         }
         if !auth.scope.contains(scope.village.as_deref()) {
             // Never name the record's village: a refusal must not tell where a record is.
             let DeviceScope::Village(mine) = &auth.scope else {
-                return Err((RefusalCode::OutOfScope, "out of scope".into()));
+                return Err((RefusalCode::OutOfScope, "out of scope".into()).into());
             };
             return Err((
                 RefusalCode::OutOfScope,
                 format!("this device may only write records of village `{mine}`"),
-            ));
+            )
+                .into());
         }
         Ok(())
     }
@@ -769,7 +778,8 @@ fn merge_held(record: &mut Record, id: RecordId, doc: &PushDoc) -> Result<(), Re
         return Err((
             RefusalCode::NotARecord,
             "a record cannot move to another place".into(),
-        ));
+        )
+            .into());
     }
     Ok(())
 }
@@ -786,7 +796,7 @@ fn load_refusal(id: RecordId, doc: &PushDoc, e: yibiao_model::Error) -> Refused 
             if lacks_base {
                 missing_history()
             } else {
-                (RefusalCode::NotARecord, format!("record {id}: {problem}"))
+                (RefusalCode::NotARecord, format!("record {id}: {problem}")).into()
             }
         }
         other => malformed(id, other),
@@ -802,7 +812,7 @@ fn lacks_a_head(doc: &automerge::Automerge, heads: &[WireHash]) -> bool {
 
 /// The refusal for pushed bytes that do not make a record.
 fn malformed(id: RecordId, e: yibiao_model::Error) -> Refused {
-    (RefusalCode::Malformed, format!("record {id}: {e}"))
+    (RefusalCode::Malformed, format!("record {id}: {e}")).into()
 }
 
 /// The refusal for a merge that storage failed; the error is logged, not sent.
@@ -812,14 +822,15 @@ fn storage_failed(id: RecordId, e: StorageError) -> Refused {
         RefusalCode::Malformed,
         "the server could not read its copy; try again later".to_owned(),
     )
+        .into()
 }
 
 /// The refusal for a record that left the cache while it was being merged.
 fn cache_miss() -> Refused {
-    (RefusalCode::Malformed, "cache miss".to_owned())
+    (RefusalCode::Malformed, "cache miss".to_owned()).into()
 }
 
 /// The refusal asking the device for the whole record.
 fn missing_history() -> Refused {
-    (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned())
+    (RefusalCode::MissingHistory, MISSING_HISTORY.to_owned()).into()
 }

@@ -82,12 +82,14 @@ fn field_type(cx: &Ctx<'_>, key: &str, raw: &RawField) -> Result<FieldType, Sche
             raw.takes_only(cx, key, &["min", "max", "scale"])?;
             decimal_type(cx, key, raw)
         }
-        "boolean" | "date" | "gps" | "attachment" => {
+        "boolean" | "date" | "gps" | "attachment" | "id_number" | "phone" => {
             raw.takes_only(cx, key, &[])?;
             Ok(match ty_name {
                 "boolean" => FieldType::Boolean,
                 "date" => FieldType::Date,
                 "gps" => FieldType::Gps,
+                "id_number" => FieldType::IdNumber,
+                "phone" => FieldType::Phone,
                 _ => FieldType::Attachment,
             })
         }
@@ -104,7 +106,7 @@ fn field_type(cx: &Ctx<'_>, key: &str, raw: &RawField) -> Result<FieldType, Sche
             &raw.ty,
             format!("{key}.type"),
             format!(
-                "unknown type \"{other}\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment"
+                "unknown type \"{other}\"; use one of text, integer, decimal, boolean, date, choice, multi_choice, gps, attachment, id_number, phone"
             ),
         )),
     }

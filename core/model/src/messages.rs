@@ -1,0 +1,361 @@
+//! Messages from structured reasons: the one place that turns a code and its parameters
+//! into a sentence, in Chinese (the default: cadres read it) or English (on request).
+//!
+//! Every refusal that crosses a boundary (a value the dictionary refuses, a document the
+//! server refuses, an HTTP error, an FFI error) carries a [`Message`]: a stable machine
+//! `code` (`not_an_option`, `bad_id_number`, ...) and `params` (the field key, its Chinese
+//! and English labels, what was expected, what was given, the allowed options' labels,
+//! limits). Apps and department systems may render their own sentence from those; the
+//! ones here are what the server, the CLI and the bindings show. Codes and parameter
+//! names are part of the API: add, never rename.
+//!
+//! A plain `match` over codes: two languages and a few dozen sentences do not need an
+//! i18n framework, and the compiler keeps every code's sentence next to its twin.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The language a message is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Chinese (simplified), the default: the people who read messages are cadres.
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The language's tag: `zh` or `en`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    /// A language tag (`zh`, `zh-CN`, `en`, `en-GB`, any case); `None` for others.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language an HTTP `Accept-Language` header asks for: the supported one with
+    /// the highest weight (the first on a tie), Chinese when none is supported.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let Some(lang) = parts.next().and_then(Lang::from_tag) else {
+                continue;
+            };
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Zh, |(_, lang)| lang)
+    }
+}
+
+/// A reason as data: a stable code and its parameters. [`Message::render`] makes the
+/// sentence; apps can make their own from the same data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Message {
+    /// Stable machine code, e.g. `not_an_option`.
+    pub code: String,
+    /// Parameters by name (`field`, `field_zh`, `field_en`, `got`, `allowed_zh`, ...).
+    pub params: BTreeMap<String, String>,
+}
+
+impl Message {
+    /// A message with no parameters yet.
+    pub fn new(code: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a parameter.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// A parameter, or the empty string.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+
+    /// The sentence in `lang`. An unknown code (from a newer peer) renders its
+    /// `detail` parameter, or the code itself.
+    pub fn render(&self, lang: Lang) -> String {
+        value_sentence(self, lang)
+            .or_else(|| day_sentence(self, lang))
+            .or_else(|| other_sentence(self, lang))
+            .unwrap_or_else(|| match self.params.get("detail") {
+                Some(d) => d.clone(),
+                None => self.code.clone(),
+            })
+    }
+}
+
+/// How a field is named in a sentence: its label, and its key where it helps.
+fn subject(m: &Message, lang: Lang) -> String {
+    let (field, zh, en) = (m.param("field"), m.param("field_zh"), m.param("field_en"));
+    match lang {
+        Lang::Zh if !zh.is_empty() => format!("「{zh}」"),
+        Lang::Zh => format!("字段 {field} "),
+        Lang::En if !en.is_empty() => format!("field `{field}` ({en})"),
+        Lang::En => format!("field `{field}`"),
+    }
+}
+
+/// What a value of a type looks like, by the type's name in schema files.
+pub fn type_phrase(type_name: &str, lang: Lang) -> &'static str {
+    match (type_name, lang) {
+        ("text", Lang::Zh) => "文字",
+        ("text", Lang::En) => "text",
+        ("integer", Lang::Zh) => "整数",
+        ("integer", Lang::En) => "a whole number",
+        ("decimal", Lang::Zh) => "数字（可带小数）",
+        ("decimal", Lang::En) => "a decimal number",
+        ("boolean", Lang::Zh) => "是或否（true 或 false）",
+        ("boolean", Lang::En) => "true or false",
+        ("date", Lang::Zh) => "日期（如 2027-01-05、2027/1/5 或 2027年1月5日）",
+        ("date", Lang::En) => "a date (2027-01-05, 2027/1/5 or 2027年1月5日)",
+        ("choice", Lang::Zh) => "一个选项",
+        ("choice", Lang::En) => "one option",
+        ("multi_choice", Lang::Zh) => "一组选项",
+        ("multi_choice", Lang::En) => "a list of options",
+        ("gps", Lang::Zh) => "GPS 坐标 {\"lat\": .., \"lon\": ..}",
+        ("gps", Lang::En) => "a GPS point {\"lat\": .., \"lon\": ..}",
+        ("attachment", Lang::Zh) => "附件 {\"sha256\", \"name\", \"mime\", \"size\"}",
+        ("attachment", Lang::En) => "an attachment {\"sha256\", \"name\", \"mime\", \"size\"}",
+        ("id_number", Lang::Zh) => "18 位身份证号",
+        ("id_number", Lang::En) => "an 18-character resident ID number",
+        ("phone", Lang::Zh) => "手机号或座机号",
+        ("phone", Lang::En) => "a mobile or landline phone number",
+        (_, Lang::Zh) => "其他类型",
+        (_, Lang::En) => "another type",
+    }
+}
+
+/// The forms a date may be written in, for hints.
+pub const DATE_FORMS: &str = "2027-01-05, 2027-1-5, 2027/1/5 or 2027年1月5日";
+
+/// Sentences of the value reasons (the dictionary's `ValidationReason`s).
+fn value_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let s = subject(m, lang);
+    let p = |name| m.param(name);
+    let zh = lang == Lang::Zh;
+    Some(match m.code.as_str() {
+        "unknown_field" if zh => format!("字段 {} 不在字段字典中", p("field")),
+        "unknown_field" => format!("field `{}` is not in the field dictionary", p("field")),
+        "not_in_entity" if zh => format!("{s}不是「{}」记录的字段", label(m, "entity", lang)),
+        "not_in_entity" => format!("{s} is not a field of entity type `{}`", p("entity")),
+        "wrong_type" if zh => format!(
+            "{s}应填{}，填的是 {}",
+            type_phrase(p("expected"), lang),
+            p("got")
+        ),
+        "wrong_type" => format!(
+            "{s} expects {}, got {}",
+            type_phrase(p("expected"), lang),
+            p("got")
+        ),
+        "not_an_option" if zh => format!("{s}没有选项“{}”；可选：{}", p("option"), p("allowed_zh")),
+        "not_an_option" => format!(
+            "{s} has no option \"{}\"; allowed: {}",
+            p("option"),
+            p("allowed_en")
+        ),
+        "below_min" if zh => format!("{s}不能小于 {}，填的是 {}", p("min"), p("got")),
+        "below_min" => format!("{s} must be at least {}, got {}", p("min"), p("got")),
+        "above_max" if zh => format!("{s}不能大于 {}，填的是 {}", p("max"), p("got")),
+        "above_max" => format!("{s} must be at most {}, got {}", p("max"), p("got")),
+        "too_many_decimals" if zh => {
+            format!("{s}最多 {} 位小数，填的是 {}", p("scale"), p("got"))
+        }
+        "too_many_decimals" => format!(
+            "{s} allows {} digits after the point, got {}",
+            p("scale"),
+            p("got")
+        ),
+        "too_long" if zh => format!("{s}最多 {} 个字，填了 {} 个", p("max"), p("len")),
+        "too_long" => format!(
+            "{s} allows at most {} characters, got {}",
+            p("max"),
+            p("len")
+        ),
+        "pattern_mismatch" if zh => format!("{s}格式不对，应为：{}", p("expected")),
+        "pattern_mismatch" => format!("{s} must be {}", p("expected")),
+        "blank" if zh => format!("{s}是空的；不填请清除这一项"),
+        "blank" => format!("{s} is blank; unset the field instead"),
+        "bad_date" if zh => format!(
+            "{s}不是有效日期：“{}”；可写作 2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日",
+            p("got")
+        ),
+        "bad_date" => format!(
+            "{s} expects a real date written {DATE_FORMS}, got \"{}\"",
+            p("got")
+        ),
+        "gps_out_of_range" if zh => format!(
+            "{s}超出范围：纬度应在 -90 到 90 之间，经度应在 -180 到 180 之间，填的是 {}, {}",
+            p("lat"),
+            p("lon")
+        ),
+        "gps_out_of_range" => format!(
+            "{s} expects latitude -90..90 and longitude -180..180, got {}, {}",
+            p("lat"),
+            p("lon")
+        ),
+        "bad_attachment" => attachment_sentence(&s, p("problem"), lang),
+        "bad_id_number" => id_number_sentence(&s, p("problem"), lang),
+        "bad_phone" if zh => {
+            format!("{s}应为 11 位手机号（1 开头）或带区号的座机号（如 0834-3221234）")
+        }
+        "bad_phone" => format!(
+            "{s} expects an 11-digit mobile number (starting with 1) or a landline with its area code (0834-3221234)"
+        ),
+        _ => return None,
+    })
+}
+
+/// `name`'s label in `lang` (`name_zh` / `name_en`), or its key.
+fn label<'m>(m: &'m Message, name: &str, lang: Lang) -> &'m str {
+    let l = m.param(&format!("{name}_{}", lang.tag()));
+    if l.is_empty() { m.param(name) } else { l }
+}
+
+fn attachment_sentence(s: &str, problem: &str, lang: Lang) -> String {
+    let what = match (problem, lang) {
+        ("sha256", Lang::Zh) => "sha256 应为 64 位小写十六进制数字",
+        ("sha256", Lang::En) => "sha256 must be 64 lowercase hex digits",
+        ("name", Lang::Zh) => "文件名为空",
+        ("name", Lang::En) => "name is empty",
+        (_, Lang::Zh) => "类型应写作 type/subtype",
+        (_, Lang::En) => "mime must look like type/subtype",
+    };
+    match lang {
+        Lang::Zh => format!("{s}附件信息有误：{what}"),
+        Lang::En => format!("{s} has a bad attachment reference: {what}"),
+    }
+}
+
+/// The ID number's problem; the number itself is personal data and never echoed.
+fn id_number_sentence(s: &str, problem: &str, lang: Lang) -> String {
+    match (problem, lang) {
+        ("length", Lang::Zh) => format!("{s}应为 18 位：17 位数字，最后一位是数字或 X"),
+        ("length", Lang::En) => {
+            format!("{s} must be 18 characters: 17 digits, then a digit or X")
+        }
+        ("characters", Lang::Zh) => format!("{s}只能是数字，最后一位可以是 X"),
+        ("characters", Lang::En) => format!("{s} may hold only digits; the last may be X"),
+        ("region", Lang::Zh) => format!("{s}的前 6 位不是有效的地区代码"),
+        ("region", Lang::En) => format!("{s} does not start with a valid region code"),
+        ("birth_date", Lang::Zh) => format!("{s}第 7 到 14 位的出生日期不存在或晚于今天"),
+        ("birth_date", Lang::En) => format!(
+            "{s} holds a birth date (characters 7 to 14) that does not exist or is after today"
+        ),
+        (_, Lang::Zh) => format!("{s}校验位不对，请逐位核对号码"),
+        (_, Lang::En) => format!("{s} has a wrong check digit; check the number digit by digit"),
+    }
+}
+
+/// Sentences about days and due dates (tasks, reports).
+fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let got = m.param("got");
+    Some(match (m.code.as_str(), lang) {
+        ("bad_due", Lang::Zh) => format!(
+            "截止时间“{got}”无法识别；请写日期（2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日）或时间（2027-01-05T18:00:00+08:00）"
+        ),
+        ("bad_due", Lang::En) => format!(
+            "due `{got}` is neither a date ({DATE_FORMS}) nor a time (2027-01-05T18:00:00+08:00)"
+        ),
+        ("due_past", Lang::Zh) => {
+            format!("截止时间 {} 已经过去，请给一个更晚的日期", m.param("due"))
+        }
+        ("due_past", Lang::En) => {
+            format!(
+                "due `{}` is already past; give a later date",
+                m.param("due")
+            )
+        }
+        ("bad_day", Lang::Zh) => {
+            format!("“{got}”不是有效日期；可写作 2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日")
+        }
+        ("bad_day", Lang::En) => format!("`{got}` is not a day; write it as {DATE_FORMS}"),
+        _ => return None,
+    })
+}
+
+/// Sentences of refusals that are not about one value: sync refusals and HTTP errors.
+/// `detail` (English, for operators) is appended in English only.
+fn other_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let detail = m.param("detail");
+    let zh = match m.code.as_str() {
+        "malformed" => "记录数据已损坏，服务器无法读取",
+        "missing_history" => "服务器缺少这条记录的早先修改，下次同步会发送完整记录",
+        "not_a_record" => "这不是有效的记录，或修改了不允许修改的内容",
+        "invalid_value" => "记录中有不符合字段字典的值",
+        "out_of_scope" => "这条记录不在本手机负责的范围内",
+        "unauthorized" => "身份验证失败：令牌缺失、无效或已被撤销",
+        "forbidden" => "没有权限执行此操作",
+        "not_found" => "找不到所请求的内容",
+        "conflict" => "该内容已经存在",
+        "rate_limited" => "请求过于频繁，请稍后再试",
+        "bad_request" => "请求有误",
+        "protocol_version" => "应用版本过旧，请更新应用",
+        "too_large" => "请求内容过大",
+        "busy" => "服务器繁忙，请稍后再试",
+        "internal" => "服务器内部错误，管理员可在服务器日志中查看详情",
+        _ => return None,
+    };
+    Some(match lang {
+        Lang::Zh if detail.is_empty() => zh.to_owned(),
+        Lang::Zh => format!("{zh}（{detail}）"),
+        Lang::En if detail.is_empty() => m.code.replace('_', " "),
+        Lang::En => detail.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_supported_language_with_the_highest_weight() {
+        assert_eq!(Lang::from_accept_language("en"), Lang::En);
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::from_accept_language("fr, en;q=0.5, zh;q=0.4"),
+            Lang::En
+        );
+        assert_eq!(Lang::from_accept_language("zh;q=0.2, en;q=0.7"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr-FR"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(""), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en;q=0"), Lang::Zh);
+    }
+
+    #[test]
+    fn an_unknown_code_renders_its_detail() {
+        let m = Message::new("from_the_future").with("detail", "something new");
+        assert_eq!(m.render(Lang::Zh), "something new");
+        assert_eq!(Message::new("x").render(Lang::En), "x");
+    }
+}
