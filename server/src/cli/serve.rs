@@ -41,6 +41,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     );
     let state = AppState::open(cfg.clone(), schema)?;
     bootstrap_admin(&cfg, state.storage.as_ref())?;
+    first_run_console(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(serve(cfg, state))
@@ -59,6 +60,21 @@ fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), Stri
     println!(
         "first start: the admin token is in {} (rotate with `yibiao-server admin-token`)",
         path.display()
+    );
+    Ok(())
+}
+
+/// While no township admin can sign in to the web console, says how to make one.
+fn first_run_console(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), String> {
+    if storage.has_admin_staff().map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    println!(
+        "web console: no admin account yet. Create one (the password is printed once):\n  \
+         yibiao-server --data-dir {} staff add admin --name 管理员 --role admin\n\
+         then open http://{}/ and sign in.",
+        cfg.data_dir.display(),
+        cfg.listen
     );
     Ok(())
 }

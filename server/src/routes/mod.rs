@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let (router, _) = api().split_for_parts();
     router
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(JsonLimit(limit)))
