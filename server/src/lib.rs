@@ -10,7 +10,8 @@
 //! count), [`params`] (typed query strings and bodies), [`error`] (the one JSON error
 //! envelope), then the operations both HTTP and the CLI call: [`accounts`] and
 //! [`tasks`], over [`storage`]. Handlers parse, authorise, call core or those
-//! operations, and map errors.
+//! operations, and map errors. [`console`] is the web console at `/` (HTML pages for
+//! staff who sign in), built on the same operations and department views.
 
 pub mod accounts;
 pub mod auth;
@@ -28,5 +29,10 @@ pub mod tasks;
 pub mod tokens;
 
 pub use config::Config;
-pub use routes::app;
 pub use state::{AppState, ServerHub};
+
+/// The server's router: the HTTP API ([`routes`]) and the web console ([`console`]),
+/// under one set of limits.
+pub fn app(state: AppState) -> axum::Router {
+    routes::app_with(state, console::router())
+}

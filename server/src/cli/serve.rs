@@ -129,7 +129,7 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
         cfg.max_connections,
         Duration::from_secs(cfg.write_timeout_secs),
     );
-    let app = crate::routes::app(state).into_make_service_with_connect_info::<ClientAddr>();
+    let app = crate::app(state).into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

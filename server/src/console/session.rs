@@ -122,7 +122,13 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let user = ConsoleUser::from_request_parts(parts, state).await?;
+        ConsoleAdmin::check(ConsoleUser::from_request_parts(parts, state).await?)
+    }
+}
+
+impl ConsoleAdmin {
+    /// `user` if a township admin, else the 403 page.
+    pub fn check(user: ConsoleUser) -> Result<Self, PageError> {
         if user.scope == Scope::Township(Role::Admin) {
             Ok(ConsoleAdmin(user))
         } else {

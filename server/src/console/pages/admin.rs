@@ -112,15 +112,7 @@ pub async fn reset(
     State(state): State<AppState>,
     Posted { user, form }: Posted<ResetForm>,
 ) -> Result<Response, PageError> {
-    let admin = match &user.scope {
-        Scope::Township(Role::Admin) => ConsoleAdmin(user),
-        _ => {
-            return Err(PageError::forbidden(
-                "这个页面只对镇管理员开放。",
-                "This page is for township administrators only.",
-            ));
-        }
-    };
+    let admin = ConsoleAdmin::check(user)?;
     blocking(move || {
         let storage = state.storage.as_ref();
         let password = staff::generate_password()?;
