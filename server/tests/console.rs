@@ -579,4 +579,13 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     }
     let anonymous = browsers[0].post("/admin/staff/reset", &[("login", "leader")]);
     assert_eq!(anonymous.location, "/login");
+    // A bearer token opens no page: the console reads only its own session cookie.
+    let token = accounts::rotate_admin_token(fx.state.storage.as_ref()).unwrap();
+    let r = browsers[0]
+        .agent
+        .get(format!("{}/admin/staff", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
 }
