@@ -545,13 +545,14 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 7] = [
+    let routes: [(&str, &str, [u16; 6]); 8] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
         ("GET", "/records", [303, 200, 200, 200, 200, 200]),
         ("GET", &record, [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
     ];
     let mut browsers: Vec<Browser> = VISITORS
@@ -588,4 +589,43 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
         .call()
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
+}
+
+#[test]
+fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others() {
+    let fx = fixture();
+    let schema = fx.state.hub.schema();
+    let issuer = yibiao_server::tasks::Issuer::Department(
+        schema.department("public_services").unwrap().clone(),
+    );
+    let task = yibiao_server::tasks::NewTask {
+        title: "低保核查 11月".into(),
+        form: "dibao_check".into(),
+        due: "2026-11-30".into(),
+        villages: Some(vec!["tujiang".into(), "baru".into()]),
+        ..Default::default()
+    };
+    yibiao_server::tasks::issue(
+        &fx.state.hub,
+        fx.state.storage.as_ref(),
+        &issuer,
+        &task,
+        MORNING,
+    )
+    .unwrap();
+    let page = Browser::signed_in(&fx, "ps").get("/tasks").body;
+    assert!(
+        page.contains("低保核查 11月") && page.contains("低保户核查表"),
+        "{page}"
+    );
+    assert!(page.contains("土匠村") && page.contains("巴汝村"));
+    assert!(page.contains("已下发"), "no phone synced since: sent");
+    assert!(page.contains("0 / 1"), "records complete per village");
+    let clinic = Browser::signed_in(&fx, "clinic").get("/tasks").body;
+    assert!(!clinic.contains("低保核查"), "another department's task");
+    let office = Browser::signed_in(&fx, "office").get("/tasks").body;
+    assert!(
+        office.contains("低保核查 11月"),
+        "the township sees every task"
+    );
 }

@@ -96,10 +96,19 @@ try {
   const competing = await page.locator('ul.competing li strong').allTextContents();
   assert.deepEqual(competing.sort(), ['6', '7']);
   await page.screenshot({ path: join(SCREENS, 'record-conflict.png') });
+  const recordUrl = page.url();
+
+  // The task list: progress per village, delivered where a phone synced.
+  step('the task list shows progress per village');
+  await page.goto('/tasks');
+  const tasks = await page.textContent('main');
+  assert.ok(tasks.includes('低保户年度核查') && tasks.includes('土匠村') && tasks.includes('巴汝村'), tasks);
+  assert.ok(tasks.includes('已送达'), 'a phone of 土匠村 received the task');
+  await page.screenshot({ path: join(SCREENS, 'tasks.png') });
 
   // 2. A department never sees another department's fields (nor their option labels).
   step("no other department's fields on any page");
-  for (const url of ['/records', '/records?village=tujiang', page.url()]) {
+  for (const url of ['/records', '/records?village=tujiang', '/tasks', recordUrl]) {
     await page.goto(url);
     const text = await page.textContent('body');
     for (const hidden of ['厕所类型', '水冲式', '防返贫监测状态', '边缘易致贫']) {
@@ -113,6 +122,8 @@ try {
   for (const hidden of ['身份证号', '513401198505052222', '低保状态', '低保户', '阿嘎', '巴汝村']) {
     assert.ok(!clinicText.includes(hidden), `the clinic sees ${hidden}`);
   }
+  await clinic.page.goto('/tasks');
+  assert.ok(!(await clinic.page.textContent('main')).includes('低保户年度核查'), "another department's task");
   const other = await clinic.page.goto('/records?village=baru');
   assert.equal(other.status(), 403, 'a village outside the view is refused');
 

@@ -116,4 +116,15 @@ strings! {
     role_admin: "管理员", "Administrator";
     role_leader: "领导", "Leader";
     role_clerk: "办事员", "Clerk";
+    tasks: "任务", "Tasks";
+    status: "状态", "Status";
+    no_tasks: "还没有任务。", "No tasks yet.";
+    due: "截止", "due";
+    records_complete: "已填全记录", "Records complete";
+    task_sent: "已下发", "Sent";
+    task_delivered: "已送达", "Delivered";
+    task_opened: "已查看", "Opened";
+    task_overdue: "已逾期", "Overdue";
+    task_done: "已完成", "Done";
+    task_cancelled: "已取消", "Cancelled";
 }

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(pages::login::logout))
         .route("/records", get(pages::records::list))
         .route("/records/{id}", get(pages::records::one))
+        .route("/tasks", get(pages::tasks::list))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),
@@ -146,11 +147,18 @@ impl Layout {
             Scope::Township(Role::Leader) => s.role_leader.to_owned(),
             Scope::Township(Role::Clerk) => s.role_clerk.to_owned(),
         };
-        let mut nav = vec![NavLink {
-            href: "/records",
-            label: s.records,
-            current: false,
-        }];
+        let mut nav = vec![
+            NavLink {
+                href: "/records",
+                label: s.records,
+                current: false,
+            },
+            NavLink {
+                href: "/tasks",
+                label: s.tasks,
+                current: false,
+            },
+        ];
         if user.scope == Scope::Township(Role::Admin) {
             nav.push(NavLink {
                 href: "/admin/staff",

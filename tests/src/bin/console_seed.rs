@@ -2,7 +2,8 @@
 //! typed on real phone stores and synced through the real hub, for the web console's
 //! browser test (`tests/console/console.mjs`): two phones of 土匠村 that typed different
 //! household sizes for 阿木日哈 while apart (a conflict with both cadres and phones), a
-//! household complete for the 低保 form, one of 巴汝村. Run it before `serve` on DIR.
+//! household complete for the 低保 form, one of 巴汝村, a task of the
+//! public services office to both villages. Run it before `serve` on DIR.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use yibiao_model::clock::SystemClock;
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_server::config::{Config, FileConfig, Overrides};
-use yibiao_server::{AppState, ServerHub, accounts};
+use yibiao_server::{AppState, ServerHub, accounts, tasks};
 use yibiao_store::Store;
 use yibiao_sync::{DeviceScope, SyncOptions};
 use yibiao_testkit::transport::InProcess;
@@ -141,6 +142,30 @@ fn run() -> Res<()> {
     b.update(amu, &[set("household_size", Value::Integer(7))])?;
     sync(&a, &link_a)?;
     sync(&b, &link_b)?;
-    println!("seeded: 3 households, 1 conflict (阿木日哈's household size)");
+    // A task of the public services office to both villages; 土匠村's phones receive it.
+    let issuer = tasks::Issuer::Department(
+        state
+            .hub
+            .schema()
+            .department("public_services")
+            .ok_or("no public_services")?
+            .clone(),
+    );
+    let task = tasks::NewTask {
+        title: "低保户年度核查".into(),
+        form: "dibao_check".into(),
+        due: "2027-06-30".into(),
+        villages: Some(vec!["tujiang".into(), "baru".into()]),
+        ..Default::default()
+    };
+    tasks::issue(
+        &state.hub,
+        state.storage.as_ref(),
+        &issuer,
+        &task,
+        accounts::now_ms(),
+    )?;
+    sync(&a, &link_a)?;
+    println!("seeded: 3 households, 1 conflict (阿木日哈's household size), 1 task");
     Ok(())
 }
