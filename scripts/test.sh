@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every yibiao test on a bare machine of our kind. CI runs exactly this (.ci/run).
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip lints, fuzzing, the bindings and the benchmark smoke runs
+#   QUICK=1 scripts/test.sh    skip lints, fuzzing, the bindings, the browser tests and the benchmark smoke runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -39,6 +39,9 @@ cargo run --quiet --locked -p yibiao-examples --bin baru -- --small
 if [ -z "${QUICK:-}" ]; then
   step "mobile bindings: generated Kotlin on the JVM, Python under pytest, Swift generation"
   bash scripts/test-bindings.sh
+
+  step "web console in a real browser: Debian's Chromium (headless) via playwright-core, the real server"
+  bash scripts/test-console.sh
 
   step "benchmark smoke runs (small sizes; figures are printed, not asserted)"
   YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-tests --bench store

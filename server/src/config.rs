@@ -19,6 +19,13 @@
 //! write_timeout_secs = 60     # a client that reads nothing this long is dropped
 //! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
+//!
+//! [console]                   # the web console (see ConsoleConfig)
+//! max_failed_logins = 5       # wrong passwords before an account is locked
+//! lockout_secs = 900          # how long; also the window the failures are counted in
+//! session_idle_secs = 1800    # a session unused this long ends
+//! session_max_secs = 43200    # a session ends this long after sign-in, used or not
+//! secure_cookies = false      # true behind TLS: cookies get `Secure`
 //! ```
 
 use std::net::SocketAddr;
@@ -68,6 +75,36 @@ pub struct Config {
     /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
     /// should not hold the admin token).
     pub metrics_token: Option<String>,
+    /// The web console's sign-in and session rules.
+    pub console: ConsoleConfig,
+}
+
+/// The web console's sign-in and session rules (`[console]` in the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Wrong passwords within `lockout_secs` that lock an account (an address: 4x as many).
+    pub max_failed_logins: u32,
+    /// How long a lock lasts, and the window in which wrong passwords are counted.
+    pub lockout_secs: u64,
+    /// A session unused this long ends.
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in, however busy.
+    pub session_max_secs: u64,
+    /// Mark cookies `Secure` (set when the console is served over TLS, e.g. by a proxy).
+    pub secure_cookies: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            max_failed_logins: 5,
+            lockout_secs: 900,
+            session_idle_secs: 1800,
+            session_max_secs: 12 * 3600,
+            secure_cookies: false,
+        }
+    }
 }
 
 /// The config file's keys, all optional.
@@ -106,6 +143,8 @@ pub struct FileConfig {
     pub min_free_disk_bytes: Option<u64>,
     /// See [`Config::metrics_token`].
     pub metrics_token: Option<String>,
+    /// See [`Config::console`].
+    pub console: Option<ConsoleConfig>,
 }
 
 impl FileConfig {
@@ -170,6 +209,13 @@ impl Config {
                     return Err("metrics_token is too short; use at least 16 characters".into());
                 }
                 other => other.map(|t| t.trim().to_owned()),
+            },
+            console: {
+                let mut c = file.console.unwrap_or_default();
+                c.max_failed_logins = c.max_failed_logins.max(1);
+                c.session_idle_secs = c.session_idle_secs.max(60);
+                c.session_max_secs = c.session_max_secs.max(c.session_idle_secs);
+                c
             },
         })
     }

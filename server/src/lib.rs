@@ -10,12 +10,14 @@
 //! count), [`params`] (typed query strings and bodies), [`error`] (the one JSON error
 //! envelope), then the operations both HTTP and the CLI call: [`accounts`] and
 //! [`tasks`], over [`storage`]. Handlers parse, authorise, call core or those
-//! operations, and map errors.
+//! operations, and map errors. [`console`] is the web console at `/` (HTML pages for
+//! staff who sign in), built on the same operations and department views.
 
 pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -28,5 +30,10 @@ pub mod tasks;
 pub mod tokens;
 
 pub use config::Config;
-pub use routes::app;
 pub use state::{AppState, ServerHub};
+
+/// The server's router: the HTTP API ([`routes`]) and the web console ([`console`]),
+/// under one set of limits.
+pub fn app(state: AppState) -> axum::Router {
+    routes::app_with(state, console::router())
+}

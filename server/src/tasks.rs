@@ -518,8 +518,8 @@ impl Values {
     }
 }
 
-fn complete(required: &[String], values: &serde_json::Map<String, serde_json::Value>) -> bool {
-    required.iter().all(|f| values.contains_key(f))
+fn complete(form: &FormDef, values: &serde_json::Map<String, serde_json::Value>) -> bool {
+    form.is_complete(|f| values.contains_key(f))
 }
 
 /// Phone device id -> the village its token may write (`None`: township staff).
@@ -552,10 +552,7 @@ fn records_done(
     Ok(match &t.spec.targets {
         None => {
             let rows = values.scope(storage, &form.entity, row.village.as_deref())?;
-            let done = rows
-                .iter()
-                .filter(|(_, v)| complete(&form.required, v))
-                .count();
+            let done = rows.iter().filter(|(_, v)| complete(form, v)).count();
             (done as u32, rows.len() as u32)
         }
         Some(ids) => {
@@ -564,7 +561,7 @@ fn records_done(
             let missing = ids.len() - stored.len();
             let done = live
                 .iter()
-                .filter(|s| complete(&form.required, &parse_values(&s.values_json)))
+                .filter(|s| complete(form, &parse_values(&s.values_json)))
                 .count();
             (done as u32, (live.len() + missing) as u32)
         }
@@ -767,10 +764,7 @@ pub fn summary(
         for f in &forms {
             let Some(form) = schema.form(f) else { continue };
             let rows = values.scope(storage, &form.entity, Some(v))?;
-            let done = rows
-                .iter()
-                .filter(|(_, x)| complete(&form.required, x))
-                .count() as u32;
+            let done = rows.iter().filter(|(_, x)| complete(form, x)).count() as u32;
             cells.insert(
                 ((*v).to_owned(), (*f).to_owned()),
                 SummaryRow {

@@ -9,6 +9,10 @@
 //! passed). Every error answer must be in the JSON envelope, and the security schemes the
 //! document declares for a route must be those of its gate. On failure the whole matrix
 //! (route x kind -> status) is printed, wrong cells marked `!`.
+//!
+//! The web console's HTML routes are not in the OpenAPI document (they are pages, and
+//! they authenticate by session cookie, not by token); their matrix is in `console.rs`.
+//! A bearer token opens no console page: the console reads only its own cookie.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 

@@ -1,7 +1,8 @@
 //! The command line of `yibiao-server`: serve, manage accounts, issue tasks and read the
 //! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
 //! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden),
-//! [`quarantine`] (stored records the server cannot serve).
+//! [`quarantine`] (stored records the server cannot serve), [`staff`] (the web console's
+//! accounts).
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
 //! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
@@ -12,6 +13,7 @@ mod accounts;
 mod quarantine;
 mod report;
 mod serve;
+mod staff;
 mod table;
 mod task;
 
@@ -87,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         action: quarantine::QuarantineAction,
     },
+    /// Manage the web console's staff accounts (people who sign in at `/`).
+    Staff {
+        #[command(subcommand)]
+        action: staff::StaffAction,
+    },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
     /// Check a schema file and print a summary; with `--against`, also what serving it
@@ -124,6 +131,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Summary(args) => args.run(&paths),
         Command::Burden(args) => args.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
+        Command::Staff { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }

@@ -51,6 +51,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
         args.allow_stranding,
     )?;
     bootstrap_admin(&cfg, state.storage.as_ref())?;
+    first_run_console(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(serve(cfg, state))
@@ -69,6 +70,21 @@ fn bootstrap_admin(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), Stri
     println!(
         "first start: the admin token is in {} (rotate with `yibiao-server admin-token`)",
         path.display()
+    );
+    Ok(())
+}
+
+/// While no township admin can sign in to the web console, says how to make one.
+fn first_run_console(cfg: &Config, storage: &dyn ServerStorage) -> Result<(), String> {
+    if storage.has_admin_staff().map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    println!(
+        "web console: no admin account yet. Create one (the password is printed once):\n  \
+         yibiao-server --data-dir {} staff add admin --name 管理员 --role admin\n\
+         then open http://{}/ and sign in.",
+        cfg.data_dir.display(),
+        cfg.listen
     );
     Ok(())
 }
@@ -127,7 +143,7 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
         cfg.max_connections,
         Duration::from_secs(cfg.write_timeout_secs),
     );
-    let app = crate::routes::app(state).into_make_service_with_connect_info::<ClientAddr>();
+    let app = crate::app(state).into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

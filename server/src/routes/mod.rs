@@ -42,10 +42,16 @@ pub fn api() -> OpenApiRouter<AppState> {
 /// timeout and tracing. The body limit is the JSON routes' (`max_json_bytes`); `/v1/sync`
 /// reads its own body up to `max_body_bytes` once the device token passed.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with `pages` (the web console, `crate::app`) merged in, under the same limits.
+pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
     let limit = state.config.max_json_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let (router, _) = api().split_for_parts();
     router
+        .merge(pages)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(JsonLimit(limit)))

@@ -9,6 +9,7 @@
 mod accounts;
 mod quarantine;
 pub mod sqlite;
+mod staff;
 mod tasks;
 mod views;
 
@@ -19,6 +20,7 @@ use yibiao_sync::hub::StorageError;
 
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
+pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -120,8 +122,9 @@ pub struct TypedCount {
     pub records: u64,
 }
 
-/// Everything the server stores beyond sync: accounts and the department read model.
-pub trait ServerStorage: HubStorage {
+/// Everything the server stores beyond sync: accounts and the department read model (and
+/// the web console's staff, sessions and audit log, [`StaffStorage`]).
+pub trait ServerStorage: HubStorage + StaffStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.

@@ -118,6 +118,7 @@ const STEPS: &[&str] = &[
     -- A phone's device id is bound to at most one live token.
     CREATE INDEX devices_by_phone ON devices (phone_device);
 "#,
+    super::staff::MIGRATION,
 ];
 
 /// A registered device, as listed by the operator.

@@ -15,6 +15,7 @@
 //! Value validation ([`Schema::validate`]) lives here too: the dictionary is the single
 //! place that decides whether `"three"` is a household size.
 
+mod display;
 mod parse;
 mod strand;
 mod validate;

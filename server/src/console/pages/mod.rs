@@ -1,0 +1,7 @@
+//! One module per console page: its handlers and its template's typed context.
+
+pub mod account;
+pub mod admin;
+pub mod login;
+pub mod records;
+pub mod tasks;

@@ -1,0 +1,498 @@
+//! The records table and one record, as the signed-in user's view decides: a department
+//! clerk's is the department's (`DepartmentDef::filter` narrows the read, `project`
+//! keeps its fields, exactly as `GET /v1/records`); township staff read every field.
+//!
+//! The table shows one entity type at a time with the fields as columns (Chinese labels,
+//! option labels), filters by village, form complete / incomplete, conflicts and text,
+//! sorts by any column and pages by 50. The view is read in pages of 2,000 from the
+//! stored summaries (no document is decoded) and filtered here; the records page bench
+//! says what that costs at 10,000 records.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use yibiao_model::schema::{DepartmentDef, ViewError};
+use yibiao_model::{RecordId, Schema, clock};
+
+use super::super::i18n::Strings;
+use super::super::session::ConsoleUser;
+use super::super::{Layout, PageError, blocking, render, view_of};
+use crate::routes::records::{Record, project};
+use crate::state::AppState;
+use crate::storage::{RecordFilter, StoredRecord};
+
+/// Rows per page of the table.
+pub const PAGE_ROWS: usize = 50;
+const READ_PAGE: usize = 2000;
+
+/// The table's query string (every key optional; unknown keys such as `lang` ignored).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct TableQuery {
+    /// Entity type shown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub entity: String,
+    /// Only this village.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub village: String,
+    /// The form whose completeness is shown and filtered.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub form: String,
+    /// `complete` or `incomplete` (by the form).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// `1`: only records with a conflict.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conflicted: String,
+    /// Text any shown value contains.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub q: String,
+    /// Field to sort by (default: entry order).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sort: String,
+    /// `1`: descending.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub desc: String,
+    /// Page, from 1.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub page: String,
+}
+
+/// An option of a select.
+#[derive(Debug)]
+pub struct Opt {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// One cell.
+#[derive(Debug)]
+pub struct Cell {
+    text: String,
+    conflicted: bool,
+}
+
+/// One row.
+#[derive(Debug)]
+pub struct Row {
+    id: String,
+    village: String,
+    cells: Vec<Cell>,
+    complete: Option<bool>,
+}
+
+#[derive(Template)]
+#[template(path = "console/records.html")]
+struct TablePage {
+    l: Layout,
+    s: &'static Strings,
+    q: TableQuery,
+    entities: Vec<Opt>,
+    villages: Vec<Opt>,
+    forms: Vec<Opt>,
+    sorts: Vec<Opt>,
+    columns: Vec<String>,
+    show_state: bool,
+    rows: Vec<Row>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+fn view_error(e: ViewError) -> PageError {
+    if e.is_bad_parameter() {
+        PageError::bad_form("没有这个类别或村。", &e.to_string())
+    } else {
+        PageError::forbidden("这不在本部门可查看的范围内。", &e.to_string())
+    }
+}
+
+fn user_view(schema: &Schema, user: &ConsoleUser) -> Result<DepartmentDef, PageError> {
+    view_of(schema, &user.scope).ok_or_else(|| {
+        PageError::forbidden(
+            "本账号的部门不在当前表单定义中。",
+            "This account's department is not in the schema.",
+        )
+    })
+}
+
+fn village_label(schema: &Schema, village: Option<&str>, s: &Strings, en: bool) -> String {
+    match village {
+        Some(v) => schema
+            .villages
+            .get(v)
+            .map_or_else(|| v.to_owned(), |l| l.get(en).to_owned()),
+        None => s.township_level.to_owned(),
+    }
+}
+
+/// Every record of the filter, read page by page.
+fn read_all(state: &AppState, f: &RecordFilter) -> Result<Vec<StoredRecord>, PageError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .storage
+            .records_page(f, after, READ_PAGE)
+            .map_err(|e| PageError::internal("records read", e))?;
+        let n = page.len();
+        after = page.last().map(|r| r.id);
+        all.extend(page);
+        if n < READ_PAGE {
+            return Ok(all);
+        }
+    }
+}
+
+/// Sort key of a raw value: numbers by number, the rest by the text shown.
+fn compare(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(p), Some(q)) => p.partial_cmp(&q).unwrap_or(Ordering::Equal),
+            _ => x.to_string().cmp(&y.to_string()),
+        },
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// The records that pass the table's filters, sorted, with their parsed values.
+fn select<'a>(
+    schema: &Schema,
+    view: &DepartmentDef,
+    q: &TableQuery,
+    records: &'a [Record<'a>],
+    en: bool,
+) -> Vec<(&'a Record<'a>, HashMap<&'a str, serde_json::Value>)> {
+    let form = schema.form(&q.form);
+    let needle = q.q.trim().to_lowercase();
+    let mut rows: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let values = r
+                .values
+                .iter()
+                .filter_map(|(k, v)| Some((*k, serde_json::from_str(v.get()).ok()?)))
+                .collect::<HashMap<_, _>>();
+            (r, values)
+        })
+        .filter(|(r, _)| q.conflicted != "1" || r.conflicted)
+        .filter(|(r, _)| match (form, q.state.as_str()) {
+            (Some(f), "complete") => f.is_complete(|k| r.values.contains_key(k)),
+            (Some(f), "incomplete") => !f.is_complete(|k| r.values.contains_key(k)),
+            _ => true,
+        })
+        .filter(|(r, values)| {
+            needle.is_empty()
+                || r.id.starts_with(&needle)
+                || view.fields_of(&q.entity).iter().any(|f| {
+                    values
+                        .get(f.as_str())
+                        .is_some_and(|v| schema.display(f, v, en).to_lowercase().contains(&needle))
+                })
+        })
+        .collect();
+    if !q.sort.is_empty() {
+        rows.sort_by(|(_, a), (_, b)| compare(a.get(q.sort.as_str()), b.get(q.sort.as_str())));
+    }
+    if q.desc == "1" {
+        rows.reverse();
+    }
+    rows
+}
+
+fn options<'a>(
+    items: impl Iterator<Item = (&'a str, String)>,
+    selected: &str,
+    all: Option<&str>,
+) -> Vec<Opt> {
+    all.map(|label| Opt {
+        value: String::new(),
+        label: label.to_owned(),
+        selected: selected.is_empty(),
+    })
+    .into_iter()
+    .chain(items.map(|(value, label)| Opt {
+        selected: value == selected,
+        value: value.to_owned(),
+        label,
+    }))
+    .collect()
+}
+
+fn href(q: &TableQuery, page: usize) -> String {
+    let q = TableQuery {
+        page: page.to_string(),
+        ..q.clone()
+    };
+    format!(
+        "/records?{}",
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    )
+}
+
+/// `GET /records`: the table.
+pub async fn list(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    Query(mut q): Query<TableQuery>,
+) -> Result<Response, PageError> {
+    blocking(move || {
+        let schema = state.hub.schema();
+        let view = user_view(schema, &user)?;
+        if q.entity.is_empty() {
+            q.entity = view.entities.first().cloned().unwrap_or_default();
+        }
+        let village = (!q.village.is_empty()).then_some(q.village.as_str());
+        let f = RecordFilter {
+            view: view
+                .filter(schema, Some(&q.entity), village)
+                .map_err(view_error)?,
+            include_deleted: false,
+        };
+        let stored = read_all(&state, &f)?;
+        let records = stored
+            .iter()
+            .map(|r| project(&view, r, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PageError::internal("projection", e))?;
+        let page = table(schema, &view, &user, q, &records)?;
+        render(&page)
+    })
+    .await
+}
+
+fn table(
+    schema: &Schema,
+    view: &DepartmentDef,
+    user: &ConsoleUser,
+    q: TableQuery,
+    records: &[Record<'_>],
+) -> Result<TablePage, PageError> {
+    let (s, en) = (user.lang.strings(), user.lang.en());
+    let fields = view.fields_of(&q.entity);
+    let label = |f: &str| {
+        schema
+            .field(f)
+            .map_or_else(|| f.to_owned(), |d| d.labels.get(en).to_owned())
+    };
+    let selected = select(schema, view, &q, records, en);
+    let total = selected.len();
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = q.page.parse::<usize>().unwrap_or(1).clamp(1, pages);
+    let form = schema.form(&q.form).filter(|f| f.entity == q.entity);
+    let rows = selected
+        .iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .map(|(r, values)| Row {
+            id: r.id.clone(),
+            village: village_label(schema, r.village, s, en),
+            cells: fields
+                .iter()
+                .map(|f| Cell {
+                    text: values
+                        .get(f.as_str())
+                        .map(|v| schema.display(f, v, en))
+                        .unwrap_or_default(),
+                    conflicted: r.conflicts.contains_key(f.as_str()),
+                })
+                .collect(),
+            complete: form.map(|f| f.is_complete(|k| r.values.contains_key(k))),
+        })
+        .collect();
+    let entity_label = |e: &str| {
+        schema
+            .entity(e)
+            .map_or_else(|| e.to_owned(), |d| d.labels.get(en).to_owned())
+    };
+    Ok(TablePage {
+        l: Layout::of(user, schema, "/records"),
+        s,
+        entities: options(
+            view.entities.iter().map(|e| (e.as_str(), entity_label(e))),
+            &q.entity,
+            None,
+        ),
+        villages: options(
+            schema
+                .villages
+                .iter()
+                .filter(|(v, _)| view.sees_village(Some(v)))
+                .map(|(v, l)| (v.as_str(), l.get(en).to_owned())),
+            &q.village,
+            Some(s.all),
+        ),
+        forms: options(
+            view.forms
+                .iter()
+                .filter_map(|f| schema.form(f))
+                .filter(|f| f.entity == q.entity)
+                .map(|f| (f.key.as_str(), f.labels.get(en).to_owned())),
+            &q.form,
+            Some("—"),
+        ),
+        sorts: options(
+            fields.iter().map(|f| (f.as_str(), label(f))),
+            &q.sort,
+            Some(s.created),
+        ),
+        columns: fields.iter().map(|f| label(f)).collect(),
+        show_state: form.is_some(),
+        rows,
+        total,
+        page,
+        pages,
+        prev: (page > 1).then(|| href(&q, page - 1)),
+        next: (page < pages).then(|| href(&q, page + 1)),
+        q,
+    })
+}
+
+/// One field of the record page.
+#[derive(Debug)]
+pub struct FieldRow {
+    label: String,
+    value: String,
+    competing: Vec<Competing>,
+}
+
+/// One competing value of a conflict: what, who, when, on which phone.
+#[derive(Debug)]
+pub struct Competing {
+    value: String,
+    by: String,
+    at: String,
+    phone: String,
+    shown: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/record.html")]
+struct RecordPage {
+    l: Layout,
+    s: &'static Strings,
+    id: String,
+    title: String,
+    village: String,
+    deleted: bool,
+    fields: Vec<FieldRow>,
+}
+
+/// One competing value as stored in a conflict summary.
+#[derive(Debug, Deserialize)]
+struct StoredCompeting {
+    value: serde_json::Value,
+    cadre: String,
+    device: String,
+    at_ms: i64,
+    #[serde(default)]
+    shown: bool,
+}
+
+/// `GET /records/{id}`: current values and every competing value of a conflict. A record
+/// outside the view answers exactly as an unknown id.
+pub async fn one(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let not_found = || PageError::not_found("没有这条记录。", "No such record.");
+    let id = RecordId::from_str(&id).map_err(|_| not_found())?;
+    blocking(move || {
+        let schema = state.hub.schema();
+        let view = user_view(schema, &user)?;
+        let stored = state
+            .storage
+            .stored_records(&[id])
+            .map_err(|e| PageError::internal("record read", e))?;
+        let r = stored
+            .iter()
+            .find(|r| view.sees_record(&r.entity, r.village.as_deref()))
+            .ok_or_else(not_found)?;
+        let rec = project(&view, r, None).map_err(|e| PageError::internal("projection", e))?;
+        let page = record_page(&state, schema, &view, &user, &rec)?;
+        render(&page)
+    })
+    .await
+}
+
+fn record_page(
+    state: &AppState,
+    schema: &Schema,
+    view: &DepartmentDef,
+    user: &ConsoleUser,
+    rec: &Record<'_>,
+) -> Result<RecordPage, PageError> {
+    let (s, en) = (user.lang.strings(), user.lang.en());
+    let cadres: HashMap<String, String> = state
+        .storage
+        .cadres()
+        .map_err(|e| PageError::internal("cadres read", e))?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let phones: HashMap<String, String> = state
+        .storage
+        .devices()
+        .map_err(|e| PageError::internal("devices read", e))?
+        .into_iter()
+        .filter_map(|d| Some((d.phone_device?, d.name)))
+        .collect();
+    let fields = view
+        .fields_of(rec.entity)
+        .iter()
+        .map(|f| {
+            let value = rec
+                .values
+                .get(f.as_str())
+                .and_then(|v| serde_json::from_str(v.get()).ok())
+                .map(|v| schema.display(f, &v, en))
+                .unwrap_or_default();
+            let competing: Vec<StoredCompeting> = rec
+                .conflicts
+                .get(f.as_str())
+                .and_then(|v| serde_json::from_str(v.get()).ok())
+                .unwrap_or_default();
+            FieldRow {
+                label: schema
+                    .field(f)
+                    .map_or_else(|| f.clone(), |d| d.labels.get(en).to_owned()),
+                value,
+                competing: competing
+                    .into_iter()
+                    .map(|c| Competing {
+                        value: schema.display(f, &c.value, en),
+                        by: cadres
+                            .get(&c.cadre)
+                            .map_or_else(|| c.cadre.clone(), |n| format!("{n} ({})", c.cadre)),
+                        at: clock::local(c.at_ms).format("%Y-%m-%d %H:%M").to_string(),
+                        phone: phones
+                            .get(&c.device)
+                            .map_or_else(|| c.device.clone(), |n| format!("{n} ({})", c.device)),
+                        shown: c.shown,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(RecordPage {
+        l: Layout::of(user, schema, "/records"),
+        s,
+        id: rec.id.clone(),
+        title: schema
+            .entity(rec.entity)
+            .map_or_else(|| rec.entity.to_owned(), |e| e.labels.get(en).to_owned()),
+        village: village_label(schema, rec.village, s, en),
+        deleted: rec.deleted,
+        fields,
+    })
+}

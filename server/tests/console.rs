@@ -1,0 +1,631 @@
+//! The web console over real HTTP on loopback: the router served by `axum::serve` on
+//! a free port, a plain HTTP client that keeps cookies like a browser (no JavaScript, no
+//! redirects followed), a manual clock for expiry and lockout, records typed on real
+//! phone stores and merged by the real hub.
+//!
+//! Console routes are HTML, outside the OpenAPI document, so `authz_matrix.rs` cannot
+//! see them; [`every_console_route_answers_each_kind_of_visitor_as_its_role_allows`] is
+//! their matrix.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use yibiao_model::clock::ManualClock;
+use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_server::config::{Config, FileConfig, Overrides};
+use yibiao_server::console::staff::{self, NewStaff, Role, Scope};
+use yibiao_server::limits::{ClientAddr, GuardedListener};
+use yibiao_server::storage::SqliteStorage;
+use yibiao_server::{AppState, ServerHub, accounts};
+use yibiao_store::Store;
+use yibiao_sync::{DeviceScope, SyncOptions};
+use yibiao_testkit::transport::InProcess;
+
+/// 2026-11-24 09:00 in UTC+8.
+const MORNING: i64 = 1_795_482_000_000;
+const PASSWORD: &str = "console-pass-2026";
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    base: String,
+    /// 阿木日哈 of 土匠村: a conflict on household_size.
+    conflicted: RecordId,
+    /// 阿嘎 of 巴汝村.
+    baru: RecordId,
+}
+
+fn fixture() -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let storage = Arc::new(SqliteStorage::open(&dir.path().join("yibiao.db")).unwrap());
+    let clock = Arc::new(ManualClock::new(MORNING));
+    let state = AppState::with_clock(config, Schema::baru_example(), storage, clock.clone());
+    let (conflicted, baru) = seed(&state);
+    for (login, scope) in [
+        ("admin", Scope::Township(Role::Admin)),
+        ("leader", Scope::Township(Role::Leader)),
+        ("office", Scope::Township(Role::Clerk)),
+        ("ps", Scope::Department("public_services".into())),
+        ("clinic", Scope::Department("tujiang_health_station".into())),
+    ] {
+        let new = NewStaff {
+            login,
+            name: login,
+            scope,
+            password: PASSWORD,
+        };
+        staff::add(state.storage.as_ref(), state.hub.schema(), &new, MORNING).unwrap();
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = yibiao_server::app(state.clone()).into_make_service_with_connect_info::<ClientAddr>();
+    rt.spawn(async move {
+        let listener = GuardedListener::new(listener, 64, Duration::from_secs(30));
+        axum::serve(listener, app).await.unwrap();
+    });
+    Fx {
+        _dir: dir,
+        _rt: rt,
+        state,
+        clock,
+        base,
+        conflicted,
+        baru,
+    }
+}
+
+type Link = InProcess<Arc<ServerHub>>;
+
+fn phone(state: &AppState, cadre: &str, village: &str) -> (Store, Link) {
+    let storage = state.storage.as_ref();
+    accounts::create_cadre(storage, state.hub.schema(), cadre, cadre, Some(village)).unwrap();
+    let store = Store::open_in_memory(
+        state.hub.schema().clone(),
+        CadreId::new(cadre).unwrap(),
+        Arc::new(ManualClock::new(MORNING)),
+    )
+    .unwrap();
+    let (row, _) = accounts::register_device(
+        storage,
+        state.hub.schema(),
+        &format!("phone of {cadre}"),
+        Some(cadre),
+        Some(village),
+    )
+    .unwrap();
+    storage
+        .bind_phone_device(&row.key, store.device_id().as_str())
+        .unwrap();
+    let identity = accounts::identity(storage, &row, store.device_id().clone()).unwrap();
+    let link = InProcess::new(
+        state.hub.clone(),
+        row.key,
+        DeviceScope::Village(village.into()),
+        identity,
+    );
+    (store, link)
+}
+
+fn sync(store: &Store, link: &Link) {
+    let r = yibiao_store::sync_with_sleep(
+        store,
+        link,
+        &SyncOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(r.complete && r.refused.is_empty(), "{r:?}");
+}
+
+fn set(f: &str, v: Value) -> FieldEdit {
+    FieldEdit::Set(f.into(), v)
+}
+
+/// Two phones of 土匠村 type different sizes for one household while apart; one
+/// household of 巴汝村.
+fn seed(state: &AppState) -> (RecordId, RecordId) {
+    let (a, la) = phone(state, "amu", "tujiang");
+    let (b, lb) = phone(state, "jike", "tujiang");
+    let (c, lc) = phone(state, "aga", "baru");
+    let id = a
+        .create(
+            "household",
+            Some("tujiang"),
+            &[
+                set("household_head", Value::Text("阿木日哈".into())),
+                set("id_number", Value::Text("513401198505052222".into())),
+                set("dibao_status", Value::Choice("enrolled".into())),
+                set("toilet_type", Value::Choice("flush".into())),
+            ],
+        )
+        .unwrap();
+    let baru = c
+        .create(
+            "household",
+            Some("baru"),
+            &[set("household_head", Value::Text("阿嘎".into()))],
+        )
+        .unwrap();
+    sync(&a, &la);
+    sync(&b, &lb);
+    sync(&c, &lc);
+    a.update(id, &[set("household_size", Value::Integer(6))])
+        .unwrap();
+    b.update(id, &[set("household_size", Value::Integer(7))])
+        .unwrap();
+    sync(&a, &la);
+    sync(&b, &lb);
+    (id, baru)
+}
+
+/// What a browser with JavaScript off does: keeps cookies, follows no redirect.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+/// One answer: status, `Location`, the `Set-Cookie` lines, the body.
+struct Answer {
+    status: u16,
+    location: String,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(fx: &Fx) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Browser {
+            agent,
+            base: fx.base.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, mut r: ureq::http::Response<ureq::Body>) -> Answer {
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for c in &set_cookies {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Answer {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            set_cookies,
+            body: r.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        self.keep(r)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send_form(form.iter().copied())
+            .unwrap();
+        self.keep(r)
+    }
+
+    /// The CSRF token of the first form of a page.
+    fn csrf(page: &Answer) -> String {
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a token")
+            + 19;
+        page.body[at..].split('"').next().unwrap().to_owned()
+    }
+
+    fn sign_in(&mut self, login: &str, password: &str) -> Answer {
+        let form = self.get("/login");
+        let csrf = Self::csrf(&form);
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("login", login), ("password", password)],
+        )
+    }
+
+    fn signed_in(fx: &Fx, login: &str) -> Self {
+        let mut b = Browser::new(fx);
+        let a = b.sign_in(login, PASSWORD);
+        assert_eq!(
+            (a.status, a.location.as_str()),
+            (303, "/records"),
+            "{}",
+            a.body
+        );
+        b
+    }
+}
+
+#[test]
+fn sign_in_sets_an_http_only_strict_session_cookie_whose_hash_alone_is_stored() {
+    let fx = fixture();
+    let mut b = Browser::new(&fx);
+    let a = b.sign_in("ps", PASSWORD);
+    assert_eq!(a.status, 303);
+    let session = a
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("yb_session="))
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "no TLS configured: {session}");
+    let id = b.cookies["yb_session"].clone();
+    // The database holds the hash, never the id.
+    assert!(fx.state.storage.session(id.as_bytes()).unwrap().is_none());
+    let hash = yibiao_server::tokens::token_hash(&id);
+    assert_eq!(
+        fx.state.storage.session(&hash).unwrap().unwrap().login,
+        "ps"
+    );
+    assert_eq!(b.get("/records").status, 200);
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_account_answer_alike() {
+    let fx = fixture();
+    let wrong = Browser::new(&fx).sign_in("ps", "not-the-password");
+    let unknown = Browser::new(&fx).sign_in("nobody", "not-the-password");
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert!(wrong.body.contains("账号或密码不正确"));
+    assert!(unknown.body.contains("账号或密码不正确"));
+}
+
+#[test]
+fn forms_without_the_sessions_csrf_token_are_refused_and_change_nothing() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let other_token = Browser::csrf(&admin.get("/records"));
+    for token in [None, Some(""), Some(other_token.as_str())] {
+        let mut form = vec![("current", PASSWORD), ("new", "a-new-password-1")];
+        if let Some(t) = token {
+            form.push(("csrf", t));
+        }
+        let a = ps.post("/account/password", &form);
+        assert_eq!(a.status, 403, "token {token:?}");
+        assert!(a.body.contains("表单已过期"), "{}", a.body);
+        assert_eq!(ps.post("/logout", &form).status, 403);
+    }
+    // Nothing changed: the session lives and the password is the old one.
+    assert_eq!(ps.get("/records").status, 200);
+    assert_eq!(Browser::new(&fx).sign_in("ps", PASSWORD).status, 303);
+    // With its own token the same sign-out works.
+    let token = Browser::csrf(&ps.get("/records"));
+    let out = ps.post("/logout", &[("csrf", &token)]);
+    assert_eq!((out.status, out.location.as_str()), (303, "/login"));
+    assert_eq!(ps.get("/records").location, "/login");
+    // The sign-in form's own token: a post without the form's cookie is refused.
+    let mut fresh = Browser::new(&fx);
+    let a = fresh.post(
+        "/login",
+        &[("csrf", "x"), ("login", "ps"), ("password", PASSWORD)],
+    );
+    assert_eq!(a.status, 403);
+    let _ = admin.get("/records");
+}
+
+#[test]
+fn wrong_passwords_lock_the_account_until_the_window_passes_or_an_admin_resets_it() {
+    let fx = fixture();
+    let max = fx.state.config.console.max_failed_logins;
+    for _ in 0..max {
+        assert_eq!(
+            Browser::new(&fx).sign_in("ps", "wrong-password").status,
+            401
+        );
+    }
+    let locked = Browser::new(&fx).sign_in("ps", PASSWORD);
+    assert_eq!(
+        locked.status, 429,
+        "the right password is refused while locked"
+    );
+    assert!(locked.body.contains("锁定"), "{}", locked.body);
+    // Another account from the same address is not locked by these.
+    assert_eq!(Browser::new(&fx).sign_in("clinic", PASSWORD).status, 303);
+    // The lock ends with its window ...
+    fx.clock
+        .advance(fx.state.config.console.lockout_secs as i64 * 1000 + 1000);
+    assert_eq!(Browser::new(&fx).sign_in("ps", PASSWORD).status, 303);
+    // ... or when an admin resets the password.
+    for _ in 0..max {
+        Browser::new(&fx).sign_in("ps", "wrong-password");
+    }
+    assert_eq!(Browser::new(&fx).sign_in("ps", PASSWORD).status, 429);
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let token = Browser::csrf(&admin.get("/admin/staff"));
+    let reset = admin.post("/admin/staff/reset", &[("csrf", &token), ("login", "ps")]);
+    assert_eq!(reset.status, 200);
+    let at = reset.body.find("id=\"new-password\">").unwrap() + 18;
+    let new = reset.body[at..].split('<').next().unwrap().to_owned();
+    assert_eq!(Browser::new(&fx).sign_in("ps", &new).status, 303);
+    let log = admin.get("/admin/staff").body;
+    assert!(
+        log.contains("sign_in_locked") && log.contains("password_reset"),
+        "the audit log"
+    );
+}
+
+#[test]
+fn a_session_ends_when_idle_or_past_its_absolute_age_and_when_its_password_changes() {
+    let fx = fixture();
+    let cfg = fx.state.config.console.clone();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    fx.clock.advance(cfg.session_idle_secs as i64 * 1000 - 1000);
+    assert_eq!(
+        ps.get("/records").status,
+        200,
+        "used just before the idle limit"
+    );
+    fx.clock.advance(cfg.session_idle_secs as i64 * 1000 + 1000);
+    assert_eq!(ps.get("/records").location, "/login", "idle too long");
+
+    let mut busy = Browser::signed_in(&fx, "ps");
+    let step = cfg.session_idle_secs as i64 * 1000 / 2;
+    let mut used = 0;
+    while used + step < cfg.session_max_secs as i64 * 1000 {
+        fx.clock.advance(step);
+        used += step;
+        assert_eq!(busy.get("/records").status, 200);
+    }
+    fx.clock.advance(step + 1000);
+    assert_eq!(
+        busy.get("/records").location,
+        "/login",
+        "past the absolute age"
+    );
+
+    let mut a = Browser::signed_in(&fx, "clinic");
+    let mut b = Browser::signed_in(&fx, "clinic");
+    let token = Browser::csrf(&a.get("/account/password"));
+    let changed = a.post(
+        "/account/password",
+        &[
+            ("csrf", &token),
+            ("current", PASSWORD),
+            ("new", "another-pass-1"),
+        ],
+    );
+    assert_eq!(changed.location, "/login");
+    assert_eq!(
+        b.get("/records").location,
+        "/login",
+        "every session of the account ended"
+    );
+    assert_eq!(
+        Browser::new(&fx).sign_in("clinic", "another-pass-1").status,
+        303
+    );
+}
+
+#[test]
+fn a_department_clerk_sees_only_the_departments_fields_and_villages_on_every_page() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let table = ps.get("/records").body;
+    assert!(table.contains("阿木日哈") && table.contains("阿嘎"));
+    assert!(table.contains("低保户"), "option labels");
+    for hidden in ["厕所类型", "水冲式", "toilet_type", "flush"] {
+        assert!(!table.contains(hidden), "public_services sees {hidden}");
+    }
+    let record = ps.get(&format!("/records/{}", fx.conflicted)).body;
+    assert!(
+        record.contains("amu") && record.contains("jike"),
+        "both competing values' cadres"
+    );
+    assert!(!record.contains("厕所类型"));
+    assert_eq!(
+        ps.get("/records?entity=person").status,
+        403,
+        "an entity type outside the view"
+    );
+
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let table = clinic.get("/records").body;
+    assert!(table.contains("阿木日哈"));
+    for hidden in ["身份证号", "513401198505052222", "低保户", "阿嘎"] {
+        assert!(!table.contains(hidden), "the clinic sees {hidden}");
+    }
+    assert_eq!(clinic.get("/records?village=baru").status, 403);
+    // A record outside the view answers exactly as an unknown id.
+    let outside = clinic.get(&format!("/records/{}", fx.baru));
+    let unknown = clinic.get(&format!("/records/{}", RecordId::new()));
+    assert_eq!(
+        (outside.status, outside.body),
+        (unknown.status, unknown.body)
+    );
+
+    let mut office = Browser::signed_in(&fx, "office");
+    let all = office.get("/records?entity=household").body;
+    assert!(
+        all.contains("厕所类型") && all.contains("水冲式"),
+        "the township reads every field"
+    );
+}
+
+#[test]
+fn the_records_table_filters_by_village_conflict_form_and_text() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let count = |body: &str| {
+        let at = body.find("id=\"total\">").unwrap() + 11;
+        body[at..]
+            .split('<')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(count(&ps.get("/records").body), 2);
+    assert_eq!(count(&ps.get("/records?village=tujiang").body), 1);
+    assert_eq!(count(&ps.get("/records?conflicted=1").body), 1);
+    assert_eq!(
+        count(&ps.get("/records?q=%E9%98%BF%E5%98%8E").body),
+        1,
+        "text 阿嘎"
+    );
+    assert_eq!(
+        count(&ps.get("/records?form=dibao_check&state=complete").body),
+        0
+    );
+    assert_eq!(
+        count(&ps.get("/records?form=dibao_check&state=incomplete").body),
+        2
+    );
+    let en = ps.get("/records?lang=en").body;
+    assert!(
+        en.contains("Household head") && en.contains("Enrolled"),
+        "English labels"
+    );
+}
+
+/// Who visits: nobody, each kind of staff.
+const VISITORS: [&str; 6] = ["anonymous", "ps", "clinic", "office", "leader", "admin"];
+
+#[test]
+fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
+    let fx = fixture();
+    let record = format!("/records/{}", fx.conflicted);
+    // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
+    let routes: [(&str, &str, [u16; 6]); 8] = [
+        ("GET", "/", [303; 6]),
+        ("GET", "/login", [200; 6]),
+        ("GET", "/console/style.css", [200; 6]),
+        ("GET", "/records", [303, 200, 200, 200, 200, 200]),
+        ("GET", &record, [303, 200, 200, 200, 200, 200]),
+        ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
+    ];
+    let mut browsers: Vec<Browser> = VISITORS
+        .iter()
+        .map(|v| match *v {
+            "anonymous" => Browser::new(&fx),
+            login => Browser::signed_in(&fx, login),
+        })
+        .collect();
+    for (method, path, expected) in routes {
+        for (i, b) in browsers.iter_mut().enumerate() {
+            let got = b.get(path).status;
+            assert_eq!(got, expected[i], "{method} {path} as {}", VISITORS[i]);
+        }
+    }
+    // Posts, each with the visitor's own token: only an admin resets a password.
+    for (i, b) in browsers.iter_mut().enumerate().skip(1) {
+        let token = Browser::csrf(&b.get("/account/password"));
+        let reset = b.post(
+            "/admin/staff/reset",
+            &[("csrf", &token), ("login", "leader")],
+        );
+        let expected = if VISITORS[i] == "admin" { 200 } else { 403 };
+        assert_eq!(reset.status, expected, "reset as {}", VISITORS[i]);
+    }
+    let anonymous = browsers[0].post("/admin/staff/reset", &[("login", "leader")]);
+    assert_eq!(anonymous.location, "/login");
+    // A bearer token opens no page: the console reads only its own session cookie.
+    let token = accounts::rotate_admin_token(fx.state.storage.as_ref()).unwrap();
+    let r = browsers[0]
+        .agent
+        .get(format!("{}/admin/staff", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+}
+
+#[test]
+fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others() {
+    let fx = fixture();
+    let schema = fx.state.hub.schema();
+    let issuer = yibiao_server::tasks::Issuer::Department(
+        schema.department("public_services").unwrap().clone(),
+    );
+    let task = yibiao_server::tasks::NewTask {
+        title: "低保核查 11月".into(),
+        form: "dibao_check".into(),
+        due: "2026-11-30".into(),
+        villages: Some(vec!["tujiang".into(), "baru".into()]),
+        ..Default::default()
+    };
+    yibiao_server::tasks::issue(
+        &fx.state.hub,
+        fx.state.storage.as_ref(),
+        &issuer,
+        &task,
+        MORNING,
+    )
+    .unwrap();
+    let page = Browser::signed_in(&fx, "ps").get("/tasks").body;
+    assert!(
+        page.contains("低保核查 11月") && page.contains("低保户核查表"),
+        "{page}"
+    );
+    assert!(page.contains("土匠村") && page.contains("巴汝村"));
+    assert!(page.contains("已下发"), "no phone synced since: sent");
+    assert!(page.contains("0 / 1"), "records complete per village");
+    let clinic = Browser::signed_in(&fx, "clinic").get("/tasks").body;
+    assert!(!clinic.contains("低保核查"), "another department's task");
+    let office = Browser::signed_in(&fx, "office").get("/tasks").body;
+    assert!(
+        office.contains("低保核查 11月"),
+        "the township sees every task"
+    );
+}

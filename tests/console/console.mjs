@@ -1,0 +1,182 @@
+// The web console in a real browser: Debian's Chromium, headless, driven by
+// playwright-core, against the real `yibiao-server` binary on loopback with a temporary
+// data directory (seeded by `console_seed`: real phone stores synced through the hub)
+// and staff accounts made by the CLI. Run by scripts/test-console.sh.
+//
+// Env: YIBIAO_BIN (directory of yibiao-server and console_seed), PLAYWRIGHT_DIR
+// (node_modules holding playwright-core), SCREENS (where screenshots go).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require(require.resolve('playwright-core', { paths: [process.env.PLAYWRIGHT_DIR] }));
+const BIN = process.env.YIBIAO_BIN;
+const SCREENS = process.env.SCREENS;
+mkdirSync(SCREENS, { recursive: true });
+const dir = mkdtempSync(join(tmpdir(), 'yibiao-console-'));
+const data = join(dir, 'data');
+const server = join(BIN, 'yibiao-server');
+
+function run(args, input) {
+  const r = spawnSync(server, ['--data-dir', data, ...args], { input, encoding: 'utf8' });
+  assert.equal(r.status, 0, `yibiao-server ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function step(name) {
+  console.log(`   console: ${name}`);
+}
+
+// --- the data: seeded households, then staff accounts by the CLI -------------------------
+const seed = spawnSync(join(BIN, 'console_seed'), ['--data-dir', data], { encoding: 'utf8' });
+assert.equal(seed.status, 0, seed.stderr);
+const PASSWORDS = { admin: 'admin-pass-2026', ps: 'minzheng-2026', clinic: 'clinic-2026-x', victim: 'victim-pass-26' };
+run(['staff', 'add', 'admin', '--name', '管理员', '--role', 'admin', '--password-stdin'], `${PASSWORDS.admin}\n`);
+run(['staff', 'add', 'ps', '--name', '王芳', '--department', 'public_services', '--password-stdin'], `${PASSWORDS.ps}\n`);
+run(['staff', 'add', 'clinic', '--name', '李医生', '--department', 'tujiang_health_station', '--password-stdin'], `${PASSWORDS.clinic}\n`);
+run(['staff', 'add', 'victim', '--name', '张三', '--department', 'social_governance', '--password-stdin'], `${PASSWORDS.victim}\n`);
+const generated = run(['staff', 'add', 'leader', '--name', '书记', '--role', 'leader']);
+assert.match(generated, /password \(shown once\): \S{16}/, 'a generated password is printed once');
+
+// --- the server on a free port -------------------------------------------------------------
+const proc = spawn(server, ['--data-dir', data, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const base = await new Promise((resolve, reject) => {
+  let out = '';
+  proc.stdout.on('data', (chunk) => {
+    out += chunk;
+    const m = out.match(/listening on (http:\/\/\S+)/);
+    if (m) resolve(m[1]);
+  });
+  proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+});
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update'],
+});
+
+async function signIn(login, password) {
+  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto('/login');
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  return { context, page };
+}
+
+let failed = false;
+try {
+  // 1. A public_services clerk signs in, filters to one village, opens the conflicted
+  //    record and sees both values with who typed them, on which phone.
+  step('a public_services clerk filters to 土匠村 and opens the conflict');
+  const { context: ps, page } = await signIn('ps', PASSWORDS.ps);
+  assert.match(page.url(), /\/records$/);
+  await page.selectOption('select[name=village]', 'tujiang');
+  await page.click('form.filters button[type=submit]');
+  assert.equal(await page.textContent('#total'), '2');
+  const table = await page.textContent('table.records');
+  assert.ok(table.includes('阿木日哈') && table.includes('吉巴'), table);
+  assert.ok(!table.includes('阿嘎'), 'a household of 巴汝村 is not in 土匠村');
+  assert.ok(table.includes('低保户'), 'option labels, not keys');
+  assert.ok(!table.includes('enrolled'), 'no option keys');
+  await page.screenshot({ path: join(SCREENS, 'records.png') });
+  await page.check('input[name=conflicted]');
+  await page.click('form.filters button[type=submit]');
+  assert.equal(await page.textContent('#total'), '1');
+  await page.click('table.records a');
+  const record = await page.textContent('main');
+  for (const who of ['阿木 (amu)', '吉克 (jike)', '阿木的手机', '吉克的手机']) {
+    assert.ok(record.includes(who), `the record page names ${who}`);
+  }
+  const competing = await page.locator('ul.competing li strong').allTextContents();
+  assert.deepEqual(competing.sort(), ['6', '7']);
+  await page.screenshot({ path: join(SCREENS, 'record-conflict.png') });
+  const recordUrl = page.url();
+
+  // The task list: progress per village, delivered where a phone synced.
+  step('the task list shows progress per village');
+  await page.goto('/tasks');
+  const tasks = await page.textContent('main');
+  assert.ok(tasks.includes('低保户年度核查') && tasks.includes('土匠村') && tasks.includes('巴汝村'), tasks);
+  assert.ok(tasks.includes('已送达'), 'a phone of 土匠村 received the task');
+  await page.screenshot({ path: join(SCREENS, 'tasks.png') });
+
+  // 2. A department never sees another department's fields (nor their option labels).
+  step("no other department's fields on any page");
+  for (const url of ['/records', '/records?village=tujiang', '/tasks', recordUrl]) {
+    await page.goto(url);
+    const text = await page.textContent('body');
+    for (const hidden of ['厕所类型', '水冲式', '防返贫监测状态', '边缘易致贫']) {
+      assert.ok(!text.includes(hidden), `${url} shows ${hidden}`);
+    }
+  }
+  const clinic = await signIn('clinic', PASSWORDS.clinic);
+  await clinic.page.goto('/records');
+  const clinicText = await clinic.page.textContent('body');
+  assert.ok(clinicText.includes('阿木日哈'), 'the clinic reads 土匠村 households');
+  for (const hidden of ['身份证号', '513401198505052222', '低保状态', '低保户', '阿嘎', '巴汝村']) {
+    assert.ok(!clinicText.includes(hidden), `the clinic sees ${hidden}`);
+  }
+  await clinic.page.goto('/tasks');
+  assert.ok(!(await clinic.page.textContent('main')).includes('低保户年度核查'), "another department's task");
+  const other = await clinic.page.goto('/records?village=baru');
+  assert.equal(other.status(), 403, 'a village outside the view is refused');
+
+  // 3. A clerk cannot reach admin pages.
+  step('a clerk is refused the admin pages');
+  const admin = await page.goto('/admin/staff');
+  assert.equal(admin.status(), 403);
+  assert.ok((await page.textContent('body')).includes('镇管理员'));
+
+  // 4. A form posted without the session's CSRF token is refused (and changes nothing).
+  step('forms without the CSRF token are refused');
+  for (const path of ['/logout', '/account/password', '/admin/staff/reset']) {
+    const r = await ps.request.post(path, { form: { current: PASSWORDS.ps, new: 'x'.repeat(12), login: 'admin' }, maxRedirects: 0 });
+    assert.equal(r.status(), 403, `${path} without a token`);
+  }
+  const still = await page.goto('/records');
+  assert.equal(still.status(), 200, 'the session survived the forged sign-out');
+
+  // 5. Wrong passwords lock the account; then even the right one is refused, saying so.
+  step('wrong passwords lock out');
+  for (let i = 0; i < 5; i++) {
+    const { context, page: p } = await signIn('victim', 'wrong-password');
+    assert.ok((await p.textContent('.error')).includes('账号或密码不正确'));
+    await context.close();
+  }
+  const locked = await signIn('victim', PASSWORDS.victim);
+  assert.ok((await locked.page.textContent('.error')).includes('锁定'));
+  await locked.page.screenshot({ path: join(SCREENS, 'login-locked.png') });
+  assert.match(locked.page.url(), /\/login$/);
+
+  // 6. The admin sees staff accounts and the audit log; English on request.
+  step('the admin reads the staff page, in English too');
+  const adm = await signIn('admin', PASSWORDS.admin);
+  await adm.page.goto('/admin/staff');
+  const audit = await adm.page.textContent('body');
+  assert.ok(audit.includes('sign_in_locked') && audit.includes('victim'), 'the lockout is in the audit log');
+  await adm.page.goto('/records?lang=en');
+  assert.ok((await adm.page.textContent('header')).includes('Records'));
+  await adm.page.goto('/records');
+  assert.ok((await adm.page.textContent('header')).includes('Records'), 'the language is remembered');
+  await adm.page.screenshot({ path: join(SCREENS, 'records-admin-en.png') });
+
+  // Page weight: the records page and its stylesheet, as sent.
+  const html = await ps.request.get('/records');
+  const css = await ps.request.get('/console/style.css');
+  console.log(`   console: page weight: /records ${(await html.body()).length} B + style.css ${(await css.body()).length} B (uncompressed)`);
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  proc.kill('SIGTERM');
+  if (!failed) rmSync(dir, { recursive: true, force: true });
+}
+if (failed) process.exit(1);
+console.log('   console: all browser scenarios passed');
