@@ -17,6 +17,7 @@
 //! max_streams = 32            # NDJSON/CSV streams open at once; more get 503
 //! max_streams_per_token = 2   # per department token; more get 429
 //! write_timeout_secs = 60     # a client that reads nothing this long is dropped
+//! header_read_timeout_secs = 10  # a request's headers must arrive within this
 //! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
 //! ```
@@ -63,6 +64,9 @@ pub struct Config {
     /// A connection whose writes make no progress this long is closed, and a stream whose
     /// next page waits this long for the client is ended.
     pub write_timeout_secs: u64,
+    /// A connection whose request headers have not all arrived this long after the
+    /// request started is closed (slowloris: headers sent a byte at a time).
+    pub header_read_timeout_secs: u64,
     /// `/healthz` answers not ok when the data directory's file system has less free.
     pub min_free_disk_bytes: u64,
     /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
@@ -102,6 +106,8 @@ pub struct FileConfig {
     pub max_streams_per_token: Option<usize>,
     /// See [`Config::write_timeout_secs`].
     pub write_timeout_secs: Option<u64>,
+    /// See [`Config::header_read_timeout_secs`].
+    pub header_read_timeout_secs: Option<u64>,
     /// See [`Config::min_free_disk_bytes`].
     pub min_free_disk_bytes: Option<u64>,
     /// See [`Config::metrics_token`].
@@ -164,6 +170,7 @@ impl Config {
             max_streams: file.max_streams.unwrap_or(32).max(1),
             max_streams_per_token: file.max_streams_per_token.unwrap_or(2).max(1),
             write_timeout_secs: file.write_timeout_secs.unwrap_or(60).max(1),
+            header_read_timeout_secs: file.header_read_timeout_secs.unwrap_or(10).max(1),
             min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(64 * 1024 * 1024),
             metrics_token: match file.metrics_token {
                 Some(t) if t.trim().len() < 16 => {
