@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every yibiao test on a bare machine of our kind. CI runs exactly this (.ci/run).
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip lints, the bindings and the benchmark smoke runs
+#   QUICK=1 scripts/test.sh    skip lints, the bindings, the API properties and the benchmark smoke runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -32,6 +32,9 @@ cargo run --quiet --locked -p yibiao-examples --bin baru -- --small
 if [ -z "${QUICK:-}" ]; then
   step "mobile bindings: generated Kotlin on the JVM, Python under pytest, Swift generation"
   bash scripts/test-bindings.sh
+
+  step "API properties: schemathesis from the OpenAPI document against the real server, each token kind"
+  bash scripts/test-api-properties.sh
 
   step "benchmark smoke runs (small sizes; figures are printed, not asserted)"
   YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-tests --bench store

@@ -341,3 +341,66 @@ fn the_server_refuses_to_open_a_damaged_database() {
     };
     assert!(e.contains("yibiao.db"), "{e}");
 }
+
+/// Found by the API property test (`scripts/test-api-properties.sh`): axum answers a
+/// method an endpoint does not take with an empty `405`, and tower-http's timeout with an
+/// empty `408`. Both are errors a client must be able to show, in the one envelope.
+#[tokio::test]
+async fn a_wrong_method_and_a_request_past_its_deadline_get_the_error_envelope() {
+    let f = fixture();
+    for (method, path) in [
+        ("TRACE", "/v1/records"),
+        ("DELETE", "/v1/sync"),
+        ("PUT", "/healthz"),
+    ] {
+        let resp = app(f.state.clone())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let (code, message) = error_of(&body);
+        assert_eq!(code, "method_not_allowed");
+        assert!(message.contains(method), "{message}");
+    }
+
+    // A body that never finishes: the handler waits for it until the deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        },
+        FileConfig {
+            request_timeout_secs: Some(1),
+            ..FileConfig::default()
+        },
+    )
+    .unwrap();
+    let state = AppState::open(config, Schema::baru_example()).unwrap();
+    let admin = accounts::rotate_admin_token(state.storage.as_ref()).unwrap();
+    let never = tokio_stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let resp = app(state)
+        .oneshot(
+            Request::post("/v1/tasks")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .body(Body::from_stream(never))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(error_of(&body).0, "timeout");
+}

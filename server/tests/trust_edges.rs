@@ -794,7 +794,11 @@ fn a_client_trickling_its_headers_is_cut_and_honest_requests_still_pass() {
                 break;
             }
             Ok(n) => answered.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => {
                 cut = true;
                 break;
