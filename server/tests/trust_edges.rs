@@ -817,3 +817,52 @@ fn a_client_trickling_its_headers_is_cut_and_honest_requests_still_pass() {
     // An honest request, on its own connection, is answered as ever.
     assert_eq!(healthz_status(server.addr()), Some(200));
 }
+
+#[test]
+fn the_merge_budgets_come_from_the_config_file() {
+    // A 4 KB note (1,000 characters, the schema's most) passes the default 16 KiB value
+    // budget and is refused under a configured 1 KiB.
+    let note = "𝄞".repeat(1000);
+    let push_note = |file: FileConfig| {
+        let fx = fixture_with(file);
+        let a = phone("amu");
+        a.create(
+            "household",
+            Some("tujiang"),
+            &[
+                set("household_head", V::Text("阿木".into())),
+                set("notes", V::Text(note.clone())),
+            ],
+        )
+        .unwrap();
+        let p = &a.pending(10).unwrap()[0];
+        let req = SyncRequest {
+            device: a.device_id().to_string(),
+            cursor: 0,
+            push: vec![PushDoc {
+                record: WireId::from(p.id),
+                heads: heads_to_wire(&a.heads(p.id).unwrap()),
+                bytes: a.export(p.id).unwrap(),
+            }],
+            max_response_bytes: 1 << 16,
+        };
+        let auth = DeviceAuth {
+            key: "k".into(),
+            scope: DeviceScope::Township,
+            identity: yibiao_testkit::transport::identity_of(&a),
+        };
+        fx.state.hub.handle(&auth, &req).unwrap().0
+    };
+    let default = push_note(FileConfig::default());
+    assert!(default.refused.is_empty(), "{:?}", default.refused);
+    let small = push_note(FileConfig {
+        budget_value_bytes: Some(1024),
+        ..FileConfig::default()
+    });
+    assert_eq!(small.refused.len(), 1, "{small:?}");
+    assert!(
+        small.refused[0].message.contains("1 KiB"),
+        "{:?}",
+        small.refused[0]
+    );
+}
