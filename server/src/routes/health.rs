@@ -112,8 +112,9 @@ pub struct Ready {
     pub ready: bool,
     /// Why not, one sentence each (empty when ready).
     pub reasons: Vec<String>,
-    /// Stored records set aside since start (damaged, or too large to send); their
-    /// villages keep syncing, the operator lists them with `yibiao-server quarantine list`.
+    /// Stored records set aside (damaged, or too large to send), from the database's
+    /// quarantine list: their villages keep syncing, the operator lists them with
+    /// `yibiao-server quarantine list` (the same list) and drops them.
     pub quarantined: usize,
     /// Free bytes on the data directory's disk, when known.
     pub free_bytes: Option<u64>,
