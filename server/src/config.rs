@@ -310,6 +310,7 @@ fn response_bytes(file: &FileConfig, budgets: &Budgets) -> Result<u32, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
