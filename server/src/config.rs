@@ -71,8 +71,9 @@ pub struct Config {
     /// A connection whose writes make no progress this long is closed, and a stream whose
     /// next page waits this long for the client is ended.
     pub write_timeout_secs: u64,
-    /// A connection whose request headers have not all arrived this long after the
-    /// request started is closed (slowloris: headers sent a byte at a time).
+    /// A connection whose next request's headers have not all arrived this long after
+    /// the server started waiting for them is closed (slowloris: headers sent a byte at
+    /// a time; also a keep-alive connection idle that long).
     pub header_read_timeout_secs: u64,
     /// `/healthz` answers not ok when the data directory's file system has less free.
     pub min_free_disk_bytes: u64,
