@@ -81,7 +81,7 @@ run() { # kind, extra schemathesis args...
   fi
   local ops cases
   ops="$(grep -c '<testcase' "$WORK/$kind.xml" || true)"
-  cases="$(grep -oE '[0-9]+ generated' "$WORK/$kind.log" | tail -1)"
+  cases="$(grep -oE '[0-9]+ generated' "$WORK/$kind.log" | tail -1 || true)"
   echo "api properties ($kind): $ops operations, ${cases:-? generated} test cases"
 }
 run none
