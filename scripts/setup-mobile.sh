@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the binding tests need beyond Rust: JNA (Debian's libjna-java), a Kotlin
-# compiler (the npm package `kotlin-compiler`: kotlinc, stdlib, coroutines, kotlin-test)
-# and pytest (in a project-local virtualenv). Idempotent and quiet; safe to run as root
+# compiler (the npm package `kotlin-compiler`: kotlinc, stdlib, coroutines, kotlin-test),
+# pytest and schemathesis (the API property test, scripts/test-api-properties.sh; both in a
+# project-local virtualenv). Idempotent and quiet; safe to run as root
 # with no stdin (CI). Everything lands in .tools/ except the Debian package.
 #
 # Prints, as its last lines, the paths the tests use:
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 KOTLIN_VERSION="2.4.20"
 PYTEST_VERSION="8.4.2"
+SCHEMATHESIS_VERSION="4.32.5"
 TOOLS="$PWD/.tools"
 mkdir -p "$TOOLS"
 
@@ -65,6 +67,13 @@ if ! "$VENV/bin/python" -c "import pytest, sys; sys.exit(pytest.__version__ != '
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "pytest==$PYTEST_VERSION" </dev/null
+fi
+
+# --- schemathesis in the same virtualenv, pinned (added beside pytest, never replacing) --
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  log "installing schemathesis==$SCHEMATHESIS_VERSION (pip, into .tools/venv)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" </dev/null
 fi
 
 printf 'JNA_JAR=%q\nKOTLINC=%q\nKOTLIN_LIB=%q\nPYTHON=%q\n' \

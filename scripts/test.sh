@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every yibiao test on a bare machine of our kind. CI runs exactly this (.ci/run).
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip lints, fuzzing, the bindings, the browser tests and the benchmark smoke runs
+#   QUICK=1 scripts/test.sh    skip lints, fuzzing, the bindings, the browser tests, the API properties
+#                              and the benchmark smoke runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -42,6 +43,9 @@ if [ -z "${QUICK:-}" ]; then
 
   step "web console in a real browser: Debian's Chromium (headless) via playwright-core, the real server"
   bash scripts/test-console.sh
+
+  step "API properties: schemathesis from the OpenAPI document against the real server, each token kind"
+  bash scripts/test-api-properties.sh
 
   step "benchmark smoke runs (small sizes; figures are printed, not asserted)"
   YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-tests --bench store

@@ -17,8 +17,15 @@
 //! max_streams = 32            # NDJSON/CSV streams open at once; more get 503
 //! max_streams_per_token = 2   # per department token; more get 429
 //! write_timeout_secs = 60     # a client that reads nothing this long is dropped
+//! header_read_timeout_secs = 10  # a request's headers must arrive within this
 //! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
+//! # Budgets at merge (yibiao_sync::hub::Budgets): what one pushed record may ask.
+//! budget_ops_per_change = 1000        # 100 ..= 100000
+//! budget_changes_per_doc = 1000       # 100 ..= 100000
+//! budget_value_bytes = 16384          # 1024 ..= budget_record_bytes
+//! budget_record_bytes = 1048576       # 65536 ..= max_response_bytes
+//! max_response_bytes = 8388608        # largest sync response page; 65536 ..= 8388608
 //!
 //! [console]                   # the web console (see ConsoleConfig)
 //! max_failed_logins = 5       # wrong passwords before an account is locked
@@ -32,6 +39,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use yibiao_sync::hub::Budgets;
 
 /// Default address: loopback only, so a fresh install is not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -70,6 +78,10 @@ pub struct Config {
     /// A connection whose writes make no progress this long is closed, and a stream whose
     /// next page waits this long for the client is ended.
     pub write_timeout_secs: u64,
+    /// A connection whose next request's headers have not all arrived this long after
+    /// the server started waiting for them is closed (slowloris: headers sent a byte at
+    /// a time; also a keep-alive connection idle that long).
+    pub header_read_timeout_secs: u64,
     /// `/healthz` answers not ok when the data directory's file system has less free.
     pub min_free_disk_bytes: u64,
     /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
@@ -77,6 +89,13 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
+    /// What one pushed record may ask of the hub (`budget_*` keys), checked at start
+    /// against [`BUDGET_RANGES`].
+    pub budgets: Budgets,
+    /// The largest sync response page the server sends, whatever a phone asks for
+    /// (`max_response_bytes`; at most an eighth of what a phone decodes, at least
+    /// `budget_record_bytes` so the largest record fits a page).
+    pub max_response_bytes: u32,
 }
 
 /// The web console's sign-in and session rules (`[console]` in the config file).
@@ -106,6 +125,33 @@ impl Default for ConsoleConfig {
         }
     }
 }
+
+/// The allowed range of each `budget_*` key. Low ends: an honest phone's largest form
+/// and a long offline day must still pass. High ends: one change's merge stays a
+/// fraction of a second under the hub's write lock, and a record stays far below the
+/// 64 MiB a phone decodes (an eighth of it: the largest response page), so the server
+/// never stores what it could not send.
+/// Each entry: key, lowest, highest, what the range keeps.
+pub const BUDGET_RANGES: [(&str, usize, usize, &str); 4] = [
+    (
+        "budget_ops_per_change",
+        100,
+        100_000,
+        "operations (one change's merge stays short)",
+    ),
+    (
+        "budget_changes_per_doc",
+        100,
+        100_000,
+        "changes (one record's merge stays short)",
+    ),
+    ("budget_value_bytes", 1024, PHONE_PAGE, PHONE),
+    ("budget_record_bytes", 64 * 1024, PHONE_PAGE, PHONE),
+];
+
+/// The largest record budget: an eighth of what a phone decodes.
+const PHONE_PAGE: usize = yibiao_sync::protocol::MAX_DECODED_BYTES / 8;
+const PHONE: &str = "bytes (a record must stay far below the 64 MiB a phone can receive)";
 
 /// The config file's keys, all optional.
 #[derive(Debug, Default, Deserialize)]
@@ -139,12 +185,24 @@ pub struct FileConfig {
     pub max_streams_per_token: Option<usize>,
     /// See [`Config::write_timeout_secs`].
     pub write_timeout_secs: Option<u64>,
+    /// See [`Config::header_read_timeout_secs`].
+    pub header_read_timeout_secs: Option<u64>,
     /// See [`Config::min_free_disk_bytes`].
     pub min_free_disk_bytes: Option<u64>,
     /// See [`Config::metrics_token`].
     pub metrics_token: Option<String>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
+    /// See [`Budgets::max_ops_per_change`].
+    pub budget_ops_per_change: Option<usize>,
+    /// See [`Budgets::max_changes_per_doc`].
+    pub budget_changes_per_doc: Option<usize>,
+    /// See [`Budgets::max_value_bytes`].
+    pub budget_value_bytes: Option<usize>,
+    /// See [`Budgets::max_record_bytes`].
+    pub budget_record_bytes: Option<usize>,
+    /// See [`Config::max_response_bytes`].
+    pub max_response_bytes: Option<u32>,
 }
 
 impl FileConfig {
@@ -172,6 +230,8 @@ pub struct Overrides {
 impl Config {
     /// Merges flags/env over the file over defaults.
     pub fn resolve(over: Overrides, file: FileConfig) -> Result<Self, String> {
+        let budgets = budgets(&file)?;
+        let max_response_bytes = response_bytes(&file, &budgets)?;
         let listen_text = over
             .listen
             .or(file.listen)
@@ -203,6 +263,7 @@ impl Config {
             max_streams: file.max_streams.unwrap_or(32).max(1),
             max_streams_per_token: file.max_streams_per_token.unwrap_or(2).max(1),
             write_timeout_secs: file.write_timeout_secs.unwrap_or(60).max(1),
+            header_read_timeout_secs: file.header_read_timeout_secs.unwrap_or(10).max(1),
             min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(64 * 1024 * 1024),
             metrics_token: match file.metrics_token {
                 Some(t) if t.trim().len() < 16 => {
@@ -217,6 +278,8 @@ impl Config {
                 c.session_max_secs = c.session_max_secs.max(c.session_idle_secs);
                 c
             },
+            budgets,
+            max_response_bytes,
         })
     }
 
@@ -226,5 +289,132 @@ impl Config {
             let p = self.data_dir.join("schema.toml");
             p.exists().then_some(p)
         })
+    }
+}
+
+/// The `budget_*` keys over [`Budgets::default`], each held to its [`BUDGET_RANGES`]
+/// entry; the error names the key, its value and the allowed range.
+fn budgets(file: &FileConfig) -> Result<Budgets, String> {
+    let default = Budgets::default();
+    let given = [
+        file.budget_ops_per_change,
+        file.budget_changes_per_doc,
+        file.budget_value_bytes,
+        file.budget_record_bytes,
+    ];
+    let defaults = [
+        default.max_ops_per_change,
+        default.max_changes_per_doc,
+        default.max_value_bytes,
+        default.max_record_bytes,
+    ];
+    let mut values = [0usize; 4];
+    for (i, ((key, lo, hi, unit), value)) in BUDGET_RANGES.iter().zip(given).enumerate() {
+        let value = value.unwrap_or(defaults[i]);
+        if !(*lo..=*hi).contains(&value) {
+            return Err(format!(
+                "config: {key} = {value} is out of range; allowed {lo} to {hi} {unit}"
+            ));
+        }
+        values[i] = value;
+    }
+    let [
+        max_ops_per_change,
+        max_changes_per_doc,
+        max_value_bytes,
+        max_record_bytes,
+    ] = values;
+    if max_value_bytes > max_record_bytes {
+        return Err(format!(
+            "config: budget_value_bytes = {max_value_bytes} is larger than budget_record_bytes = {max_record_bytes}; a value must fit in its record"
+        ));
+    }
+    Ok(Budgets {
+        max_ops_per_change,
+        max_changes_per_doc,
+        max_value_bytes,
+        max_record_bytes,
+    })
+}
+
+/// `max_response_bytes`: 64 KiB to an eighth of what a phone decodes, and never below
+/// the record budget (a page that starts with the largest record must still fit).
+fn response_bytes(file: &FileConfig, budgets: &Budgets) -> Result<u32, String> {
+    let value = file.max_response_bytes.unwrap_or(8 * 1024 * 1024);
+    let (lo, hi) = (64 * 1024, PHONE_PAGE);
+    if !(lo..=hi).contains(&(value as usize)) {
+        return Err(format!(
+            "config: max_response_bytes = {value} is out of range; allowed {lo} to {hi} {PHONE}"
+        ));
+    }
+    if (value as usize) < budgets.max_record_bytes {
+        return Err(format!(
+            "config: max_response_bytes = {value} is smaller than budget_record_bytes = {}; the largest record must fit one page",
+            budgets.max_record_bytes
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str) -> Result<Config, String> {
+        Config::resolve(
+            Overrides::default(),
+            toml::from_str(toml).map_err(|e| e.to_string())?,
+        )
+    }
+
+    #[test]
+    fn budgets_default_to_the_hubs_and_are_read_from_the_file() {
+        assert_eq!(resolve("").unwrap().budgets, Budgets::default());
+        assert_eq!(resolve("").unwrap().max_response_bytes, 8 * 1024 * 1024);
+        let cfg = resolve(
+            "budget_ops_per_change = 500\nbudget_changes_per_doc = 2000\nbudget_value_bytes = 4096\nbudget_record_bytes = 262144\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.budgets,
+            Budgets {
+                max_ops_per_change: 500,
+                max_changes_per_doc: 2000,
+                max_value_bytes: 4096,
+                max_record_bytes: 262_144,
+            }
+        );
+    }
+
+    #[test]
+    fn a_budget_out_of_range_is_refused_naming_the_key_and_the_range() {
+        // 100 MiB: more than a phone can receive.
+        let e = resolve("budget_record_bytes = 104857600").unwrap_err();
+        assert!(e.contains("budget_record_bytes = 104857600"), "{e}");
+        assert!(e.contains("65536 to 8388608"), "{e}");
+        assert!(e.contains("phone"), "{e}");
+        let e = resolve("budget_ops_per_change = 10").unwrap_err();
+        assert!(
+            e.contains("budget_ops_per_change = 10 is out of range; allowed 100 to 100000"),
+            "{e}"
+        );
+        let e = resolve("budget_changes_per_doc = 1000000").unwrap_err();
+        assert!(e.contains("budget_changes_per_doc"), "{e}");
+        let e = resolve("max_response_bytes = 67108864").unwrap_err();
+        assert!(
+            e.contains("max_response_bytes = 67108864 is out of range; allowed 65536 to 8388608"),
+            "{e}"
+        );
+        let e = resolve("max_response_bytes = 524288").unwrap_err();
+        assert!(
+            e.contains("smaller than budget_record_bytes = 1048576"),
+            "{e}"
+        );
+        let e = resolve("budget_value_bytes = 524288\nbudget_record_bytes = 131072").unwrap_err();
+        assert!(
+            e.contains("budget_value_bytes = 524288 is larger than budget_record_bytes"),
+            "{e}"
+        );
     }
 }

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// The thing already exists.
     #[error("{0}")]
     Conflict(String),
+    /// The endpoint exists but does not take this HTTP method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request did not finish within the server's deadline.
+    #[error("{0}")]
+    Timeout(String),
     /// Too many requests for this token; retry after the given seconds.
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
@@ -75,7 +81,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `busy`, `internal`.
+    /// `method_not_allowed`, `timeout`, `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `busy`, `internal`.
     pub code: &'static str,
     /// A finer stable code when there is one (`bad_due`, `due_past`, `bad_day`), else
     /// the same as `code`.
@@ -111,6 +117,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::BadRequest(_) | ApiError::Refused(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")

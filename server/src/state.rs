@@ -83,7 +83,14 @@ impl AppState {
             Arc::new(schema),
             storage.clone(),
             clock.clone(),
-            HubConfig::default(),
+            HubConfig {
+                budgets: config.budgets.clone(),
+                response_bytes: (
+                    HubConfig::default().response_bytes.0,
+                    config.max_response_bytes,
+                ),
+                ..HubConfig::default()
+            },
         );
         let limiter = limits::RateLimiter::new(config.rate_per_minute, config.rate_burst);
         Self {

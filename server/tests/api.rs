@@ -346,3 +346,256 @@ fn the_server_refuses_to_open_a_damaged_database() {
     };
     assert!(e.contains("yibiao.db"), "{e}");
 }
+
+/// Found by the API property test (`scripts/test-api-properties.sh`): axum answers a
+/// method an endpoint does not take with an empty `405`, and tower-http's timeout with an
+/// empty `408`. Both are errors a client must be able to show, in the one envelope.
+#[tokio::test]
+async fn a_wrong_method_and_a_request_past_its_deadline_get_the_error_envelope() {
+    let f = fixture();
+    for (method, path) in [
+        ("TRACE", "/v1/records"),
+        ("DELETE", "/v1/sync"),
+        ("PUT", "/healthz"),
+    ] {
+        let resp = app(f.state.clone())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let (code, message) = error_of(&body);
+        assert_eq!(code, "method_not_allowed");
+        assert!(message.contains(method), "{message}");
+    }
+
+    // A body that never finishes: the handler waits for it until the deadline.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        },
+        FileConfig {
+            request_timeout_secs: Some(1),
+            ..FileConfig::default()
+        },
+    )
+    .unwrap();
+    let state = AppState::open(config, Schema::baru_example()).unwrap();
+    let admin = accounts::rotate_admin_token(state.storage.as_ref()).unwrap();
+    let never = tokio_stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let resp = app(state)
+        .oneshot(
+            Request::post("/v1/tasks")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .body(Body::from_stream(never))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(error_of(&body).0, "timeout");
+}
+
+/// Stores a record of `village` whose chunk does not load (as a damaged disk leaves it).
+fn store_damaged(state: &AppState, village: &str) -> yibiao_model::RecordId {
+    use yibiao_sync::hub::{DocWrite, HubBatch};
+    let id = yibiao_model::RecordId::new();
+    state
+        .hub
+        .storage()
+        .commit(&HubBatch {
+            docs: vec![DocWrite {
+                id,
+                entity: "household".into(),
+                village: Some(village.into()),
+                chunk: b"not automerge".to_vec(),
+                snapshot: true,
+                heads: Vec::new(),
+                values_json: "{}".into(),
+                conflicts_json: "{}".into(),
+                deleted: false,
+                typed: Vec::new(),
+            }],
+            ..HubBatch::default()
+        })
+        .unwrap();
+    id
+}
+
+/// A device of `scope` pushes `bytes` as record `id` (and pulls); its one refusal.
+fn push_as(
+    state: &AppState,
+    scope: yibiao_sync::DeviceScope,
+    id: yibiao_model::RecordId,
+    bytes: Vec<u8>,
+) -> yibiao_sync::protocol::Refusal {
+    let auth = yibiao_sync::DeviceAuth {
+        key: "t".into(),
+        scope,
+        identity: yibiao_sync::hub::Identity::new(
+            yibiao_model::DeviceId::new("t").unwrap(),
+            [CadreId::new("staff").unwrap()],
+        ),
+    };
+    let req = SyncRequest {
+        device: "t".into(),
+        cursor: 0,
+        push: vec![PushDoc {
+            record: WireId::from(id),
+            heads: Vec::new(),
+            bytes,
+        }],
+        max_response_bytes: 65536,
+        schema: None,
+    };
+    let (resp, _) = state.hub.handle(&auth, &req).expect("no 500");
+    assert_eq!(resp.refused.len(), 1, "{resp:?}");
+    resp.refused[0].clone()
+}
+
+async fn metric_quarantined(state: &AppState) -> String {
+    let admin = accounts::rotate_admin_token(state.storage.as_ref()).unwrap();
+    let resp = app(state.clone())
+        .oneshot(
+            Request::get("/metrics")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| l.starts_with("yibiao_quarantined_records "))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_quarantine_list_survives_a_restart_and_ready_metric_and_cli_agree_after_a_drop() {
+    let f = fixture();
+    let damaged = store_damaged(&f.state, "tujiang");
+    // Met by a pull: set aside.
+    let auth = yibiao_sync::DeviceAuth {
+        key: "t".into(),
+        scope: yibiao_sync::DeviceScope::Township,
+        identity: yibiao_sync::hub::Identity::new(
+            yibiao_model::DeviceId::new("t").unwrap(),
+            [CadreId::new("staff").unwrap()],
+        ),
+    };
+    let req = SyncRequest {
+        device: "t".into(),
+        cursor: 0,
+        push: Vec::new(),
+        max_response_bytes: 65536,
+        schema: None,
+    };
+    f.state.hub.handle(&auth, &req).unwrap();
+    assert_eq!(get_json(&f, "/ready").await.1["quarantined"], 1);
+
+    // Restart: a new state on the same data directory, nothing met yet.
+    let config = (*f.state.config).clone();
+    drop(f.state);
+    let state = AppState::open(config, Schema::baru_example()).unwrap();
+    let f = Fixture { state, ..f };
+    assert_eq!(
+        get_json(&f, "/ready").await.1["quarantined"],
+        1,
+        "the quarantine was forgotten by a restart"
+    );
+    assert_eq!(
+        metric_quarantined(&f.state).await,
+        "yibiao_quarantined_records 1"
+    );
+    let data = f.state.config.data_dir.clone();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_yibiao-server"));
+    let list = yibiao_testkit::server::cli(bin, &data, &["quarantine", "list"]).unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.starts_with(&damaged.to_string()), "{list}");
+    assert!(list.contains("does not load"), "{list}");
+
+    // The operator drops it while the server runs: /ready and the metric say so at once.
+    yibiao_testkit::server::cli(bin, &data, &["quarantine", "drop", &damaged.to_string()]).unwrap();
+    assert_eq!(
+        get_json(&f, "/ready").await.1["quarantined"],
+        0,
+        "/ready still counts a record the operator dropped"
+    );
+    assert_eq!(
+        metric_quarantined(&f.state).await,
+        "yibiao_quarantined_records 0"
+    );
+    let list = yibiao_testkit::server::cli(bin, &data, &["quarantine", "list"]).unwrap();
+    assert!(list.stdout.is_empty());
+}
+
+#[test]
+fn a_quarantined_record_of_another_village_is_answered_as_an_unknown_id() {
+    use yibiao_sync::DeviceScope;
+    let f = fixture();
+    let damaged = store_damaged(&f.state, "tujiang");
+    // Its own village meets it first (a push), so it is set aside.
+    let own = push_as(
+        &f.state,
+        DeviceScope::Village("tujiang".into()),
+        damaged,
+        Vec::new(),
+    );
+    assert!(
+        own.message.contains("set its copy of this record aside"),
+        "{own:?}"
+    );
+    assert_eq!(f.state.hub.quarantined().len(), 1);
+
+    // A phone of another village, pushing the same bytes for that id and for an id
+    // nobody holds, gets the same answer: no existence oracle, no reason.
+    let other = DeviceScope::Village("baru".into());
+    for bytes in [Vec::new(), b"not automerge".to_vec()] {
+        let quarantined = push_as(&f.state, other.clone(), damaged, bytes.clone());
+        let unknown = push_as(
+            &f.state,
+            other.clone(),
+            yibiao_model::RecordId::new(),
+            bytes,
+        );
+        assert_eq!(quarantined.code, unknown.code);
+        let unknown_text = unknown.message.replace(
+            &yibiao_model::RecordId::from(unknown.record).to_string(),
+            "ID",
+        );
+        let quarantined_text = quarantined.message.replace(&damaged.to_string(), "ID");
+        assert_eq!(quarantined_text, unknown_text);
+        assert!(!quarantined.message.contains("aside"), "{quarantined:?}");
+        assert!(!quarantined.message.contains("tujiang"), "{quarantined:?}");
+    }
+}
+
+#[tokio::test]
+async fn quarantine_scan_adds_damaged_records_no_server_met_to_the_one_list() {
+    let f = fixture();
+    let damaged = store_damaged(&f.state, "tujiang");
+    let data = f.state.config.data_dir.clone();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_yibiao-server"));
+    let list = yibiao_testkit::server::cli(bin, &data, &["quarantine", "list"]).unwrap();
+    assert!(list.stdout.is_empty(), "listed before anything met it");
+    let scan = yibiao_testkit::server::cli(bin, &data, &["quarantine", "scan"]).unwrap();
+    let scan = String::from_utf8_lossy(&scan.stdout).to_string();
+    assert!(scan.starts_with(&damaged.to_string()), "{scan}");
+    assert_eq!(get_json(&f, "/ready").await.1["quarantined"], 1);
+}

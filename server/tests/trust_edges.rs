@@ -760,3 +760,111 @@ async fn a_task_target_outside_the_view_reads_as_absent_whatever_it_is() {
     assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{answers:?}");
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 }
+
+#[test]
+fn a_client_trickling_its_headers_is_cut_and_honest_requests_still_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "header_read_timeout_secs = 1\n").unwrap();
+    let server = ServerProcess::start(
+        Path::new(BINARY),
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    // Slowloris: a request line, then one header byte every 200 ms. Every byte is
+    // progress, so only a deadline on the headers as a whole ends it; without one the
+    // connection is still open after 30 s of trickling.
+    let mut slow = raw_request(server.addr(), "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut answered = Vec::new();
+    let mut cut = false;
+    for byte in b"X-Slow: ".iter().chain(std::iter::repeat(&b'a')).take(150) {
+        if slow.write_all(&[*byte]).is_err() {
+            cut = true;
+            break;
+        }
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                cut = true;
+                break;
+            }
+            Ok(n) => answered.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut,
+        "a client sending its headers a byte at a time for 30 s kept its connection"
+    );
+    let answered = String::from_utf8_lossy(&answered);
+    assert!(
+        !answered.starts_with("HTTP/1.1 200"),
+        "a half-sent request was answered: {answered}"
+    );
+    // An honest request, on its own connection, is answered as ever.
+    assert_eq!(healthz_status(server.addr()), Some(200));
+}
+
+#[test]
+fn the_merge_budgets_come_from_the_config_file() {
+    // A 4 KB note (1,000 characters, the schema's most) passes the default 16 KiB value
+    // budget and is refused under a configured 1 KiB.
+    let note = "𝄞".repeat(1000);
+    let push_note = |file: FileConfig| {
+        let fx = fixture_with(file);
+        let a = phone("amu");
+        a.create(
+            "household",
+            Some("tujiang"),
+            &[
+                set("household_head", V::Text("阿木".into())),
+                set("notes", V::Text(note.clone())),
+            ],
+        )
+        .unwrap();
+        let p = &a.pending(10).unwrap()[0];
+        let req = SyncRequest {
+            device: a.device_id().to_string(),
+            cursor: 0,
+            push: vec![PushDoc {
+                record: WireId::from(p.id),
+                heads: heads_to_wire(&a.heads(p.id).unwrap()),
+                bytes: a.export(p.id).unwrap(),
+            }],
+            max_response_bytes: 1 << 16,
+            schema: None,
+        };
+        let auth = DeviceAuth {
+            key: "k".into(),
+            scope: DeviceScope::Township,
+            identity: yibiao_testkit::transport::identity_of(&a),
+        };
+        fx.state.hub.handle(&auth, &req).unwrap().0
+    };
+    let default = push_note(FileConfig::default());
+    assert!(default.refused.is_empty(), "{:?}", default.refused);
+    let small = push_note(FileConfig {
+        budget_value_bytes: Some(1024),
+        ..FileConfig::default()
+    });
+    assert_eq!(small.refused.len(), 1, "{small:?}");
+    assert!(
+        small.refused[0].message.contains("1 KiB"),
+        "{:?}",
+        small.refused[0]
+    );
+}

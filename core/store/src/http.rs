@@ -38,6 +38,10 @@ impl std::fmt::Debug for HttpTransport {
     }
 }
 
+/// The longest a pooled connection is reused after its last exchange: below the
+/// server's `header_read_timeout_secs`, after which it closes idle connections.
+const IDLE_REUSE: Duration = Duration::from_secs(5);
+
 impl HttpTransport {
     /// A transport to `server_url` (e.g. `http://10.0.0.2:8080`), authenticating with the
     /// device's `token`. `timeout` bounds one whole exchange: on a 2G link give minutes.
@@ -45,6 +49,9 @@ impl HttpTransport {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+            // The server closes a keep-alive connection idle for its header deadline
+            // (10 s by default); reusing one older than that would fail an exchange.
+            .max_idle_age(IDLE_REUSE)
             .http_status_as_error(false)
             .build()
             .into();

@@ -1,13 +1,14 @@
-//! `yibiao-server quarantine list|show ID|drop ID`: stored records the hub cannot serve
-//! (they do not load, or are too large to send), found by loading every stored document.
+//! `yibiao-server quarantine list|scan|show ID|drop ID`: stored records the hub cannot
+//! serve (they do not load, or are too large to send).
 //!
-//! A running server skips such a record by itself (its village keeps syncing); this is
-//! how the operator sees which ones and removes them. Dropping deletes the server's copy
-//! only: a phone that holds the record pushes it whole with its next edit.
+//! A running server skips such a record by itself (its village keeps syncing) and writes
+//! it to the database's quarantine list, which `list` prints (the same list `/ready` and
+//! the metric count). `scan` loads every stored document to find those no server met yet
+//! and adds them. Dropping deletes the server's copy and its entry together: a phone that
+//! holds the record pushes it whole with its next edit.
 
 use clap::Subcommand;
 use yibiao_model::RecordId;
-use yibiao_sync::hub::Budgets;
 
 use super::Paths;
 use super::table::{listing, print};
@@ -16,8 +17,11 @@ use crate::storage::{QuarantinedRecord, SqliteStorage};
 
 #[derive(Subcommand)]
 pub(crate) enum QuarantineAction {
-    /// List stored records that cannot be served: id, entity, village, chunks, bytes, why.
+    /// List the records set aside (the list `/ready` counts): id, entity, village,
+    /// chunks, bytes, why.
     List,
+    /// Load every stored record, add those that cannot be served to the list, print it.
+    Scan,
     /// Show one record set aside, as JSON.
     Show {
         /// The record id shown by `quarantine list`.
@@ -32,13 +36,23 @@ pub(crate) enum QuarantineAction {
 
 impl QuarantineAction {
     pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
-        let storage = open(paths)?;
-        let budget = Budgets::default().max_record_bytes;
+        let (storage, budget) = open(paths)?;
         match self {
             QuarantineAction::List => {
-                let rows = storage
+                let rows = storage.listed_records().map_err(|e| e.to_string())?;
+                print(&listing(rows.iter().map(row).collect()));
+                Ok(())
+            }
+            QuarantineAction::Scan => {
+                let found = storage
                     .quarantined_records(budget)
                     .map_err(|e| e.to_string())?;
+                let now = chrono::Utc::now().timestamp_millis();
+                for q in &found {
+                    yibiao_sync::HubStorage::quarantine(&storage, q.id, &q.reason, now)
+                        .map_err(|e| e.to_string())?;
+                }
+                let rows = storage.listed_records().map_err(|e| e.to_string())?;
                 print(&listing(rows.iter().map(row).collect()));
                 Ok(())
             }
@@ -59,16 +73,19 @@ impl QuarantineAction {
     }
 }
 
-fn open(paths: &Paths) -> Result<SqliteStorage, String> {
+/// The database and the record budget of the configuration (`budget_record_bytes`).
+fn open(paths: &Paths) -> Result<(SqliteStorage, usize), String> {
     let cfg = paths.config(Overrides::default())?;
     let db = cfg.data_dir.join("yibiao.db");
     if !db.exists() {
         return Err(format!("no database at {}", db.display()));
     }
-    SqliteStorage::open(&db).map_err(|e| e.to_string())
+    let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+    Ok((storage, cfg.budgets.max_record_bytes))
 }
 
-/// The record `id` if it is set aside; an error naming why not otherwise.
+/// The record `id` if it is on the list, or found unservable now; an error naming why
+/// not otherwise.
 fn set_aside(
     storage: &SqliteStorage,
     id: &str,
@@ -77,6 +94,10 @@ fn set_aside(
     let id: RecordId = id
         .parse()
         .map_err(|e| format!("`{id}` is not a record id: {e}"))?;
+    let listed = storage.listed_records().map_err(|e| e.to_string())?;
+    if let Some(q) = listed.into_iter().find(|q| q.id == id) {
+        return Ok(q);
+    }
     storage
         .quarantined_record(id, budget)
         .map_err(|e| e.to_string())?

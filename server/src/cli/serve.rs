@@ -138,18 +138,57 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
     tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
     // Printed for scripts and tests that start the server on port 0.
     println!("listening on http://{local}");
-    let listener = GuardedListener::new(
+    let mut listener = GuardedListener::new(
         listener,
         cfg.max_connections,
         Duration::from_secs(cfg.write_timeout_secs),
     );
-    let app = crate::app(state).into_make_service_with_connect_info::<ClientAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let app = crate::app(state);
+    let builder = connection_builder(&cfg);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, addr) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(ClientAddr(addr)));
+                req
+            },
+        );
+        let connection = builder.serve_connection(
+            hyper_util::rt::TokioIo::new(io),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(client = %addr, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    // No new connections; those open finish their requests (in-flight syncs commit).
+    drop(listener);
+    graceful.shutdown().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// HTTP/1.1 as `axum::serve` speaks it, plus a deadline on reading a request's headers
+/// (`header_read_timeout_secs`): a client that trickles its headers byte by byte
+/// (slowloris) is cut instead of holding a connection slot forever. The write and idle
+/// deadlines of [`GuardedListener`] still cover everything after the headers.
+fn connection_builder(cfg: &Config) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    builder
 }
 
 async fn shutdown_signal() {

@@ -42,6 +42,14 @@ async fn record_count(state: &AppState) -> Result<u64, ApiError> {
     Ok(tokio::task::spawn_blocking(move || hub.storage().record_count()).await??)
 }
 
+/// Records on the quarantine list (a database read, so on the blocking pool).
+async fn quarantined_count(state: &AppState) -> usize {
+    let hub = state.hub.clone();
+    tokio::task::spawn_blocking(move || hub.quarantined().len())
+        .await
+        .unwrap_or(0)
+}
+
 /// Liveness, free disk and a record count.
 #[utoipa::path(get, path = "/healthz", tag = "operator",
     responses(
@@ -94,7 +102,7 @@ pub async fn metrics(_: MetricsReader, State(state): State<AppState>) -> impl In
     let records = record_count(&state).await.unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(records) + &quarantine_gauge(state.hub.quarantined().len()),
+        state.metrics.render(records) + &quarantine_gauge(quarantined_count(&state).await),
     )
 }
 
@@ -112,8 +120,9 @@ pub struct Ready {
     pub ready: bool,
     /// Why not, one sentence each (empty when ready).
     pub reasons: Vec<String>,
-    /// Stored records set aside since start (damaged, or too large to send); their
-    /// villages keep syncing, the operator lists them with `yibiao-server quarantine list`.
+    /// Stored records set aside (damaged, or too large to send), from the database's
+    /// quarantine list: their villages keep syncing, the operator lists them with
+    /// `yibiao-server quarantine list` (the same list) and drops them.
     pub quarantined: usize,
     /// Free bytes on the data directory's disk, when known.
     pub free_bytes: Option<u64>,
@@ -149,7 +158,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let body = Ready {
         ready: reasons.is_empty(),
         reasons,
-        quarantined: state.hub.quarantined().len(),
+        quarantined: quarantined_count(&state).await,
         free_bytes: free,
     };
     let status = if body.ready {

@@ -14,11 +14,9 @@ use std::time::Duration;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -53,16 +51,31 @@ pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
     router
         .merge(pages)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!(
+                "this endpoint does not take {method}; see /openapi.json"
+            ))
+        })
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(JsonLimit(limit)))
         .layer(middleware::from_fn_with_state(state.clone(), in_flight))
         .layer(middleware::from_fn(crate::error::with_language))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `request_timeout_secs` per request until its response starts: past it, `408` in the
+/// error envelope (tower-http's timeout answers with an empty body).
+async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(format!(
+            "the request took longer than {} s; retry",
+            timeout.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// At most `max_in_flight` requests are handled at once; the next is answered `503`

@@ -1,15 +1,18 @@
 //! Records set aside for the operator: stored documents that do not load, or that are
 //! too large to send to a phone (stored before the hub's budgets existed).
 //!
-//! The hub skips such a record on its own while serving (see `yibiao_sync::hub`); these
-//! are the operator's tools to find, inspect and drop them (`yibiao-server quarantine`).
-//! Listing loads every stored document, so it is an operator command, never a request.
+//! The hub skips such a record on its own while serving (see `yibiao_sync::hub`) and
+//! writes it to the `quarantine` table ([`SqliteStorage::set_aside`]): the one list the
+//! hub (after a restart too), `/ready`, the metric and `yibiao-server quarantine list`
+//! read. [`SqliteStorage::quarantined_records`] finds the ones no server met yet by
+//! loading every stored document (`quarantine scan`: an operator command, never a
+//! request); [`SqliteStorage::drop_record`] deletes a record and its entry together.
 
 use automerge::ActorId;
 use rusqlite::{OptionalExtension, params};
 use yibiao_model::RecordId;
 use yibiao_model::record::Record;
-use yibiao_sync::hub::StorageError;
+use yibiao_sync::hub::{SetAside, StorageError};
 
 use super::SqliteStorage;
 use super::sqlite::{err, id_of, lock};
@@ -32,8 +35,115 @@ pub struct QuarantinedRecord {
 }
 
 impl SqliteStorage {
+    /// Writes the stored record `id` to the quarantine list (its village from `docs`);
+    /// one already listed keeps its first reason. `None` when `id` is not stored.
+    pub(crate) fn set_aside(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError> {
+        let conn = lock(&self.writer);
+        let key = id.as_bytes().as_slice();
+        conn.execute(
+            "INSERT OR IGNORE INTO quarantine (record_id, village, reason, since_ms)
+             SELECT id, village, ?2, ?3 FROM docs WHERE id = ?1",
+            params![key, reason, now_ms],
+        )
+        .map_err(err)?;
+        conn.query_row(
+            "SELECT village, reason, since_ms FROM quarantine WHERE record_id = ?1",
+            params![key],
+            |r| {
+                Ok(SetAside {
+                    id,
+                    village: r.get(0)?,
+                    reason: r.get(1)?,
+                    since_ms: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(err)
+    }
+
+    /// The quarantine list, by record id.
+    pub(crate) fn set_aside_list(&self) -> Result<Vec<SetAside>, StorageError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT record_id, village, reason, since_ms FROM quarantine ORDER BY record_id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rows.into_iter()
+            .map(|(id, village, reason, since_ms)| {
+                Ok(SetAside {
+                    id: id_of(id)?,
+                    village,
+                    reason,
+                    since_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// The quarantine list with what the operator needs to judge each entry (entity,
+    /// chunks, bytes), by record id.
+    pub fn listed_records(&self) -> Result<Vec<QuarantinedRecord>, StorageError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare(
+                "SELECT q.record_id, d.entity, q.village, q.reason,
+                        (SELECT count(*) FROM chunks c WHERE c.record_id = q.record_id),
+                        (SELECT coalesce(sum(length(c.bytes)), 0) FROM chunks c
+                          WHERE c.record_id = q.record_id)
+                 FROM quarantine q JOIN docs d ON d.id = q.record_id
+                 ORDER BY q.record_id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rows.into_iter()
+            .map(|(id, entity, village, reason, chunks, bytes)| {
+                Ok(QuarantinedRecord {
+                    id: id_of(id)?,
+                    entity,
+                    village,
+                    chunks: usize::try_from(chunks).unwrap_or(0),
+                    bytes: usize::try_from(bytes).unwrap_or(0),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// Every stored record that does not load, or whose whole document on the wire is
-    /// larger than `max_record_bytes`.
+    /// larger than `max_record_bytes`, found by loading each (the list holds only those
+    /// a server met).
     pub fn quarantined_records(
         &self,
         max_record_bytes: usize,
@@ -103,7 +213,7 @@ impl SqliteStorage {
     }
 
     /// Deletes every trace of a record: its chunks, summary, feed row, what devices hold
-    /// of it, its burden rows and task index. Phones that hold a copy keep it; their
+    /// of it, its burden rows, task index and quarantine entry. Phones that hold a copy keep it; their
     /// next edit of it pushes the whole document again. False when it was not stored.
     pub fn drop_record(&self, id: RecordId) -> Result<bool, StorageError> {
         let mut conn = lock(&self.writer);
@@ -119,6 +229,7 @@ impl SqliteStorage {
             "DELETE FROM device_sent WHERE record_id = ?1",
             "DELETE FROM typed WHERE record_id = ?1",
             "DELETE FROM task_docs WHERE record_id = ?1",
+            "DELETE FROM quarantine WHERE record_id = ?1",
         ] {
             tx.execute(sql, params![key]).map_err(err)?;
         }

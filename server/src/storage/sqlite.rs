@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use automerge::{ActorId, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, params};
 use yibiao_model::RecordId;
-use yibiao_sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError};
+use yibiao_sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, SetAside, StorageError};
 
 const STEPS: &[&str] = &[
     r#"
@@ -119,6 +119,17 @@ const STEPS: &[&str] = &[
     CREATE INDEX devices_by_phone ON devices (phone_device);
 "#,
     super::staff::MIGRATION,
+    r#"
+    -- Stored records set aside for the operator (do not load, or too large to send):
+    -- the one list the hub, /ready, the metric and `yibiao-server quarantine` read.
+    -- Deleted with the record (`quarantine drop`).
+    CREATE TABLE quarantine (
+        record_id BLOB PRIMARY KEY,
+        village   TEXT,
+        reason    TEXT NOT NULL,
+        since_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#,
 ];
 
 /// A registered device, as listed by the operator.
@@ -526,6 +537,19 @@ impl HubStorage for SqliteStorage {
             }
         }
         Ok(out)
+    }
+
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError> {
+        self.set_aside(id, reason, now_ms)
+    }
+
+    fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {
+        self.set_aside_list()
     }
 }
 

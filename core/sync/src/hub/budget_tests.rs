@@ -66,6 +66,17 @@ impl HubStorage for Spy {
     ) -> Result<std::collections::HashMap<ActorId, String>, StorageError> {
         self.inner.actor_devices(actors)
     }
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<super::SetAside>, StorageError> {
+        self.inner.quarantine(id, reason, now_ms)
+    }
+    fn quarantined(&self) -> Result<Vec<super::SetAside>, StorageError> {
+        self.inner.quarantined()
+    }
 }
 
 fn hub() -> Hub<Spy> {

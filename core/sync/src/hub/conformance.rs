@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use automerge::{ActorId, ChangeHash};
 use yibiao_model::ids::RecordId;
 
-use super::{DeviceScope, DocWrite, HubBatch, HubStorage};
+use super::{DeviceScope, DocWrite, HubBatch, HubStorage, SetAside};
 fn write(id: RecordId, village: Option<&str>, chunk: &[u8], snapshot: bool) -> DocWrite {
     DocWrite {
         id,
@@ -38,6 +38,53 @@ pub fn run_all<S: HubStorage>(make: impl Fn() -> S) {
     device_heads_come_from_pushes_and_confirmed_sends(&make());
     a_send_of_a_record_that_moved_is_not_confirmed(&make());
     an_actor_stays_bound_to_the_first_phone_that_used_it(&make());
+    a_record_set_aside_is_listed_with_its_village_and_first_reason(&make());
+}
+
+/// A stored record set aside is listed, durably, with its stored village and the first
+/// reason given; an unknown id cannot be set aside.
+pub fn a_record_set_aside_is_listed_with_its_village_and_first_reason<S: HubStorage>(s: &S) {
+    let (a, b) = (RecordId::new(), RecordId::new());
+    assert!(s.quarantined().unwrap().is_empty());
+    assert_eq!(
+        s.quarantine(a, "does not load", 5).unwrap(),
+        None,
+        "an unknown record was set aside"
+    );
+    s.commit(&batch(
+        "d",
+        vec![
+            write(a, Some("tujiang"), b"a", true),
+            write(b, None, b"b", true),
+        ],
+    ))
+    .unwrap();
+    let first = s.quarantine(a, "does not load", 5).unwrap().unwrap();
+    assert_eq!(first.village.as_deref(), Some("tujiang"));
+    let again = s.quarantine(a, "too large", 9).unwrap().unwrap();
+    assert_eq!(again, first, "a second reason replaced the first");
+    assert_eq!(
+        s.quarantine(b, "too large", 7).unwrap().unwrap().village,
+        None
+    );
+    let mut listed = s.quarantined().unwrap();
+    listed.sort_by_key(|q| q.id);
+    let mut want = vec![
+        SetAside {
+            id: a,
+            village: Some("tujiang".into()),
+            reason: "does not load".into(),
+            since_ms: 5,
+        },
+        SetAside {
+            id: b,
+            village: None,
+            reason: "too large".into(),
+            since_ms: 7,
+        },
+    ];
+    want.sort_by_key(|q| q.id);
+    assert_eq!(listed, want);
 }
 
 /// An actor is bound once, to the phone of the batch that first used it.

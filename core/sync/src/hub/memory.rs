@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use automerge::{ActorId, ChangeHash};
 use yibiao_model::ids::RecordId;
 
-use super::{DeviceScope, FeedEntry, HubBatch, HubStorage, StorageError, lock};
+use super::{DeviceScope, FeedEntry, HubBatch, HubStorage, SetAside, StorageError, lock};
 
 /// Hub storage in memory, for simulations and tests.
 #[derive(Debug, Default)]
@@ -23,6 +23,7 @@ struct MemoryInner {
     device_heads: HashMap<(String, RecordId), Vec<ChangeHash>>,
     sent: HashMap<(String, RecordId), (Vec<ChangeHash>, u64)>,
     actors: HashMap<ActorId, String>,
+    quarantine: BTreeMap<RecordId, SetAside>,
 }
 
 impl HubStorage for MemoryHubStorage {
@@ -125,5 +126,29 @@ impl HubStorage for MemoryHubStorage {
             .iter()
             .filter_map(|a| m.actors.get(a).map(|d| (a.clone(), d.clone())))
             .collect())
+    }
+
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError> {
+        let mut m = lock(&self.inner);
+        let Some(seq) = m.feed_pos.get(&id) else {
+            return Ok(None);
+        };
+        let village = m.feed.get(seq).and_then(|(_, v)| v.clone());
+        let entry = m.quarantine.entry(id).or_insert_with(|| SetAside {
+            id,
+            village,
+            reason: reason.to_owned(),
+            since_ms: now_ms,
+        });
+        Ok(Some(entry.clone()))
+    }
+
+    fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {
+        Ok(lock(&self.inner).quarantine.values().cloned().collect())
     }
 }

@@ -57,7 +57,7 @@ pub use budget::Budgets;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryHubStorage;
 pub use storage::{
-    DeviceAuth, DeviceScope, DocWrite, FeedEntry, HubBatch, HubStorage, StorageError,
+    DeviceAuth, DeviceScope, DocWrite, FeedEntry, HubBatch, HubStorage, SetAside, StorageError,
 };
 
 const MISSING_HISTORY: &str =
@@ -123,14 +123,16 @@ pub struct Hub<S> {
     actor: ActorId,
     write: Mutex<()>,
     cache: Mutex<LruCache<RecordId, Record>>,
-    quarantine: Mutex<BTreeMap<RecordId, String>>,
+    /// The records set aside, as storage lists them (read at start, written through).
+    quarantine: Mutex<BTreeMap<RecordId, SetAside>>,
 }
 
-/// What the hub holds of a record: a loaded copy, nothing, or a copy it cannot use.
+/// What the hub holds of a record: a loaded copy, nothing, or a copy it cannot use
+/// (with its village: only devices of that scope may learn it exists).
 enum Held {
     Loaded,
     Absent,
-    Quarantined(String),
+    Quarantined(Option<String>),
 }
 
 const QUARANTINED: &str = "the server has set its copy of this record aside for the operator (damaged or too large); your edit is kept on this phone";
@@ -143,6 +145,14 @@ impl<S: HubStorage> Hub<S> {
     /// A hub over `storage`.
     pub fn new(schema: Arc<Schema>, storage: S, clock: Arc<dyn Clock>, config: HubConfig) -> Self {
         let size = NonZeroUsize::new(config.cached_documents.max(1)).unwrap_or(NonZeroUsize::MIN);
+        // Set aside before a restart stays set aside: storage is the one list.
+        let quarantine = match storage.quarantined() {
+            Ok(rows) => rows.into_iter().map(|q| (q.id, q)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the records set aside; each is found again when met");
+                BTreeMap::new()
+            }
+        };
         Self {
             schema,
             storage,
@@ -151,7 +161,7 @@ impl<S: HubStorage> Hub<S> {
             actor: ActorId::random(),
             write: Mutex::new(()),
             cache: Mutex::new(LruCache::new(size)),
-            quarantine: Mutex::new(BTreeMap::new()),
+            quarantine: Mutex::new(quarantine),
         }
     }
 
@@ -172,14 +182,21 @@ impl<S: HubStorage> Hub<S> {
         Ok(cache.get(&id).cloned())
     }
 
-    /// Records set aside since the hub started, with why: stored records that do not
-    /// load or are too large to send. Pulls skip them and pushes to them are refused
-    /// until the operator drops them (`yibiao-server quarantine`).
+    /// Records set aside, with why: stored records that do not load or are too large to
+    /// send. Pulls skip them and pushes to them are refused until the operator drops them
+    /// (`yibiao-server quarantine`). Read from storage, the one list (an operator's drop
+    /// shows at once); the hub's own copy if storage fails.
     pub fn quarantined(&self) -> Vec<(RecordId, String)> {
-        lock(&self.quarantine)
-            .iter()
-            .map(|(id, why)| (*id, why.clone()))
-            .collect()
+        match self.storage.quarantined() {
+            Ok(rows) => rows.into_iter().map(|q| (q.id, q.reason)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the records set aside from storage");
+                lock(&self.quarantine)
+                    .values()
+                    .map(|q| (q.id, q.reason.clone()))
+                    .collect()
+            }
+        }
     }
 
     /// Forgets a quarantined record (the operator dropped or repaired it), so the next
@@ -189,13 +206,31 @@ impl<S: HubStorage> Hub<S> {
         lock(&self.cache).pop(&id);
     }
 
-    /// Sets a stored record aside, logging the first time only.
-    fn set_aside(&self, id: RecordId, why: String) {
+    /// Sets a stored record aside, durably, logging the first time only; returns its
+    /// village as stored. If storage fails it is set aside in memory as township-level
+    /// (no village device learns of it) and found again when next met.
+    fn set_aside(&self, id: RecordId, why: String) -> Option<String> {
         let mut quarantine = lock(&self.quarantine);
-        if let std::collections::btree_map::Entry::Vacant(slot) = quarantine.entry(id) {
-            tracing::error!(record = %id, reason = %why, "stored record quarantined");
-            slot.insert(why);
+        if let Some(q) = quarantine.get(&id) {
+            return q.village.clone();
         }
+        tracing::error!(record = %id, reason = %why, "stored record quarantined");
+        let stored = self
+            .storage
+            .quarantine(id, &why, self.clock.now_ms())
+            .unwrap_or_else(|e| {
+                tracing::error!(record = %id, error = %e, "cannot record the quarantine in storage");
+                None
+            });
+        let entry = stored.unwrap_or(SetAside {
+            id,
+            village: None,
+            reason: why,
+            since_ms: self.clock.now_ms(),
+        });
+        let village = entry.village.clone();
+        quarantine.insert(id, entry);
+        village
     }
 
     fn cached(
@@ -206,7 +241,9 @@ impl<S: HubStorage> Hub<S> {
         match self.held(cache, id)? {
             Held::Loaded => Ok(true),
             Held::Absent => Ok(false),
-            Held::Quarantined(why) => Err(StorageError(why)),
+            Held::Quarantined(_) => Err(StorageError(format!(
+                "stored record {id} is set aside for the operator (yibiao-server quarantine show {id})"
+            ))),
         }
     }
 
@@ -224,8 +261,8 @@ impl<S: HubStorage> Hub<S> {
             lock(&self.quarantine).remove(&id);
             return Ok(Held::Absent);
         };
-        if let Some(why) = lock(&self.quarantine).get(&id) {
-            return Ok(Held::Quarantined(why.clone()));
+        if let Some(q) = lock(&self.quarantine).get(&id) {
+            return Ok(Held::Quarantined(q.village.clone()));
         }
         match Record::load(id, self.actor.clone(), &chunks) {
             Ok(record) => {
@@ -234,8 +271,7 @@ impl<S: HubStorage> Hub<S> {
             }
             Err(e) => {
                 let why = format!("stored record {id} does not load: {e}");
-                self.set_aside(id, why.clone());
-                Ok(Held::Quarantined(why))
+                Ok(Held::Quarantined(self.set_aside(id, why)))
             }
         }
     }
@@ -430,7 +466,12 @@ impl<S: HubStorage> Hub<S> {
         let exists = match self.held(cache, id).map_err(|e| storage_failed(id, e))? {
             Held::Loaded => true,
             Held::Absent => false,
-            Held::Quarantined(_) => {
+            Held::Quarantined(village) => {
+                // Only a device that could read the record learns it is set aside; any
+                // other is answered as for an id the hub does not hold.
+                if !auth.scope.contains(village.as_deref()) {
+                    return Err(self.as_if_unknown(id, doc, auth));
+                }
                 return Err((RefusalCode::Malformed, QUARANTINED.to_owned()).into());
             }
         };

@@ -99,6 +99,22 @@ pub struct HubBatch {
     pub actors: Vec<(ActorId, String)>,
 }
 
+/// A stored record set aside for the operator (it does not load, or is too large to
+/// send), as storage keeps it: the one list the hub, `/ready`, the metric and the
+/// operator's commands read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// The record.
+    pub id: RecordId,
+    /// Its village as stored (`None`: township level): only devices of that scope may
+    /// learn that it exists.
+    pub village: Option<String>,
+    /// Why, for the operator (never sent to a device).
+    pub reason: String,
+    /// When it was first set aside, ms since the epoch.
+    pub since_ms: i64,
+}
+
 /// The server's storage. Every method is blocking; call it off the async runtime.
 pub trait HubStorage: Send + Sync {
     /// Stored chunks of a document, in order; `None` when unknown.
@@ -128,6 +144,17 @@ pub trait HubStorage: Send + Sync {
     fn record_count(&self) -> Result<u64, StorageError>;
     /// The phone (device id) each of `actors` is bound to, for those bound.
     fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError>;
+    /// Sets the stored record `id` aside with `reason` at `now_ms`, durably; a record
+    /// already set aside keeps its first reason and time. `None` when `id` is not stored.
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError>;
+    /// Every record set aside, by id. Deleting a record's documents (the operator's
+    /// drop) deletes its entry too.
+    fn quarantined(&self) -> Result<Vec<SetAside>, StorageError>;
 }
 
 impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
@@ -164,5 +191,16 @@ impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
     }
     fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
         (**self).actor_devices(actors)
+    }
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError> {
+        (**self).quarantine(id, reason, now_ms)
+    }
+    fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {
+        (**self).quarantined()
     }
 }

@@ -1,0 +1,45 @@
+"""Checks the API property test adds to schemathesis' own (loaded via SCHEMATHESIS_HOOKS).
+
+error_envelope: every answer that is not a success carries the project's one JSON error
+envelope, {"error": {"code": "<lowercase_code>", "message": "<non-empty text>"}}
+(server/src/error.rs), so a client can always show a person what went wrong.
+"""
+
+import json
+import re
+
+import schemathesis
+
+CODE = re.compile(r"^[a-z_]+$")
+# Operator probes whose documented non-2xx answer is their own body (`Health`, `Ready`:
+# why the server is not ready), not an error.
+OWN_BODY = {"/healthz", "/ready"}
+
+
+@schemathesis.check
+def error_envelope(ctx, response, case):
+    """Every non-2xx answer is the project's JSON error envelope."""
+    if 200 <= response.status_code < 300 or case.path in OWN_BODY:
+        return None
+    where = f"{case.method} {case.formatted_path} answered {response.status_code}"
+    ctype = response.headers.get("content-type", [""])
+    ctype = ctype[0] if isinstance(ctype, list) else ctype
+    if not ctype.startswith("application/json"):
+        raise AssertionError(f"{where} with content-type {ctype!r}, not the JSON error envelope")
+    try:
+        body = json.loads(response.content)
+    except ValueError as e:
+        raise AssertionError(f"{where} with a body that is not JSON: {e}") from None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or set(error) != {"code", "message"}:
+        raise AssertionError(f"{where} without the envelope {{error: {{code, message}}}}: {body!r}")
+    if not isinstance(error["code"], str) or not CODE.match(error["code"]):
+        raise AssertionError(f"{where} with error code {error['code']!r}")
+    if not isinstance(error["message"], str) or not error["message"].strip():
+        raise AssertionError(f"{where} with an empty error message")
+    return None
+
+
+# `POST /v1/sync` takes the binary sync body; the generated value goes as raw bytes, so
+# the server meets version bytes, compression and postcard it must refuse in the envelope.
+schemathesis.serializer.alias("application/x-yibiao-sync", "application/octet-stream")
