@@ -182,7 +182,7 @@ async fn bad_bodies_get_a_clear_4xx_and_store_nothing() {
             old,
             StatusCode::UPGRADE_REQUIRED,
             "protocol_version",
-            "this app speaks sync protocol 0; the server speaks 2. Update the app.",
+            "this app speaks sync protocol 0; the server speaks 1. Update the app.",
         ),
         (
             good[..good.len() - 7].to_vec(),

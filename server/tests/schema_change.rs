@@ -122,7 +122,7 @@ fn check_schema_against_a_data_dir_lists_stranded_values_with_counts_and_example
     );
     assert!(
         stdout.contains(&format!(
-            "1 records: household.dibao_status: field `dibao_status` (低保状态) has no option \"suspended\"; allowed: none, enrolled, special (e.g. {suspended} = \"suspended\")"
+            "1 records: household.dibao_status: field `dibao_status` (Minimum living allowance status) has no option \"suspended\"; allowed: Not enrolled, Enrolled, Extreme-poverty support (e.g. {suspended} = \"suspended\")"
         )),
         "{stdout}"
     );
@@ -209,7 +209,7 @@ fn the_read_model_is_rebuilt_with_each_revision_served_and_stranded_values_stay(
     let refused = schema_change::prepare(dir, state2.storage.as_ref(), state2.hub.schema(), false)
         .unwrap_err();
     assert!(
-        refused.contains("2 records: household.household_size: field `household_size` (家庭人口数) expects text (e.g. "),
+        refused.contains("2 records: household.household_size: field `household_size` (Household size) expects text (e.g. "),
         "{refused}"
     );
     let rebuilt =

@@ -17,15 +17,20 @@
 //! [`trailing`]: an older reader never sees it, and a newer reader of an older message
 //! finds the body ended and takes `None`. The schema fields ([`SyncRequest::schema`],
 //! [`SyncResponse::schema`]) came this way; phones of the first protocol keep working.
+//! So did refusal reasons: a [`Refusal`] is an element of a list, and an element cannot
+//! grow without breaking the readers of the list, so on the wire a refusal stays
+//! `{record, code, message}` and the reasons travel as one appended list in the same
+//! order (`SyncResponse`'s hand-written serde below); in Rust they are one struct.
 
 use serde::{Deserialize, Serialize};
 
 use yibiao_model::ids::RecordId;
 use yibiao_model::messages::Message;
 
-/// The protocol version this build speaks. 2: a refusal carries its reason as a code
-/// with parameters (`Refusal::reason`).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The protocol version this build speaks. Still the first: everything added since
+/// (the schema fields, refusal reasons) was appended (module docs), so phones in the
+/// field keep syncing with new servers and new phones with old servers.
+pub const PROTOCOL_VERSION: u8 = 1;
 const MAGIC: &[u8; 3] = b"YBS";
 /// Largest decompressed message accepted (guards against zstd bombs).
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
@@ -121,8 +126,9 @@ pub struct PushDoc {
     pub bytes: Vec<u8>,
 }
 
-/// What the server answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// What the server answers. On the wire it is [`ResponseWire`] (the refusal reasons
+/// appended as their own list, module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncResponse {
     /// Pushed documents merged and stored durably.
     pub accepted: Vec<WireId>,
@@ -138,7 +144,6 @@ pub struct SyncResponse {
     pub server_time_ms: i64,
     /// The server's schema when it is newer than the one the request said the phone
     /// holds (appended field; see the module docs).
-    #[serde(default, deserialize_with = "trailing")]
     pub schema: Option<SchemaOffer>,
 }
 
@@ -182,8 +187,8 @@ impl RefusalCode {
     }
 }
 
-/// A refused document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A refused document. On the wire, `reason` travels apart ([`SyncResponse`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// The record.
     pub record: WireId,
@@ -195,6 +200,93 @@ pub struct Refusal {
     /// cadre's language (`yibiao_model::messages`): a value's reason (`not_an_option`,
     /// `bad_id_number`, ...) or the refusal code (`out_of_scope`, ...) with `detail`.
     pub reason: Message,
+}
+
+/// A refusal as the first protocol wrote it (its reason travels in
+/// [`ResponseWire::reasons`]).
+#[derive(Serialize, Deserialize)]
+struct RefusalWire<'a> {
+    record: WireId,
+    code: RefusalCode,
+    #[serde(borrow)]
+    message: std::borrow::Cow<'a, str>,
+}
+
+/// [`SyncResponse`] as it is on the wire: the first protocol's fields, then the appended
+/// ones in the order they came.
+#[derive(Serialize, Deserialize)]
+struct ResponseWire<'a> {
+    accepted: std::borrow::Cow<'a, [WireId]>,
+    #[serde(borrow)]
+    refused: Vec<RefusalWire<'a>>,
+    docs: std::borrow::Cow<'a, [PullDoc]>,
+    cursor: u64,
+    more: bool,
+    server_time_ms: i64,
+    #[serde(default, deserialize_with = "trailing")]
+    schema: Option<std::borrow::Cow<'a, SchemaOffer>>,
+    /// One per refusal, in the same order (appended after `schema`).
+    #[serde(default, deserialize_with = "trailing")]
+    reasons: Option<Vec<std::borrow::Cow<'a, Message>>>,
+}
+
+impl Serialize for SyncResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::borrow::Cow::Borrowed;
+        ResponseWire {
+            accepted: Borrowed(&self.accepted),
+            refused: self
+                .refused
+                .iter()
+                .map(|r| RefusalWire {
+                    record: r.record,
+                    code: r.code,
+                    message: Borrowed(&r.message),
+                })
+                .collect(),
+            docs: Borrowed(&self.docs),
+            cursor: self.cursor,
+            more: self.more,
+            server_time_ms: self.server_time_ms,
+            schema: self.schema.as_ref().map(Borrowed),
+            reasons: Some(self.refused.iter().map(|r| Borrowed(&r.reason)).collect()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = ResponseWire::deserialize(d)?;
+        let mut reasons = wire.reasons.unwrap_or_default().into_iter();
+        let refused = wire
+            .refused
+            .into_iter()
+            .map(|r| {
+                let message = r.message.into_owned();
+                // A server of the first protocol sends no reasons: its message, as is.
+                let reason = reasons.next().map_or_else(
+                    || Message::new(r.code.as_str()).with("detail", message.clone()),
+                    std::borrow::Cow::into_owned,
+                );
+                Refusal {
+                    record: r.record,
+                    code: r.code,
+                    message,
+                    reason,
+                }
+            })
+            .collect();
+        Ok(SyncResponse {
+            accepted: wire.accepted.into_owned(),
+            refused,
+            docs: wire.docs.into_owned(),
+            cursor: wire.cursor,
+            more: wire.more,
+            server_time_ms: wire.server_time_ms,
+            schema: wire.schema.map(std::borrow::Cow::into_owned),
+        })
+    }
 }
 
 /// A sync body that cannot be read.
@@ -357,7 +449,7 @@ mod tests {
     fn wire_format_is_pinned() {
         // A change here breaks every phone in the field: bump PROTOCOL_VERSION instead.
         let body = sample().encode();
-        assert_eq!(&body[..4], b"YBS\x02");
+        assert_eq!(&body[..4], b"YBS\x01");
         let raw = zstd::bulk::decompress(&body[4..], 1 << 20).unwrap();
         let mut want = vec![5, b'd', b'e', b'v', b'-', b'1', 42, 1];
         want.extend([7; 16]);
@@ -379,7 +471,7 @@ mod tests {
         old[3] = 0;
         assert_eq!(
             SyncRequest::decode(&old).unwrap_err().to_string(),
-            "sync protocol version 0 is not supported (this side speaks 2); update the app"
+            "sync protocol version 0 is not supported (this side speaks 1); update the app"
         );
         let body = sample().encode();
         assert!(matches!(
@@ -402,7 +494,7 @@ mod tests {
         ];
         assert!(SyncRequest::decode(&garbage).is_err());
         // A valid zstd frame around bytes that are not a request.
-        let mut junk = b"YBS\x02".to_vec();
+        let mut junk = b"YBS\x01".to_vec();
         junk.extend(zstd::bulk::compress(&[0xff; 10], 1).unwrap());
         assert!(matches!(
             SyncRequest::decode(&junk),
@@ -412,7 +504,7 @@ mod tests {
 
     /// The messages as the first protocol wrote them, before the schema fields.
     mod v1 {
-        use super::super::{PullDoc, PushDoc, Refusal, WireId};
+        use super::super::{PullDoc, PushDoc, RefusalCode, WireId};
         use serde::{Deserialize, Serialize};
         #[derive(Debug, PartialEq, Serialize, Deserialize)]
         pub(super) struct SyncRequest {
@@ -430,6 +522,12 @@ mod tests {
             pub more: bool,
             pub server_time_ms: i64,
         }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) struct Refusal {
+            pub record: WireId,
+            pub code: RefusalCode,
+            pub message: String,
+        }
     }
 
     #[test]
@@ -445,7 +543,17 @@ mod tests {
         assert_eq!((read.device.as_str(), read.cursor), ("dev-1", 3));
         assert_eq!(read.schema, None);
         // A new response, schema and all, reads on the old phone as before.
+        let refusal = |n: u8, reason: Message| Refusal {
+            record: WireId([n; 16]),
+            code: RefusalCode::InvalidValue,
+            message: format!("english {n}"),
+            reason,
+        };
         let new = SyncResponse {
+            refused: vec![
+                refusal(1, Message::new("not_an_option").with("got", "x")),
+                refusal(2, Message::new("above_max").with("max", "30")),
+            ],
             cursor: 9,
             more: true,
             server_time_ms: 5,
@@ -461,6 +569,38 @@ mod tests {
             (old_read.cursor, old_read.more, old_read.server_time_ms),
             (9, true, 5)
         );
+        let old_refusals: Vec<_> = old_read
+            .refused
+            .iter()
+            .map(|r| (r.record, r.message.as_str()))
+            .collect();
+        assert_eq!(
+            old_refusals,
+            [
+                (WireId([1; 16]), "english 1"),
+                (WireId([2; 16]), "english 2")
+            ]
+        );
+        // The new phone reads each refusal with its own reason.
+        assert_eq!(SyncResponse::decode(&new.encode()).unwrap(), new);
+        // A response of an old server (no reasons) reads with the message as the detail.
+        let from_old = v1::SyncResponse {
+            accepted: vec![],
+            refused: vec![v1::Refusal {
+                record: WireId([3; 16]),
+                code: RefusalCode::OutOfScope,
+                message: "elsewhere".into(),
+            }],
+            docs: vec![],
+            cursor: 1,
+            more: false,
+            server_time_ms: 0,
+        };
+        let read = SyncResponse::decode(&encode(&from_old)).unwrap();
+        assert_eq!(
+            read.refused[0].reason,
+            Message::new("out_of_scope").with("detail", "elsewhere")
+        );
         // And a new request reads on an old server.
         let mut req = sample();
         req.schema = Some(SchemaHeld {
@@ -474,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_zstd_bomb_is_refused_not_inflated() {
-        let mut bomb = b"YBS\x02".to_vec();
+        let mut bomb = b"YBS\x01".to_vec();
         bomb.extend(zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1024], 1).unwrap());
         assert!(
             bomb.len() < 64 * 1024,

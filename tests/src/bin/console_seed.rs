@@ -106,7 +106,7 @@ fn run() -> Res<()> {
         Some("tujiang"),
         &[
             set("household_head", text("阿木日哈")),
-            set("id_number", text("513401198505052222")),
+            set("id_number", text("513401198505052226")),
             set("phone", text("13800001111")),
             set("household_size", Value::Integer(5)),
             set("dibao_status", choice("enrolled")),
@@ -119,7 +119,7 @@ fn run() -> Res<()> {
         Some("tujiang"),
         &[
             set("household_head", text("吉巴")),
-            set("id_number", text("51340119900101002X")),
+            set("id_number", text("513401199001010027")),
             set("household_size", Value::Integer(3)),
             set("annual_income", Value::Decimal("18000".parse()?)),
             set("dibao_status", choice("none")),

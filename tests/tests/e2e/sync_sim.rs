@@ -590,7 +590,7 @@ fn an_old_client_is_told_to_update() {
     old[3] = 9;
     assert_eq!(
         SyncRequest::decode(&old).unwrap_err().to_string(),
-        "sync protocol version 9 is not supported (this side speaks 2); update the app"
+        "sync protocol version 9 is not supported (this side speaks 1); update the app"
     );
 }
 
