@@ -24,7 +24,7 @@ use yibiao_model::clock::ManualClock;
 use yibiao_model::record::{FieldEdit, Record, Scope};
 use yibiao_model::task::{TaskSpec, new_task_doc};
 use yibiao_model::{Author, CadreId, DeviceId, RecordId, Schema, Value};
-use yibiao_sync::hub::{Budgets, FeedEntry, HubBatch, StorageError};
+use yibiao_sync::hub::{Budgets, FeedEntry, HubBatch, SetAside, StorageError};
 use yibiao_sync::protocol::{PushDoc, SyncRequest, heads_to_wire};
 use yibiao_sync::{
     DeviceAuth, DeviceScope, Hub, HubConfig, HubStorage, Identity, MemoryHubStorage,
@@ -238,6 +238,17 @@ impl HubStorage for Recorder {
     }
     fn actor_devices(&self, actors: &[ActorId]) -> Result<HashMap<ActorId, String>, StorageError> {
         self.inner.actor_devices(actors)
+    }
+    fn quarantine(
+        &self,
+        id: RecordId,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Option<SetAside>, StorageError> {
+        self.inner.quarantine(id, reason, now_ms)
+    }
+    fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {
+        self.inner.quarantined()
     }
 }
 
