@@ -124,6 +124,9 @@ fn sync_request() {
             record: WireId([8; 16]),
             code: RefusalCode::InvalidValue,
             message: "field `household_size` must be at most 30, got 31".into(),
+            reason: yibiao_model::messages::Message::new("above_max")
+                .with("field", "household_size")
+                .with("max", "30"),
         }],
         docs: vec![PullDoc {
             record: WireId::from(record.id()),
