@@ -659,16 +659,7 @@ fn register_households(t: &mut Township) -> Res<()> {
                     "household_head",
                     Value::Text(format!("{}{}", surnames[(h + vi) % surnames.len()], h + 1)),
                 ),
-                set(
-                    "id_number",
-                    Value::Text(format!(
-                        "5134311980{:02}{:02}{:03}{}",
-                        vi + 1,
-                        h % 28 + 1,
-                        h,
-                        h % 10
-                    )),
-                ),
+                set("id_number", Value::Text(id_number(vi, h))),
                 set("household_size", Value::Integer(2 + (h as i64 % 5))),
                 set("address", Value::Text(format!("{v} 第{}组", h % 4 + 1))),
             ];
@@ -678,6 +669,19 @@ fn register_households(t: &mut Township) -> Res<()> {
         }
     }
     t.office.sync()
+}
+
+/// A resident ID number (GB 11643) for household `h` of village `vi`: born 1980, the
+/// month from the village, with the check character the standard gives.
+fn id_number(vi: usize, h: usize) -> String {
+    let body = format!(
+        "5134311980{:02}{:02}{:03}",
+        vi % 12 + 1,
+        h % 28 + 1,
+        h % 1000
+    );
+    let check = yibiao_model::formats::id_check_char(&body).unwrap_or('X');
+    format!("{body}{check}")
 }
 
 /// The four tasks of the day.
