@@ -1,7 +1,8 @@
 """Checks the API property test adds to schemathesis' own (loaded via SCHEMATHESIS_HOOKS).
 
 error_envelope: every answer that is not a success carries the project's one JSON error
-envelope, {"error": {"code": "<lowercase_code>", "message": "<non-empty text>"}}
+envelope, {"error": {"code": "<lowercase_code>", "reason": "<lowercase_code>",
+"params": {"<name>": "<text>"}, "message": "<non-empty text>"}}
 (server/src/error.rs), so a client can always show a person what went wrong.
 """
 
@@ -31,10 +32,18 @@ def error_envelope(ctx, response, case):
     except ValueError as e:
         raise AssertionError(f"{where} with a body that is not JSON: {e}") from None
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or set(error) != {"code", "message"}:
-        raise AssertionError(f"{where} without the envelope {{error: {{code, message}}}}: {body!r}")
-    if not isinstance(error["code"], str) or not CODE.match(error["code"]):
-        raise AssertionError(f"{where} with error code {error['code']!r}")
+    if not isinstance(error, dict) or set(error) != {"code", "reason", "params", "message"}:
+        raise AssertionError(
+            f"{where} without the envelope {{error: {{code, reason, params, message}}}}: {body!r}"
+        )
+    for key in ("code", "reason"):
+        if not isinstance(error[key], str) or not CODE.match(error[key]):
+            raise AssertionError(f"{where} with error {key} {error[key]!r}")
+    params = error["params"]
+    if not isinstance(params, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+    ):
+        raise AssertionError(f"{where} with params that are not a map of text: {params!r}")
     if not isinstance(error["message"], str) or not error["message"].strip():
         raise AssertionError(f"{where} with an empty error message")
     return None
