@@ -213,33 +213,19 @@ impl StaffStorage for SqliteStorage {
     }
 
     fn set_staff_password(&self, login: &str, hash: &str) -> Result<bool, StorageError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction().map_err(err)?;
-        let n = tx
-            .execute(
-                "UPDATE staff SET password_hash = ?2 WHERE login = ?1",
-                params![login, hash],
-            )
-            .map_err(err)?;
-        tx.execute("DELETE FROM staff_sessions WHERE login = ?1", [login])
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(n == 1)
+        self.update_staff_ending_sessions(
+            "UPDATE staff SET password_hash = ?2 WHERE login = ?1",
+            login,
+            params![login, hash],
+        )
     }
 
     fn disable_staff(&self, login: &str, now_ms: i64) -> Result<bool, StorageError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction().map_err(err)?;
-        let n = tx
-            .execute(
-                "UPDATE staff SET disabled_ms = ?2 WHERE login = ?1 AND disabled_ms IS NULL",
-                params![login, now_ms],
-            )
-            .map_err(err)?;
-        tx.execute("DELETE FROM staff_sessions WHERE login = ?1", [login])
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(n == 1)
+        self.update_staff_ending_sessions(
+            "UPDATE staff SET disabled_ms = ?2 WHERE login = ?1 AND disabled_ms IS NULL",
+            login,
+            params![login, now_ms],
+        )
     }
 
     fn add_session(&self, row: &SessionRow) -> Result<(), StorageError> {
@@ -371,5 +357,25 @@ impl StaffStorage for SqliteStorage {
             })
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
+    }
+}
+
+impl SqliteStorage {
+    /// Runs one update of `login`'s account and ends its sessions in the same
+    /// transaction (a new password or a disabled account signs every browser out).
+    /// True when the update changed the account.
+    fn update_staff_ending_sessions(
+        &self,
+        update: &str,
+        login: &str,
+        values: &[&dyn rusqlite::ToSql],
+    ) -> Result<bool, StorageError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(err)?;
+        let n = tx.execute(update, values).map_err(err)?;
+        tx.execute("DELETE FROM staff_sessions WHERE login = ?1", [login])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n == 1)
     }
 }
