@@ -2,11 +2,14 @@
 //! and the department read model.
 //!
 //! Handlers never see SQL: sync goes through the hub, which goes through
-//! [`yibiao_sync::HubStorage`]; accounts and department reads go through
-//! [`ServerStorage`]. A PostgreSQL implementation slots in beside
-//! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
+//! [`yibiao_sync::HubStorage`]; the rest goes through one small trait per concern
+//! ([`AccountStorage`], [`DepartmentStorage`], [`ViewStorage`], [`TaskStorage`],
+//! [`StaffStorage`]), which [`ServerStorage`] gathers as a blanket supertrait. Each trait
+//! has its conformance suite (`conformance`), run against every backend.
 
 mod accounts;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -122,9 +125,8 @@ pub struct TypedCount {
     pub records: u64,
 }
 
-/// Everything the server stores beyond sync: accounts and the department read model (and
-/// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage {
+/// Accounts: the admin token, cadres, one-time enrolment codes and devices.
+pub trait AccountStorage: Send + Sync {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.
@@ -164,6 +166,10 @@ pub trait ServerStorage: HubStorage + StaffStorage {
     fn revoke_device(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
     /// Binds a token to the phone's device id; false when another live token holds it.
     fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError>;
+}
+
+/// Department tokens (the secret itself is never stored).
+pub trait DepartmentStorage: Send + Sync {
     /// Adds a department token.
     fn add_department_token(
         &self,
@@ -179,6 +185,11 @@ pub trait ServerStorage: HubStorage + StaffStorage {
     fn department_tokens(&self) -> Result<Vec<DepartmentTokenRow>, StorageError>;
     /// Revokes a department token.
     fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError>;
+}
+
+/// The department read model: the stored summaries of records (never a decoded
+/// document), by id and in feed order.
+pub trait ViewStorage: Send + Sync {
     /// A page of records by id.
     fn records_page(
         &self,
@@ -193,12 +204,6 @@ pub trait ServerStorage: HubStorage + StaffStorage {
         cursor: u64,
         limit: usize,
     ) -> Result<Vec<(u64, StoredRecord)>, StorageError>;
-    /// Task documents, optionally of one task and/or one issuer.
-    fn task_docs(
-        &self,
-        task: Option<&str>,
-        issuer: Option<&str>,
-    ) -> Result<Vec<TaskDocRow>, StorageError>;
     /// Current values of live records of `entity` in `village`.
     fn live_values(
         &self,
@@ -207,10 +212,6 @@ pub trait ServerStorage: HubStorage + StaffStorage {
     ) -> Result<Vec<(RecordId, String)>, StorageError>;
     /// Stored summaries of those of `ids` that exist.
     fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<StoredRecord>, StorageError>;
-    /// Values typed in `[from_ms, to_ms)` by entity, village and field.
-    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError>;
-    /// `PRAGMA integrity_check` or the backend's equivalent.
-    fn integrity_check(&self) -> Result<String, StorageError>;
     /// Every stored record's summary (records and task documents, tombstones too), by
     /// id after `after`: what a schema change is checked against and rebuilds.
     fn all_records_page(
@@ -221,9 +222,36 @@ pub trait ServerStorage: HubStorage + StaffStorage {
     /// Replaces the read model's summaries of these records (id, values, conflicts) in
     /// one transaction.
     fn set_summaries(&self, rows: &[(RecordId, String, String)]) -> Result<(), StorageError>;
+    /// `PRAGMA integrity_check` or the backend's equivalent.
+    fn integrity_check(&self) -> Result<String, StorageError>;
 }
 
-impl ServerStorage for SqliteStorage {
+/// Task documents by task and issuer, and the burden counts of typed values.
+pub trait TaskStorage: Send + Sync {
+    /// Task documents, optionally of one task and/or one issuer.
+    fn task_docs(
+        &self,
+        task: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Result<Vec<TaskDocRow>, StorageError>;
+    /// Values typed in `[from_ms, to_ms)` by entity, village and field.
+    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError>;
+}
+
+/// Everything the server stores: sync ([`HubStorage`]), the web console's staff
+/// ([`StaffStorage`]), accounts, department tokens, the read model and tasks. A blanket
+/// supertrait: a backend implements each part and is a `ServerStorage` by that.
+pub trait ServerStorage:
+    HubStorage + StaffStorage + AccountStorage + DepartmentStorage + ViewStorage + TaskStorage
+{
+}
+
+impl<T> ServerStorage for T where
+    T: HubStorage + StaffStorage + AccountStorage + DepartmentStorage + ViewStorage + TaskStorage
+{
+}
+
+impl AccountStorage for SqliteStorage {
     fn has_admin_token(&self) -> Result<bool, StorageError> {
         SqliteStorage::has_admin_token(self)
     }
@@ -277,6 +305,9 @@ impl ServerStorage for SqliteStorage {
     fn bind_phone_device(&self, key: &str, phone_device: &str) -> Result<bool, StorageError> {
         SqliteStorage::bind_phone_device(self, key, phone_device)
     }
+}
+
+impl DepartmentStorage for SqliteStorage {
     fn add_department_token(
         &self,
         row: &DepartmentTokenRow,
@@ -296,6 +327,9 @@ impl ServerStorage for SqliteStorage {
     fn revoke_department_token(&self, key: &str, now_ms: i64) -> Result<bool, StorageError> {
         SqliteStorage::revoke_department_token(self, key, now_ms)
     }
+}
+
+impl ViewStorage for SqliteStorage {
     fn records_page(
         &self,
         f: &RecordFilter,
@@ -312,13 +346,6 @@ impl ServerStorage for SqliteStorage {
     ) -> Result<Vec<(u64, StoredRecord)>, StorageError> {
         SqliteStorage::feed_page(self, f, cursor, limit)
     }
-    fn task_docs(
-        &self,
-        task: Option<&str>,
-        issuer: Option<&str>,
-    ) -> Result<Vec<TaskDocRow>, StorageError> {
-        SqliteStorage::task_docs(self, task, issuer)
-    }
     fn live_values(
         &self,
         entity: &str,
@@ -328,9 +355,6 @@ impl ServerStorage for SqliteStorage {
     }
     fn stored_records(&self, ids: &[RecordId]) -> Result<Vec<StoredRecord>, StorageError> {
         SqliteStorage::stored_records(self, ids)
-    }
-    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError> {
-        SqliteStorage::typed_counts(self, from_ms, to_ms)
     }
     fn integrity_check(&self) -> Result<String, StorageError> {
         SqliteStorage::integrity_check(self)
@@ -344,5 +368,18 @@ impl ServerStorage for SqliteStorage {
     }
     fn set_summaries(&self, rows: &[(RecordId, String, String)]) -> Result<(), StorageError> {
         SqliteStorage::set_summaries(self, rows)
+    }
+}
+
+impl TaskStorage for SqliteStorage {
+    fn task_docs(
+        &self,
+        task: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Result<Vec<TaskDocRow>, StorageError> {
+        SqliteStorage::task_docs(self, task, issuer)
+    }
+    fn typed_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<TypedCount>, StorageError> {
+        SqliteStorage::typed_counts(self, from_ms, to_ms)
     }
 }

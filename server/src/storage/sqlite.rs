@@ -556,10 +556,10 @@ impl HubStorage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sqlite_storage_passes_the_conformance_suite() {
+    fn sqlite_storage_passes_every_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = std::sync::atomic::AtomicUsize::new(0);
-        yibiao_sync::hub::conformance::run_all(|| {
+        super::super::conformance::run_all(|| {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             super::SqliteStorage::open(&dir.path().join(format!("hub-{i}.db"))).expect("open")
         });
