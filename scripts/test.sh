@@ -21,8 +21,10 @@ if [ -z "${QUICK:-}" ]; then
   bash scripts/checks/architecture.sh
 fi
 
-step "unit, property, API and end-to-end tests (real SQLite, real server, fault proxy, SIGKILL)"
-cargo test --workspace --locked
+step "unit, property, API and end-to-end tests (real SQLite, real PostgreSQL, real server, fault proxy, SIGKILL)"
+# One throw-away PostgreSQL (Debian's, initdb as the postgres user, a free port) for every
+# test binary; the PostgreSQL tests read YIBIAO_TEST_PG and fail in CI without it.
+bash scripts/with-postgres.sh cargo test --workspace --locked
 
 if [ -z "${QUICK:-}" ]; then
   step "fuzzing: sync decoder, document merge, schema parser, JSON bodies, from the committed seeds"

@@ -5,6 +5,7 @@
 //! # yibiao-server.toml
 //! listen = "0.0.0.0:8080"
 //! data_dir = "/var/lib/yibiao"
+//! # database = "postgres://yibiao@db.example/yibiao"  # PostgreSQL instead of SQLite in data_dir
 //! schema = "/etc/yibiao/schema.toml"
 //! max_body_bytes = 8388608
 //! request_timeout_secs = 300
@@ -53,6 +54,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the database.
     pub data_dir: PathBuf,
+    /// A PostgreSQL address (`postgres://...`); `None`: SQLite in `data_dir` (the default).
+    pub database: Option<String>,
     /// Schema file; `None` uses `DATA_DIR/schema.toml` if present, else the Baru example.
     pub schema: Option<PathBuf>,
     /// Largest request body.
@@ -161,6 +164,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// See [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
+    /// See [`Config::database`].
+    pub database: Option<String>,
     /// See [`Config::schema`].
     pub schema: Option<PathBuf>,
     /// See [`Config::max_body_bytes`].
@@ -221,6 +226,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data-dir` / `YIBIAO_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
+    /// `--database` / `YIBIAO_DATABASE`.
+    pub database: Option<String>,
     /// `--schema` / `YIBIAO_SCHEMA`.
     pub schema: Option<PathBuf>,
     /// `--log-json` / `YIBIAO_LOG_JSON`.
@@ -251,6 +258,7 @@ impl Config {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database: database(over.database.or(file.database))?,
             schema: over.schema.or(file.schema),
             max_body_bytes,
             request_timeout_secs: file.request_timeout_secs.unwrap_or(300).max(1),
@@ -356,6 +364,20 @@ fn response_bytes(file: &FileConfig, budgets: &Budgets) -> Result<u32, String> {
     Ok(value)
 }
 
+/// A `database` setting: a PostgreSQL address, or nothing (SQLite in the data directory).
+fn database(value: Option<String>) -> Result<Option<String>, String> {
+    match value {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url))
+        }
+        Some(_) => Err(
+            "database must be a PostgreSQL address, postgres://user@host:port/name (leave it out to use SQLite in the data directory)"
+                .to_owned(),
+        ),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
@@ -366,6 +388,15 @@ mod tests {
             Overrides::default(),
             toml::from_str(toml).map_err(|e| e.to_string())?,
         )
+    }
+
+    #[test]
+    fn database_is_sqlite_by_default_and_only_a_postgres_address_otherwise() {
+        assert_eq!(resolve("").unwrap().database, None);
+        let pg = resolve(r#"database = "postgres://yb@db/yibiao""#).unwrap();
+        assert_eq!(pg.database.as_deref(), Some("postgres://yb@db/yibiao"));
+        let bad = resolve(r#"database = "/var/lib/yibiao/yibiao.db""#).unwrap_err();
+        assert!(bad.contains("postgres://"), "{bad}");
     }
 
     #[test]

@@ -12,6 +12,28 @@ use crate::config::Config;
 use crate::storage::{ServerStorage, SqliteStorage};
 use crate::{limits, metrics};
 
+/// Opens (and migrates) the PostgreSQL database at `url`; the error names the address
+/// without its password.
+pub fn open_postgres(url: &str) -> Result<Arc<dyn ServerStorage>, String> {
+    let storage = crate::storage::PostgresStorage::open(url)
+        .map_err(|e| format!("database {} cannot be opened: {e}", redact(url)))?;
+    Ok(Arc::new(storage))
+}
+
+/// `url` with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            match user.split_once(':') {
+                Some((name, _)) => format!("{}{name}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// The hub as the server runs it.
 pub type ServerHub = Hub<Arc<dyn ServerStorage>>;
 
@@ -41,6 +63,10 @@ impl AppState {
     /// Opens the data directory's SQLite database and builds the state.
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
         private_dir(&config.data_dir)?;
+        if let Some(url) = &config.database {
+            let storage = open_postgres(url)?;
+            return Ok(Self::with_storage(config, schema, storage));
+        }
         let path = config.data_dir.join("yibiao.db");
         private_file(&path)?;
         for side in ["yibiao.db-wal", "yibiao.db-shm"] {
@@ -150,4 +176,20 @@ fn private_file(path: &Path) -> Result<(), String> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn a_database_address_in_an_error_hides_its_password() {
+        assert_eq!(
+            super::redact("postgres://yb:s3cret@db:5432/yibiao"),
+            "postgres://yb:***@db:5432/yibiao"
+        );
+        assert_eq!(super::redact("postgres://yb@db/y"), "postgres://yb@db/y");
+        let e = super::open_postgres("postgres://yb:s3cret@127.0.0.1:1/none")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("yb:***@") && !e.contains("s3cret"), "{e}");
+    }
 }

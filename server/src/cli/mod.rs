@@ -49,6 +49,9 @@ struct Paths {
     /// Directory holding the database.
     #[arg(long, global = true, env = "YIBIAO_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL address (postgres://user@host:port/db) [default: SQLite in DATA_DIR].
+    #[arg(long, global = true, env = "YIBIAO_DATABASE")]
+    database: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +168,7 @@ impl Paths {
         Config::resolve(
             Overrides {
                 data_dir: over.data_dir.or_else(|| self.data_dir.clone()),
+                database: over.database.or_else(|| self.database.clone()),
                 ..over
             },
             file,
@@ -183,6 +187,10 @@ impl Paths {
                 cfg.data_dir.display()
             )
         })?;
+        if let Some(url) = &cfg.database {
+            let storage = crate::state::open_postgres(url)?;
+            return Ok((cfg, storage));
+        }
         let storage =
             SqliteStorage::open(&cfg.data_dir.join("yibiao.db")).map_err(|e| e.to_string())?;
         Ok((cfg, Arc::new(storage)))

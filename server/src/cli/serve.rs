@@ -33,6 +33,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     let cfg = paths.config(Overrides {
         listen: args.listen,
         data_dir: None,
+        database: None,
         schema: args.schema,
         log_json: args.log_json,
     })?;

@@ -10,6 +10,7 @@
 mod accounts;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -21,6 +22,7 @@ use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use postgres::PostgresStorage;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
