@@ -70,3 +70,101 @@ fn a_second_open_finds_the_schema_migrated_and_keeps_rows() {
         "reopening migrated nothing away"
     );
 }
+
+/// The feed trap (ADR 0010): writers take positions and then sleep inside their
+/// transaction for a random time (some abort), while pagers page "after cursor" as phones
+/// do. Every pager must see every committed row exactly once and in position order: no
+/// cursor may pass a row that became visible later.
+#[test]
+fn feed_positions_never_pass_a_row_committed_late() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    use yibiao_model::RecordId;
+    use yibiao_sync::hub::{DeviceScope, HubStorage};
+
+    let Some(url) = test_url() else { return };
+    let seed: u64 = std::env::var("YIBIAO_FEED_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    let (writers, commits, pagers) = (4, 25, 3);
+    let storage = Arc::new(fresh(&url));
+    let committed = Arc::new(Mutex::new(BTreeSet::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let write_threads: Vec<_> = (0..writers)
+        .map(|w: u64| {
+            let (storage, committed) = (storage.clone(), committed.clone());
+            std::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed ^ w);
+                for n in 0..commits {
+                    let mut id = [0u8; 16];
+                    id[0] = w as u8;
+                    id[1] = n as u8;
+                    let id = RecordId::from_bytes(id);
+                    let mut c = storage.conn().unwrap();
+                    let mut tx = c.transaction().unwrap();
+                    super::hub::assign_positions(&mut tx, &[(id, None)]).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(rng.u64(0..6)));
+                    if rng.u8(0..10) == 0 {
+                        tx.rollback().unwrap(); // a gap: the position is never used
+                    } else {
+                        tx.commit().unwrap();
+                        committed.lock().unwrap().insert(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let page_threads: Vec<_> = (0..pagers)
+        .map(|_| {
+            let (storage, done) = (storage.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut cursor = 0;
+                loop {
+                    // Read `done` before the page: a page that finds nothing after the
+                    // writers finished has seen everything.
+                    let finished = done.load(Ordering::SeqCst);
+                    let page = storage
+                        .feed_after(&DeviceScope::Township, cursor, 3)
+                        .unwrap();
+                    for e in &page {
+                        assert!(e.seq > cursor, "positions go up");
+                        cursor = e.seq;
+                        seen.push(e.id);
+                    }
+                    if page.is_empty() && finished {
+                        return seen;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in write_threads {
+        t.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let committed = committed.lock().unwrap().clone();
+    assert!(committed.len() > writers as usize * commits / 2);
+    for t in page_threads {
+        let seen = t.join().unwrap();
+        let unique: BTreeSet<RecordId> = seen.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "a pager saw a row twice (seed {seed})"
+        );
+        let missed: Vec<_> = committed.difference(&unique).collect();
+        assert!(
+            missed.is_empty(),
+            "a pager's cursor passed {} rows committed late (seed {seed}): {missed:?}",
+            missed.len()
+        );
+        assert_eq!(
+            unique, committed,
+            "a pager saw a row that was never committed"
+        );
+    }
+}
