@@ -250,9 +250,7 @@ fn load(
         storage.commit(&HubBatch {
             device: "bench-loader".into(),
             docs,
-            confirm_upto: 0,
-            device_heads: Vec::new(),
-            actors: Vec::new(),
+            ..HubBatch::default()
         })?;
     }
     drop(storage);

@@ -101,6 +101,10 @@ pub enum HubError {
     Storage(#[from] StorageError),
 }
 
+/// What merging one pushed document gives: the write, the actors it binds to the phone,
+/// and the stored heads it merged onto (empty: a record new to the hub).
+type Merged = (DocWrite, Vec<ActorId>, Vec<ChangeHash>);
+
 /// Counters of one exchange, for logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExchangeStats {
@@ -247,14 +251,31 @@ impl<S: HubStorage> Hub<S> {
         }
     }
 
+    /// True when the cached `record` is what storage holds (another process may have
+    /// written it since it was loaded: a shared storage only).
+    fn still_current(&self, record: &Record, id: RecordId) -> Result<bool, StorageError> {
+        let mut cached = record.heads();
+        cached.sort();
+        Ok(match self.storage.stored_heads(id)? {
+            Some(mut stored) => {
+                stored.sort();
+                stored == cached
+            }
+            None => false,
+        })
+    }
+
     /// Loads a record into the cache; a stored record that does not load is quarantined.
     fn held(
         &self,
         cache: &mut LruCache<RecordId, Record>,
         id: RecordId,
     ) -> Result<Held, StorageError> {
-        if cache.contains(&id) {
-            return Ok(Held::Loaded);
+        if let Some(record) = cache.peek(&id) {
+            if !self.storage.shared() || self.still_current(record, id)? {
+                return Ok(Held::Loaded);
+            }
+            cache.pop(&id);
         }
         let Some(chunks) = self.storage.load(id)? else {
             // Dropped by the operator, if it was set aside.
@@ -317,7 +338,37 @@ impl<S: HubStorage> Hub<S> {
         })
     }
 
+    /// Merges and commits the pushed documents; a commit refused as stale (another
+    /// server process wrote one of the records meanwhile) is merged again on the reloaded
+    /// records, a few times.
     fn push(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        response: &mut SyncResponse,
+        stats: &mut ExchangeStats,
+    ) -> Result<(), HubError> {
+        let mut attempts = 0;
+        loop {
+            let (accepted, refused, before) = (
+                response.accepted.len(),
+                response.refused.len(),
+                stats.clone(),
+            );
+            match self.push_once(auth, req, response, stats) {
+                Err(HubError::Storage(e)) if e.is_stale() && attempts < 5 => {
+                    tracing::info!(device = %auth.identity.device, error = %e, "merging again");
+                    response.accepted.truncate(accepted);
+                    response.refused.truncate(refused);
+                    *stats = before;
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn push_once(
         &self,
         auth: &DeviceAuth,
         req: &SyncRequest,
@@ -351,8 +402,9 @@ impl<S: HubStorage> Hub<S> {
             }
             let merged = precheck.and_then(|()| self.merge_one(&mut cache, auth, doc));
             match merged {
-                Ok(Some((write, actors))) => {
+                Ok(Some((write, actors, base))) => {
                     touched.push(id);
+                    batch.base_heads.push((id, base));
                     let phone = auth.identity.device.as_str();
                     batch
                         .actors
@@ -394,13 +446,13 @@ impl<S: HubStorage> Hub<S> {
     }
 
     /// Merges one pushed document into the cached copy. `Ok(None)`: nothing new; else the
-    /// write and the actors it binds to the phone.
+    /// write, the actors it binds to the phone and the heads it merged onto.
     fn merge_one(
         &self,
         cache: &mut LruCache<RecordId, Record>,
         auth: &DeviceAuth,
         doc: &PushDoc,
-    ) -> Result<Option<(DocWrite, Vec<ActorId>)>, Refused> {
+    ) -> Result<Option<Merged>, Refused> {
         let id = RecordId::from(doc.record);
         let (record, before, is_new) = self.merge_into_cache(cache, auth, id, doc)?;
         // Every head the device declares must now be present, or we hold a gap.
@@ -426,6 +478,7 @@ impl<S: HubStorage> Hub<S> {
         Ok(Some((
             self.doc_write(record, chunk, snapshot, typed),
             actors,
+            before,
         )))
     }
 
@@ -702,6 +755,7 @@ impl<S: HubStorage> Hub<S> {
                 }
             }
             let chunk = record.save_after(&before);
+            batch.base_heads.push((id, before));
             batch
                 .docs
                 .push(self.doc_write(record, chunk, false, Vec::new()));

@@ -47,6 +47,25 @@ pub struct DeviceAuth {
 #[error("hub storage: {0}")]
 pub struct StorageError(pub String);
 
+/// How a stale-base refusal's message starts (see [`StorageError::stale`]).
+const STALE: &str = "stale base: ";
+
+impl StorageError {
+    /// A commit refused because a record's stored heads are no longer the ones the hub
+    /// merged on ([`HubBatch::base_heads`]): another process wrote it meanwhile. The hub
+    /// reloads the record and merges again.
+    pub fn stale(id: RecordId) -> Self {
+        Self(format!(
+            "{STALE}record {id} was changed by another server process"
+        ))
+    }
+
+    /// True for [`StorageError::stale`].
+    pub fn is_stale(&self) -> bool {
+        self.0.starts_with(STALE)
+    }
+}
+
 /// One feed row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedEntry {
@@ -97,6 +116,11 @@ pub struct HubBatch {
     /// Automerge actors first seen in this batch, each bound to the phone (device id)
     /// that used it: from now on no other phone may push changes by that actor.
     pub actors: Vec<(ActorId, String)>,
+    /// For merged documents, the stored heads the hub merged onto (empty: a record new to
+    /// it). A [`HubStorage::shared`] storage refuses the whole batch with
+    /// [`StorageError::stale`] when a record's stored heads differ (optimistic
+    /// concurrency between server processes); a storage of one process may ignore it.
+    pub base_heads: Vec<(RecordId, Vec<ChangeHash>)>,
 }
 
 /// A stored record set aside for the operator (it does not load, or is too large to
@@ -155,6 +179,17 @@ pub trait HubStorage: Send + Sync {
     /// Every record set aside, by id. Deleting a record's documents (the operator's
     /// drop) deletes its entry too.
     fn quarantined(&self) -> Result<Vec<SetAside>, StorageError>;
+    /// True when other processes write this storage too (PostgreSQL): the hub then checks
+    /// each cached document against [`HubStorage::stored_heads`] before using it, and
+    /// the storage checks [`HubBatch::base_heads`] at commit.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The stored heads of `id` (`None`: not stored). Needed only by a shared storage.
+    fn stored_heads(&self, id: RecordId) -> Result<Option<Vec<ChangeHash>>, StorageError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
@@ -202,5 +237,11 @@ impl<S: HubStorage + ?Sized> HubStorage for Arc<S> {
     }
     fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {
         (**self).quarantined()
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
+    }
+    fn stored_heads(&self, id: RecordId) -> Result<Option<Vec<ChangeHash>>, StorageError> {
+        (**self).stored_heads(id)
     }
 }

@@ -114,6 +114,45 @@ pub(super) fn assign_positions(
     Ok(out)
 }
 
+/// Takes each merged record's lock (a transaction-scoped advisory lock, in id order so two
+/// processes never wait on each other in a cycle) and refuses the batch as stale when a
+/// record's stored heads are not the ones the hub merged onto: another process wrote it.
+fn check_bases(tx: &mut postgres::Transaction<'_>, batch: &HubBatch) -> Result<(), StorageError> {
+    let mut bases: Vec<&(RecordId, Vec<ChangeHash>)> = batch.base_heads.iter().collect();
+    bases.sort_by_key(|(id, _)| *id);
+    for (id, base) in bases {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&record_lock(*id)])
+            .map_err(err)?;
+        let stored: Option<Vec<u8>> = tx
+            .query_opt(
+                "SELECT heads FROM docs WHERE id = $1",
+                &[&id.as_bytes().as_slice()],
+            )
+            .map_err(err)?
+            .map(|r| r.get(0));
+        let current = match stored {
+            None => base.is_empty(),
+            Some(h) => {
+                let mut stored = decode_heads(&h);
+                let mut base = base.clone();
+                stored.sort();
+                base.sort();
+                !base.is_empty() && stored == base
+            }
+        };
+        if !current {
+            return Err(StorageError::stale(*id));
+        }
+    }
+    Ok(())
+}
+
+/// The advisory lock key of a record: its first 8 bytes.
+fn record_lock(id: RecordId) -> i64 {
+    let b = id.as_bytes();
+    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
 fn confirm_and_hold(
     tx: &mut postgres::Transaction<'_>,
     batch: &HubBatch,
@@ -175,6 +214,7 @@ impl HubStorage for PostgresStorage {
     fn commit(&self, batch: &HubBatch) -> Result<(), StorageError> {
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(err)?;
+        check_bases(&mut tx, batch)?;
         for doc in &batch.docs {
             write_doc(&mut tx, &batch.device, doc)?;
         }
@@ -306,6 +346,21 @@ impl HubStorage for PostgresStorage {
             reason: r.get(1),
             since_ms: r.get(2),
         }))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn stored_heads(&self, id: RecordId) -> Result<Option<Vec<ChangeHash>>, StorageError> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT heads FROM docs WHERE id = $1",
+                &[&id.as_bytes().as_slice()],
+            )
+            .map_err(err)?
+            .map(|r| decode_heads(r.get(0))))
     }
 
     fn quarantined(&self) -> Result<Vec<SetAside>, StorageError> {

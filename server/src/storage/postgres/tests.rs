@@ -168,3 +168,151 @@ fn feed_positions_never_pass_a_row_committed_late() {
         );
     }
 }
+
+/// Two server processes (two hubs with their own caches and pools) on one database: a
+/// phone edits a record through one, a second phone the same record through the other,
+/// then the first again through its stale cache. Nothing is lost: the stored document and
+/// the read model hold every edit, and both phones converge.
+#[test]
+fn two_hubs_on_one_database_never_merge_onto_a_stale_cache() {
+    use std::sync::Arc;
+
+    use yibiao_model::clock::ManualClock;
+    use yibiao_model::record::FieldEdit;
+    use yibiao_model::{CadreId, Schema, Value};
+    use yibiao_store::Store;
+    use yibiao_sync::session::SyncOptions;
+    use yibiao_sync::{DeviceScope, Hub, HubConfig};
+    use yibiao_testkit::transport::InProcess;
+
+    use crate::storage::{RecordFilter, ViewStorage};
+
+    let Some(url) = test_url() else { return };
+    let first = fresh(&url);
+    let schema_name: String = first
+        .conn()
+        .unwrap()
+        .query_one("SELECT current_schema()", &[])
+        .unwrap()
+        .get(0);
+    let mut config = postgres::Config::from_str(&url).unwrap();
+    config.options(&format!("-c search_path={schema_name}"));
+    let second = PostgresStorage::open_config(config).unwrap();
+    let schema = Arc::new(Schema::baru_example());
+    let clock = Arc::new(ManualClock::new(1_795_536_000_000));
+    let hub = |s: PostgresStorage| {
+        Arc::new(Hub::new(
+            schema.clone(),
+            Arc::new(s),
+            clock.clone(),
+            HubConfig::default(),
+        ))
+    };
+    let (a, b) = (hub(first), hub(second));
+    let phone = |cadre: &str| {
+        Store::open_in_memory(schema.clone(), CadreId::new(cadre).unwrap(), clock.clone()).unwrap()
+    };
+    let (p1, p2) = (phone("amu"), phone("ayi"));
+    let village = DeviceScope::Village("tujiang".into());
+    let sync = |store: &Store, hub: &Arc<Hub<Arc<PostgresStorage>>>, key: &str| {
+        let link = InProcess::for_store(hub.clone(), key, village.clone(), store);
+        let r = yibiao_store::sync(store, &link, &SyncOptions::default(), &mut |_| {}).unwrap();
+        assert!(r.complete && r.refused.is_empty(), "{r:?}");
+    };
+    let id = p1
+        .create(
+            "household",
+            Some("tujiang"),
+            &[FieldEdit::Set("household_size".into(), Value::Integer(3))],
+        )
+        .unwrap();
+    sync(&p1, &a, "d1");
+    sync(&p2, &b, "d2");
+    p2.set(id, "household_head", Value::Text("阿依".into()))
+        .unwrap();
+    sync(&p2, &b, "d2");
+    // Hub `a` still caches the record without p2's edit.
+    p1.set(id, "household_size", Value::Integer(5)).unwrap();
+    sync(&p1, &a, "d1");
+    sync(&p2, &b, "d2");
+    let stored = a.storage().stored_records(&[id]).unwrap().remove(0);
+    let values: serde_json::Value = serde_json::from_str(&stored.values_json).unwrap();
+    assert_eq!(values["household_size"], 5, "{values}");
+    assert_eq!(
+        values["household_head"], "阿依",
+        "an edit through the other process was lost: {values}"
+    );
+    for (p, name) in [(&p1, "p1"), (&p2, "p2")] {
+        let v = p.get(id).unwrap();
+        let got: std::collections::BTreeMap<_, _> =
+            v.fields.into_iter().map(|f| (f.field, f.value)).collect();
+        assert_eq!(
+            got.get("household_head"),
+            Some(&serde_json::json!("阿依")),
+            "{name}"
+        );
+        assert_eq!(
+            got.get("household_size"),
+            Some(&serde_json::json!(5)),
+            "{name}"
+        );
+    }
+    let page = b
+        .storage()
+        .feed_page(
+            &RecordFilter {
+                view: yibiao_model::schema::ViewFilter {
+                    entities: vec!["household".into()],
+                    ..Default::default()
+                },
+                include_deleted: true,
+            },
+            0,
+            10,
+        )
+        .unwrap();
+    assert_eq!(page.len(), 1, "one feed row per record");
+}
+
+/// The commit-time half of the above: a batch merged onto heads that are no longer the
+/// stored ones is refused as stale, whole, and one merged onto the stored heads commits.
+#[test]
+fn a_commit_on_a_stale_base_is_refused_whole() {
+    use automerge::ChangeHash;
+    use yibiao_model::RecordId;
+    use yibiao_sync::hub::{DocWrite, HubBatch, HubStorage};
+
+    let Some(url) = test_url() else { return };
+    let s = fresh(&url);
+    let id = RecordId::from_bytes([7; 16]);
+    let write = |h: u8| DocWrite {
+        id,
+        entity: "household".into(),
+        village: None,
+        chunk: vec![h],
+        snapshot: false,
+        heads: vec![ChangeHash([h; 32])],
+        values_json: "{}".into(),
+        conflicts_json: "{}".into(),
+        deleted: false,
+        typed: Vec::new(),
+    };
+    let batch = |h: u8, base: Vec<ChangeHash>| HubBatch {
+        device: "d".into(),
+        docs: vec![write(h)],
+        base_heads: vec![(id, base)],
+        ..HubBatch::default()
+    };
+    s.commit(&batch(1, Vec::new())).unwrap();
+    let e = s.commit(&batch(2, Vec::new())).unwrap_err();
+    assert!(e.is_stale(), "a record new to the hub exists already: {e}");
+    let e = s.commit(&batch(2, vec![ChangeHash([9; 32])])).unwrap_err();
+    assert!(e.is_stale(), "{e}");
+    assert_eq!(
+        s.load(id).unwrap().unwrap().len(),
+        1,
+        "a stale batch wrote nothing"
+    );
+    s.commit(&batch(2, vec![ChangeHash([1; 32])])).unwrap();
+    assert_eq!(s.stored_heads(id).unwrap(), Some(vec![ChangeHash([2; 32])]));
+}
