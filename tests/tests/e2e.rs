@@ -24,3 +24,7 @@ mod sync_sim;
 #[cfg(unix)]
 #[path = "e2e/trust_budgets.rs"]
 mod trust_budgets;
+
+#[cfg(unix)]
+#[path = "e2e/postgres.rs"]
+mod postgres;
