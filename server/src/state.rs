@@ -21,7 +21,7 @@ pub fn open_postgres(url: &str) -> Result<Arc<dyn ServerStorage>, String> {
 }
 
 /// `url` with any password replaced by `***`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let user = &url[s + 3..at];

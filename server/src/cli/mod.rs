@@ -10,6 +10,7 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod migrate;
 mod quarantine;
 mod report;
 mod serve;
@@ -99,6 +100,9 @@ enum Command {
     },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
+    /// Copy this SQLite data directory into a new, empty PostgreSQL database (every
+    /// table, feed positions included), verified by counts and checksums.
+    Migrate(migrate::MigrateArgs),
     /// Check a schema file and print a summary; with `--against`, also what serving it
     /// over that data directory would strand (exits non-zero when anything would be).
     CheckSchema {
@@ -136,6 +140,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
+        Command::Migrate(args) => args.run(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }
 }

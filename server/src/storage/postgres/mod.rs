@@ -16,6 +16,7 @@
 //! out of order). See `hub.rs`.
 
 mod accounts;
+pub mod copy;
 mod hub;
 mod views;
 

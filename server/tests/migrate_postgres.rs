@@ -1,0 +1,170 @@
+//! `yibiao-server migrate --to postgres://...` on a real PostgreSQL (`YIBIAO_TEST_PG`,
+//! from `scripts/with-postgres.sh`): phones sync on SQLite, the data directory is
+//! migrated, and the same phones sync on against PostgreSQL with their cursors, without
+//! downloading anything again.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use yibiao_model::clock::ManualClock;
+use yibiao_model::record::FieldEdit;
+use yibiao_model::{CadreId, Schema, Value};
+use yibiao_server::config::{Config, FileConfig, Overrides};
+use yibiao_server::state::AppState;
+use yibiao_server::storage::{
+    AccountStorage, CadreRow, DepartmentStorage, DepartmentTokenRow, PostgresStorage,
+};
+use yibiao_store::Store;
+use yibiao_sync::session::SyncOptions;
+use yibiao_sync::{DeviceScope, Hub, HubConfig, HubStorage, Transport};
+use yibiao_testkit::transport::InProcess;
+
+fn test_url() -> Option<String> {
+    match std::env::var("YIBIAO_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("YIBIAO_TEST_PG is not set in CI: run the tests under scripts/with-postgres.sh")
+        }
+        _ => {
+            eprintln!("skipped: YIBIAO_TEST_PG is not set (run under scripts/with-postgres.sh)");
+            None
+        }
+    }
+}
+
+fn fresh_schema(url: &str, name: &str) -> String {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+    ))
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{name}")
+}
+
+fn migrate(data: &std::path::Path, to: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yibiao-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["migrate", "--to", to])
+        .env_remove("YIBIAO_DATABASE")
+        .env_remove("YIBIAO_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn sync(store: &Store, link: &dyn Transport) -> yibiao_sync::session::SyncReport {
+    let r = yibiao_store::sync(store, link, &SyncOptions::default(), &mut |_| {}).unwrap();
+    assert!(r.complete && r.refused.is_empty(), "{r:?}");
+    r
+}
+
+#[test]
+fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
+    let Some(url) = test_url() else { return };
+    let target = fresh_schema(&url, &format!("mig{}", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let schema = Arc::new(Schema::baru_example());
+    let clock = Arc::new(ManualClock::new(1_795_536_000_000));
+    let phone = |cadre: &str| {
+        Store::open(
+            dir.path().join(format!("{cadre}.db")),
+            schema.clone(),
+            CadreId::new(cadre).unwrap(),
+        )
+        .unwrap()
+    };
+    let (p1, p2) = (phone("amu"), phone("ayi"));
+    let village = DeviceScope::Village("tujiang".into());
+    let mut ids = Vec::new();
+    {
+        let config = Config::resolve(
+            Overrides {
+                data_dir: Some(data.clone()),
+                ..Overrides::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        let state = AppState::open(config, (*schema).clone()).unwrap();
+        state
+            .storage
+            .add_cadre(&CadreRow {
+                id: "amu".into(),
+                name: "阿木".into(),
+                village: Some("tujiang".into()),
+                created_ms: 1,
+            })
+            .unwrap();
+        state
+            .storage
+            .add_department_token(
+                &DepartmentTokenRow {
+                    key: "k".into(),
+                    department: "public_services".into(),
+                    name: "民政".into(),
+                    created_ms: 1,
+                    revoked_ms: None,
+                },
+                b"hash",
+            )
+            .unwrap();
+        for n in 0..5 {
+            ids.push(
+                p1.create(
+                    "household",
+                    Some("tujiang"),
+                    &[FieldEdit::Set(
+                        "household_size".into(),
+                        Value::Integer(n + 1),
+                    )],
+                )
+                .unwrap(),
+            );
+        }
+        for (store, key) in [(&p1, "d1"), (&p2, "d2"), (&p1, "d1")] {
+            let link = InProcess::for_store(state.hub.clone(), key, village.clone(), store);
+            sync(store, &link);
+        }
+        assert_eq!(p2.sync_status().unwrap().pending, 0);
+    }
+    let out = migrate(&data, &target);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("migrated") && stdout.contains("feed"),
+        "{stdout}"
+    );
+    let again = migrate(&data, &target);
+    assert!(!again.status.success(), "a non-empty target is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    let pg = Arc::new(PostgresStorage::open(&target).unwrap());
+    assert_eq!(pg.record_count().unwrap(), 5);
+    assert_eq!(pg.cadre("amu").unwrap().unwrap().name, "阿木");
+    assert_eq!(pg.department_tokens().unwrap().len(), 1);
+    let hub = Arc::new(Hub::new(schema.clone(), pg, clock, HubConfig::default()));
+    let link =
+        |store: &Store, key: &str| InProcess::for_store(hub.clone(), key, village.clone(), store);
+    for (store, key) in [(&p1, "d1"), (&p2, "d2")] {
+        let r = sync(store, &link(store, key));
+        assert_eq!(
+            r.progress.pulled, 0,
+            "{key} downloaded again after the migration: {r:?}"
+        );
+    }
+    p1.set(ids[2], "household_size", Value::Integer(9)).unwrap();
+    sync(&p1, &link(&p1, "d1"));
+    let r = sync(&p2, &link(&p2, "d2"));
+    assert_eq!(
+        (r.progress.pulled, r.changed.clone()),
+        (1, vec![ids[2]]),
+        "only the new edit"
+    );
+}
