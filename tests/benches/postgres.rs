@@ -1,0 +1,175 @@
+//! PostgreSQL benchmark: the same fleet on SQLite (one process) and on PostgreSQL with 1
+//! and 3 `yibiao-server` processes (each phone request to a random process), real HTTP on
+//! loopback. Prints figures as ratios to SQLite in the same run; never asserts timings.
+//!
+//! Run: `scripts/with-postgres.sh cargo bench -p yibiao-tests --bench postgres`
+//! (`YIBIAO_TEST_PG`; without it the bench says so and stops). `YIBIAO_BENCH_DEVICES`
+//! phones (default 30), `YIBIAO_BENCH_QUICK=1` for a smoke run (6 phones).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use yibiao_model::{CadreId, FieldEdit, Schema, Value};
+use yibiao_store::Store;
+use yibiao_store::http::HttpTransport;
+use yibiao_sync::session::{SyncOptions, Transport, TransportError};
+use yibiao_testkit::bench::{BenchEnv, env_count, ratio_text};
+use yibiao_testkit::server::{ServerOptions, ServerProcess};
+
+type Res<T> = yibiao_testkit::Result<T>;
+
+struct AnyOf(Vec<HttpTransport>, std::sync::Mutex<fastrand::Rng>);
+
+impl Transport for AnyOf {
+    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let i = self
+            .1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .usize(..self.0.len());
+        self.0[i].exchange(request)
+    }
+}
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_server_under_test"))
+}
+
+/// (fleet push ms, no-change syncs per second) for `processes` servers on `database`.
+fn run(database: Option<&str>, processes: usize, phones: usize) -> Res<(u128, f64)> {
+    let dir = tempfile::tempdir()?;
+    let mut servers = Vec::new();
+    for i in 0..processes {
+        let data = dir.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&data)?;
+        let config = data.join("bench.toml");
+        let db = database
+            .map(|d| format!("database = \"{d}\"\n"))
+            .unwrap_or_default();
+        std::fs::write(&config, format!("rate_per_minute = 0\n{db}"))?;
+        let options = ServerOptions {
+            config: Some(config),
+            ..ServerOptions::default()
+        };
+        servers.push(ServerProcess::start(binary(), &data, options)?);
+    }
+    let schema = Arc::new(Schema::baru_example());
+    let mut fleet = Vec::new();
+    for i in 0..phones {
+        let mut cmd = std::process::Command::new(binary());
+        cmd.arg("--config").arg(dir.path().join("s0/bench.toml"));
+        cmd.arg("--data-dir").arg(dir.path().join("s0"));
+        let cadre = format!("c{i}");
+        cmd.args([
+            "device",
+            "add",
+            "--name",
+            "p",
+            "--cadre",
+            &cadre,
+            "--village",
+            "tujiang",
+        ]);
+        let out = cmd.output()?;
+        let token = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("token (shown once): ").map(str::to_owned))
+            .ok_or("device add printed no token")?;
+        let store = Store::open(
+            dir.path().join(format!("p{i}.db")),
+            schema.clone(),
+            CadreId::new(cadre)?,
+        )?;
+        for n in 0..10 {
+            let v = Value::Text(format!("户主{i}-{n}"));
+            store.create(
+                "household",
+                Some("tujiang"),
+                &[FieldEdit::Set("household_head".into(), v)],
+            )?;
+        }
+        let links = servers
+            .iter()
+            .map(|s| HttpTransport::new(&s.url(), &token, Duration::from_secs(60)))
+            .collect();
+        fleet.push((
+            store,
+            AnyOf(
+                links,
+                std::sync::Mutex::new(fastrand::Rng::with_seed(i as u64)),
+            ),
+        ));
+    }
+    let sync_all = |fleet: &[(Store, AnyOf)]| -> usize {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = fleet
+                .iter()
+                .map(|(st, link)| {
+                    s.spawn(move || {
+                        yibiao_store::sync(st, link, &SyncOptions::default(), &mut |_| {}).is_ok()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok())
+                .filter(|ok| *ok)
+                .count()
+        })
+    };
+    let t = Instant::now();
+    sync_all(&fleet);
+    sync_all(&fleet);
+    let push_ms = t.elapsed().as_millis();
+    let (t, mut syncs) = (Instant::now(), 0);
+    while t.elapsed() < Duration::from_secs(2) {
+        syncs += sync_all(&fleet);
+    }
+    Ok((push_ms, syncs as f64 / t.elapsed().as_secs_f64()))
+}
+
+fn fresh(url: &str, name: &str) -> Res<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+    ))?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}options=-csearch_path%3D{name}"))
+}
+
+fn main() -> Res<()> {
+    let Ok(url) = std::env::var("YIBIAO_TEST_PG") else {
+        println!(
+            "postgres bench skipped: YIBIAO_TEST_PG is not set (run under scripts/with-postgres.sh)"
+        );
+        return Ok(());
+    };
+    let env = BenchEnv::from_env()?;
+    let phones = env_count("YIBIAO_BENCH_DEVICES", env.pick(6, 30))?;
+    let (base_ms, base_rate) = run(None, 1, phones)?;
+    println!(
+        "{phones} phones × 10 households, real HTTP on loopback, each request to a random process"
+    );
+    println!(
+        "{:<22} {:>12} {:>10} {:>18} {:>10}",
+        "backend", "fleet push", "vs SQLite", "no-change syncs/s", "vs SQLite"
+    );
+    println!(
+        "{:<22} {:>10}ms {:>10} {:>18.0} {:>10}",
+        "SQLite, 1 process", base_ms, "1.00x", base_rate, "1.00x"
+    );
+    for processes in [1, 2, 3] {
+        let db = fresh(&url, &format!("bench{}_{processes}", std::process::id()))?;
+        let (ms, rate) = run(Some(&db), processes, phones)?;
+        println!(
+            "{:<22} {:>10}ms {:>10} {:>18.0} {:>10}",
+            format!("PostgreSQL, {processes} proc"),
+            ms,
+            ratio_text(ms as u64, base_ms as u64),
+            rate,
+            ratio_text(rate as u64, base_rate as u64)
+        );
+    }
+    Ok(())
+}
