@@ -18,30 +18,8 @@ use yibiao_server::storage::{
 use yibiao_store::Store;
 use yibiao_sync::session::SyncOptions;
 use yibiao_sync::{DeviceScope, Hub, HubConfig, HubStorage, Transport};
+use yibiao_testkit::pg::{fresh_schema, test_url};
 use yibiao_testkit::transport::InProcess;
-
-fn test_url() -> Option<String> {
-    match std::env::var("YIBIAO_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("YIBIAO_TEST_PG is not set in CI: run the tests under scripts/with-postgres.sh")
-        }
-        _ => {
-            eprintln!("skipped: YIBIAO_TEST_PG is not set (run under scripts/with-postgres.sh)");
-            None
-        }
-    }
-}
-
-fn fresh_schema(url: &str, name: &str) -> String {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-    ))
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{name}")
-}
 
 fn migrate(data: &std::path::Path, to: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_yibiao-server"))
@@ -63,7 +41,7 @@ fn sync(store: &Store, link: &dyn Transport) -> yibiao_sync::session::SyncReport
 #[test]
 fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
     let Some(url) = test_url() else { return };
-    let target = fresh_schema(&url, &format!("mig{}", std::process::id()));
+    let target = fresh_schema(&url, &format!("mig{}", std::process::id())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let schema = Arc::new(Schema::baru_example());

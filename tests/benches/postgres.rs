@@ -15,6 +15,7 @@ use yibiao_store::Store;
 use yibiao_store::http::HttpTransport;
 use yibiao_sync::session::{SyncOptions, Transport, TransportError};
 use yibiao_testkit::bench::{BenchEnv, env_count, ratio_text};
+use yibiao_testkit::pg::fresh_schema;
 use yibiao_testkit::server::{ServerOptions, ServerProcess};
 
 type Res<T> = yibiao_testkit::Result<T>;
@@ -129,15 +130,6 @@ fn run(database: Option<&str>, processes: usize, phones: usize) -> Res<(u128, f6
     Ok((push_ms, syncs as f64 / t.elapsed().as_secs_f64()))
 }
 
-fn fresh(url: &str, name: &str) -> Res<String> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-    ))?;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}options=-csearch_path%3D{name}"))
-}
-
 fn main() -> Res<()> {
     let Ok(url) = std::env::var("YIBIAO_TEST_PG") else {
         println!(
@@ -160,7 +152,7 @@ fn main() -> Res<()> {
         "SQLite, 1 process", base_ms, "1.00x", base_rate, "1.00x"
     );
     for processes in [1, 2, 3] {
-        let db = fresh(&url, &format!("bench{}_{processes}", std::process::id()))?;
+        let db = fresh_schema(&url, &format!("bench{}_{processes}", std::process::id()))?;
         let (ms, rate) = run(Some(&db), processes, phones)?;
         println!(
             "{:<22} {:>10}ms {:>10} {:>18.0} {:>10}",

@@ -20,6 +20,7 @@
 pub mod bench;
 pub mod data;
 pub mod http;
+pub mod pg;
 pub mod procfs;
 pub mod rng;
 pub mod server;

@@ -13,37 +13,12 @@ use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_store::http::HttpTransport;
 use yibiao_store::{Query, Store};
 use yibiao_sync::session::{RetryPolicy, SyncOptions, Transport, TransportError};
+use yibiao_testkit::pg::{fresh_schema, test_url};
 use yibiao_testkit::server::{ServerOptions, ServerProcess};
 use yibiao_tests::proxy::{LinkProfile, Proxy};
 
 fn server_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_server_under_test"))
-}
-
-/// The test database, or `None` (skipped, and said) outside CI; in CI a missing database
-/// fails, so the test never passes without running.
-fn test_url() -> Option<String> {
-    match std::env::var("YIBIAO_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("YIBIAO_TEST_PG is not set in CI: run the tests under scripts/with-postgres.sh")
-        }
-        _ => {
-            eprintln!("skipped: YIBIAO_TEST_PG is not set (run under scripts/with-postgres.sh)");
-            None
-        }
-    }
-}
-
-/// A fresh schema in the test database; the address that selects it.
-fn fresh_schema(url: &str, name: &str) -> String {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
-    c.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-    ))
-    .expect("schema");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{name}")
 }
 
 /// Every request of a phone to a random one of several server processes.
@@ -144,7 +119,7 @@ fn three_processes_on_one_postgres_converge_through_cuts_duplicates_and_a_kill()
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    let database = fresh_schema(&url, &format!("e2e{}", std::process::id()));
+    let database = fresh_schema(&url, &format!("e2e{}", std::process::id())).expect("schema");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut servers: Vec<ServerProcess> = (0..3)
         .map(|i| {

@@ -7,21 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::PostgresStorage;
 
-/// The test database's address; `None` (the test is skipped, and says so) when
-/// `YIBIAO_TEST_PG` is unset outside CI. In CI (`CI` set) a missing database fails the
-/// test: it must never pass without running.
-pub(crate) fn test_url() -> Option<String> {
-    match std::env::var("YIBIAO_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("YIBIAO_TEST_PG is not set in CI: run the tests under scripts/with-postgres.sh")
-        }
-        _ => {
-            eprintln!("skipped: YIBIAO_TEST_PG is not set (run under scripts/with-postgres.sh)");
-            None
-        }
-    }
-}
+pub(crate) use yibiao_testkit::pg::test_url;
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
