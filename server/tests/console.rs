@@ -629,3 +629,185 @@ fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others
         "the township sees every task"
     );
 }
+
+/// Posts `form` with the session's own CSRF token taken from `page`.
+fn post_with_token(b: &mut Browser, page: &str, path: &str, form: &[(&str, &str)]) -> Answer {
+    let token = Browser::csrf(&b.get(page));
+    let mut all = vec![("csrf", token.as_str())];
+    all.extend_from_slice(form);
+    b.post(path, &all)
+}
+
+/// The ids of the tasks a page lists.
+fn task_ids(body: &str) -> Vec<String> {
+    body.split("data-task=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_clerk_issues_and_cancels_a_task_through_the_same_rules_as_the_api() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let form = [
+        ("title", "低保核查 12月"),
+        ("form", "dibao_check"),
+        ("due", "2026-12-20"),
+        ("village", "tujiang"),
+        ("village", "baru"),
+        ("instructions", "逐户核对"),
+    ];
+    let issued = post_with_token(&mut ps, "/tasks", "/tasks", &form);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert!(
+        issued.body.contains("已下发：低保核查 12月"),
+        "{}",
+        issued.body
+    );
+    let ids = task_ids(&issued.body);
+    assert_eq!(ids.len(), 1);
+    assert!(issued.body.contains("已送达 0 / 2"), "at a glance");
+    // The same task through the JSON API's core: two villages, sent.
+    let issuer = yibiao_server::tasks::Issuer::Department(
+        fx.state
+            .hub
+            .schema()
+            .department("public_services")
+            .unwrap()
+            .clone(),
+    );
+    let p = yibiao_server::tasks::progress(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        &issuer,
+        &ids[0],
+        MORNING,
+    )
+    .unwrap();
+    assert_eq!((p.villages.len(), p.instructions.as_str()), (2, "逐户核对"));
+
+    // The core's rules, in the page's words, with what was typed kept.
+    let past = post_with_token(
+        &mut ps,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "晚了"),
+            ("form", "dibao_check"),
+            ("due", "2026-11-01"),
+            ("village", "baru"),
+        ],
+    );
+    assert_eq!(past.status, 200);
+    assert!(
+        past.body.contains("id=\"task-error\"") && past.body.contains("已经过去"),
+        "{}",
+        past.body
+    );
+    assert!(
+        past.body.contains("value=\"晚了\""),
+        "the typed title stays"
+    );
+    let other_form = post_with_token(
+        &mut ps,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "x"),
+            ("form", "toilet_survey"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    );
+    assert!(
+        other_form.body.contains("id=\"task-error\""),
+        "a form of another department"
+    );
+    assert_eq!(task_ids(&other_form.body).len(), 1, "nothing issued");
+
+    let cancelled = post_with_token(&mut ps, "/tasks", "/tasks/cancel", &[("task", &ids[0])]);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert!(cancelled.body.contains("已取消：低保核查 12月"));
+    let log = Browser::signed_in(&fx, "admin").get("/admin/staff").body;
+    assert!(
+        log.contains("task_issue") && log.contains("task_cancel"),
+        "audit log"
+    );
+}
+
+#[test]
+fn cancelling_a_task_whose_document_is_set_aside_says_so_instead_of_failing() {
+    use yibiao_sync::HubStorage;
+    let fx = fixture();
+    let mut office = Browser::signed_in(&fx, "office");
+    let issued = post_with_token(
+        &mut office,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "环境整治"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "tujiang"),
+        ],
+    );
+    let task = task_ids(&issued.body).pop().unwrap();
+    let doc = fx.state.storage.task_docs(Some(&task), None).unwrap()[0].id;
+    fx.state
+        .hub
+        .storage()
+        .quarantine(doc, "test: damaged", MORNING)
+        .unwrap()
+        .unwrap();
+    let a = post_with_token(&mut office, "/tasks", "/tasks/cancel", &[("task", &task)]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("已被隔离") && a.body.contains(&doc.to_string()),
+        "{}",
+        a.body
+    );
+    // The JSON API answers the same refusal with its code, not a 500.
+    let token = accounts::rotate_admin_token(fx.state.storage.as_ref()).unwrap();
+    let r = office
+        .agent
+        .delete(format!("{}/v1/tasks/{task}", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        r.into_body()
+            .read_to_string()
+            .unwrap()
+            .contains("task_set_aside")
+    );
+}
+
+#[test]
+fn a_leader_reads_tasks_but_cannot_issue_or_cancel_them() {
+    let fx = fixture();
+    let mut leader = Browser::signed_in(&fx, "leader");
+    let page = leader.get("/tasks").body;
+    assert!(
+        !page.contains("id=\"issue-task\""),
+        "no issue form for a leader"
+    );
+    let a = post_with_token(
+        &mut leader,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "x"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    );
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        post_with_token(&mut leader, "/tasks", "/tasks/cancel", &[("task", "t")]).status,
+        403
+    );
+    assert!(fx.state.storage.task_docs(None, None).unwrap().is_empty());
+}

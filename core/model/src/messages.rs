@@ -296,6 +296,18 @@ fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
             format!("“{got}”不是有效日期；可写作 2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日")
         }
         ("bad_day", Lang::En) => format!("`{got}` is not a day; write it as {DATE_FORMS}"),
+        ("task_set_aside", Lang::Zh) => format!(
+            "任务 {} 在村 {} 的文档已被隔离，暂时无法取消；请管理员先处理（yibiao-server quarantine show {}）",
+            m.param("task"),
+            m.param("village"),
+            m.param("record")
+        ),
+        ("task_set_aside", Lang::En) => format!(
+            "task `{}` cannot be cancelled: its document for village `{}` is set aside for the operator (yibiao-server quarantine show {})",
+            m.param("task"),
+            m.param("village"),
+            m.param("record")
+        ),
         _ => return None,
     })
 }

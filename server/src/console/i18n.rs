@@ -127,4 +127,12 @@ strings! {
     task_overdue: "已逾期", "Overdue";
     task_done: "已完成", "Done";
     task_cancelled: "已取消", "Cancelled";
+    issue_task: "下发任务", "Issue a task";
+    task_title: "任务名称", "Title";
+    villages: "下发到哪些村", "Villages";
+    or_records: "或指定记录（记录编号，每行一个）", "Or named records (record ids, one a line)";
+    instructions: "说明", "Instructions";
+    cancel_task: "取消任务", "Cancel task";
+    task_issued: "已下发：", "Issued: ";
+    task_was_cancelled: "已取消：", "Cancelled: ";
 }

@@ -48,7 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(pages::login::logout))
         .route("/records", get(pages::records::list))
         .route("/records/{id}", get(pages::records::one))
-        .route("/tasks", get(pages::tasks::list))
+        .route("/tasks", get(pages::tasks::list).post(pages::tasks::issue))
+        .route("/tasks/cancel", post(pages::tasks::cancel))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),
