@@ -6,6 +6,31 @@ use yibiao_model::{CadreId, DeviceId, Schema};
 use yibiao_sync::Identity;
 
 use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
+
+/// A device as listed (admin API, CLI, console): its row and when it last synced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ListedDevice {
+    /// The device.
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// Its last sync, ms since the epoch (written at most once a minute; `null` before
+    /// its first sync).
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Every device with its last sync.
+pub fn devices(storage: &dyn ServerStorage) -> Result<Vec<ListedDevice>, AccountError> {
+    let seen: std::collections::HashMap<String, i64> =
+        storage.devices_last_seen()?.into_iter().collect();
+    Ok(storage
+        .devices()?
+        .into_iter()
+        .map(|device| ListedDevice {
+            last_seen_ms: seen.get(&device.key).copied(),
+            device,
+        })
+        .collect())
+}
 use crate::tokens::{new_secret, token_hash};
 
 /// Enrolment codes: 8 characters a cadre can type, no 0/O/1/I/L to confuse.

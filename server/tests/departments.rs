@@ -508,8 +508,8 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|d| d["phone_device"] == "dev-phone-1"),
-        "{body}"
+            .any(|d| d["phone_device"] == "dev-phone-1" && d["last_seen_ms"].as_i64().is_some()),
+        "the synced phone has a last-seen time: {body}"
     );
     let (status, _) = call(
         &fx,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::Paths;
-use super::table::{listing, print};
+use super::table::{listing, local_time, print};
 use crate::accounts::{self, AccountError};
 
 #[derive(Subcommand)]
@@ -145,16 +145,18 @@ impl DeviceAction {
             }
             DeviceAction::List => {
                 let (_, storage) = paths.open(None)?;
-                let rows = storage.devices().map_err(|e| e.to_string())?;
+                let rows = accounts::devices(storage.as_ref()).map_err(|e| e.to_string())?;
                 print(&listing(
                     rows.into_iter()
-                        .map(|d| {
+                        .map(|l| {
+                            let d = l.device;
                             vec![
                                 d.phone_device.unwrap_or(d.key),
                                 d.name,
                                 d.cadre.unwrap_or_else(|| "-".into()),
                                 township(d.village.as_deref()),
                                 state(d.revoked_ms),
+                                format!("last sync {}", local_time(l.last_seen_ms)),
                             ]
                         })
                         .collect(),

@@ -130,6 +130,7 @@ const STEPS: &[&str] = &[
         since_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    super::device_seen::MIGRATION,
 ];
 
 /// A registered device, as listed by the operator.
