@@ -811,3 +811,262 @@ fn a_leader_reads_tasks_but_cannot_issue_or_cancel_them() {
     );
     assert!(fx.state.storage.task_docs(None, None).unwrap().is_empty());
 }
+
+/// A sync over real HTTP with a device token: its status and the phone's last-seen.
+fn http_sync(fx: &Fx, token: &str, device: &str) -> u16 {
+    let body = yibiao_sync::SyncRequest {
+        device: device.into(),
+        cursor: 0,
+        push: Vec::new(),
+        max_response_bytes: 65536,
+        schema: None,
+    }
+    .encode();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .post(format!("{}/v1/sync", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/x-yibiao-sync")
+        .send(&body[..])
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn the_admin_adds_a_cadre_issues_a_qr_enrolment_code_and_revokes_a_phone_that_synced() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let added = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "莫色"), ("village", "baru")],
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert!(added.body.contains("data-cadre=\"mose\"") && added.body.contains("莫色"));
+    let dup = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "x")],
+    );
+    assert!(
+        dup.body.contains("id=\"admin-error\"") && dup.body.contains("already exists"),
+        "{}",
+        dup.body
+    );
+
+    let first = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "mose")],
+    );
+    assert!(
+        first.body.contains("<svg") && first.body.contains("id=\"enrol-code\""),
+        "a QR code"
+    );
+    let code_of = |body: &str| {
+        let at = body.find("id=\"code\">").unwrap() + 10;
+        body[at..].split('<').next().unwrap().to_owned()
+    };
+    let old = code_of(&first.body);
+    assert_eq!(old.len(), 9, "XXXX-XXXX: {old}");
+    let second = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "mose")],
+    );
+    let new = code_of(&second.body);
+    let storage = fx.state.storage.as_ref();
+    // A new code cancels the old: the old one no longer enrols, the new one does.
+    assert!(accounts::enrol(storage, &old, "dev-mose-1").is_err());
+    let enrolled = accounts::enrol(storage, &new, "dev-mose-1").unwrap();
+
+    assert_eq!(http_sync(&fx, &enrolled.token, "dev-mose-1"), 200);
+    let page = admin.get("/admin/cadres").body;
+    let row = page.split("data-phone=\"dev-mose-1\"").nth(1).unwrap();
+    assert!(
+        !row.split("</tr>").next().unwrap().contains("从未"),
+        "last-seen shown: {row}"
+    );
+    let listed = accounts::devices(storage).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.device.phone_device.as_deref() == Some("dev-mose-1")
+                && d.last_seen_ms == Some(MORNING))
+    );
+
+    let revoked = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/devices/revoke",
+        &[("id", "dev-mose-1")],
+    );
+    assert!(revoked.body.contains("已吊销手机"), "{}", revoked.body);
+    assert_eq!(
+        http_sync(&fx, &enrolled.token, "dev-mose-1"),
+        401,
+        "the revoked phone's next sync"
+    );
+    let log = admin.get("/admin/staff").body;
+    for action in ["cadre_add", "enrol_code", "device_revoke"] {
+        assert!(log.contains(action), "audit {action}");
+    }
+}
+
+#[test]
+fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
+    let fx = fixture();
+    let storage = fx.state.storage.as_ref();
+    let (code, _) = accounts::issue_code(storage, "amu", 30).unwrap();
+    let enrolled = accounts::enrol(storage, &code, "dev-amu-2").unwrap();
+    assert_eq!(http_sync(&fx, &enrolled.token, "dev-amu-2"), 200);
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let moved = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/move",
+        &[("id", "amu"), ("village", "baru")],
+    );
+    assert!(moved.body.contains("已调动"), "{}", moved.body);
+    assert_eq!(
+        storage.cadre("amu").unwrap().unwrap().village.as_deref(),
+        Some("baru")
+    );
+    assert_eq!(
+        http_sync(&fx, &enrolled.token, "dev-amu-2"),
+        401,
+        "the old village's phone stops"
+    );
+    // A new code enrols the phone in the new village.
+    let (code, _) = accounts::issue_code(storage, "amu", 30).unwrap();
+    let again = accounts::enrol(storage, &code, "dev-amu-3").unwrap();
+    assert_eq!(again.village.as_deref(), Some("baru"));
+    assert_eq!(http_sync(&fx, &again.token, "dev-amu-3"), 200);
+    let bad = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/move",
+        &[("id", "amu"), ("village", "atlantis")],
+    );
+    assert!(bad.body.contains("unknown village"), "{}", bad.body);
+
+    let disabled = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/disable",
+        &[("id", "amu")],
+    );
+    assert!(disabled.body.contains("已停用"), "{}", disabled.body);
+    assert_eq!(http_sync(&fx, &again.token, "dev-amu-3"), 401);
+    let no_code = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "amu")],
+    );
+    assert!(
+        no_code.body.contains("disabled") && !no_code.body.contains("<svg"),
+        "{}",
+        no_code.body
+    );
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("cadre_move") && log.contains("cadre_disable"));
+}
+
+#[test]
+fn the_admin_issues_a_department_token_shown_once_and_revokes_it() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let issued = post_with_token(
+        &mut admin,
+        "/admin/tokens",
+        "/admin/tokens",
+        &[("department", "public_services"), ("name", "民政系统")],
+    );
+    let at = issued.body.find("id=\"new-token\">").unwrap() + 15;
+    let token = issued.body[at..].split('<').next().unwrap().to_owned();
+    assert!(token.starts_with("ybk_"), "{token}");
+    let again = admin.get("/admin/tokens").body;
+    assert!(
+        again.contains("民政系统") && !again.contains(&token),
+        "shown once"
+    );
+    let agent = admin.agent.clone();
+    let pull = |t: &str| {
+        agent
+            .get(format!("{}/v1/records", fx.base))
+            .header("authorization", format!("Bearer {t}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(pull(&token), 200);
+    let key = fx.state.storage.department_tokens().unwrap()[0].key.clone();
+    let revoked = post_with_token(
+        &mut admin,
+        "/admin/tokens",
+        "/admin/tokens/revoke",
+        &[("id", &key)],
+    );
+    assert!(revoked.body.contains("已吊销令牌"), "{}", revoked.body);
+    assert_eq!(pull(&token), 401);
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("token_issue") && log.contains("token_revoke"));
+}
+
+#[test]
+fn the_admin_adds_and_disables_staff_accounts() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let added = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/add",
+        &[
+            ("login", "wangfang"),
+            ("name", "王芳"),
+            ("role", "dept:public_services"),
+        ],
+    );
+    let at = added.body.find("id=\"new-password\">").unwrap() + 18;
+    let password = added.body[at..].split('<').next().unwrap().to_owned();
+    let mut wang = Browser::new(&fx);
+    assert_eq!(wang.sign_in("wangfang", &password).status, 303);
+    assert_eq!(wang.get("/records").status, 200);
+    let bad = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/add",
+        &[("login", "x1"), ("name", "x"), ("role", "dept:nope")],
+    );
+    assert!(bad.body.contains("unknown department"), "{}", bad.body);
+    let disabled = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/disable",
+        &[("login", "wangfang")],
+    );
+    assert!(disabled.body.contains("已停用账号"), "{}", disabled.body);
+    assert_eq!(wang.get("/records").location, "/login", "her session ended");
+    let own = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/disable",
+        &[("login", "admin")],
+    );
+    assert!(
+        own.body.contains("id=\"admin-error\""),
+        "no disabling oneself"
+    );
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("staff_add") && log.contains("staff_disable"));
+}

@@ -56,6 +56,27 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/staff", get(pages::admin::staff))
         .route("/admin/staff/reset", post(pages::admin::reset))
+        .route("/admin/staff/add", post(pages::admin::add))
+        .route("/admin/staff/disable", post(pages::admin::disable))
+        .route(
+            "/admin/cadres",
+            get(pages::township::cadres).post(pages::township::add_cadre),
+        )
+        .route(
+            "/admin/cadres/disable",
+            post(pages::township::disable_cadre),
+        )
+        .route("/admin/cadres/move", post(pages::township::move_cadre))
+        .route("/admin/cadres/code", post(pages::township::issue_code))
+        .route(
+            "/admin/devices/revoke",
+            post(pages::township::revoke_device),
+        )
+        .route(
+            "/admin/tokens",
+            get(pages::township::tokens).post(pages::township::issue_token),
+        )
+        .route("/admin/tokens/revoke", post(pages::township::revoke_token))
         .layer(middleware::from_fn(remember_lang))
 }
 
@@ -161,11 +182,17 @@ impl Layout {
             },
         ];
         if user.scope == Scope::Township(Role::Admin) {
-            nav.push(NavLink {
-                href: "/admin/staff",
-                label: s.staff,
-                current: false,
-            });
+            for (href, label) in [
+                ("/admin/cadres", s.cadres),
+                ("/admin/tokens", s.dept_tokens),
+                ("/admin/staff", s.staff),
+            ] {
+                nav.push(NavLink {
+                    href,
+                    label,
+                    current: false,
+                });
+            }
         }
         nav.push(NavLink {
             href: "/account/password",

@@ -7,6 +7,7 @@
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
 mod accounts;
+mod cadre_admin;
 mod device_seen;
 mod quarantine;
 pub mod sqlite;
@@ -19,6 +20,7 @@ use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use cadre_admin::CadreAdminStorage;
 pub use device_seen::DeviceSeenStorage;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
@@ -126,7 +128,7 @@ pub struct TypedCount {
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
 /// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage + DeviceSeenStorage {
+pub trait ServerStorage: HubStorage + StaffStorage + DeviceSeenStorage + CadreAdminStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.

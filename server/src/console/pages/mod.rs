@@ -5,3 +5,4 @@ pub mod admin;
 pub mod login;
 pub mod records;
 pub mod tasks;
+pub mod township;
