@@ -331,6 +331,7 @@ fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
     let list = ok(data, &["device", "list"]);
     assert!(list.starts_with(phone), "{list}");
     assert!(list.contains("active"), "{list}");
+    assert!(list.contains("last sync -"), "never synced: {list}");
     assert_eq!(
         ok(data, &["device", "revoke", phone]).trim(),
         format!("device {phone} revoked")
@@ -430,4 +431,44 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
         ],
         "write +N days, e.g. +7d",
     );
+}
+
+#[test]
+fn moving_a_cadre_revokes_their_phone_and_a_disabled_cadre_gets_no_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &[
+            "cadre",
+            "add",
+            "--id",
+            "amu",
+            "--name",
+            "阿木",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let code_out = ok(data, &["cadre", "code", "amu"]);
+    let code = code_out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap()
+        .to_owned();
+    let storage = yibiao_server::storage::SqliteStorage::open(&data.join("yibiao.db")).unwrap();
+    yibiao_server::accounts::enrol(&storage, &code, "dev-amu-1").unwrap();
+    drop(storage);
+    let moved = ok(data, &["cadre", "move", "amu", "--village", "baru"]);
+    assert!(moved.contains("enrol again"), "{moved}");
+    assert!(ok(data, &["device", "list"]).contains("revoked"));
+    assert!(ok(data, &["cadre", "list"]).contains("baru"));
+    refused(
+        data,
+        &["cadre", "move", "amu", "--village", "atlantis"],
+        "unknown village",
+    );
+    ok(data, &["cadre", "disable", "amu"]);
+    refused(data, &["cadre", "code", "amu"], "is disabled");
+    refused(data, &["cadre", "disable", "nobody"], "no cadre `nobody`");
 }
