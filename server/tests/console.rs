@@ -1070,3 +1070,73 @@ fn the_admin_adds_and_disables_staff_accounts() {
     let log = admin.get("/admin/staff").body;
     assert!(log.contains("staff_add") && log.contains("staff_disable"));
 }
+
+#[test]
+fn a_leader_reads_the_summary_and_burden_charts_and_clerks_are_refused() {
+    let fx = fixture();
+    let mut leader = Browser::signed_in(&fx, "leader");
+    let summary = leader.get("/reports/summary");
+    assert_eq!(summary.status, 200);
+    let body = &summary.body;
+    assert!(
+        body.contains("<svg") && body.contains("class=\"bar\""),
+        "a bar chart"
+    );
+    assert!(
+        body.contains("低保户核查表") && body.contains("土匠村"),
+        "labels"
+    );
+    assert!(body.contains("id=\"matrix\""), "the matrix");
+    assert!(body.len() < 100_000, "{} bytes", body.len());
+    // The chart draws what the core computes: 土匠村 has one household, none complete
+    // for dibao_check, so its bar has zero done length.
+    let sum = yibiao_server::tasks::summary(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        &yibiao_server::tasks::Issuer::Township,
+        MORNING,
+    )
+    .unwrap();
+    let cells = sum.rows.len();
+    assert_eq!(
+        body.matches("class=\"bar\"").count(),
+        cells,
+        "one bar per village x form"
+    );
+
+    let burden = leader.get("/reports/burden");
+    assert_eq!(burden.status, 200);
+    let b = yibiao_server::tasks::burden(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        "2026-10-26",
+        "2026-11-24",
+    )
+    .unwrap();
+    assert!(b.values_typed > 0);
+    assert!(
+        burden
+            .body
+            .contains(&format!("id=\"typed\">{}<", b.values_typed))
+            && burden
+                .body
+                .contains(&format!("id=\"deliveries\">{}<", b.deliveries)),
+        "the core's figures for the last 30 days"
+    );
+    assert!(burden.body.contains("<svg") && burden.body.contains("class=\"bar\""));
+    assert!(burden.body.contains("户主姓名"), "field labels");
+    let bad = leader.get("/reports/burden?from=2026-13-01");
+    assert!(bad.body.contains("id=\"report-error\"") && bad.body.contains("不是有效日期"));
+
+    for login in ["ps", "office"] {
+        let mut b = Browser::signed_in(&fx, login);
+        assert_eq!(b.get("/reports/summary").status, 403, "{login}");
+        assert_eq!(b.get("/reports/burden").status, 403, "{login}");
+    }
+    assert_eq!(
+        Browser::signed_in(&fx, "admin")
+            .get("/reports/burden")
+            .status,
+        200
+    );
+}

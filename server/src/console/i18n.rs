@@ -164,4 +164,16 @@ strings! {
     add_staff: "添加账号", "Add an account";
     staff_added: "账号已创建。初始密码（只显示一次）：", "Account created. First password (shown once):";
     staff_disabled: "已停用账号：", "Account disabled: ";
+    summary: "汇总", "Summary";
+    summary_help: "每个村每张表已填全的记录数 / 记录总数。", "Records complete / records, per village and form.";
+    burden: "减负", "Burden";
+    burden_help: "干部录入一次的值，送达了多少个部门的表：复用率 = 送达次数 / 录入次数。", "Each value a cadre typed once reaches every department whose form asks for it: reuse ratio = deliveries / values typed.";
+    burden_overall: "录入与送达", "Typed vs delivered";
+    deliveries_by_department: "各部门收到的值", "Values each department received";
+    values_typed: "录入的值", "Values typed";
+    deliveries: "送达次数", "Deliveries";
+    reuse_ratio: "复用率", "Reuse ratio";
+    entries_saved: "少录入", "Entries saved";
+    from_day: "从", "From";
+    to_day: "到", "To";
 }

@@ -50,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/records/{id}", get(pages::records::one))
         .route("/tasks", get(pages::tasks::list).post(pages::tasks::issue))
         .route("/tasks/cancel", post(pages::tasks::cancel))
+        .route("/reports/summary", get(pages::reports::summary))
+        .route("/reports/burden", get(pages::reports::burden))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),
@@ -181,6 +183,18 @@ impl Layout {
                 current: false,
             },
         ];
+        if matches!(user.scope, Scope::Township(Role::Admin | Role::Leader)) {
+            for (href, label) in [
+                ("/reports/summary", s.summary),
+                ("/reports/burden", s.burden),
+            ] {
+                nav.push(NavLink {
+                    href,
+                    label,
+                    current: false,
+                });
+            }
+        }
         if user.scope == Scope::Township(Role::Admin) {
             for (href, label) in [
                 ("/admin/cadres", s.cadres),

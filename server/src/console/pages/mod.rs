@@ -4,5 +4,6 @@ pub mod account;
 pub mod admin;
 pub mod login;
 pub mod records;
+pub mod reports;
 pub mod tasks;
 pub mod township;
