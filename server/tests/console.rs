@@ -545,7 +545,7 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 8] = [
+    let routes: [(&str, &str, [u16; 6]); 12] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
@@ -554,6 +554,10 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/admin/cadres", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/admin/tokens", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/reports/summary", [303, 403, 403, 403, 200, 200]),
+        ("GET", "/reports/burden", [303, 403, 403, 403, 200, 200]),
     ];
     let mut browsers: Vec<Browser> = VISITORS
         .iter()
@@ -1138,5 +1142,88 @@ fn a_leader_reads_the_summary_and_burden_charts_and_clerks_are_refused() {
             .get("/reports/burden")
             .status,
         200
+    );
+}
+
+/// Every admin form, with fields that would change something if accepted.
+const ADMIN_FORMS: [(&str, &[(&str, &str)]); 9] = [
+    ("/admin/staff/reset", &[("login", "leader")]),
+    (
+        "/admin/staff/add",
+        &[("login", "intruder"), ("name", "x"), ("role", "admin")],
+    ),
+    ("/admin/staff/disable", &[("login", "office")]),
+    (
+        "/admin/cadres",
+        &[("id", "intruder"), ("name", "x"), ("village", "baru")],
+    ),
+    ("/admin/cadres/disable", &[("id", "amu")]),
+    ("/admin/cadres/move", &[("id", "amu"), ("village", "baru")]),
+    ("/admin/cadres/code", &[("id", "amu")]),
+    ("/admin/devices/revoke", &[("id", "dev-none")]),
+    (
+        "/admin/tokens",
+        &[("department", "public_services"), ("name", "x")],
+    ),
+];
+
+#[test]
+fn only_an_admin_posts_admin_forms_and_only_with_the_sessions_csrf_token() {
+    let fx = fixture();
+    let storage = fx.state.storage.as_ref();
+    let audit_before = storage.audit_log(1000).unwrap().len();
+    for login in ["ps", "clinic", "office", "leader"] {
+        let mut b = Browser::signed_in(&fx, login);
+        for (path, form) in ADMIN_FORMS
+            .iter()
+            .chain([("/admin/tokens/revoke", &[("id", "k")][..])].iter())
+        {
+            let a = post_with_token(&mut b, "/records", path, form);
+            assert_eq!(a.status, 403, "POST {path} as {login}");
+        }
+    }
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let mut forms: Vec<(&str, Vec<(&str, &str)>)> =
+        ADMIN_FORMS.iter().map(|(p, f)| (*p, f.to_vec())).collect();
+    forms.push(("/admin/tokens/revoke", vec![("id", "k")]));
+    forms.push((
+        "/tasks",
+        vec![
+            ("title", "x"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    ));
+    forms.push(("/tasks/cancel", vec![("task", "t")]));
+    for (path, form) in &forms {
+        for token in [None, Some("forged")] {
+            let mut f = form.clone();
+            if let Some(t) = token {
+                f.push(("csrf", t));
+            }
+            let a = admin.post(path, &f);
+            assert_eq!(a.status, 403, "POST {path} with token {token:?}");
+            assert!(a.body.contains("表单已过期"), "{path}");
+        }
+    }
+    // Nothing happened: no account, cadre, token or task; amu still in 土匠村.
+    assert!(storage.staff("intruder").unwrap().is_none());
+    assert!(storage.cadre("intruder").unwrap().is_none());
+    assert_eq!(
+        storage.cadre("amu").unwrap().unwrap().village.as_deref(),
+        Some("tujiang")
+    );
+    assert!(storage.department_tokens().unwrap().is_empty());
+    assert!(storage.task_docs(None, None).unwrap().is_empty());
+    let actions: Vec<String> = storage
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert!(
+        actions.len() > audit_before && actions.iter().all(|a| a.starts_with("sign_")),
+        "only sign-ins were logged: {actions:?}"
     );
 }
