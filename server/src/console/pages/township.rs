@@ -324,11 +324,15 @@ fn enrol_link(state: &AppState, headers: &HeaderMap, code: &str) -> String {
 fn qr_svg(text: &str) -> Result<String, AccountError> {
     let code =
         QrCode::new(text.as_bytes()).map_err(|e| AccountError::Storage(format!("qr code: {e}")))?;
-    Ok(code
+    let doc = code
         .render::<svg::Color<'_>>()
         .min_dimensions(180, 180)
         .quiet_zone(true)
-        .build())
+        .build();
+    // Inline in HTML: the `<svg>` element without the XML declaration before it.
+    Ok(doc
+        .find("<svg")
+        .map_or(doc.clone(), |at| doc[at..].to_owned()))
 }
 
 /// `POST /admin/cadres/code`: a new enrolment code (the cadre's earlier unused codes end).
