@@ -1,7 +1,7 @@
 //! What the township admin pages change about a cadre beyond creating one
 //! ([`CadreAdminStorage`]): disable, move to another village. Each is one transaction
 //! that also revokes the cadre's live devices and ends their unused enrolment codes (the
-//! rule is in [`crate::accounts::move_cadre`]). The column `cadres.disabled_ms` comes
+//! rule is in `accounts::move_cadre`). The column `cadres.disabled_ms` comes
 //! with the `device_seen` migration step.
 
 use rusqlite::{Transaction, params};

@@ -2,7 +2,7 @@
 //! township admin pages change (disabled, moved): one self-contained migration step,
 //! [`MIGRATION`].
 //!
-//! Last-seen is written at most once a minute per device: [`crate::state::LastSeen`]
+//! Last-seen is written at most once a minute per device: `LastSeen` (in the server state)
 //! remembers in memory when each key was last written, so a sync request normally adds
 //! no write at all; the column is an indication for people ("synced 3 minutes ago"),
 //! not an audit record.
