@@ -397,6 +397,8 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
         [
             "cadre add",
             "cadre code",
+            "cadre move",
+            "device list",
             "department token",
             "task add",
             "task list",
