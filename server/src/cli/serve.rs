@@ -1,8 +1,15 @@
-//! `yibiao-server serve`: logging, the first admin token, the listener, graceful shutdown.
+//! `yibiao-server serve`: logging, the listener, the data directory's lock, the first admin
+//! token, graceful shutdown.
+//!
+//! The order is what keeps a failed start harmless: the port is bound first (a port in use
+//! fails before anything is written), then the data directory is locked (a second server
+//! fails naming the first one's pid), and only then is the database opened, migrated and
+//! the first admin token written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::datadir::DataDirLock;
 use super::{Paths, load_schema};
 use crate::accounts;
 use crate::config::{Config, Overrides};
@@ -43,6 +50,16 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
         source = %cfg.schema_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in Baru example".into()),
         "schema loaded"
     );
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let state = AppState::open(cfg.clone(), schema)?;
     crate::schema_change::prepare(
         &cfg.data_dir,
@@ -54,7 +71,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     first_run_console(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(cfg, state))
+    runtime.block_on(serve(cfg, state, listener))
 }
 
 /// On the very first start, creates the admin token and writes it to
@@ -130,9 +147,12 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+async fn serve(
+    cfg: Config,
+    state: AppState,
+    listener: std::net::TcpListener,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
