@@ -186,3 +186,191 @@ fn the_data_dir_is_0700_and_every_file_in_it_0600() {
     }
     drop(server);
 }
+
+/// A phone with a real SQLite store, syncing over real HTTP.
+struct Phone {
+    store: yibiao_store::Store,
+    token: String,
+}
+
+impl Phone {
+    fn new(dir: &Path, server: &ServerProcess, i: usize) -> Self {
+        let cadre = format!("cadre-{i}");
+        let token = server
+            .add_device(&format!("phone-{i}"), &cadre, Some("tujiang"))
+            .unwrap();
+        let store = yibiao_store::Store::open(
+            dir.join(format!("phone-{i}.db")),
+            std::sync::Arc::new(yibiao_model::Schema::baru_example()),
+            yibiao_model::CadreId::new(cadre).unwrap(),
+        )
+        .unwrap();
+        Self { store, token }
+    }
+
+    /// Writes one household and syncs it to `url` until a sync completes.
+    fn add_and_sync(&self, url: &str, n: usize) -> yibiao_model::RecordId {
+        use yibiao_model::{FieldEdit, Value};
+        let id = self
+            .store
+            .create(
+                "household",
+                Some("tujiang"),
+                &[FieldEdit::Set(
+                    "household_head".into(),
+                    Value::Text(format!("户主{n}")),
+                )],
+            )
+            .unwrap();
+        let transport = yibiao_store::http::HttpTransport::new(
+            url,
+            &self.token,
+            std::time::Duration::from_secs(20),
+        );
+        let options = yibiao_sync::session::SyncOptions::default();
+        for _ in 0..20 {
+            if let Ok(report) = yibiao_store::sync(&self.store, &transport, &options, &mut |_| {})
+                && report.complete
+            {
+                return id;
+            }
+        }
+        panic!("sync to {url} never completed");
+    }
+}
+
+/// The records a data directory's database holds, each loaded (a damaged one panics).
+fn stored_records(data: &Path) -> std::collections::BTreeSet<yibiao_model::RecordId> {
+    use yibiao_sync::HubStorage;
+    let storage = yibiao_server::storage::SqliteStorage::open(&data.join("yibiao.db")).unwrap();
+    let feed = storage
+        .feed_after(&yibiao_sync::DeviceScope::Township, 0, 1_000_000)
+        .unwrap();
+    feed.iter()
+        .map(|e| {
+            let chunks = storage.load(e.id).unwrap().unwrap();
+            yibiao_model::record::Record::load(e.id, automerge::ActorId::random(), &chunks)
+                .unwrap();
+            e.id
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_taken_under_sync_load_restores_into_a_server_the_phones_sync_on_with() {
+    use std::sync::{Arc, Mutex};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = start(&data);
+    let url = server.url();
+    let phones: Vec<Phone> = (0..3).map(|i| Phone::new(tmp.path(), &server, i)).collect();
+    // Records whose sync completed (the server acknowledged them).
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let backup = tmp.path().join("backup.sqlite");
+    let before_backup = std::thread::scope(|s| {
+        for (i, phone) in phones.iter().enumerate() {
+            let (url, acknowledged) = (url.clone(), acknowledged.clone());
+            s.spawn(move || {
+                for n in 0..12 {
+                    let id = phone.add_and_sync(&url, i * 100 + n);
+                    acknowledged.lock().unwrap().push(id);
+                }
+            });
+        }
+        // Once the phones are well under way, back up while they keep writing.
+        while acknowledged.lock().unwrap().len() < 6 {
+            std::thread::yield_now();
+        }
+        let before = acknowledged.lock().unwrap().clone();
+        let out = ok(&data, &["backup", "--to", backup.to_str().unwrap()]);
+        assert!(out.contains("integrity ok"), "{out}");
+        before
+    });
+    assert_eq!(acknowledged.lock().unwrap().len(), 36);
+    // Refused over an existing file without --force.
+    let err = fails(&data, &["backup", "--to", backup.to_str().unwrap()]);
+    assert!(err.contains("exists"), "{err}");
+
+    let restored = tmp.path().join("restored");
+    let out = ok(&restored, &["restore", "--from", backup.to_str().unwrap()]);
+    assert!(out.contains("integrity ok"), "{out}");
+    let conn = rusqlite::Connection::open(restored.join("yibiao.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    // Every record acknowledged before the backup began is in it, and each loads.
+    let held = stored_records(&restored);
+    for id in &before_backup {
+        assert!(held.contains(id), "{id} was acknowledged before the backup");
+    }
+
+    // The restored directory serves; the phones sync on with it, tokens and all.
+    drop(server);
+    let server = start(&restored);
+    let mut after = Vec::new();
+    for (i, phone) in phones.iter().enumerate() {
+        after.push(phone.add_and_sync(&server.url(), 1000 + i));
+    }
+    let held = stored_records(&restored);
+    for id in after.iter().chain(&before_backup) {
+        assert!(held.contains(id), "{id} missing after the phones synced on");
+    }
+}
+
+#[test]
+fn restore_refuses_a_serving_or_non_empty_data_dir_and_a_damaged_or_foreign_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = start(&data);
+    let backup = tmp.path().join("b.sqlite");
+    ok(&data, &["backup", "--to", backup.to_str().unwrap()]);
+    let from = ["restore", "--from", backup.to_str().unwrap()];
+
+    let err = fails(&data, &[&from[..], &["--force"]].concat());
+    assert!(
+        err.contains(&format!(
+            "in use by another yibiao-server (pid {})",
+            server.pid()
+        )),
+        "{err}"
+    );
+    drop(server);
+    let err = fails(&data, &from);
+    assert!(err.contains("already holds a yibiao database"), "{err}");
+    ok(&data, &[&from[..], &["--force"]].concat());
+    let again = start(&data);
+    drop(again);
+
+    let empty = tmp.path().join("empty");
+    let junk = tmp.path().join("junk.sqlite");
+    std::fs::write(&junk, vec![7u8; 8192]).unwrap();
+    let err = fails(&empty, &["restore", "--from", junk.to_str().unwrap()]);
+    assert!(err.contains("is not a SQLite database"), "{err}");
+    let foreign = tmp.path().join("foreign.sqlite");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = fails(&empty, &["restore", "--from", foreign.to_str().unwrap()]);
+    assert!(err.contains("is not a yibiao database"), "{err}");
+    // A backup with damaged pages (b-tree page headers overwritten) is refused before
+    // anything is written.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let page = 4096;
+    for n in 1..6 {
+        for b in &mut bytes[n * page..n * page + 12] {
+            *b = 0xA5;
+        }
+    }
+    let damaged = tmp.path().join("damaged.sqlite");
+    std::fs::write(&damaged, bytes).unwrap();
+    let err = fails(&empty, &["restore", "--from", damaged.to_str().unwrap()]);
+    assert!(err.contains("cannot restore"), "{err}");
+    assert!(
+        !empty.exists(),
+        "a refused restore made {}",
+        empty.display()
+    );
+}

@@ -10,6 +10,7 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod backup;
 mod datadir;
 mod quarantine;
 mod report;
@@ -62,6 +63,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make the data directory and its database (owner-only), without serving.
     Init,
+    /// Copy the database to a file, consistent while the server serves and writes.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a data directory (empty, or --force) where no server runs.
+    Restore(backup::RestoreArgs),
     /// Manage device tokens.
     Device {
         #[command(subcommand)]
@@ -133,6 +138,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve::run(args, paths),
         Command::Init => init(&paths),
+        Command::Backup(args) => args.run(&paths),
+        Command::Restore(args) => args.run(&paths),
         Command::Device { action } => action.run(&paths),
         Command::Cadre { action } => action.run(&paths),
         Command::Department { action } => action.run(&paths),

@@ -7,6 +7,7 @@
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
 mod accounts;
+pub mod backup;
 mod quarantine;
 pub mod sqlite;
 mod staff;
