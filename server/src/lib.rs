@@ -27,6 +27,7 @@ pub mod schema_change;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod tls;
 pub mod tokens;
 
 pub use config::Config;

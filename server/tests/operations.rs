@@ -374,3 +374,156 @@ fn restore_refuses_a_serving_or_non_empty_data_dir_and_a_damaged_or_foreign_file
         empty.display()
     );
 }
+
+/// Starts `serve` over TLS from a config file naming the certificate and key; the
+/// `https://` URL it printed.
+fn start_tls(data: &Path, config: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+#[test]
+fn a_phone_syncs_over_https_with_the_servers_own_certificate_and_plain_http_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_pem, key_pem) = (cert.pem(), signing_key.serialize_pem());
+    let (cert_file, key_file) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert_pem).unwrap();
+    std::fs::write(&key_file, &key_pem).unwrap();
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let (mut child, url) = start_tls(&data, &config);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let cadre = yibiao_model::CadreId::new("amu").unwrap();
+    let out = ok(
+        &data,
+        &[
+            "device",
+            "add",
+            "--name",
+            "p",
+            "--cadre",
+            "amu",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .unwrap();
+    let store = yibiao_store::Store::open(
+        tmp.path().join("phone.db"),
+        std::sync::Arc::new(yibiao_model::Schema::baru_example()),
+        cadre,
+    )
+    .unwrap();
+    let id = store
+        .create(
+            "household",
+            Some("tujiang"),
+            &[yibiao_model::FieldEdit::Set(
+                "household_head".into(),
+                yibiao_model::Value::Text("阿木".into()),
+            )],
+        )
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let options = yibiao_sync::session::SyncOptions {
+        retry: yibiao_sync::session::RetryPolicy {
+            attempts: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The public roots do not vouch for a county's own certificate.
+    let untrusting = yibiao_store::http::HttpTransport::new(&url, token, timeout);
+    let err = yibiao_store::sync(&store, &untrusting, &options, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("network"), "{err}");
+    // With the certificate pinned, the phone syncs.
+    let pinned = yibiao_store::http::HttpTransport::with_trusted_ca(
+        &url,
+        token,
+        timeout,
+        cert_pem.as_bytes(),
+    )
+    .unwrap();
+    let report = yibiao_store::sync(&store, &pinned, &options, &mut |_| {}).unwrap();
+    assert!(report.complete, "{report:?}");
+    assert!(stored_records(&data).contains(&id));
+
+    // Plain http to the TLS port fails at once, and the server keeps serving.
+    let plain = url.replace("https://", "http://");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let refused = agent.get(format!("{plain}/healthz")).call();
+    assert!(refused.is_err(), "plain http answered: {refused:?}");
+    let report = yibiao_store::sync(&store, &pinned, &options, &mut |_| {}).unwrap();
+    assert!(report.complete);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_start_with_a_bad_tls_key_names_the_file_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rcgen::CertifiedKey { cert, .. } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let (cert_file, key_file) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, "not a key").unwrap();
+    let data = tmp.path().join("data");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ];
+    let err = fails(&data, &args);
+    assert!(
+        err.contains(&format!("TLS key {}", key_file.display())),
+        "{err}"
+    );
+    // A key of another certificate.
+    std::fs::write(&key_file, other.serialize_pem()).unwrap();
+    let err = fails(&data, &args);
+    assert!(err.contains("do not go together"), "{err}");
+    assert!(!data.exists(), "a failed start made {}", data.display());
+    let err = fails(&data, &args[..5]);
+    assert!(err.contains("--tls-key"), "{err}");
+}
