@@ -22,6 +22,7 @@
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
 //! tls_cert = "/etc/yibiao/cert.pem"  # serve https (PEM chain; with tls_key)
 //! tls_key = "/etc/yibiao/key.pem"    # its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+//! webhook_max_backoff_secs = 60  # longest wait between attempts at a failing webhook
 //! # Budgets at merge (yibiao_sync::hub::Budgets): what one pushed record may ask.
 //! budget_ops_per_change = 1000        # 100 ..= 100000
 //! budget_changes_per_doc = 1000       # 100 ..= 100000
@@ -93,6 +94,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The private key of [`Config::tls_cert`] (`tls_key`; `--tls-key` overrides).
     pub tls_key: Option<PathBuf>,
+    /// The longest wait between attempts at a failing webhook endpoint (the first wait is
+    /// a second, doubled after each failure).
+    pub webhook_max_backoff_secs: u64,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
     /// What one pushed record may ask of the hub (`budget_*` keys), checked at start
@@ -201,6 +205,8 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// See [`Config::tls_key`].
     pub tls_key: Option<PathBuf>,
+    /// See [`Config::webhook_max_backoff_secs`].
+    pub webhook_max_backoff_secs: Option<u64>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
     /// See [`Budgets::max_ops_per_change`].
@@ -283,6 +289,7 @@ impl Config {
             },
             tls_cert: file.tls_cert,
             tls_key: file.tls_key,
+            webhook_max_backoff_secs: file.webhook_max_backoff_secs.unwrap_or(60).max(1),
             console: {
                 let mut c = file.console.unwrap_or_default();
                 c.max_failed_logins = c.max_failed_logins.max(1);

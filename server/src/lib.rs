@@ -29,6 +29,7 @@ pub mod storage;
 pub mod tasks;
 pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::{AppState, ServerHub};

@@ -18,6 +18,7 @@ mod serve;
 mod staff;
 mod table;
 mod task;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         action: staff::StaffAction,
     },
+    /// Departments' systems that get their view's changes pushed (webhooks).
+    Webhook {
+        #[command(subcommand)]
+        action: webhook::WebhookAction,
+    },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
     /// Check a schema file and print a summary; with `--against`, also what serving it
@@ -148,6 +154,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Burden(args) => args.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
+        Command::Webhook { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }

@@ -7,6 +7,7 @@
 //! the first admin token written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
@@ -17,7 +18,7 @@ use crate::accounts;
 use crate::config::{Config, Overrides};
 use crate::limits::{ClientAddr, GuardedListener};
 use crate::state::AppState;
-use crate::storage::ServerStorage;
+use crate::storage::{ServerStorage, SqliteStorage, WebhookStorage};
 
 /// Options of `serve`.
 #[derive(clap::Args)]
@@ -73,6 +74,9 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     })?;
     let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let state = AppState::open(cfg.clone(), schema)?;
+    let webhooks: Arc<dyn WebhookStorage> = Arc::new(
+        SqliteStorage::open(&super::datadir::database(&cfg.data_dir)).map_err(|e| e.to_string())?,
+    );
     crate::schema_change::prepare(
         &cfg.data_dir,
         state.storage.as_ref(),
@@ -83,7 +87,17 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     first_run_console(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(cfg, state, listener, tls))
+    runtime.block_on(async move {
+        crate::webhooks::spawn(
+            state.clone(),
+            webhooks,
+            crate::webhooks::Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(cfg.webhook_max_backoff_secs),
+            },
+        );
+        serve(cfg, state, listener, tls).await
+    })
 }
 
 /// The TLS acceptor when a certificate and key are configured (both or neither).

@@ -13,6 +13,7 @@ pub mod sqlite;
 mod staff;
 mod tasks;
 mod views;
+mod webhooks;
 
 use yibiao_model::RecordId;
 use yibiao_model::schema::ViewFilter;
@@ -22,6 +23,7 @@ use yibiao_sync::hub::StorageError;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
+pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

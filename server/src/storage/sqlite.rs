@@ -135,6 +135,7 @@ const STEPS: &[&str] = &[
         since_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    super::webhooks::MIGRATION,
 ];
 
 /// A registered device, as listed by the operator.
