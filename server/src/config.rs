@@ -20,6 +20,9 @@
 //! header_read_timeout_secs = 10  # a request's headers must arrive within this
 //! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
+//! tls_cert = "/etc/yibiao/cert.pem"  # serve https (PEM chain; with tls_key)
+//! tls_key = "/etc/yibiao/key.pem"    # its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+//! webhook_max_backoff_secs = 60  # longest wait between attempts at a failing webhook
 //! # Budgets at merge (yibiao_sync::hub::Budgets): what one pushed record may ask.
 //! budget_ops_per_change = 1000        # 100 ..= 100000
 //! budget_changes_per_doc = 1000       # 100 ..= 100000
@@ -87,6 +90,13 @@ pub struct Config {
     /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
     /// should not hold the admin token).
     pub metrics_token: Option<String>,
+    /// Serve https with this PEM certificate chain (`tls_cert`; `--tls-cert` overrides).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of [`Config::tls_cert`] (`tls_key`; `--tls-key` overrides).
+    pub tls_key: Option<PathBuf>,
+    /// The longest wait between attempts at a failing webhook endpoint (the first wait is
+    /// a second, doubled after each failure).
+    pub webhook_max_backoff_secs: u64,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
     /// What one pushed record may ask of the hub (`budget_*` keys), checked at start
@@ -191,6 +201,12 @@ pub struct FileConfig {
     pub min_free_disk_bytes: Option<u64>,
     /// See [`Config::metrics_token`].
     pub metrics_token: Option<String>,
+    /// See [`Config::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Config::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Config::webhook_max_backoff_secs`].
+    pub webhook_max_backoff_secs: Option<u64>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
     /// See [`Budgets::max_ops_per_change`].
@@ -271,6 +287,9 @@ impl Config {
                 }
                 other => other.map(|t| t.trim().to_owned()),
             },
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            webhook_max_backoff_secs: file.webhook_max_backoff_secs.unwrap_or(60).max(1),
             console: {
                 let mut c = file.console.unwrap_or_default();
                 c.max_failed_logins = c.max_failed_logins.max(1);

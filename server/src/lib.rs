@@ -27,7 +27,9 @@ pub mod schema_change;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::{AppState, ServerHub};

@@ -31,6 +31,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
+/// A fresh data directory with a database (`init`, as a first `serve` would make it).
+fn fresh() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ok(dir.path(), &["init"]);
+    dir
+}
+
 /// Runs a command that must succeed; its stdout.
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run(dir, args);
@@ -60,7 +67,7 @@ fn refused(dir: &Path, args: &[&str], reason: &str) {
 
 #[test]
 fn task_add_list_show_summary_burden() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let dir = dir.path();
 
     let added = ok(
@@ -182,7 +189,7 @@ fn task_add_list_show_summary_burden() {
 
 #[test]
 fn bad_input_exits_non_zero_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let dir = dir.path();
     let add = |extra: &[&'static str]| {
         let mut args = vec!["task", "add", "--title", "t", "--due", "2099-12-31"];
@@ -301,7 +308,7 @@ fn bad_input_exits_non_zero_with_the_reason() {
 
 #[test]
 fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let data = dir.path();
     ok(
         data,
@@ -405,7 +412,8 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
             "burden --from"
         ]
     );
-    let dir = tempfile::tempdir().unwrap();
+    // `scripts/run.sh` (the walk-through's first line) serves, which makes the database.
+    let dir = fresh();
     for args in &commands {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(dir.path(), &args);

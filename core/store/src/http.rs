@@ -46,6 +46,38 @@ impl HttpTransport {
     /// A transport to `server_url` (e.g. `http://10.0.0.2:8080`), authenticating with the
     /// device's `token`. `timeout` bounds one whole exchange: on a 2G link give minutes.
     pub fn new(server_url: &str, token: &str, timeout: Duration) -> Self {
+        Self::with_roots(server_url, token, timeout, ureq::tls::RootCerts::WebPki)
+    }
+
+    /// Like [`HttpTransport::new`], for an `https://` server whose certificate is signed
+    /// by the CA in `ca_pem` (or is that self-signed certificate itself): a county server
+    /// with its own CA. Only that CA is trusted (pinned); the public roots are not.
+    pub fn with_trusted_ca(
+        server_url: &str,
+        token: &str,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<Self, String> {
+        let certs = ureq::tls::parse_pem(ca_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(format!("trusted CA: not PEM: {e}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if certs.is_empty() {
+            return Err("trusted CA: no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        let roots = ureq::tls::RootCerts::new_with_certs(&certs);
+        Ok(Self::with_roots(server_url, token, timeout, roots))
+    }
+
+    fn with_roots(
+        server_url: &str,
+        token: &str,
+        timeout: Duration,
+        roots: ureq::tls::RootCerts,
+    ) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
@@ -53,6 +85,7 @@ impl HttpTransport {
             // (10 s by default); reusing one older than that would fail an exchange.
             .max_idle_age(IDLE_REUSE)
             .http_status_as_error(false)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
         Self {

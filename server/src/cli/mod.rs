@@ -10,12 +10,15 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod backup;
+mod datadir;
 mod quarantine;
 mod report;
 mod serve;
 mod staff;
 mod table;
 mod task;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,12 +52,22 @@ struct Paths {
     /// Directory holding the database.
     #[arg(long, global = true, env = "YIBIAO_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Make the data directory and its database when there is none (operator commands
+    /// otherwise refuse a directory without a database: a mistyped --data-dir).
+    #[arg(long, global = true)]
+    create: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (makes the data directory and its database on the first start).
     Serve(serve::ServeArgs),
+    /// Make the data directory and its database (owner-only), without serving.
+    Init,
+    /// Copy the database to a file, consistent while the server serves and writes.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a data directory (empty, or --force) where no server runs.
+    Restore(backup::RestoreArgs),
     /// Manage device tokens.
     Device {
         #[command(subcommand)]
@@ -94,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         action: staff::StaffAction,
     },
+    /// Departments' systems that get their view's changes pushed (webhooks).
+    Webhook {
+        #[command(subcommand)]
+        action: webhook::WebhookAction,
+    },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
     /// Check a schema file and print a summary; with `--against`, also what serving it
@@ -110,6 +128,7 @@ enum Command {
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
     quiet_broken_pipe();
+    datadir::private_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,6 +143,9 @@ fn run(cli: Cli) -> Result<(), String> {
     let paths = cli.paths;
     match cli.command {
         Command::Serve(args) => serve::run(args, paths),
+        Command::Init => init(&paths),
+        Command::Backup(args) => args.run(&paths),
+        Command::Restore(args) => args.run(&paths),
         Command::Device { action } => action.run(&paths),
         Command::Cadre { action } => action.run(&paths),
         Command::Department { action } => action.run(&paths),
@@ -132,6 +154,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Burden(args) => args.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
+        Command::Webhook { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }
@@ -171,12 +194,14 @@ impl Paths {
         )
     }
 
-    /// The configuration and the data directory's database (created if absent).
+    /// The configuration and the data directory's database; refused when the directory
+    /// holds no database, unless `--create`.
     fn open(&self, schema: Option<PathBuf>) -> Result<(Config, Arc<dyn ServerStorage>), String> {
         let cfg = self.config(Overrides {
             schema,
             ..Overrides::default()
         })?;
+        datadir::require_database(&cfg.data_dir, self.create)?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             format!(
                 "cannot create data directory {}: {e}",
@@ -197,6 +222,29 @@ impl Paths {
         let (cfg, storage) = self.open(schema)?;
         Ok((storage, load_schema(&cfg)?))
     }
+}
+
+/// `init`: the data directory and a migrated database, or a note that there is one.
+fn init(paths: &Paths) -> Result<(), String> {
+    let cfg = paths.config(Overrides::default())?;
+    let db = datadir::database(&cfg.data_dir);
+    let existed = db.exists();
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    SqliteStorage::open(&db).map_err(|e| format!("database {}: {e}", db.display()))?;
+    if existed {
+        println!(
+            "{} already holds a yibiao database (migrated to this version)",
+            cfg.data_dir.display()
+        );
+    } else {
+        println!("created a yibiao database in {}", cfg.data_dir.display());
+    }
+    Ok(())
 }
 
 /// The configured schema file, else the built-in Baru example.

@@ -7,6 +7,7 @@
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
 mod accounts;
+pub mod backup;
 mod cadre_admin;
 mod device_seen;
 mod quarantine;
@@ -14,6 +15,7 @@ pub mod sqlite;
 mod staff;
 mod tasks;
 mod views;
+mod webhooks;
 
 use yibiao_model::RecordId;
 use yibiao_model::schema::ViewFilter;
@@ -25,6 +27,7 @@ pub use device_seen::DeviceSeenStorage;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
+pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

@@ -430,24 +430,69 @@ pub async fn feed(
     let f = filter(state.hub.schema(), &dept, q.entity, q.village, Flag(false))?;
     let (cursor, limit) = (q.cursor.0, q.limit.0);
     tokio::task::spawn_blocking(move || {
-        let page = state
-            .storage
-            .feed_page(&f, cursor, limit + 1)
-            .map_err(read_failed)?;
-        let more = page.len() > limit;
-        let changes = page
-            .iter()
-            .take(limit)
-            .map(|(seq, r)| project(&dept, r, Some(*seq)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = changes.last().and_then(|c| c.seq).unwrap_or(cursor);
-        state.metrics.served("feed", changes.len() as u64);
-        Ok(Json(FeedPage {
-            changes,
-            next_cursor,
-            more,
-        })
-        .into_response())
+        let page = feed_body(state.storage.as_ref(), &dept, &f, cursor, limit)?;
+        state.metrics.served("feed", page.count as u64);
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            page.json,
+        )
+            .into_response())
     })
     .await?
+}
+
+/// One page of a department's feed, as the JSON body [`FeedPage`] of `GET /v1/feed`.
+#[derive(Debug)]
+pub struct FeedBody {
+    /// The serialized [`FeedPage`].
+    pub json: Vec<u8>,
+    /// Changes in it.
+    pub count: usize,
+    /// Feed position of its first change.
+    pub first_position: Option<u64>,
+    /// Its `next_cursor`.
+    pub next_cursor: u64,
+    /// More changes wait after it.
+    pub more: bool,
+}
+
+/// The changes of `dept`'s view (filter `f`) after `cursor`, at most `limit`, projected
+/// to its fields: the one home of the feed's projection, for `GET /v1/feed` and the
+/// webhooks alike.
+pub fn feed_body(
+    storage: &dyn crate::storage::ServerStorage,
+    dept: &DepartmentDef,
+    f: &RecordFilter,
+    cursor: u64,
+    limit: usize,
+) -> Result<FeedBody, ApiError> {
+    let page = storage
+        .feed_page(f, cursor, limit + 1)
+        .map_err(read_failed)?;
+    let more = page.len() > limit;
+    let changes = page
+        .iter()
+        .take(limit)
+        .map(|(seq, r)| project(dept, r, Some(*seq)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = changes.last().and_then(|c| c.seq).unwrap_or(cursor);
+    let (count, first_position) = (changes.len(), changes.first().and_then(|c| c.seq));
+    let json = serde_json::to_vec(&FeedPage {
+        changes,
+        next_cursor,
+        more,
+    })
+    .map_err(|e| ApiError::internal("feed encoding failed", e))?;
+    Ok(FeedBody {
+        json,
+        count,
+        first_position,
+        next_cursor,
+        more,
+    })
+}
+
+/// The whole view of `dept` as a storage filter (what its feed and webhooks carry).
+pub fn department_filter(schema: &Schema, dept: &DepartmentDef) -> Result<RecordFilter, ApiError> {
+    filter(schema, dept, None, None, Flag(false))
 }
