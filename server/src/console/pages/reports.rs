@@ -295,3 +295,27 @@ fn field_label(schema: &yibiao_model::Schema, field: &str, en: bool) -> String {
         .get(field)
         .map_or_else(|| field.to_owned(), |f| f.labels.get(en).to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{BAR_AREA, Chart, ROW};
+
+    #[test]
+    fn bars_scale_to_the_largest_total_and_an_empty_chart_draws_nothing() {
+        let c = Chart::new(
+            "t".into(),
+            vec![
+                ("a".into(), "3 / 4".into(), 4, 3),
+                ("b".into(), "0 / 2".into(), 2, 0),
+                ("c".into(), "0 / 0".into(), 0, 0),
+            ],
+        );
+        let lens: Vec<(u32, u32)> = c.bars.iter().map(|b| (b.len, b.done_len)).collect();
+        assert_eq!(
+            lens,
+            [(BAR_AREA, BAR_AREA * 3 / 4), (BAR_AREA / 2, 0), (0, 0)]
+        );
+        assert_eq!(c.bars[2].y, 2 * ROW);
+        assert!(Chart::new("e".into(), Vec::new()).bars.is_empty());
+    }
+}
