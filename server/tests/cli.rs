@@ -447,6 +447,7 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
 fn moving_a_cadre_revokes_their_phone_and_a_disabled_cadre_gets_no_code() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
+    ok(data, &["init"]);
     ok(
         data,
         &[
