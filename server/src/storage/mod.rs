@@ -7,6 +7,7 @@
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
 mod accounts;
+mod blob_refs;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -18,6 +19,7 @@ use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use blob_refs::{BlobRefStorage, BlobReference};
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
@@ -123,8 +125,9 @@ pub struct TypedCount {
 }
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
-/// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage {
+/// the web console's staff, sessions and audit log, [`StaffStorage`]; blob references,
+/// [`BlobRefStorage`]).
+pub trait ServerStorage: HubStorage + StaffStorage + BlobRefStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.
