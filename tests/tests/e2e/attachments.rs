@@ -319,3 +319,85 @@ fn a_blob_is_served_only_to_whom_sees_its_field_and_fetched_on_demand() {
     );
     assert!(b.blobs.has(&r.sha256) && b.blobs.pending().unwrap().is_empty());
 }
+
+/// Every household of the store at `path` with a photo reference has its whole blob.
+fn check_after_kill(path: &Path, reported: &[(String, String)]) -> usize {
+    let store = Store::open(
+        path,
+        Arc::new(Schema::baru_example()),
+        CadreId::new("amu").unwrap(),
+    )
+    .expect("the store opens after SIGKILL");
+    let blobs = Blobs::open(Blobs::dir_beside(path)).expect("blobs open after SIGKILL");
+    let temps = std::fs::read_dir(blobs.dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "tmp")
+        })
+        .count();
+    assert_eq!(temps, 0, "interrupted writes are removed on open");
+    let page = store
+        .query(&yibiao_store::Query {
+            entity: Some("household".into()),
+            limit: yibiao_store::MAX_PAGE,
+            ..yibiao_store::Query::default()
+        })
+        .unwrap();
+    let mut with_photo = 0;
+    for summary in &page.records {
+        let view = store.get(summary.id).unwrap();
+        let Some(photo) = view.value("photo") else {
+            continue;
+        };
+        with_photo += 1;
+        let sha = photo["sha256"].as_str().unwrap();
+        let bytes = blobs
+            .read(sha)
+            .unwrap()
+            .unwrap_or_else(|| panic!("record {} references {sha} without its bytes", summary.id));
+        assert_eq!(bytes.len() as u64, photo["size"].as_u64().unwrap());
+    }
+    for (id, sha) in reported {
+        let id: RecordId = id.parse().unwrap();
+        let view = store.get(id).expect("a reported record survives");
+        assert_eq!(
+            view.value("photo").unwrap()["sha256"].as_str(),
+            Some(sha.as_str())
+        );
+    }
+    with_photo
+}
+
+#[test]
+fn a_phone_killed_while_attaching_keeps_a_reference_only_with_its_whole_blob() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.sqlite");
+    let mut reported = Vec::new();
+    // Kills after 1, 2 and 3 reported attaches, each a few milliseconds later, land
+    // inside blob writes, renames and record commits.
+    for (round, (after, delay_ms)) in [(1, 0u64), (2, 3), (3, 7)].into_iter().enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attach_writer"))
+            .arg(&path)
+            .arg((round as u64 * 1000).to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("attach_writer starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in 0..after {
+            let line = lines.next().expect("a line").expect("readable");
+            let (id, sha) = line.split_once(' ').expect("`<id> <sha256>`");
+            reported.push((id.to_owned(), sha.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        let with_photo = check_after_kill(&path, &reported);
+        assert!(with_photo >= reported.len());
+    }
+}
