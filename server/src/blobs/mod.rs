@@ -224,8 +224,59 @@ pub fn collect(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+    use crate::storage::BlobReference;
+    use yibiao_sync::hub::StorageError;
+
+    /// References: the blobs named here are held by one record each.
+    struct Refs(Vec<BlobHash>);
+
+    impl BlobRefStorage for Refs {
+        fn blob_references(&self, sha256: &str) -> Result<Vec<BlobReference>, StorageError> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|h| h.as_str() == sha256)
+                .map(|_| BlobReference {
+                    record: yibiao_model::RecordId::new(),
+                    entity: "household".into(),
+                    village: None,
+                    field: "photo".into(),
+                    deleted: false,
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn collection_removes_only_old_unreferenced_blobs_and_stale_partials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fs::FsBlobStore::new(dir.path());
+        let (kept, dropped, partial) = (b"\xFF\xD8\xFFa", b"\xFF\xD8\xFFb", b"\xFF\xD8\xFFc");
+        for bytes in [kept, dropped] {
+            store
+                .append(&BlobHash::of(bytes), "d", 0, 4, bytes)
+                .unwrap();
+        }
+        store
+            .append(&BlobHash::of(partial), "d", 0, 4, &partial[..2])
+            .unwrap();
+        let refs = Refs(vec![BlobHash::of(kept)]);
+        let now = chrono::Utc::now().timestamp_millis();
+        // Within the grace nothing goes, referenced or not.
+        let young = collect(&store, &refs, now, 60_000).unwrap();
+        assert_eq!(
+            (young.removed, young.partials_removed, young.kept),
+            (0, 0, 2)
+        );
+        let old = collect(&store, &refs, now + 120_000, 60_000).unwrap();
+        assert_eq!((old.removed, old.partials_removed, old.kept), (1, 1, 1));
+        assert!(store.read(&BlobHash::of(kept)).unwrap().is_some());
+        assert!(store.read(&BlobHash::of(dropped)).unwrap().is_none());
+        assert_eq!(store.partials_of("d").unwrap(), 0);
+    }
 
     #[test]
     fn types_are_told_by_their_first_bytes() {

@@ -2,7 +2,7 @@
 //! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
 //! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden),
 //! [`quarantine`] (stored records the server cannot serve), [`staff`] (the web console's
-//! accounts).
+//! accounts), [`blobs`] (the attachments' garbage pass).
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
 //! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
@@ -10,6 +10,7 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod blobs;
 mod quarantine;
 mod report;
 mod serve;
@@ -89,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         action: quarantine::QuarantineAction,
     },
+    /// Attachments' bytes: `gc` removes blobs no record references after the grace.
+    Blobs {
+        #[command(subcommand)]
+        action: blobs::BlobsAction,
+    },
     /// Manage the web console's staff accounts (people who sign in at `/`).
     Staff {
         #[command(subcommand)]
@@ -132,6 +138,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Burden(args) => args.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
+        Command::Blobs { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }
