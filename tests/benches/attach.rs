@@ -69,12 +69,10 @@ fn phone(dir: &Path, name: &str, url: &str, token: &str) -> Result<Phone> {
 fn sync(p: &Phone) -> Result<Duration> {
     let started = Instant::now();
     for _ in 0..10 {
-        if let Ok(r) =
-            yibiao_store::sync(&p.store, &p.transport, &SyncOptions::default(), &mut |_| {})
-        {
-            if r.complete {
-                return Ok(started.elapsed());
-            }
+        let result =
+            yibiao_store::sync(&p.store, &p.transport, &SyncOptions::default(), &mut |_| {});
+        if result.is_ok_and(|r| r.complete) {
+            return Ok(started.elapsed());
         }
     }
     Err("record sync never completed".into())

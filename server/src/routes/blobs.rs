@@ -132,22 +132,21 @@ pub async fn put_chunk(
     let key = device.row.key;
     let ack = blocking(move || {
         let held = store.held(&hash, &key).map_err(store_failed)?;
-        if let Held::Partial { held: 0 } = held {
-            if q.offset == 0 {
-                if store.partials_of(&key).map_err(store_failed)? >= limits.max_partials_per_device
-                {
-                    return Err(ApiError::Refused(
-                        Message::new("blob_busy")
-                            .with("max", limits.max_partials_per_device.to_string()),
-                    ));
-                }
-                if blobs::sniff(&chunk).is_none() {
-                    return Err(ApiError::Refused(
-                        Message::new("blob_type_refused")
-                            .with("allowed", blobs::ALLOWED_TYPES)
-                            .with("got", q.mime.as_deref().unwrap_or("?")),
-                    ));
-                }
+        // A new upload: within the device's budget of unfinished ones, and of a type
+        // told by its first bytes.
+        if held == (Held::Partial { held: 0 }) && q.offset == 0 {
+            if store.partials_of(&key).map_err(store_failed)? >= limits.max_partials_per_device {
+                return Err(ApiError::Refused(
+                    Message::new("blob_busy")
+                        .with("max", limits.max_partials_per_device.to_string()),
+                ));
+            }
+            if blobs::sniff(&chunk).is_none() {
+                return Err(ApiError::Refused(
+                    Message::new("blob_type_refused")
+                        .with("allowed", blobs::ALLOWED_TYPES)
+                        .with("got", q.mime.as_deref().unwrap_or("?")),
+                ));
             }
         }
         let held = store

@@ -1,5 +1,6 @@
 //! Attachments over real HTTP (ADR 0013): a real server process, phones with real
 //! SQLite files and blob directories, the built-in HTTP transport, the fault proxy.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
 use std::cell::Cell;
 use std::path::Path;
@@ -70,10 +71,9 @@ fn sync(p: &Phone) {
         ..SyncOptions::default()
     };
     for _ in 0..20 {
-        if let Ok(r) = yibiao_store::sync(&p.store, &p.transport, &options, &mut |_| {}) {
-            if r.complete {
-                return;
-            }
+        let result = yibiao_store::sync(&p.store, &p.transport, &options, &mut |_| {});
+        if result.is_ok_and(|r| r.complete) {
+            return;
         }
     }
     panic!("sync never completed");
