@@ -401,3 +401,36 @@ fn a_phone_killed_while_attaching_keeps_a_reference_only_with_its_whole_blob() {
         assert!(with_photo >= reported.len());
     }
 }
+
+#[test]
+fn a_device_holds_at_most_its_budget_of_unfinished_uploads() {
+    let s = setup();
+    let p = phone(s.server.data_dir(), "a", &s.server.url(), &s.token);
+    // Four photos begun and left unfinished (the default budget is 4).
+    for seed in 0..4u8 {
+        let bytes = photo(10 + seed, 20 * 1024);
+        let ack = p
+            .transport
+            .put(
+                &blobs::sha256_hex(&bytes),
+                bytes.len() as u64,
+                0,
+                &bytes[..1024],
+            )
+            .unwrap();
+        assert_eq!(ack, (1024, false));
+    }
+    let fifth = photo(20, 20 * 1024);
+    match p.transport.put(
+        &blobs::sha256_hex(&fifth),
+        fifth.len() as u64,
+        0,
+        &fifth[..1024],
+    ) {
+        Err(ChunkError::Refused { code, message, .. }) => {
+            assert_eq!(code, "blob_busy");
+            assert!(message.contains("最多 4 个"), "{message}");
+        }
+        other => panic!("a fifth unfinished upload must be refused: {other:?}"),
+    }
+}
