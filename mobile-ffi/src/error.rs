@@ -115,9 +115,10 @@ impl From<CoreError> for YibiaoError {
             CoreError::OutOfScope { .. } | CoreError::HeldByServer(_) => {
                 Self::InvalidInput { detail }
             }
-            CoreError::CorruptStore(_) | CoreError::StoreTooNew { .. } | CoreError::Storage(_) => {
-                Self::Storage { detail }
-            }
+            CoreError::CorruptStore(_)
+            | CoreError::StoreTooNew { .. }
+            | CoreError::Storage(_)
+            | CoreError::Blob(_) => Self::Storage { detail },
         };
         out.logged()
     }

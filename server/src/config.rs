@@ -36,6 +36,11 @@
 //! session_idle_secs = 1800    # a session unused this long ends
 //! session_max_secs = 43200    # a session ends this long after sign-in, used or not
 //! secure_cookies = false      # true behind TLS: cookies get `Secure`
+//!
+//! [blobs]                     # attachments (see BlobConfig, ADR 0013)
+//! max_bytes = 10485760        # largest blob accepted
+//! grace_secs = 604800         # an unreferenced blob is collected after this
+//! max_partials_per_device = 4 # unfinished uploads one device may hold
 //! ```
 
 use std::net::SocketAddr;
@@ -99,6 +104,8 @@ pub struct Config {
     pub webhook_max_backoff_secs: u64,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
+    /// Attachments' limits (`[blobs]` in the config file).
+    pub blobs: BlobConfig,
     /// What one pushed record may ask of the hub (`budget_*` keys), checked at start
     /// against [`BUDGET_RANGES`].
     pub budgets: Budgets,
@@ -132,6 +139,29 @@ impl Default for ConsoleConfig {
             session_idle_secs: 1800,
             session_max_secs: 12 * 3600,
             secure_cookies: false,
+        }
+    }
+}
+
+/// Attachments' limits (`[blobs]` in the config file; ADR 0013).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// Largest blob accepted, in bytes (a phone photo is 0.2-3 MB).
+    pub max_bytes: u64,
+    /// A blob no record references is collected by `blobs gc` once this old; partial
+    /// uploads untouched this long too.
+    pub grace_secs: u64,
+    /// Unfinished uploads one device may hold at once.
+    pub max_partials_per_device: usize,
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            grace_secs: 7 * 24 * 3600,
+            max_partials_per_device: 4,
         }
     }
 }
@@ -209,6 +239,8 @@ pub struct FileConfig {
     pub webhook_max_backoff_secs: Option<u64>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
+    /// See [`Config::blobs`].
+    pub blobs: Option<BlobConfig>,
     /// See [`Budgets::max_ops_per_change`].
     pub budget_ops_per_change: Option<usize>,
     /// See [`Budgets::max_changes_per_doc`].
@@ -296,6 +328,12 @@ impl Config {
                 c.session_idle_secs = c.session_idle_secs.max(60);
                 c.session_max_secs = c.session_max_secs.max(c.session_idle_secs);
                 c
+            },
+            blobs: {
+                let mut b = file.blobs.unwrap_or_default();
+                b.max_bytes = b.max_bytes.max(1024);
+                b.max_partials_per_device = b.max_partials_per_device.max(1);
+                b
             },
             budgets,
             max_response_bytes,

@@ -8,6 +8,8 @@ use yibiao_model::Schema;
 use yibiao_model::clock::{Clock, SystemClock};
 use yibiao_sync::{Hub, HubConfig};
 
+use crate::blobs::BlobStore;
+use crate::blobs::fs::FsBlobStore;
 use crate::config::Config;
 use crate::storage::{ServerStorage, SqliteStorage};
 use crate::{limits, metrics};
@@ -33,6 +35,8 @@ pub struct AppState {
     pub limiter_enrol: Arc<limits::RateLimiter>,
     /// Requests in flight, streams, enrolment per address and per code.
     pub guards: Arc<limits::Guards>,
+    /// Attachments' bytes (`<data_dir>/blobs`, ADR 0013).
+    pub blobs: Arc<dyn BlobStore>,
     /// The server's clock (due dates, receipts' overdue status); a manual one in tests.
     pub clock: Arc<dyn Clock>,
     /// When each device's last-seen time was last written (at most once a minute).
@@ -125,6 +129,7 @@ impl AppState {
             limiter: Arc::new(limiter),
             limiter_enrol: Arc::new(limits::RateLimiter::new(300, 100)),
             guards: Arc::new(limits::Guards::new(&config)),
+            blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
             config: Arc::new(config),
             clock,
             last_seen: Arc::default(),

@@ -47,6 +47,8 @@ enum Gate {
     Issuer,
     /// `MetricsReader`: the admin token or the configured metrics token.
     MetricsReader,
+    /// `BlobReader`: a live device token or a live department token.
+    Reader,
 }
 
 /// Every route, "METHOD path", with its gate. The one table to extend when a route is
@@ -58,6 +60,9 @@ const GATES: &[(&str, Gate)] = &[
     ("GET /metrics", Gate::MetricsReader),
     ("POST /v1/enrol", Gate::Public),
     ("POST /v1/sync", Gate::Device),
+    ("HEAD /v1/blobs/{sha256}", Gate::Device),
+    ("PUT /v1/blobs/{sha256}", Gate::Device),
+    ("GET /v1/blobs/{sha256}", Gate::Reader),
     ("GET /v1/records", Gate::Department),
     ("GET /v1/records.ndjson", Gate::Department),
     ("GET /v1/records.csv", Gate::Department),
@@ -185,6 +190,7 @@ impl Gate {
             Gate::Issuer => &["admin", "department"],
             // The metrics token is configuration, not a scheme of the document.
             Gate::MetricsReader => &["admin"],
+            Gate::Reader => &["department", "device"],
         }
     }
 
@@ -196,6 +202,10 @@ impl Gate {
             Gate::Admin => matches!(kind, Kind::Admin),
             Gate::Issuer => matches!(kind, Kind::Department(_) | Kind::Admin),
             Gate::MetricsReader => matches!(kind, Kind::Admin | Kind::Metrics),
+            Gate::Reader => matches!(
+                kind,
+                Kind::DeviceA | Kind::DeviceB | Kind::Township | Kind::Department(_)
+            ),
         }
     }
 }
@@ -337,6 +347,7 @@ fn fill(path: &str, fx: &Fixture) -> String {
             "id" => "amu".to_owned(),
             "department" => "public_services".to_owned(),
             "key" => "key-000000000000".to_owned(),
+            "sha256" => "ab".repeat(32),
             other => panic!(
                 "path parameter `{other}` of {path} has no value in authz_matrix.rs's fill(); add one"
             ),
@@ -420,7 +431,8 @@ async fn call(method: &str, path: &str, gate: Gate, kind: &Kind) -> Cell {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
     let ok = if gate.allows(kind) { !refused } else { refused };
-    let envelope = (status.is_client_error() || status.is_server_error())
+    // A HEAD answer has no body (HTTP); its status is the whole answer.
+    let envelope = (method != "HEAD" && (status.is_client_error() || status.is_server_error()))
         .then(|| envelope_problem(status, &bytes))
         .flatten();
     Cell {

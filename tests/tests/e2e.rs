@@ -5,6 +5,10 @@
 //! (under `tests/e2e/`).
 
 #[cfg(unix)]
+#[path = "e2e/attachments.rs"]
+mod attachments;
+
+#[cfg(unix)]
 #[path = "e2e/crash.rs"]
 mod crash;
 

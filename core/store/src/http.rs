@@ -129,6 +129,114 @@ impl Transport for HttpTransport {
     }
 }
 
+impl HttpTransport {
+    fn blob_url(&self, sha256: &str) -> String {
+        let base = self.url.strip_suffix("/v1/sync").unwrap_or(&self.url);
+        format!("{base}/v1/blobs/{sha256}")
+    }
+}
+
+/// The server's refusal of a blob request, from its JSON envelope.
+fn blob_refusal(status: u16, body: &[u8]) -> crate::blobs::ChunkError {
+    let v = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let message = v["error"]["message"]
+        .as_str()
+        .map_or_else(|| format!("server answered {status}"), str::to_owned);
+    match v["error"]["reason"].as_str() {
+        Some(code) if status == 400 => crate::blobs::ChunkError::Refused {
+            code: code.to_owned(),
+            held: v["error"]["params"]["held"]
+                .as_str()
+                .and_then(|h| h.parse().ok()),
+            message,
+        },
+        _ => crate::blobs::ChunkError::Transport(TransportError::Status { status, message }),
+    }
+}
+
+/// The blob routes of ADR 0013 over the same agent and token as sync.
+impl crate::blobs::BlobTransport for HttpTransport {
+    fn held(&self, sha256: &str) -> Result<(u64, bool), TransportError> {
+        let response = self
+            .agent
+            .head(&self.blob_url(sha256))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(TransportError::Status {
+                status,
+                message: format!("asking how much of attachment {sha256} the server holds"),
+            });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let held = header("upload-offset")
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(0);
+        Ok((held, header("upload-complete").as_deref() == Some("?1")))
+    }
+
+    fn put(
+        &self,
+        sha256: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<(u64, bool), crate::blobs::ChunkError> {
+        let url = format!("{}?offset={offset}&size={size}", self.blob_url(sha256));
+        let mut response = self
+            .agent
+            .put(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(chunk)
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 16)
+            .read_to_vec()
+            .map_err(network)?;
+        if status != 200 {
+            return Err(blob_refusal(status, &body));
+        }
+        let v = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+        match (v["held"].as_u64(), v["complete"].as_bool()) {
+            (Some(held), Some(complete)) => Ok((held, complete)),
+            _ => Err(TransportError::Network("unexpected answer to a chunk".into()).into()),
+        }
+    }
+
+    fn get(&self, sha256: &str) -> Result<Vec<u8>, crate::blobs::ChunkError> {
+        let mut response = self
+            .agent
+            .get(&self.blob_url(sha256))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(network)?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(blob_refusal(status, &body))
+        }
+    }
+}
+
 /// What the server answers to a successful enrolment.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Enrolment {

@@ -42,6 +42,7 @@
 //!
 //! One writer connection behind a mutex: a phone has one user, and SQLite has one writer.
 
+pub mod blobs;
 pub mod driver;
 pub mod error;
 #[cfg(feature = "http")]

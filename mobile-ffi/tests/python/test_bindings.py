@@ -375,3 +375,46 @@ def test_a_new_developer_session_reads_well_bare_address_defaults_scope_and_disc
     assert (store.status().pending, store.status().refused) == (0, 0)
     with pytest.raises(yibiao.YibiaoError.InvalidInput):
         store.discard(mine)
+
+
+class Progress(yibiao.AttachmentProgressListener):
+    def __init__(self):
+        self.seen = []
+
+    def on_progress(self, progress):
+        self.seen.append((progress.held, progress.size))
+
+
+def test_a_photo_is_attached_uploaded_after_the_records_with_progress_and_fetched_on_demand(
+    server, phone, tmp_path
+):
+    a = phone("a", "amu", "阿木")
+    b = phone("b", "jike", "吉克")
+    rid = a.create("household", "tujiang", {"household_head": json.dumps("阿木日哈")})
+    photo = b"\xff\xd8\xff\xe0" + bytes(i % 251 for i in range(70_000))
+    path = tmp_path / "yard.jpg"
+    path.write_bytes(photo)
+    info = a.attach_file(rid, "photo", str(path), "image/jpeg", "院子.jpg")
+    assert info.size == len(photo) and len(info.sha256) == 64
+    assert values(a, rid)["photo"]["sha256"] == info.sha256
+    assert [p.sha256 for p in a.pending_attachments()] == [info.sha256]
+
+    assert a.sync(None).complete, "records first"
+    seen = Progress()
+    report = a.upload_attachments(seen)
+    assert (report.uploaded, report.refused, report.gave_up) == (1, [], False)
+    assert seen.seen[-1] == (len(photo), len(photo)) and len(seen.seen) == 3, "32 KiB chunks"
+    assert a.pending_attachments() == []
+
+    # The other phone of the village gets the reference by sync, the bytes only on demand.
+    b.sync(None)
+    assert values(b, rid)["photo"]["sha256"] == info.sha256
+    assert b.local_attachment(info.sha256) is None
+    assert b.fetch_attachment(info.sha256) == photo
+    assert b.local_attachment(info.sha256) == photo
+
+    # Not a photo: refused by content, with a sentence in Chinese.
+    b.attach(rid, "photo", b"plain text pretending", "image/jpeg", "x.jpg")
+    refused = b.upload_attachments(None).refused
+    assert [r.code for r in refused] == ["blob_type_refused"]
+    assert "附件类型不被接受" in refused[0].detail

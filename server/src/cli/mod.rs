@@ -2,7 +2,7 @@
 //! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
 //! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden),
 //! [`quarantine`] (stored records the server cannot serve), [`staff`] (the web console's
-//! accounts).
+//! accounts), [`blobs`] (the attachments' garbage pass).
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
 //! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
@@ -12,6 +12,7 @@
 mod accounts;
 mod backup;
 mod datadir;
+mod blobs;
 mod quarantine;
 mod report;
 mod serve;
@@ -102,6 +103,11 @@ enum Command {
         #[command(subcommand)]
         action: quarantine::QuarantineAction,
     },
+    /// Attachments' bytes: `gc` removes blobs no record references after the grace.
+    Blobs {
+        #[command(subcommand)]
+        action: blobs::BlobsAction,
+    },
     /// Manage the web console's staff accounts (people who sign in at `/`).
     Staff {
         #[command(subcommand)]
@@ -155,6 +161,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
         Command::Webhook { action } => action.run(&paths),
+        Command::Blobs { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
     }

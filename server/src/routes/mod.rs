@@ -2,6 +2,7 @@
 //! with their OpenAPI description and [`app`] serves them.
 
 pub mod admin;
+pub mod blobs;
 pub mod enrol;
 pub mod health;
 pub mod openapi;
@@ -30,6 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(openapi::router())
         .merge(sync::router())
+        .merge(blobs::router())
         .merge(enrol::router())
         .merge(records::router())
         .merge(tasks::router())

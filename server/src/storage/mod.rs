@@ -10,6 +10,7 @@ mod accounts;
 pub mod backup;
 mod cadre_admin;
 mod device_seen;
+mod blob_refs;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -24,6 +25,7 @@ use yibiao_sync::hub::StorageError;
 
 pub use cadre_admin::CadreAdminStorage;
 pub use device_seen::DeviceSeenStorage;
+pub use blob_refs::{BlobRefStorage, BlobReference};
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
@@ -130,8 +132,11 @@ pub struct TypedCount {
 }
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
-/// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage + DeviceSeenStorage + CadreAdminStorage {
+/// the web console's staff, sessions and audit log, [`StaffStorage`]; blob references,
+/// [`BlobRefStorage`]).
+pub trait ServerStorage:
+    HubStorage + StaffStorage + DeviceSeenStorage + CadreAdminStorage + BlobRefStorage
+{
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.
