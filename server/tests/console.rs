@@ -236,7 +236,7 @@ impl Browser {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default(),
             set_cookies,
-            body: r.body_mut().read_to_string().unwrap(),
+            body: String::from_utf8_lossy(&r.body_mut().read_to_vec().unwrap()).into_owned(),
         }
     }
 
@@ -248,6 +248,23 @@ impl Browser {
             .call()
             .unwrap();
         self.keep(r)
+    }
+
+    /// A download: status, content type, bytes.
+    fn download(&mut self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        let kind = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = r.body_mut().read_to_vec().unwrap();
+        (r.status().as_u16(), kind, bytes)
     }
 
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
@@ -545,12 +562,13 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 8] = [
+    let routes: [(&str, &str, [u16; 6]); 9] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
         ("GET", "/records", [303, 200, 200, 200, 200, 200]),
         ("GET", &record, [303, 200, 200, 200, 200, 200]),
+        ("GET", "/records.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
@@ -628,4 +646,59 @@ fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others
         office.contains("低保核查 11月"),
         "the township sees every task"
     );
+}
+
+/// Every cell of the first sheet of an XLSX, as text, by row.
+fn xlsx_cells(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn the_records_download_is_the_users_view_as_an_xlsx_with_id_numbers_as_text() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let table = ps.get("/records?village=tujiang").body;
+    assert!(table.contains("id=\"download-xlsx\""), "a download button");
+    assert!(table.contains("village=tujiang"), "narrowed like the table");
+    let (status, kind, bytes) = ps.download("/records.xlsx?entity=household&village=tujiang");
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let rows = xlsx_cells(bytes);
+    assert_eq!(
+        rows.len(),
+        3,
+        "two header rows and the one tujiang household"
+    );
+    assert!(rows[0].contains(&"身份证号".to_owned()));
+    assert!(rows[2].contains(&"513401198505052226".to_owned()));
+    assert!(
+        rows[2]
+            .iter()
+            .any(|c| c.contains("amu") || c.contains("jike"))
+    );
+
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let (status, _, bytes) = clinic.download("/records.xlsx");
+    assert_eq!(status, 200);
+    let all: Vec<String> = xlsx_cells(bytes).concat();
+    assert!(all.contains(&"阿木日哈".to_owned()));
+    for hidden in [
+        "身份证号",
+        "513401198505052226",
+        "低保户",
+        "阿嘎",
+        "id_number",
+    ] {
+        assert!(
+            !all.iter().any(|c| c.contains(hidden)),
+            "the clinic's export has {hidden}"
+        );
+    }
+    assert_eq!(clinic.download("/records.xlsx?village=baru").0, 403);
 }

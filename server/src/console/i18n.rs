@@ -91,6 +91,7 @@ strings! {
     previous: "上一页", "Previous";
     next: "下一页", "Next";
     no_records: "没有符合条件的记录。", "No records match.";
+    download_xlsx: "下载 Excel", "Download Excel";
     field: "字段", "Field";
     value: "当前值", "Current value";
     competing: "冲突的值", "Competing values";

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
         .route("/records", get(pages::records::list))
+        .route("/records.xlsx", get(pages::export::records))
         .route("/records/{id}", get(pages::records::one))
         .route("/tasks", get(pages::tasks::list))
         .route(

@@ -11,6 +11,7 @@ mod quarantine;
 pub mod sqlite;
 mod staff;
 mod tasks;
+mod trail;
 mod views;
 
 use yibiao_model::RecordId;
@@ -21,6 +22,7 @@ use yibiao_sync::hub::StorageError;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
+pub use trail::{LastChange, TrailStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -124,7 +126,7 @@ pub struct TypedCount {
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
 /// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage {
+pub trait ServerStorage: HubStorage + StaffStorage + TrailStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.

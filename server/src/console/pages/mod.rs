@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod export;
 pub mod login;
 pub mod records;
 pub mod tasks;

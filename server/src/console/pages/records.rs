@@ -104,6 +104,7 @@ struct TablePage {
     pages: usize,
     prev: Option<String>,
     next: Option<String>,
+    xlsx: String,
 }
 
 fn view_error(e: ViewError) -> PageError {
@@ -353,6 +354,15 @@ fn table(
         pages,
         prev: (page > 1).then(|| href(&q, page - 1)),
         next: (page < pages).then(|| href(&q, page + 1)),
+        xlsx: format!(
+            "/records.xlsx?{}",
+            serde_urlencoded::to_string([
+                ("entity", &q.entity),
+                ("village", &q.village),
+                ("form", &q.form)
+            ])
+            .unwrap_or_default()
+        ),
         q,
     })
 }
