@@ -702,3 +702,94 @@ fn the_records_download_is_the_users_view_as_an_xlsx_with_id_numbers_as_text() {
     }
     assert_eq!(clinic.download("/records.xlsx?village=baru").0, 403);
 }
+
+#[test]
+fn the_township_office_resolves_a_conflict_that_reaches_phones_and_shows_in_history() {
+    let fx = fixture();
+    let record = format!("/records/{}", fx.conflicted);
+    let resolve = format!("{record}/resolve");
+    // Department clerks and leaders read; they get no form and may not post one.
+    for login in ["ps", "leader"] {
+        let mut b = Browser::signed_in(&fx, login);
+        let page = b.get(&record);
+        assert!(
+            !page.body.contains("/resolve"),
+            "{login} sees a resolve form"
+        );
+        let csrf = Browser::csrf(&b.get("/account/password"));
+        let a = b.post(
+            &resolve,
+            &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+        );
+        assert_eq!(a.status, 403, "{login} resolved");
+    }
+    let mut office = Browser::signed_in(&fx, "office");
+    let page = office.get(&record);
+    assert!(page.body.contains(&resolve), "the office gets the form");
+    let csrf = Browser::csrf(&page);
+    // Without the token: refused, nothing written.
+    let a = office.post(&resolve, &[("field", "household_size"), ("pick", "6")]);
+    assert_eq!(a.status, 403);
+    // A typed value the schema refuses: the page says why, in Chinese.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "三"),
+        ],
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("家庭人口数"), "{}", a.body);
+    assert!(
+        office.get(&record).body.contains("采用此值"),
+        "still in conflict"
+    );
+    // A new value, typed.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "8"),
+        ],
+    );
+    assert_eq!(
+        (a.status, a.location.as_str()),
+        (303, record.as_str()),
+        "{}",
+        a.body
+    );
+    let page = office.get(&record).body;
+    assert!(!page.contains("采用此值"), "no conflict left");
+    assert!(
+        page.contains("冲突已处理") && page.contains("office (office)"),
+        "history: resolved by whom"
+    );
+    // Resolving again: the conflict is gone, so it is refused with why.
+    let again = office.post(
+        &resolve,
+        &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+    );
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("已经没有冲突"));
+    // A phone of the village syncs and sees the one value, with no conflict.
+    let (p, link) = phone(&fx.state, "qubi", "tujiang");
+    sync(&p, &link);
+    let view = p.get(fx.conflicted).unwrap();
+    assert_eq!(view.value("household_size"), Some(&serde_json::json!(8)));
+    assert!(p.conflicts(fx.conflicted).unwrap().is_empty());
+    let history = p.history(fx.conflicted).unwrap();
+    assert!(history.iter().any(|h| matches!(
+        &h.event,
+        yibiao_model::record::HistoryEvent::Resolved { field, .. } if field == "household_size"
+    ) && h.by.cadre.as_deref() == Some("staff.office")));
+    // The audit log says who resolved what.
+    let log = fx.state.storage.audit_log(10).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.action == "conflict_resolved" && r.login == "office")
+    );
+}

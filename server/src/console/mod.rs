@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/records", get(pages::records::list))
         .route("/records.xlsx", get(pages::export::records))
         .route("/records/{id}", get(pages::records::one))
+        .route("/records/{id}/resolve", post(pages::resolve::resolve))
         .route("/tasks", get(pages::tasks::list))
         .route(
             "/account/password",

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod admin;
 pub mod export;
+pub mod history;
 pub mod login;
 pub mod records;
+pub mod resolve;
 pub mod tasks;

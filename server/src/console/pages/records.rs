@@ -22,6 +22,8 @@ use yibiao_model::{RecordId, Schema, clock};
 use super::super::i18n::Strings;
 use super::super::session::ConsoleUser;
 use super::super::{Layout, PageError, blocking, render, view_of};
+use super::history::{HistoryRow, Names, field_history};
+use super::resolve::may_resolve;
 use crate::routes::records::{Record, project};
 use crate::state::AppState;
 use crate::storage::{RecordFilter, StoredRecord};
@@ -370,6 +372,7 @@ fn table(
 /// One field of the record page.
 #[derive(Debug)]
 pub struct FieldRow {
+    key: String,
     label: String,
     value: String,
     competing: Vec<Competing>,
@@ -379,6 +382,8 @@ pub struct FieldRow {
 #[derive(Debug)]
 pub struct Competing {
     value: String,
+    /// The value as JSON (what the resolve form sends back).
+    json: String,
     by: String,
     at: String,
     phone: String,
@@ -395,6 +400,8 @@ struct RecordPage {
     village: String,
     deleted: bool,
     fields: Vec<FieldRow>,
+    can_resolve: bool,
+    history: Vec<HistoryRow>,
 }
 
 /// One competing value as stored in a conflict summary.
@@ -408,8 +415,9 @@ struct StoredCompeting {
     shown: bool,
 }
 
-/// `GET /records/{id}`: current values and every competing value of a conflict. A record
-/// outside the view answers exactly as an unknown id.
+/// `GET /records/{id}`: current values, every competing value of a conflict (with the
+/// resolve form for the township office) and the field history. A record outside the
+/// view answers exactly as an unknown id.
 pub async fn one(
     user: ConsoleUser,
     State(state): State<AppState>,
@@ -443,20 +451,7 @@ fn record_page(
     rec: &Record<'_>,
 ) -> Result<RecordPage, PageError> {
     let (s, en) = (user.lang.strings(), user.lang.en());
-    let cadres: HashMap<String, String> = state
-        .storage
-        .cadres()
-        .map_err(|e| PageError::internal("cadres read", e))?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect();
-    let phones: HashMap<String, String> = state
-        .storage
-        .devices()
-        .map_err(|e| PageError::internal("devices read", e))?
-        .into_iter()
-        .filter_map(|d| Some((d.phone_device?, d.name)))
-        .collect();
+    let names = Names::read(state)?;
     let fields = view
         .fields_of(rec.entity)
         .iter()
@@ -473,6 +468,7 @@ fn record_page(
                 .and_then(|v| serde_json::from_str(v.get()).ok())
                 .unwrap_or_default();
             FieldRow {
+                key: f.clone(),
                 label: schema
                     .field(f)
                     .map_or_else(|| f.clone(), |d| d.labels.get(en).to_owned()),
@@ -481,19 +477,17 @@ fn record_page(
                     .into_iter()
                     .map(|c| Competing {
                         value: schema.display(f, &c.value, en),
-                        by: cadres
-                            .get(&c.cadre)
-                            .map_or_else(|| c.cadre.clone(), |n| format!("{n} ({})", c.cadre)),
+                        json: c.value.to_string(),
+                        by: names.who(state, &c.cadre),
                         at: clock::local(c.at_ms).format("%Y-%m-%d %H:%M").to_string(),
-                        phone: phones
-                            .get(&c.device)
-                            .map_or_else(|| c.device.clone(), |n| format!("{n} ({})", c.device)),
+                        phone: names.phone(&c.device),
                         shown: c.shown,
                     })
                     .collect(),
             }
         })
         .collect();
+    let id = RecordId::from_str(&rec.id).map_err(|e| PageError::internal("record id", e))?;
     Ok(RecordPage {
         l: Layout::of(user, schema, "/records"),
         s,
@@ -504,5 +498,7 @@ fn record_page(
         village: village_label(schema, rec.village, s, en),
         deleted: rec.deleted,
         fields,
+        can_resolve: may_resolve(user) && !rec.deleted,
+        history: field_history(state, schema, view, rec.entity, id, &names, en)?,
     })
 }
