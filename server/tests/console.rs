@@ -562,7 +562,7 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 9] = [
+    let routes: [(&str, &str, [u16; 6]); 11] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
@@ -571,6 +571,8 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
         ("GET", "/records.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/tasks.xlsx", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/summary.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
     ];
     let mut browsers: Vec<Browser> = VISITORS
@@ -645,6 +647,43 @@ fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others
     assert!(
         office.contains("低保核查 11月"),
         "the township sees every task"
+    );
+
+    // The same progress and the village x form summary as Excel downloads.
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let (status, _, bytes) = ps.download("/tasks.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    assert_eq!(rows[0][0], "任务");
+    assert_eq!(rows.len(), 4, "two header rows, one row per village");
+    let tujiang = rows
+        .iter()
+        .find(|r| r.contains(&"土匠村".to_owned()))
+        .unwrap();
+    assert!(
+        tujiang.contains(&"低保核查 11月".to_owned()) && tujiang.contains(&"已下发".to_owned())
+    );
+    let (_, _, bytes) = Browser::signed_in(&fx, "clinic").download("/tasks.xlsx");
+    assert_eq!(
+        xlsx_cells(bytes).len(),
+        2,
+        "only the header: not another department's task"
+    );
+    let (status, _, bytes) = ps.download("/summary.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    let row = rows
+        .iter()
+        .find(|r| r[0] == "土匠村" && r[1] == "低保户核查表")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str(), row[4].as_str()),
+        ("0", "1", "1")
+    );
+    assert!(rows.iter().any(|r| r[0] == "合计"));
+    assert!(
+        !rows.iter().any(|r| r[1] == "人居环境检查表"),
+        "only the department's forms"
     );
 }
 

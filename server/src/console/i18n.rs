@@ -92,6 +92,7 @@ strings! {
     next: "下一页", "Next";
     no_records: "没有符合条件的记录。", "No records match.";
     download_xlsx: "下载 Excel", "Download Excel";
+    download_summary: "下载各村汇总 Excel", "Download the village summary (Excel)";
     resolve: "采用此值", "Keep this value";
     new_value: "另填新值：", "Another value:";
     history: "修改记录", "History";

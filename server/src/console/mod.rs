@@ -51,6 +51,8 @@ pub fn router() -> Router<AppState> {
         .route("/records/{id}", get(pages::records::one))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
         .route("/tasks", get(pages::tasks::list))
+        .route("/tasks.xlsx", get(pages::export::tasks))
+        .route("/summary.xlsx", get(pages::export::summary))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),
