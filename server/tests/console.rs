@@ -552,6 +552,42 @@ fn the_records_table_filters_by_village_conflict_form_and_text() {
         en.contains("Household head") && en.contains("Enrolled"),
         "English labels"
     );
+    // Paged by storage: a page past the end shows the last; newest first on request.
+    let past = ps.get("/records?page=99").body;
+    assert_eq!(count(&past), 2);
+    assert!(past.contains("1 / 1"));
+    let first_link = |body: &str| {
+        let at = body.find("href=\"/records/").unwrap() + 15;
+        body[at..at + 36].to_owned()
+    };
+    let asc = first_link(&ps.get("/records").body);
+    let desc = first_link(&ps.get("/records?desc=1").body);
+    assert_ne!(asc, desc, "descending starts at the other end");
+    assert_eq!(
+        asc,
+        fx.conflicted.to_string(),
+        "entry order: the first created first"
+    );
+    // A conflict outside the fields asked about does not count (a view without the field).
+    let f = yibiao_server::storage::RecordFilter {
+        view: fx
+            .state
+            .hub
+            .schema()
+            .department("public_services")
+            .unwrap()
+            .filter(fx.state.hub.schema(), Some("household"), None)
+            .unwrap(),
+        include_deleted: false,
+    };
+    for (fields, expected) in [(vec!["household_head"], 0), (vec!["household_size"], 1)] {
+        let t = yibiao_server::storage::TableFilter {
+            conflicted_in: Some(fields.iter().map(|f| (*f).to_owned()).collect()),
+            ..Default::default()
+        };
+        let (_, total) = fx.state.storage.records_table(&f, &t, 0, None).unwrap();
+        assert_eq!(total, expected, "{fields:?}");
+    }
 }
 
 /// Who visits: nobody, each kind of staff.

@@ -10,6 +10,7 @@ mod accounts;
 mod quarantine;
 pub mod sqlite;
 mod staff;
+mod table;
 mod tasks;
 mod trail;
 mod views;
@@ -22,6 +23,7 @@ use yibiao_sync::hub::StorageError;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
+pub use table::{RecordTableStorage, TableFilter};
 pub use trail::{LastChange, TrailStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
@@ -126,7 +128,7 @@ pub struct TypedCount {
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
 /// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage + TrailStorage {
+pub trait ServerStorage: HubStorage + StaffStorage + TrailStorage + RecordTableStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.
