@@ -868,3 +868,35 @@ fn the_township_office_resolves_a_conflict_that_reaches_phones_and_shows_in_hist
             .any(|r| r.action == "conflict_resolved" && r.login == "office")
     );
 }
+
+#[test]
+fn the_records_page_travels_compressed_well_under_100_kb() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let plain = ps.download("/records").2.len();
+    let fetch = |b: &Browser, path: &str, encoding: &str| {
+        let mut r = b
+            .agent
+            .get(format!("{}{path}", b.base))
+            .header("cookie", b.cookie_header())
+            .header("accept-encoding", encoding)
+            .call()
+            .unwrap();
+        let got = r
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (got, r.body_mut().read_to_vec().unwrap().len())
+    };
+    for encoding in ["gzip", "br"] {
+        let (got, page) = fetch(&ps, "/records", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        let (got, css) = fetch(&ps, "/console/style.css", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        println!(
+            "records page: {plain} B plain, {page} B {encoding}; stylesheet {css} B {encoding}"
+        );
+        assert!(page < plain, "compressed is smaller");
+        assert!(page + css < 100 * 1024);
+    }
+}
