@@ -66,6 +66,7 @@ const GATES: &[(&str, Gate)] = &[
     ("GET /v1/records", Gate::Department),
     ("GET /v1/records.ndjson", Gate::Department),
     ("GET /v1/records.csv", Gate::Department),
+    ("GET /v1/records.xlsx", Gate::Department),
     ("GET /v1/feed", Gate::Department),
     ("POST /v1/tasks", Gate::Issuer),
     ("GET /v1/tasks", Gate::Issuer),

@@ -236,7 +236,7 @@ impl Browser {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default(),
             set_cookies,
-            body: r.body_mut().read_to_string().unwrap(),
+            body: String::from_utf8_lossy(&r.body_mut().read_to_vec().unwrap()).into_owned(),
         }
     }
 
@@ -248,6 +248,23 @@ impl Browser {
             .call()
             .unwrap();
         self.keep(r)
+    }
+
+    /// A download: status, content type, bytes.
+    fn download(&mut self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        let kind = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = r.body_mut().read_to_vec().unwrap();
+        (r.status().as_u16(), kind, bytes)
     }
 
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
@@ -535,6 +552,42 @@ fn the_records_table_filters_by_village_conflict_form_and_text() {
         en.contains("Household head") && en.contains("Enrolled"),
         "English labels"
     );
+    // Paged by storage: a page past the end shows the last; newest first on request.
+    let past = ps.get("/records?page=99").body;
+    assert_eq!(count(&past), 2);
+    assert!(past.contains("1 / 1"));
+    let first_link = |body: &str| {
+        let at = body.find("href=\"/records/").unwrap() + 15;
+        body[at..at + 36].to_owned()
+    };
+    let asc = first_link(&ps.get("/records").body);
+    let desc = first_link(&ps.get("/records?desc=1").body);
+    assert_ne!(asc, desc, "descending starts at the other end");
+    assert_eq!(
+        asc,
+        fx.conflicted.to_string(),
+        "entry order: the first created first"
+    );
+    // A conflict outside the fields asked about does not count (a view without the field).
+    let f = yibiao_server::storage::RecordFilter {
+        view: fx
+            .state
+            .hub
+            .schema()
+            .department("public_services")
+            .unwrap()
+            .filter(fx.state.hub.schema(), Some("household"), None)
+            .unwrap(),
+        include_deleted: false,
+    };
+    for (fields, expected) in [(vec!["household_head"], 0), (vec!["household_size"], 1)] {
+        let t = yibiao_server::storage::TableFilter {
+            conflicted_in: Some(fields.iter().map(|f| (*f).to_owned()).collect()),
+            ..Default::default()
+        };
+        let (_, total) = fx.state.storage.records_table(&f, &t, 0, None).unwrap();
+        assert_eq!(total, expected, "{fields:?}");
+    }
 }
 
 /// Who visits: nobody, each kind of staff.
@@ -545,14 +598,17 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 12] = [
+    let routes: [(&str, &str, [u16; 6]); 15] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
         ("GET", "/records", [303, 200, 200, 200, 200, 200]),
         ("GET", &record, [303, 200, 200, 200, 200, 200]),
+        ("GET", "/records.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/tasks.xlsx", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/summary.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
         ("GET", "/admin/cadres", [303, 403, 403, 403, 403, 200]),
         ("GET", "/admin/tokens", [303, 403, 403, 403, 403, 200]),
@@ -632,6 +688,221 @@ fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others
         office.contains("低保核查 11月"),
         "the township sees every task"
     );
+
+    // The same progress and the village x form summary as Excel downloads.
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let (status, _, bytes) = ps.download("/tasks.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    assert_eq!(rows[0][0], "任务");
+    assert_eq!(rows.len(), 4, "two header rows, one row per village");
+    let tujiang = rows
+        .iter()
+        .find(|r| r.contains(&"土匠村".to_owned()))
+        .unwrap();
+    assert!(
+        tujiang.contains(&"低保核查 11月".to_owned()) && tujiang.contains(&"已下发".to_owned())
+    );
+    let (_, _, bytes) = Browser::signed_in(&fx, "clinic").download("/tasks.xlsx");
+    assert_eq!(
+        xlsx_cells(bytes).len(),
+        2,
+        "only the header: not another department's task"
+    );
+    let (status, _, bytes) = ps.download("/summary.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    let row = rows
+        .iter()
+        .find(|r| r[0] == "土匠村" && r[1] == "低保户核查表")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str(), row[4].as_str()),
+        ("0", "1", "1")
+    );
+    assert!(rows.iter().any(|r| r[0] == "合计"));
+    assert!(
+        !rows.iter().any(|r| r[1] == "人居环境检查表"),
+        "only the department's forms"
+    );
+}
+
+/// Every cell of the first sheet of an XLSX, as text, by row.
+fn xlsx_cells(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn the_records_download_is_the_users_view_as_an_xlsx_with_id_numbers_as_text() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let table = ps.get("/records?village=tujiang").body;
+    assert!(table.contains("id=\"download-xlsx\""), "a download button");
+    assert!(table.contains("village=tujiang"), "narrowed like the table");
+    let (status, kind, bytes) = ps.download("/records.xlsx?entity=household&village=tujiang");
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let rows = xlsx_cells(bytes);
+    assert_eq!(
+        rows.len(),
+        3,
+        "two header rows and the one tujiang household"
+    );
+    assert!(rows[0].contains(&"身份证号".to_owned()));
+    assert!(rows[2].contains(&"513401198505052226".to_owned()));
+    assert!(
+        rows[2]
+            .iter()
+            .any(|c| c.contains("amu") || c.contains("jike"))
+    );
+
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let (status, _, bytes) = clinic.download("/records.xlsx");
+    assert_eq!(status, 200);
+    let all: Vec<String> = xlsx_cells(bytes).concat();
+    assert!(all.contains(&"阿木日哈".to_owned()));
+    for hidden in [
+        "身份证号",
+        "513401198505052226",
+        "低保户",
+        "阿嘎",
+        "id_number",
+    ] {
+        assert!(
+            !all.iter().any(|c| c.contains(hidden)),
+            "the clinic's export has {hidden}"
+        );
+    }
+    assert_eq!(clinic.download("/records.xlsx?village=baru").0, 403);
+}
+
+#[test]
+fn the_township_office_resolves_a_conflict_that_reaches_phones_and_shows_in_history() {
+    let fx = fixture();
+    let record = format!("/records/{}", fx.conflicted);
+    let resolve = format!("{record}/resolve");
+    // Department clerks and leaders read; they get no form and may not post one.
+    for login in ["ps", "leader"] {
+        let mut b = Browser::signed_in(&fx, login);
+        let page = b.get(&record);
+        assert!(
+            !page.body.contains("/resolve"),
+            "{login} sees a resolve form"
+        );
+        let csrf = Browser::csrf(&b.get("/account/password"));
+        let a = b.post(
+            &resolve,
+            &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+        );
+        assert_eq!(a.status, 403, "{login} resolved");
+    }
+    let mut office = Browser::signed_in(&fx, "office");
+    let page = office.get(&record);
+    assert!(page.body.contains(&resolve), "the office gets the form");
+    let csrf = Browser::csrf(&page);
+    // Without the token: refused, nothing written.
+    let a = office.post(&resolve, &[("field", "household_size"), ("pick", "6")]);
+    assert_eq!(a.status, 403);
+    // A typed value the schema refuses: the page says why, in Chinese.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "三"),
+        ],
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("家庭人口数"), "{}", a.body);
+    assert!(
+        office.get(&record).body.contains("采用此值"),
+        "still in conflict"
+    );
+    // A new value, typed.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "8"),
+        ],
+    );
+    assert_eq!(
+        (a.status, a.location.as_str()),
+        (303, record.as_str()),
+        "{}",
+        a.body
+    );
+    let page = office.get(&record).body;
+    assert!(!page.contains("采用此值"), "no conflict left");
+    assert!(
+        page.contains("冲突已处理") && page.contains("office (office)"),
+        "history: resolved by whom"
+    );
+    // Resolving again: the conflict is gone, so it is refused with why.
+    let again = office.post(
+        &resolve,
+        &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+    );
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("已经没有冲突"));
+    // A phone of the village syncs and sees the one value, with no conflict.
+    let (p, link) = phone(&fx.state, "qubi", "tujiang");
+    sync(&p, &link);
+    let view = p.get(fx.conflicted).unwrap();
+    assert_eq!(view.value("household_size"), Some(&serde_json::json!(8)));
+    assert!(p.conflicts(fx.conflicted).unwrap().is_empty());
+    let history = p.history(fx.conflicted).unwrap();
+    assert!(history.iter().any(|h| matches!(
+        &h.event,
+        yibiao_model::record::HistoryEvent::Resolved { field, .. } if field == "household_size"
+    ) && h.by.cadre.as_deref() == Some("staff.office")));
+    // The audit log says who resolved what.
+    let log = fx.state.storage.audit_log(10).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.action == "conflict_resolved" && r.login == "office")
+    );
+}
+
+#[test]
+fn the_records_page_travels_compressed_well_under_100_kb() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let plain = ps.download("/records").2.len();
+    let fetch = |b: &Browser, path: &str, encoding: &str| {
+        let mut r = b
+            .agent
+            .get(format!("{}{path}", b.base))
+            .header("cookie", b.cookie_header())
+            .header("accept-encoding", encoding)
+            .call()
+            .unwrap();
+        let got = r
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (got, r.body_mut().read_to_vec().unwrap().len())
+    };
+    for encoding in ["gzip", "br"] {
+        let (got, page) = fetch(&ps, "/records", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        let (got, css) = fetch(&ps, "/console/style.css", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        println!(
+            "records page: {plain} B plain, {page} B {encoding}; stylesheet {css} B {encoding}"
+        );
+        assert!(page < plain, "compressed is smaller");
+        assert!(page + css < 100 * 1024);
+    }
 }
 
 /// Posts `form` with the session's own CSRF token taken from `page`.

@@ -3,6 +3,8 @@
 // data directory (seeded by `console_seed`: real phone stores synced through the hub)
 // and staff accounts made by the CLI. Run by scripts/test-console.sh; the shared parts
 // (and the environment they read) are in lib.mjs.
+import { readFileSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { SCREENS, seeded, serve, step } from './lib.mjs';
@@ -20,6 +22,23 @@ assert.match(generated, /password \(shown once\): \S{16}/, 'a generated password
 
 // --- the server on a free port, the browser ----------------------------------------------
 const { signIn, close } = await serve(fx);
+
+/** The bytes of one entry of a zip (stored or deflated, sizes in the local header). */
+function zipEntry(zip, name) {
+  for (let at = 0; at + 30 <= zip.length; ) {
+    if (zip.readUInt32LE(at) !== 0x04034b50) break;
+    const method = zip.readUInt16LE(at + 8);
+    const size = zip.readUInt32LE(at + 18);
+    const nameLen = zip.readUInt16LE(at + 26);
+    const extraLen = zip.readUInt16LE(at + 28);
+    const entry = zip.subarray(at + 30, at + 30 + nameLen).toString('utf8');
+    const start = at + 30 + nameLen + extraLen;
+    const body = zip.subarray(start, start + size);
+    if (entry === name) return (method === 8 ? inflateRawSync(body) : body).toString('utf8');
+    at = start + size;
+  }
+  throw new Error(`no ${name} in the zip`);
+}
 
 let failed = false;
 try {
@@ -49,6 +68,23 @@ try {
   assert.deepEqual(competing.sort(), ['6', '7']);
   await page.screenshot({ path: join(SCREENS, 'record-conflict.png') });
   const recordUrl = page.url();
+
+  // The Excel download of 土匠村: ID and phone numbers intact as text, Chinese headers,
+  // option labels (read from the workbook's XML; an XLSX is a zip).
+  step('the clerk downloads the XLSX of 土匠村 and the file is right');
+  await page.goto('/records?village=tujiang');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-xlsx')]);
+  const file = join(dir, 'records.xlsx');
+  await download.saveAs(file);
+  const sheet = zipEntry(readFileSync(file), 'xl/worksheets/sheet1.xml');
+  const cells = [...sheet.matchAll(/<c r="([A-Z]+)(\d+)"([^>]*)>(.*?)<\/c>/g)];
+  const textOf = (v) => cells.filter((c) => c[4].includes(`<t>${v}</t>`) || c[4].includes(`<t xml:space="preserve">${v}</t>`));
+  for (const v of ['513401198505052226', '13800001111', '身份证号', '户主姓名', '低保户']) {
+    const hit = textOf(v);
+    assert.ok(hit.length > 0, `the workbook holds ${v}`);
+    assert.ok(hit.every((c) => c[3].includes('t="inlineStr"') || c[3].includes('t="s"')), `${v} is a text cell`);
+  }
+  assert.ok(!sheet.includes('enrolled'), 'option labels, not keys');
 
   // The task list: progress per village, delivered where a phone synced.
   step('the task list shows progress per village');
@@ -117,6 +153,16 @@ try {
   await adm.page.goto('/records');
   assert.ok((await adm.page.textContent('header')).includes('Records'), 'the language is remembered');
   await adm.page.screenshot({ path: join(SCREENS, 'records-admin-en.png') });
+
+  // 7. The township office resolves the conflict; the record shows one value and the
+  //    history marks the resolution.
+  step('the township admin resolves the conflict on the record page');
+  await adm.page.goto(recordUrl + '?lang=zh');
+  await adm.page.check('form.resolve input[name=pick] >> nth=0');
+  await adm.page.click('form.resolve button[type=submit]');
+  assert.equal(await adm.page.locator('ul.competing li').count(), 0, 'one value left');
+  assert.ok((await adm.page.textContent('table.history')).includes('冲突已处理'), 'the history marks it');
+  await adm.page.screenshot({ path: join(SCREENS, 'record-history.png'), fullPage: true });
 
   // Page weight: the records page and its stylesheet, as sent.
   const html = await ps.request.get('/records');

@@ -91,6 +91,13 @@ strings! {
     previous: "上一页", "Previous";
     next: "下一页", "Next";
     no_records: "没有符合条件的记录。", "No records match.";
+    download_xlsx: "下载 Excel", "Download Excel";
+    download_summary: "下载各村汇总 Excel", "Download the village summary (Excel)";
+    resolve: "采用此值", "Keep this value";
+    new_value: "另填新值：", "Another value:";
+    history: "修改记录", "History";
+    no_history: "还没有修改记录。", "No changes yet.";
+    resolved: "冲突已处理", "conflict resolved";
     field: "字段", "Field";
     value: "当前值", "Current value";
     competing: "冲突的值", "Competing values";

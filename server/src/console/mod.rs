@@ -47,11 +47,15 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
         .route("/records", get(pages::records::list))
+        .route("/records.xlsx", get(pages::export::records))
         .route("/records/{id}", get(pages::records::one))
         .route("/tasks", get(pages::tasks::list).post(pages::tasks::issue))
         .route("/tasks/cancel", post(pages::tasks::cancel))
         .route("/reports/summary", get(pages::reports::summary))
         .route("/reports/burden", get(pages::reports::burden))
+        .route("/records/{id}/resolve", post(pages::resolve::resolve))
+        .route("/tasks.xlsx", get(pages::export::tasks))
+        .route("/summary.xlsx", get(pages::export::summary))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),

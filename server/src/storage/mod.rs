@@ -14,7 +14,9 @@ mod blob_refs;
 mod quarantine;
 pub mod sqlite;
 mod staff;
+mod table;
 mod tasks;
+mod trail;
 mod views;
 mod webhooks;
 
@@ -30,6 +32,8 @@ pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
 pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
+pub use table::{RecordTableStorage, TableFilter};
+pub use trail::{LastChange, TrailStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -133,9 +137,15 @@ pub struct TypedCount {
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
 /// the web console's staff, sessions and audit log, [`StaffStorage`]; blob references,
-/// [`BlobRefStorage`]).
+/// [`BlobRefStorage`]; the console's records table and last changes).
 pub trait ServerStorage:
-    HubStorage + StaffStorage + DeviceSeenStorage + CadreAdminStorage + BlobRefStorage
+    HubStorage
+    + StaffStorage
+    + DeviceSeenStorage
+    + CadreAdminStorage
+    + BlobRefStorage
+    + TrailStorage
+    + RecordTableStorage
 {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;

@@ -11,6 +11,8 @@
 //! leaves a page untaken past the write deadline.
 
 pub mod csv;
+pub mod sheet;
+pub mod xlsx;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(ndjson))
         .routes(routes!(csv::csv))
+        .routes(routes!(xlsx::xlsx))
         .routes(routes!(feed))
 }
 
@@ -209,7 +212,8 @@ pub async fn list(
     .await?
 }
 
-/// Streams every record of the filter, page by page, through `render`; the body holds
+/// Streams every record of the filter, page by page, through `render` (which gets a
+/// page at a time); the body holds
 /// `permit` (its stream slot) until the response is dropped (sent, or its connection
 /// closed).
 ///
@@ -224,7 +228,7 @@ fn stream(
     head: Vec<u8>,
     format: &'static str,
     permit: StreamPermit,
-    render: impl Fn(&mut Vec<u8>, &StoredRecord) -> Result<(), ApiError> + Send + Sync + 'static,
+    render: impl Fn(&mut Vec<u8>, &[StoredRecord]) -> Result<(), ApiError> + Send + Sync + 'static,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let cut = Arc::new(AtomicBool::new(false));
@@ -258,9 +262,7 @@ fn stream(
                     .records_page(&f, after, STREAM_PAGE)
                     .map_err(read_failed)?;
                 let mut buf = Vec::with_capacity(page.len() * 400);
-                for r in &page {
-                    render(&mut buf, r)?;
-                }
+                render(&mut buf, &page)?;
                 Ok::<_, ApiError>((buf, page.len(), page.last().map(|r| r.id)))
             })
             .await;
@@ -375,9 +377,11 @@ pub async fn ndjson(
         q.include_deleted,
     )?;
     let permit = stream_slot(&state, &key)?;
-    let body = stream(state, f, Vec::new(), "ndjson", permit, move |buf, r| {
-        serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
-        buf.push(b'\n');
+    let body = stream(state, f, Vec::new(), "ndjson", permit, move |buf, page| {
+        for r in page {
+            serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
+            buf.push(b'\n');
+        }
         Ok(())
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
