@@ -11,7 +11,7 @@ import { SCREENS, seeded, serve, step } from './lib.mjs';
 
 // --- the data: seeded households, then staff accounts by the CLI -------------------------
 const fx = seeded();
-const { run } = fx;
+const { run, dir } = fx;
 const PASSWORDS = { admin: 'admin-pass-2026', ps: 'minzheng-2026', clinic: 'clinic-2026-x', victim: 'victim-pass-26' };
 run(['staff', 'add', 'admin', '--name', '管理员', '--role', 'admin', '--password-stdin'], `${PASSWORDS.admin}\n`);
 run(['staff', 'add', 'ps', '--name', '王芳', '--department', 'public_services', '--password-stdin'], `${PASSWORDS.ps}\n`);
