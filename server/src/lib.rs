@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod findings;
 pub mod limits;
 pub mod metrics;
 pub mod params;

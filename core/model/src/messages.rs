@@ -317,6 +317,7 @@ fn finding_sentence(m: &Message, lang: Lang) -> Option<String> {
                 "accept" => "核查通过",
                 "send_back" => "退回返工",
                 "hold_to_account" => "追责",
+                "report" => "查看通报",
                 other => other,
             };
             let why_zh = match why {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod enrol;
+pub mod findings;
 pub mod health;
 pub mod openapi;
 pub mod records;
@@ -33,6 +34,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(enrol::router())
         .merge(records::router())
         .merge(tasks::router())
+        .merge(findings::router())
         .merge(admin::router())
 }
 

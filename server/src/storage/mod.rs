@@ -7,6 +7,7 @@
 //! [`sqlite::SqliteStorage`] and must pass the same conformance suites.
 
 mod accounts;
+mod findings;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -18,6 +19,7 @@ use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use findings::{FindingRow, FindingStorage};
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
@@ -123,8 +125,9 @@ pub struct TypedCount {
 }
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
-/// the web console's staff, sessions and audit log, [`StaffStorage`]).
-pub trait ServerStorage: HubStorage + StaffStorage {
+/// the web console's staff, sessions and audit log, [`StaffStorage`]; findings,
+/// [`FindingStorage`]).
+pub trait ServerStorage: HubStorage + StaffStorage + FindingStorage {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
     /// Replaces the admin token.

@@ -54,7 +54,7 @@ pub enum Actor {
     Cadre(String),
     /// A console staff member, or the township office's admin token (`admin`).
     Staff(String),
-    /// A department, by its schema key (`discipline` is the discipline office).
+    /// A department, by its schema key (`discipline_inspection` is the discipline office).
     Department(String),
 }
 

@@ -11,7 +11,7 @@ use crate::record::Record;
 use crate::task::Receipt;
 
 /// The department key of the discipline office (纪检).
-pub const DISCIPLINE: &str = "discipline";
+pub const DISCIPLINE: &str = "discipline_inspection";
 
 /// The role someone acts in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +22,12 @@ pub enum Role {
     Department(String),
     /// The township office: the admin token, township staff, a township phone.
     Township,
-    /// The discipline office (the department `discipline`).
+    /// The discipline office (the department `discipline_inspection`).
     Discipline,
 }
 
 impl Role {
-    /// The role of a department token: the discipline office for `discipline`.
+    /// The role of a department token: the discipline office for `discipline_inspection`.
     pub fn of_department(key: &str) -> Self {
         if key == DISCIPLINE {
             Role::Discipline
