@@ -73,6 +73,7 @@ const GATES: &[(&str, Gate)] = &[
     ("POST /v1/findings", Gate::IssuerRole),
     ("GET /v1/findings", Gate::IssuerRole),
     ("GET /v1/findings/report", Gate::IssuerRole),
+    ("GET /v1/findings/report.xlsx", Gate::IssuerRole),
     ("GET /v1/findings/{finding}", Gate::IssuerRole),
     ("POST /v1/findings/{finding}/steps", Gate::IssuerRole),
     ("GET /v1/burden", Gate::Admin),

@@ -94,6 +94,26 @@ async fn dept_token(fx: &Fx, dept: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
+async fn get_bytes(fx: &Fx, uri: &str, token: &str) -> Vec<u8> {
+    let req = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(fx.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    resp.into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
 fn new_finding(village: &str, category: &str) -> Value {
     json!({"village": village, "category": category, "description": "村口建筑垃圾未清运",
            "photos": ["att-1"], "severity": "medium"})
@@ -420,6 +440,36 @@ async fn the_report_counts_the_period_as_worked_by_hand_and_only_the_offices_rea
         [2, 1, 1, 1, 0, 0, 0, 1]
     );
     assert_eq!(fig(&row("by_unit", "unassigned")), [1, 0, 0, 0, 0, 0, 0, 0]);
+
+    // The same figures as a workbook, read back with calamine.
+    let xlsx = get_bytes(
+        &fx,
+        "/v1/findings/report.xlsx?from=2026-11-24&to=2026-11-27",
+        &admin,
+    )
+    .await;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+    use calamine::Reader;
+    assert_eq!(book.sheet_names(), ["按类别", "按村", "按责任单位"]);
+    let villages = book.worksheet_range("按村").unwrap();
+    let cells: Vec<Vec<String>> = villages
+        .rows()
+        .map(|r| r.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(cells[0][..4], ["村", "代码", "发现", "已移交"]);
+    assert_eq!(cells[1][..3], ["山中村", "shanzhong", "1"], "{cells:?}");
+    assert_eq!(
+        cells[2][..7],
+        ["土匠村", "tujiang", "2", "2", "1", "1", "1"],
+        "{cells:?}"
+    );
+    assert_eq!(cells[3][..3], ["合计", "", "3"], "{cells:?}");
+    assert_eq!(
+        (cells[2][10].as_str(), cells[2][11].as_str()),
+        ("4", "0.5"),
+        "4 h; 1 of 2 on time"
+    );
 
     // The discipline office reads it; another department may not; a bad day is 400.
     let disc = dept_token(&fx, "discipline_inspection").await;

@@ -10,6 +10,7 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod findings;
 mod quarantine;
 mod report;
 mod serve;
@@ -83,6 +84,14 @@ enum Command {
     Summary(report::SummaryArgs),
     /// Print the burden report: values cadres typed vs the copies departments received.
     Burden(report::BurdenArgs),
+    /// Inspection findings: the report (通报) of a period.
+    ///
+    /// Findings are recorded and stepped over HTTP (`/v1/findings`) and on phones: a
+    /// running server caches documents, so only the server itself writes them.
+    Findings {
+        #[command(subcommand)]
+        action: findings::FindingsAction,
+    },
     /// Stored records the server cannot serve (damaged, or too large to send): list,
     /// inspect, drop.
     Quarantine {
@@ -130,6 +139,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Task { action } => action.run(&paths),
         Command::Summary(args) => args.run(&paths),
         Command::Burden(args) => args.run(&paths),
+        Command::Findings { action } => action.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),

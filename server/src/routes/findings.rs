@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(report))
+        .routes(routes!(report_xlsx))
         .routes(routes!(show))
         .routes(routes!(step))
 }
@@ -188,4 +189,44 @@ pub async fn report(
     })
     .await?;
     Ok(Json(r))
+}
+
+/// The report as an XLSX workbook: a sheet per category, village and responsible unit,
+/// each with its total; headers in Chinese. Same period and callers as the JSON report.
+#[utoipa::path(get, path = "/v1/findings/report.xlsx", operation_id = "findings_report_xlsx", tag = "findings",
+    security(("department" = []), ("admin" = [])),
+    params(ReportParams),
+    responses(
+        (status = 200, description = "the workbook",
+         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 400, description = "a day that is not one, or `to` before `from`", body = ErrorBody),
+        (status = 401, description = "no department or admin token", body = ErrorBody),
+        (status = 403, description = "a department other than the discipline office", body = ErrorBody),
+        (status = 429, description = "too many requests for this token", body = ErrorBody),
+    ))]
+pub async fn report_xlsx(
+    Issuer(issuer): Issuer,
+    State(state): State<AppState>,
+    Query(q): Query<ReportParams>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let bytes = run(state, move |s, now| {
+        findings::may_report(&issuer)?;
+        let r = findings::report(s.storage.as_ref(), &q.from, &q.to, now)?;
+        findings::xlsx::workbook(&r, s.hub.schema())
+            .map_err(|e| ApiError::internal("writing the findings workbook", e))
+    })
+    .await?;
+    let disposition = "attachment; filename=\"findings-report.xlsx\"";
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -6,6 +6,8 @@
 //! The township (admin token, CLI) acts as the township office; a department token as
 //! its department, the department `discipline_inspection` as the discipline office.
 
+pub mod xlsx;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yibiao_model::clock;
