@@ -24,6 +24,7 @@
 // expansion, so the workspace's deny stays in force for every hand-written line.
 mod callbacks;
 mod error;
+mod findings;
 mod store;
 mod types;
 

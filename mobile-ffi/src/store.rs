@@ -69,7 +69,7 @@ impl From<&SyncSettings> for SyncOptions {
 /// store file; share it freely between threads.
 #[derive(uniffi::Object)]
 pub struct YibiaoStore {
-    inner: Arc<Store>,
+    pub(crate) inner: Arc<Store>,
     observer: Mutex<Option<Arc<dyn ChangeObserver>>>,
     settings: Mutex<SyncSettings>,
     /// The language of messages (`detail`), Chinese unless the app sets another.
@@ -77,7 +77,7 @@ pub struct YibiaoStore {
 }
 
 impl YibiaoStore {
-    fn id(text: &str) -> Result<RecordId, YibiaoError> {
+    pub(crate) fn id(text: &str) -> Result<RecordId, YibiaoError> {
         Ok(text.parse::<RecordId>()?)
     }
 
@@ -109,7 +109,10 @@ impl YibiaoStore {
     }
 
     /// Runs one exported call (see [`guard`]), its error worded in the store's language.
-    fn guard<T>(&self, call: impl FnOnce() -> Result<T, YibiaoError>) -> Result<T, YibiaoError> {
+    pub(crate) fn guard<T>(
+        &self,
+        call: impl FnOnce() -> Result<T, YibiaoError>,
+    ) -> Result<T, YibiaoError> {
         guard(call).map_err(|e| e.in_language(self.lang()))
     }
 
@@ -145,7 +148,7 @@ impl YibiaoStore {
         }
     }
 
-    fn changed_if(&self, id: &str, changed: bool) -> bool {
+    pub(crate) fn changed_if(&self, id: &str, changed: bool) -> bool {
         if changed {
             self.changed(vec![id.to_owned()]);
         }
