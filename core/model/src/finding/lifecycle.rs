@@ -93,7 +93,8 @@ impl Lifecycle {
 
     /// Ms from the first hand-over to the standing resolution.
     pub fn time_to_resolve_ms(&self) -> Option<i64> {
-        Some(self.resolved_ms? - self.handed_ms?)
+        // Step times are writers' clocks: never overflow on a nonsense one.
+        Some(self.resolved_ms?.saturating_sub(self.handed_ms?))
     }
 }
 
@@ -252,6 +253,12 @@ mod tests {
         );
         assert_eq!(l.steps.len(), log.len());
         assert_eq!(l.unit, Some(Unit::Village("tujiang".into())));
+    }
+
+    #[test]
+    fn nonsense_clocks_do_not_overflow_the_time_to_resolve() {
+        let l = fold(&[hand("tujiang", 0, i64::MIN), resolve("tujiang", i64::MAX)]);
+        assert_eq!(l.time_to_resolve_ms(), Some(i64::MAX));
     }
 
     #[test]

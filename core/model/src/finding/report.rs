@@ -48,7 +48,7 @@ impl Counts {
         self.held_to_account += n(l.held_to_account > 0);
         self.closed += n(l.state == super::FindingState::Closed);
         if let Some(ms) = l.time_to_resolve_ms() {
-            self.resolve_ms_sum += ms;
+            self.resolve_ms_sum = self.resolve_ms_sum.saturating_add(ms);
             self.timed += 1;
             self.avg_resolve_ms = Some(self.resolve_ms_sum / i64::from(self.timed));
         }
