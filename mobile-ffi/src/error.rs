@@ -144,7 +144,8 @@ impl From<ModelError> for YibiaoError {
             | ModelError::FormEntityMismatch { .. }
             | ModelError::NoConflict { .. }
             | ModelError::BadQuery(_)
-            | ModelError::Task(_) => Self::InvalidInput { detail },
+            | ModelError::Task(_)
+            | ModelError::Finding(_) => Self::InvalidInput { detail },
             ModelError::NotFound(id) => Self::NotFound {
                 id: id.to_string(),
                 detail,

@@ -26,6 +26,7 @@
 mod attachments;
 mod callbacks;
 mod error;
+mod findings;
 mod store;
 mod types;
 

@@ -151,7 +151,7 @@ impl YibiaoStore {
         }
     }
 
-    fn changed_if(&self, id: &str, changed: bool) -> bool {
+    pub(crate) fn changed_if(&self, id: &str, changed: bool) -> bool {
         if changed {
             self.changed(vec![id.to_owned()]);
         }

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod findings;
 pub mod limits;
 pub mod metrics;
 pub mod params;

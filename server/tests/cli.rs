@@ -483,3 +483,77 @@ fn moving_a_cadre_revokes_their_phone_and_a_disabled_cadre_gets_no_code() {
     refused(data, &["cadre", "code", "amu"], "is disabled");
     refused(data, &["cadre", "disable", "nobody"], "no cadre `nobody`");
 }
+
+#[test]
+fn findings_report_prints_the_period_writes_the_workbook_and_refuses_a_bad_day() {
+    use yibiao_server::config::{Config, FileConfig, Overrides};
+    use yibiao_server::tasks::Issuer;
+    use yibiao_server::{AppState, findings};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let config = Config::resolve(
+            Overrides {
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        let storage = std::sync::Arc::new(
+            yibiao_server::storage::SqliteStorage::open(&dir.path().join("yibiao.db")).unwrap(),
+        );
+        let state = AppState::with_storage(config, yibiao_model::Schema::baru_example(), storage);
+        let now = yibiao_server::accounts::now_ms();
+        for village in ["tujiang", "baru"] {
+            let new = serde_json::from_value(serde_json::json!({
+                "village": village, "category": "work_style", "description": "脱岗",
+                "severity": "low"
+            }))
+            .unwrap();
+            let v = findings::record(&state.hub, &Issuer::Township, new, now).unwrap();
+            if village == "tujiang" {
+                let hand = serde_json::from_value(serde_json::json!(
+                    {"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": now + 1}}
+                ))
+                .unwrap();
+                findings::take_step(&state.hub, &Issuer::Township, v.id, hand, now).unwrap();
+            }
+        }
+    }
+    let d = dir.path();
+    let xlsx = d.join("report.xlsx");
+    let json: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "findings",
+            "report",
+            "--json",
+            "--xlsx",
+            xlsx.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            json["total"]["found"].as_u64(),
+            json["total"]["handed_over"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{json}"
+    );
+    assert!(
+        std::fs::read(&xlsx).unwrap().starts_with(b"PK"),
+        "an XLSX (zip) file"
+    );
+    let table = ok(d, &["findings", "report"]);
+    assert!(
+        table.contains("by village") && table.contains("tujiang"),
+        "{table}"
+    );
+    refused(
+        d,
+        &["findings", "report", "--from", "2026-13-01"],
+        "2026-13-01",
+    );
+}

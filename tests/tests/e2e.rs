@@ -12,6 +12,9 @@ mod attachments;
 #[path = "e2e/crash.rs"]
 mod crash;
 
+#[path = "e2e/findings_sim.rs"]
+mod findings_sim;
+
 #[path = "e2e/proxy.rs"]
 mod proxy;
 

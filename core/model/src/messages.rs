@@ -103,6 +103,7 @@ impl Message {
         value_sentence(self, lang)
             .or_else(|| day_sentence(self, lang))
             .or_else(|| blob_sentence(self, lang))
+            .or_else(|| finding_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -310,6 +311,43 @@ fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
             m.param("record")
         ),
         _ => return None,
+    })
+}
+
+/// Sentences about findings: who may take which step (`finding_forbidden`: `role`,
+/// `step`, `why`).
+fn finding_sentence(m: &Message, lang: Lang) -> Option<String> {
+    if m.code != "finding_forbidden" {
+        return None;
+    }
+    let (role, step, why) = (m.param("role"), m.param("step"), m.param("why"));
+    Some(match lang {
+        Lang::Zh => {
+            let step_zh = match step {
+                "record" => "登记问题",
+                "hand_over" => "移交",
+                "resolve" => "处置",
+                "accept" => "核查通过",
+                "send_back" => "退回返工",
+                "hold_to_account" => "追责",
+                "report" => "查看通报",
+                other => other,
+            };
+            let why_zh = match why {
+                "other_village" => "只能处理本村的问题",
+                "not_handed_to_you" => "该问题没有移交给你们",
+                _ => "这一步不属于该角色",
+            };
+            format!("{role} 不能执行「{step_zh}」：{why_zh}")
+        }
+        Lang::En => {
+            let why_en = match why {
+                "other_village" => "only findings about its own village",
+                "not_handed_to_you" => "the finding was not handed over to it",
+                _ => "this step belongs to another role",
+            };
+            format!("{role} may not take step `{step}`: {why_en}")
+        }
     })
 }
 

@@ -418,3 +418,48 @@ def test_a_photo_is_attached_uploaded_after_the_records_with_progress_and_fetche
     refused = b.upload_attachments(None).refused
     assert [r.code for r in refused] == ["blob_type_refused"]
     assert "附件类型不被接受" in refused[0].detail
+
+
+def test_a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_offline(server, phone):
+    a = phone("a", "amu", "阿木")
+
+    def found(village):
+        return a.record_finding(village, yibiao.FindingInput(
+            category="living_environment", description="村口建筑垃圾未清运",
+            severity=yibiao.FindingSeverity.MEDIUM, photos=["att-1"], record=None,
+            lat=27.7, lon=102.3))
+
+    fid = found("tujiang")
+    with pytest.raises(yibiao.YibiaoError.InvalidInput):
+        found("baru")
+    [f] = a.findings()
+    assert f.id == fid and f.state == yibiao.FindingState.FOUND and not f.ours_to_resolve
+    assert [r.id for r in a.query(yibiao.RecordQuery()).records] == [], "findings are not records"
+    with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+        a.resolve_finding(fid, "已清运", [])
+    assert "not handed over" in e.value.detail, e.value.detail
+    assert a.sync(None).complete
+
+    # The discipline office hands it to the village; the next sync brings it and marks
+    # it delivered by itself.
+    disc = server.department_token("discipline_inspection")
+    server.finding_step(disc, fid, {"hand_over": {"unit": {"village": "tujiang"},
+                                                  "deadline_ms": 4_102_444_800_000}})
+    assert a.sync(None).complete
+    f = a.finding(fid)
+    assert f.state == yibiao.FindingState.HANDED_OVER and f.ours_to_resolve
+    assert f.unit == "village:tujiang" and f.delivered_ms is not None and f.opened_ms is None
+    assert a.open_finding(fid)
+    assert not a.open_finding(fid), "opening twice writes once"
+
+    # Resolved offline, then synced: the office sees the resolution and the marks.
+    a.resolve_finding(fid, "已清运，见照片", ["att-2"])
+    f = a.finding(fid)
+    assert f.state == yibiao.FindingState.RESOLVED
+    assert [s.kind for s in f.steps] == ["hand_over", "resolve"]
+    assert json.loads(f.steps[1].by_json) == {"cadre": "amu"}
+    assert a.sync(None).complete and a.status().pending == 0
+    seen = server.finding(disc, fid)
+    assert seen["lifecycle"]["state"] == "resolved"
+    [marks] = seen["receipts"].values()
+    assert marks["opened_ms"] == f.opened_ms and marks["cadre"] == "amu"

@@ -13,6 +13,7 @@ mod accounts;
 mod backup;
 mod datadir;
 mod blobs;
+mod findings;
 mod quarantine;
 mod report;
 mod serve;
@@ -97,6 +98,14 @@ enum Command {
     Summary(report::SummaryArgs),
     /// Print the burden report: values cadres typed vs the copies departments received.
     Burden(report::BurdenArgs),
+    /// Inspection findings: the report (通报) of a period.
+    ///
+    /// Findings are recorded and stepped over HTTP (`/v1/findings`) and on phones: a
+    /// running server caches documents, so only the server itself writes them.
+    Findings {
+        #[command(subcommand)]
+        action: findings::FindingsAction,
+    },
     /// Stored records the server cannot serve (damaged, or too large to send): list,
     /// inspect, drop.
     Quarantine {
@@ -158,6 +167,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Task { action } => action.run(&paths),
         Command::Summary(args) => args.run(&paths),
         Command::Burden(args) => args.run(&paths),
+        Command::Findings { action } => action.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
         Command::Webhook { action } => action.run(&paths),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod blobs;
 pub mod enrol;
+pub mod findings;
 pub mod health;
 pub mod openapi;
 pub mod records;
@@ -37,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(enrol::router())
         .merge(records::router())
         .merge(tasks::router())
+        .merge(findings::router())
         .merge(admin::router())
 }
 

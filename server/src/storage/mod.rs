@@ -11,6 +11,7 @@ pub mod backup;
 mod cadre_admin;
 mod device_seen;
 mod blob_refs;
+mod findings;
 mod quarantine;
 pub mod sqlite;
 mod staff;
@@ -28,6 +29,7 @@ use yibiao_sync::hub::StorageError;
 pub use cadre_admin::CadreAdminStorage;
 pub use device_seen::DeviceSeenStorage;
 pub use blob_refs::{BlobRefStorage, BlobReference};
+pub use findings::{FindingRow, FindingStorage};
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
@@ -137,7 +139,8 @@ pub struct TypedCount {
 
 /// Everything the server stores beyond sync: accounts and the department read model (and
 /// the web console's staff, sessions and audit log, [`StaffStorage`]; blob references,
-/// [`BlobRefStorage`]; the console's records table and last changes).
+/// [`BlobRefStorage`]; the console's records table and last changes; findings,
+/// [`FindingStorage`]).
 pub trait ServerStorage:
     HubStorage
     + StaffStorage
@@ -146,6 +149,7 @@ pub trait ServerStorage:
     + BlobRefStorage
     + TrailStorage
     + RecordTableStorage
+    + FindingStorage
 {
     /// True once an admin token exists.
     fn has_admin_token(&self) -> Result<bool, StorageError>;
