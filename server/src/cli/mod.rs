@@ -11,8 +11,8 @@
 
 mod accounts;
 mod backup;
-mod datadir;
 mod blobs;
+mod datadir;
 mod findings;
 mod quarantine;
 mod report;

@@ -8,9 +8,9 @@
 
 mod accounts;
 pub mod backup;
+mod blob_refs;
 mod cadre_admin;
 mod device_seen;
-mod blob_refs;
 mod findings;
 mod quarantine;
 pub mod sqlite;
@@ -26,16 +26,16 @@ use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use blob_refs::{BlobRefStorage, BlobReference};
 pub use cadre_admin::CadreAdminStorage;
 pub use device_seen::DeviceSeenStorage;
-pub use blob_refs::{BlobRefStorage, BlobReference};
 pub use findings::{FindingRow, FindingStorage};
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
-pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
 pub use table::{RecordTableStorage, TableFilter};
 pub use trail::{LastChange, TrailStorage};
+pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
