@@ -115,9 +115,10 @@ impl From<CoreError> for YibiaoError {
             CoreError::OutOfScope { .. } | CoreError::HeldByServer(_) => {
                 Self::InvalidInput { detail }
             }
-            CoreError::CorruptStore(_) | CoreError::StoreTooNew { .. } | CoreError::Storage(_) => {
-                Self::Storage { detail }
-            }
+            CoreError::CorruptStore(_)
+            | CoreError::StoreTooNew { .. }
+            | CoreError::Storage(_)
+            | CoreError::Blob(_) => Self::Storage { detail },
         };
         out.logged()
     }
@@ -143,7 +144,8 @@ impl From<ModelError> for YibiaoError {
             | ModelError::FormEntityMismatch { .. }
             | ModelError::NoConflict { .. }
             | ModelError::BadQuery(_)
-            | ModelError::Task(_) => Self::InvalidInput { detail },
+            | ModelError::Task(_)
+            | ModelError::Finding(_) => Self::InvalidInput { detail },
             ModelError::NotFound(id) => Self::NotFound {
                 id: id.to_string(),
                 detail,

@@ -7,7 +7,8 @@
 //! Thin glue only. An app sees:
 //! - [`YibiaoStore`] (`store`): open a store, enrol, records (create, set fields, delete,
 //!   get, query, what a form still needs), conflicts, history, tasks (list, open, mark
-//!   done), sync, status;
+//!   done), sync, status; attachments (`attachments`: attach, upload with progress,
+//!   the queue, fetch on demand);
 //! - the traits it may implement (`callbacks`): [`SyncProgressListener`],
 //!   [`ChangeObserver`], [`AppTransport`];
 //! - plain records and enums (`types`), field values as JSON text;
@@ -22,11 +23,17 @@
 // functions with `#[unsafe(no_mangle)]`, pointer handling) is expanded from uniffi's
 // proc macros, and rustc does not report `unsafe_code` inside an external macro's
 // expansion, so the workspace's deny stays in force for every hand-written line.
+mod attachments;
 mod callbacks;
 mod error;
+mod findings;
 mod store;
 mod types;
 
+pub use attachments::{
+    AttachmentInfo, AttachmentProgress, AttachmentProgressListener, AttachmentRefusal,
+    AttachmentUploadReport, PendingAttachment,
+};
 pub use callbacks::{AppTransport, ChangeObserver, SyncProgressListener};
 pub use error::{TransportFailure, YibiaoError};
 pub use store::{YibiaoStore, default_sync_settings};

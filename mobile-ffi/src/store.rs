@@ -9,6 +9,7 @@ use std::time::Duration;
 use yibiao_model::messages::Lang;
 use yibiao_model::{CadreId, RecordId, Schema};
 use yibiao_store::Credentials;
+use yibiao_store::blobs::Blobs;
 use yibiao_store::http::{HttpTransport, SYNC_CONTENT_TYPE, sync_headers, sync_url};
 use yibiao_store::{Query, Store};
 use yibiao_sync::session::Transport;
@@ -69,7 +70,9 @@ impl From<&SyncSettings> for SyncOptions {
 /// store file; share it freely between threads.
 #[derive(uniffi::Object)]
 pub struct YibiaoStore {
-    inner: Arc<Store>,
+    pub(crate) inner: Arc<Store>,
+    /// Attachments' blobs, beside the store file.
+    pub(crate) blobs: Blobs,
     observer: Mutex<Option<Arc<dyn ChangeObserver>>>,
     settings: Mutex<SyncSettings>,
     /// The language of messages (`detail`), Chinese unless the app sets another.
@@ -77,7 +80,7 @@ pub struct YibiaoStore {
 }
 
 impl YibiaoStore {
-    fn id(text: &str) -> Result<RecordId, YibiaoError> {
+    pub(crate) fn id(text: &str) -> Result<RecordId, YibiaoError> {
         Ok(text.parse::<RecordId>()?)
     }
 
@@ -109,7 +112,10 @@ impl YibiaoStore {
     }
 
     /// Runs one exported call (see [`guard`]), its error worded in the store's language.
-    fn guard<T>(&self, call: impl FnOnce() -> Result<T, YibiaoError>) -> Result<T, YibiaoError> {
+    pub(crate) fn guard<T>(
+        &self,
+        call: impl FnOnce() -> Result<T, YibiaoError>,
+    ) -> Result<T, YibiaoError> {
         guard(call).map_err(|e| e.in_language(self.lang()))
     }
 
@@ -117,14 +123,14 @@ impl YibiaoStore {
         *self.lang.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn settings(&self) -> SyncSettings {
+    pub(crate) fn settings(&self) -> SyncSettings {
         self.settings
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn credentials(&self) -> Result<Credentials, YibiaoError> {
+    pub(crate) fn credentials(&self) -> Result<Credentials, YibiaoError> {
         self.inner
             .credentials()?
             .ok_or_else(|| YibiaoError::NotEnrolled {
@@ -134,7 +140,7 @@ impl YibiaoStore {
     }
 
     /// Tells the observer, if any, that `ids` changed.
-    fn changed(&self, ids: Vec<String>) {
+    pub(crate) fn changed(&self, ids: Vec<String>) {
         let observer = self
             .observer
             .lock()
@@ -145,7 +151,7 @@ impl YibiaoStore {
         }
     }
 
-    fn changed_if(&self, id: &str, changed: bool) -> bool {
+    pub(crate) fn changed_if(&self, id: &str, changed: bool) -> bool {
         if changed {
             self.changed(vec![id.to_owned()]);
         }
@@ -200,9 +206,11 @@ impl YibiaoStore {
                 Some(text) => Schema::from_toml_str(&text, "schema.toml")?,
                 None => Schema::baru_example(),
             };
+            let blobs = Blobs::open(Blobs::dir_beside(&path))?;
             let store = Store::open(path, Arc::new(schema), CadreId::new(cadre_id)?)?;
             Ok(Arc::new(Self {
                 inner: Arc::new(store),
+                blobs,
                 observer: Mutex::new(None),
                 settings: Mutex::new(default_sync_settings()),
                 lang: Mutex::new(Lang::default()),

@@ -74,7 +74,10 @@ fn household(i: usize) -> DocWrite {
         values_json: values.to_string(),
         conflicts_json: conflicts,
         deleted: false,
-        typed: Vec::new(),
+        typed: ["household_head", "id_number", "household_size"]
+            .iter()
+            .map(|f| (1_795_482_000_000 + i as i64, (*f).to_owned()))
+            .collect(),
     }
 }
 
@@ -116,20 +119,20 @@ fn main() {
         "{:<44} {:>9} {:>9} {:>9} {:>9}",
         "page", "best ms", "median ms", "bytes", "zstd B"
     );
-    for path in [
-        "/records",
-        "/records?village=tujiang",
-        "/records?conflicted=1",
-        "/records?q=%E6%88%B7%E4%B8%BB77",
-        "/records?form=dibao_check&state=incomplete",
-        "/records?sort=household_size&desc=1",
-        "/records?page=200",
-    ] {
+    let (_, token) = yibiao_server::accounts::issue_department_token(
+        state.storage.as_ref(),
+        state.hub.schema(),
+        "public_services",
+        "bench",
+    )
+    .unwrap();
+    let measure = |path: &str| {
         let mut times = Vec::new();
         let mut body = Vec::new();
         for _ in 0..reps {
             let req = Request::get(path)
                 .header("cookie", format!("yb_session={session}"))
+                .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap();
             let t0 = Instant::now();
@@ -142,14 +145,49 @@ fn main() {
             body = res.to_vec();
         }
         times.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        (times[0], times[times.len() / 2], body)
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for path in [
+        "/records",
+        "/records?village=tujiang",
+        "/records?conflicted=1",
+        "/records?q=%E6%88%B7%E4%B8%BB77",
+        "/records?form=dibao_check&state=incomplete",
+        "/records?sort=household_size&desc=1",
+        "/records?page=200",
+    ] {
+        let (best, median, body) = measure(path);
         let packed = zstd::encode_all(&body[..], 3).unwrap().len();
         println!(
             "{path:<44} {:>9.1} {:>9.1} {:>9} {:>9}",
-            ms(times[0]),
-            ms(times[times.len() / 2]),
+            ms(best),
+            ms(median),
             body.len(),
             packed
+        );
+    }
+    // Exports of the same records: the XLSX against the CSV as the baseline.
+    println!();
+    println!("exports of the {n} households (same columns), ratio to the CSV");
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "export", "best ms", "median ms", "bytes", "x time", "x bytes"
+    );
+    let (csv_best, _, csv) = measure("/v1/records.csv?form=dibao_check");
+    for path in [
+        "/v1/records.csv?form=dibao_check",
+        "/v1/records.xlsx?form=dibao_check",
+        "/records.xlsx?entity=household&form=dibao_check",
+    ] {
+        let (best, median, body) = measure(path);
+        println!(
+            "{path:<44} {:>9.1} {:>9.1} {:>9} {:>9.2} {:>9.2}",
+            ms(best),
+            ms(median),
+            body.len(),
+            best.as_secs_f64() / csv_best.as_secs_f64(),
+            body.len() as f64 / csv.len() as f64
         );
     }
 }

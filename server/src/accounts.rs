@@ -6,6 +6,31 @@ use yibiao_model::{CadreId, DeviceId, Schema};
 use yibiao_sync::Identity;
 
 use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow, Redeem, ServerStorage};
+
+/// A device as listed (admin API, CLI, console): its row and when it last synced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ListedDevice {
+    /// The device.
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// Its last sync, ms since the epoch (written at most once a minute; `null` before
+    /// its first sync).
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Every device with its last sync.
+pub fn devices(storage: &dyn ServerStorage) -> Result<Vec<ListedDevice>, AccountError> {
+    let seen: std::collections::HashMap<String, i64> =
+        storage.devices_last_seen()?.into_iter().collect();
+    Ok(storage
+        .devices()?
+        .into_iter()
+        .map(|device| ListedDevice {
+            last_seen_ms: seen.get(&device.key).copied(),
+            device,
+        })
+        .collect())
+}
 use crate::tokens::{new_secret, token_hash};
 
 /// Enrolment codes: 8 characters a cadre can type, no 0/O/1/I/L to confuse.
@@ -90,6 +115,45 @@ pub fn create_cadre(
     Ok(row)
 }
 
+/// Disables a cadre: their phones stop syncing at once (devices revoked) and their
+/// unused enrolment codes end; no new code can be issued for them. Their records and
+/// history stay.
+pub fn disable_cadre(storage: &dyn ServerStorage, id: &str) -> Result<(), AccountError> {
+    if !storage.disable_cadre(id, now_ms())? {
+        return Err(AccountError::NotFound(format!("no cadre `{id}`")));
+    }
+    Ok(())
+}
+
+/// True when the cadre was disabled.
+pub fn is_disabled(storage: &dyn ServerStorage, id: &str) -> Result<bool, AccountError> {
+    Ok(storage.disabled_cadres()?.iter().any(|(c, _)| c == id))
+}
+
+/// Moves a cadre to another village (`None`: township staff).
+///
+/// The rule: a phone's scope is fixed at enrolment (the phone stores it,
+/// `yibiao_store::Store::set_scope`, and holds that village's records), and the server
+/// vouches for a device by its row's village. So the move revokes the cadre's devices
+/// and ends their unused codes in the same transaction: each phone's next sync is refused
+/// ("enrol the phone again"), and a new enrolment code gives the phone the new village's
+/// scope and records. Nothing the cadre typed is lost: records stay with their village.
+pub fn move_cadre(
+    storage: &dyn ServerStorage,
+    schema: &Schema,
+    id: &str,
+    village: Option<&str>,
+) -> Result<(), AccountError> {
+    check_village(schema, village)?;
+    if is_disabled(storage, id)? {
+        return Err(AccountError::Invalid(format!("cadre `{id}` is disabled")));
+    }
+    if !storage.move_cadre(id, village, now_ms())? {
+        return Err(AccountError::NotFound(format!("no cadre `{id}`")));
+    }
+    Ok(())
+}
+
 /// Normalises a typed code: uppercase, without dashes or spaces.
 pub fn normalise_code(code: &str) -> String {
     code.chars()
@@ -122,6 +186,11 @@ pub fn issue_code(
     }
     if storage.cadre(cadre)?.is_none() {
         return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
+    }
+    if is_disabled(storage, cadre)? {
+        return Err(AccountError::Invalid(format!(
+            "cadre `{cadre}` is disabled; no enrolment code is issued for them"
+        )));
     }
     let secret = new_secret().map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
     let raw: String = secret

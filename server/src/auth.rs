@@ -69,12 +69,23 @@ impl FromRequestParts<AppState> for DeviceAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let storage = state.storage.clone();
         let headers = parts.headers.clone();
-        let found = blocking(move || device(storage.as_ref(), &headers))
-            .await
-            .and_then(|(scope, row)| {
-                rate_limit(state, &row.key)?;
-                Ok(DeviceAuth { scope, row })
-            });
+        let (seen, now) = (state.last_seen.clone(), state.clock.now_ms());
+        let found = blocking(move || {
+            let (scope, row) = device(storage.as_ref(), &headers)?;
+            // At most one write a minute per device: an indication for people, so a
+            // failed write is logged, never a refused sync.
+            if seen.due(&row.key, now)
+                && let Err(e) = storage.touch_device(&row.key, now)
+            {
+                tracing::warn!(device = %row.key, error = %e, "last-seen not recorded");
+            }
+            Ok((scope, row))
+        })
+        .await
+        .and_then(|(scope, row)| {
+            rate_limit(state, &row.key)?;
+            Ok(DeviceAuth { scope, row })
+        });
         if found.is_err() {
             state.metrics.sync_errors.fetch_add(1, Relaxed);
         }

@@ -21,6 +21,9 @@
 //! header_read_timeout_secs = 10  # a request's headers must arrive within this
 //! min_free_disk_bytes = 67108864  # /healthz is not ok below this much free space
 //! metrics_token = "..."       # a bearer token for /metrics besides the admin token
+//! tls_cert = "/etc/yibiao/cert.pem"  # serve https (PEM chain; with tls_key)
+//! tls_key = "/etc/yibiao/key.pem"    # its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+//! webhook_max_backoff_secs = 60  # longest wait between attempts at a failing webhook
 //! # Budgets at merge (yibiao_sync::hub::Budgets): what one pushed record may ask.
 //! budget_ops_per_change = 1000        # 100 ..= 100000
 //! budget_changes_per_doc = 1000       # 100 ..= 100000
@@ -34,6 +37,11 @@
 //! session_idle_secs = 1800    # a session unused this long ends
 //! session_max_secs = 43200    # a session ends this long after sign-in, used or not
 //! secure_cookies = false      # true behind TLS: cookies get `Secure`
+//!
+//! [blobs]                     # attachments (see BlobConfig, ADR 0013)
+//! max_bytes = 10485760        # largest blob accepted
+//! grace_secs = 604800         # an unreferenced blob is collected after this
+//! max_partials_per_device = 4 # unfinished uploads one device may hold
 //! ```
 
 use std::net::SocketAddr;
@@ -90,8 +98,17 @@ pub struct Config {
     /// A bearer token `/metrics` accepts besides the admin token (for a scraper that
     /// should not hold the admin token).
     pub metrics_token: Option<String>,
+    /// Serve https with this PEM certificate chain (`tls_cert`; `--tls-cert` overrides).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of [`Config::tls_cert`] (`tls_key`; `--tls-key` overrides).
+    pub tls_key: Option<PathBuf>,
+    /// The longest wait between attempts at a failing webhook endpoint (the first wait is
+    /// a second, doubled after each failure).
+    pub webhook_max_backoff_secs: u64,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
+    /// Attachments' limits (`[blobs]` in the config file).
+    pub blobs: BlobConfig,
     /// What one pushed record may ask of the hub (`budget_*` keys), checked at start
     /// against [`BUDGET_RANGES`].
     pub budgets: Budgets,
@@ -125,6 +142,29 @@ impl Default for ConsoleConfig {
             session_idle_secs: 1800,
             session_max_secs: 12 * 3600,
             secure_cookies: false,
+        }
+    }
+}
+
+/// Attachments' limits (`[blobs]` in the config file; ADR 0013).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// Largest blob accepted, in bytes (a phone photo is 0.2-3 MB).
+    pub max_bytes: u64,
+    /// A blob no record references is collected by `blobs gc` once this old; partial
+    /// uploads untouched this long too.
+    pub grace_secs: u64,
+    /// Unfinished uploads one device may hold at once.
+    pub max_partials_per_device: usize,
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            grace_secs: 7 * 24 * 3600,
+            max_partials_per_device: 4,
         }
     }
 }
@@ -196,8 +236,16 @@ pub struct FileConfig {
     pub min_free_disk_bytes: Option<u64>,
     /// See [`Config::metrics_token`].
     pub metrics_token: Option<String>,
+    /// See [`Config::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Config::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Config::webhook_max_backoff_secs`].
+    pub webhook_max_backoff_secs: Option<u64>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
+    /// See [`Config::blobs`].
+    pub blobs: Option<BlobConfig>,
     /// See [`Budgets::max_ops_per_change`].
     pub budget_ops_per_change: Option<usize>,
     /// See [`Budgets::max_changes_per_doc`].
@@ -279,12 +327,21 @@ impl Config {
                 }
                 other => other.map(|t| t.trim().to_owned()),
             },
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+            webhook_max_backoff_secs: file.webhook_max_backoff_secs.unwrap_or(60).max(1),
             console: {
                 let mut c = file.console.unwrap_or_default();
                 c.max_failed_logins = c.max_failed_logins.max(1);
                 c.session_idle_secs = c.session_idle_secs.max(60);
                 c.session_max_secs = c.session_max_secs.max(c.session_idle_secs);
                 c
+            },
+            blobs: {
+                let mut b = file.blobs.unwrap_or_default();
+                b.max_bytes = b.max_bytes.max(1024);
+                b.max_partials_per_device = b.max_partials_per_device.max(1);
+                b
             },
             budgets,
             max_response_bytes,

@@ -35,6 +35,10 @@ pub enum ApiError {
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Authenticated, but not allowed, for a reason with a code and parameters (`403`;
+    /// e.g. `finding_forbidden`).
+    #[error("{}", .0.render(Lang::En))]
+    Denied(Message),
     /// The thing named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -114,7 +118,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden(_) | ApiError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -163,7 +167,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = match &self {
-            ApiError::Refused(m) => m.clone(),
+            ApiError::Refused(m) | ApiError::Denied(m) => m.clone(),
             other => Message::new(code).with("detail", other.to_string()),
         };
         let lang = LANG.try_with(|l| *l).unwrap_or_default();

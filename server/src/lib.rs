@@ -15,10 +15,12 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod findings;
 pub mod limits;
 pub mod metrics;
 pub mod params;
@@ -27,7 +29,9 @@ pub mod schema_change;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::{AppState, ServerHub};

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use automerge::ActorId;
+use yibiao_model::finding::FINDING_ENTITY;
 use yibiao_model::record::Record;
 use yibiao_model::schema::{Schema, Stranding};
 use yibiao_model::task::TASK_ENTITY;
@@ -65,7 +66,7 @@ pub fn stranding(
         after = Some(last.id);
         for r in page
             .iter()
-            .filter(|r| !r.deleted && r.entity != TASK_ENTITY)
+            .filter(|r| !r.deleted && r.entity != TASK_ENTITY && r.entity != FINDING_ENTITY)
         {
             let values: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&r.values_json).unwrap_or_default();
@@ -94,7 +95,10 @@ pub fn rebuild_read_model(storage: &dyn ServerStorage, schema: &Schema) -> Resul
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         let mut rows = Vec::with_capacity(page.len());
-        for r in page.iter().filter(|r| r.entity != TASK_ENTITY) {
+        for r in page
+            .iter()
+            .filter(|r| r.entity != TASK_ENTITY && r.entity != FINDING_ENTITY)
+        {
             let chunks = storage.load(r.id).map_err(|e| e.to_string())?;
             match chunks.map(|c| Record::load(r.id, actor.clone(), &c)) {
                 Some(Ok(record)) => rows.push((

@@ -8,6 +8,8 @@ use yibiao_model::Schema;
 use yibiao_model::clock::{Clock, SystemClock};
 use yibiao_sync::{Hub, HubConfig};
 
+use crate::blobs::BlobStore;
+use crate::blobs::fs::FsBlobStore;
 use crate::config::Config;
 use crate::storage::{ServerStorage, SqliteStorage};
 use crate::{limits, metrics};
@@ -55,8 +57,35 @@ pub struct AppState {
     pub limiter_enrol: Arc<limits::RateLimiter>,
     /// Requests in flight, streams, enrolment per address and per code.
     pub guards: Arc<limits::Guards>,
+    /// Attachments' bytes (`<data_dir>/blobs`, ADR 0013).
+    pub blobs: Arc<dyn BlobStore>,
     /// The server's clock (due dates, receipts' overdue status); a manual one in tests.
     pub clock: Arc<dyn Clock>,
+    /// When each device's last-seen time was last written (at most once a minute).
+    pub last_seen: Arc<LastSeen>,
+}
+
+/// Throttles the last-seen write: a device's sync writes its time only when this process
+/// has not written it within [`LastSeen::EVERY_MS`], so most sync requests add no write.
+#[derive(Debug, Default)]
+pub struct LastSeen(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl LastSeen {
+    /// How stale a stored last-seen time may be.
+    pub const EVERY_MS: i64 = 60_000;
+
+    /// True when device `key`, seen at `now_ms`, should have its time written (and
+    /// remembers that it was).
+    pub fn due(&self, key: &str, now_ms: i64) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some(&at) if now_ms - at < Self::EVERY_MS && now_ms >= at => false,
+            _ => {
+                map.insert(key.to_owned(), now_ms);
+                true
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -126,8 +155,10 @@ impl AppState {
             limiter: Arc::new(limiter),
             limiter_enrol: Arc::new(limits::RateLimiter::new(300, 100)),
             guards: Arc::new(limits::Guards::new(&config)),
+            blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
             config: Arc::new(config),
             clock,
+            last_seen: Arc::default(),
         }
     }
 }
@@ -191,5 +222,20 @@ mod redact_tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("yb:***@") && !e.contains("s3cret"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastSeen;
+
+    #[test]
+    fn a_devices_last_seen_is_written_at_most_once_a_minute() {
+        let seen = LastSeen::default();
+        assert!(seen.due("a", 1_000_000), "first sync");
+        assert!(!seen.due("a", 1_000_000 + 59_999), "within the minute");
+        assert!(seen.due("b", 1_000_001), "another device");
+        assert!(seen.due("a", 1_000_000 + 60_000), "a minute later");
+        assert!(seen.due("a", 0), "a clock set back writes again");
     }
 }

@@ -448,6 +448,20 @@ pub fn cancel(
     let rows = visible_docs(storage, issuer, Some(task))?;
     let author = issuer.author()?;
     let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
+    // A document set aside for the operator cannot be edited: say so instead of failing
+    // the whole cancel as a storage error.
+    let set_aside = hub.quarantined();
+    if let Some(row) = rows
+        .iter()
+        .find(|r| set_aside.iter().any(|(q, _)| *q == r.id))
+    {
+        return Err(TaskError::Refused(
+            Message::new("task_set_aside")
+                .with("task", task)
+                .with("village", row.village.as_deref().unwrap_or("-"))
+                .with("record", row.id.to_string()),
+        ));
+    }
     let changed =
         hub.update_server_docs(&ids, |record| record.set_deleted(true, &author, now_ms))?;
     if changed > 0 {

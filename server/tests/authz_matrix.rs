@@ -47,6 +47,11 @@ enum Gate {
     Issuer,
     /// `MetricsReader`: the admin token or the configured metrics token.
     MetricsReader,
+    /// `BlobReader`: a live device token or a live department token.
+    Reader,
+    /// `Issuer`, then the findings role rule (ADR 0012): a caller the gate lets through
+    /// may still be refused `403 finding_forbidden` by its role, which is not the gate.
+    IssuerRole,
 }
 
 /// Every route, "METHOD path", with its gate. The one table to extend when a route is
@@ -58,15 +63,25 @@ const GATES: &[(&str, Gate)] = &[
     ("GET /metrics", Gate::MetricsReader),
     ("POST /v1/enrol", Gate::Public),
     ("POST /v1/sync", Gate::Device),
+    ("HEAD /v1/blobs/{sha256}", Gate::Device),
+    ("PUT /v1/blobs/{sha256}", Gate::Device),
+    ("GET /v1/blobs/{sha256}", Gate::Reader),
     ("GET /v1/records", Gate::Department),
     ("GET /v1/records.ndjson", Gate::Department),
     ("GET /v1/records.csv", Gate::Department),
+    ("GET /v1/records.xlsx", Gate::Department),
     ("GET /v1/feed", Gate::Department),
     ("POST /v1/tasks", Gate::Issuer),
     ("GET /v1/tasks", Gate::Issuer),
     ("GET /v1/tasks/{task}", Gate::Issuer),
     ("DELETE /v1/tasks/{task}", Gate::Issuer),
     ("GET /v1/summary", Gate::Issuer),
+    ("POST /v1/findings", Gate::IssuerRole),
+    ("GET /v1/findings", Gate::IssuerRole),
+    ("GET /v1/findings/report", Gate::IssuerRole),
+    ("GET /v1/findings/report.xlsx", Gate::IssuerRole),
+    ("GET /v1/findings/{finding}", Gate::IssuerRole),
+    ("POST /v1/findings/{finding}/steps", Gate::IssuerRole),
     ("GET /v1/burden", Gate::Admin),
     ("POST /v1/admin/cadres", Gate::Admin),
     ("GET /v1/admin/cadres", Gate::Admin),
@@ -182,9 +197,10 @@ impl Gate {
             Gate::Device => &["device"],
             Gate::Department => &["department"],
             Gate::Admin => &["admin"],
-            Gate::Issuer => &["admin", "department"],
+            Gate::Issuer | Gate::IssuerRole => &["admin", "department"],
             // The metrics token is configuration, not a scheme of the document.
             Gate::MetricsReader => &["admin"],
+            Gate::Reader => &["department", "device"],
         }
     }
 
@@ -194,8 +210,12 @@ impl Gate {
             Gate::Device => matches!(kind, Kind::DeviceA | Kind::DeviceB | Kind::Township),
             Gate::Department => matches!(kind, Kind::Department(_)),
             Gate::Admin => matches!(kind, Kind::Admin),
-            Gate::Issuer => matches!(kind, Kind::Department(_) | Kind::Admin),
+            Gate::Issuer | Gate::IssuerRole => matches!(kind, Kind::Department(_) | Kind::Admin),
             Gate::MetricsReader => matches!(kind, Kind::Admin | Kind::Metrics),
+            Gate::Reader => matches!(
+                kind,
+                Kind::DeviceA | Kind::DeviceB | Kind::Township | Kind::Department(_)
+            ),
         }
     }
 }
@@ -208,6 +228,8 @@ struct Fixture {
     task: String,
     /// A live enrolment code of cadre `amu`.
     code: String,
+    /// A finding the township recorded about tujiang.
+    finding: String,
     _dir: tempfile::TempDir,
 }
 
@@ -284,11 +306,26 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let task = progress.task;
+    let new: yibiao_server::findings::NewFinding = serde_json::from_value(json!({
+        "village": "tujiang", "category": "work_style", "description": "脱岗",
+        "severity": "low"
+    }))
+    .unwrap();
+    let finding = yibiao_server::findings::record(
+        &state.hub,
+        &tasks::Issuer::Township,
+        new,
+        state.clock.now_ms(),
+    )
+    .unwrap()
+    .id
+    .to_string();
     Fixture {
         state,
         tokens,
         task,
         code,
+        finding,
         _dir: dir,
     }
 }
@@ -334,9 +371,11 @@ fn fill(path: &str, fx: &Fixture) -> String {
         out.push_str(&rest[..start]);
         let value = match &rest[start + 1..end] {
             "task" => fx.task.clone(),
+            "finding" => fx.finding.clone(),
             "id" => "amu".to_owned(),
             "department" => "public_services".to_owned(),
             "key" => "key-000000000000".to_owned(),
+            "sha256" => "ab".repeat(32),
             other => panic!(
                 "path parameter `{other}` of {path} has no value in authz_matrix.rs's fill(); add one"
             ),
@@ -382,6 +421,13 @@ fn body(method: &str, path: &str, kind: &Kind, fx: &Fixture) -> Option<(&'static
                 })),
             }
         }
+        ("POST", "/v1/findings") => json_body(json!({
+            "village": "tujiang", "category": "work_style", "description": "脱岗",
+            "severity": "low"
+        })),
+        // Permitted to the offices (kept as superseded: nothing to accept yet); a
+        // department does not see the finding (404); neither is the gate.
+        ("POST", "/v1/findings/{finding}/steps") => json_body(json!("accept")),
         ("POST", "/v1/admin/cadres") => {
             json_body(json!({"id": "newcadre", "name": "新干部", "village": "baru"}))
         }
@@ -418,9 +464,14 @@ async fn call(method: &str, path: &str, gate: Gate, kind: &Kind) -> Cell {
         .unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+    let by_role = gate == Gate::IssuerRole
+        && status == StatusCode::FORBIDDEN
+        && serde_json::from_slice::<Value>(&bytes)
+            .is_ok_and(|v| v["error"]["reason"] == "finding_forbidden");
+    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && !by_role;
     let ok = if gate.allows(kind) { !refused } else { refused };
-    let envelope = (status.is_client_error() || status.is_server_error())
+    // A HEAD answer has no body (HTTP); its status is the whole answer.
+    let envelope = (method != "HEAD" && (status.is_client_error() || status.is_server_error()))
         .then(|| envelope_problem(status, &bytes))
         .flatten();
     Cell {

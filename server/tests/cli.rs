@@ -31,6 +31,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
+/// A fresh data directory with a database (`init`, as a first `serve` would make it).
+fn fresh() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ok(dir.path(), &["init"]);
+    dir
+}
+
 /// Runs a command that must succeed; its stdout.
 fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run(dir, args);
@@ -60,7 +67,7 @@ fn refused(dir: &Path, args: &[&str], reason: &str) {
 
 #[test]
 fn task_add_list_show_summary_burden() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let dir = dir.path();
 
     let added = ok(
@@ -182,7 +189,7 @@ fn task_add_list_show_summary_burden() {
 
 #[test]
 fn bad_input_exits_non_zero_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let dir = dir.path();
     let add = |extra: &[&'static str]| {
         let mut args = vec!["task", "add", "--title", "t", "--due", "2099-12-31"];
@@ -301,7 +308,7 @@ fn bad_input_exits_non_zero_with_the_reason() {
 
 #[test]
 fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fresh();
     let data = dir.path();
     ok(
         data,
@@ -331,6 +338,7 @@ fn device_list_shows_the_phone_id_its_changes_carry_and_revoke_takes_it() {
     let list = ok(data, &["device", "list"]);
     assert!(list.starts_with(phone), "{list}");
     assert!(list.contains("active"), "{list}");
+    assert!(list.contains("last sync -"), "never synced: {list}");
     assert_eq!(
         ok(data, &["device", "revoke", phone]).trim(),
         format!("device {phone} revoked")
@@ -396,13 +404,16 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
         [
             "cadre add",
             "cadre code",
+            "cadre move",
+            "device list",
             "department token",
             "task add",
             "task list",
             "burden --from"
         ]
     );
-    let dir = tempfile::tempdir().unwrap();
+    // `scripts/run.sh` (the walk-through's first line) serves, which makes the database.
+    let dir = fresh();
     for args in &commands {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(dir.path(), &args);
@@ -429,5 +440,120 @@ fn the_readme_operator_commands_run_as_written_on_any_day() {
             "*",
         ],
         "write +N days, e.g. +7d",
+    );
+}
+
+#[test]
+fn moving_a_cadre_revokes_their_phone_and_a_disabled_cadre_gets_no_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(data, &["init"]);
+    ok(
+        data,
+        &[
+            "cadre",
+            "add",
+            "--id",
+            "amu",
+            "--name",
+            "阿木",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let code_out = ok(data, &["cadre", "code", "amu"]);
+    let code = code_out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap()
+        .to_owned();
+    let storage = yibiao_server::storage::SqliteStorage::open(&data.join("yibiao.db")).unwrap();
+    yibiao_server::accounts::enrol(&storage, &code, "dev-amu-1").unwrap();
+    drop(storage);
+    let moved = ok(data, &["cadre", "move", "amu", "--village", "baru"]);
+    assert!(moved.contains("enrol again"), "{moved}");
+    assert!(ok(data, &["device", "list"]).contains("revoked"));
+    assert!(ok(data, &["cadre", "list"]).contains("baru"));
+    refused(
+        data,
+        &["cadre", "move", "amu", "--village", "atlantis"],
+        "unknown village",
+    );
+    ok(data, &["cadre", "disable", "amu"]);
+    refused(data, &["cadre", "code", "amu"], "is disabled");
+    refused(data, &["cadre", "disable", "nobody"], "no cadre `nobody`");
+}
+
+#[test]
+fn findings_report_prints_the_period_writes_the_workbook_and_refuses_a_bad_day() {
+    use yibiao_server::config::{Config, FileConfig, Overrides};
+    use yibiao_server::tasks::Issuer;
+    use yibiao_server::{AppState, findings};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let config = Config::resolve(
+            Overrides {
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        let storage = std::sync::Arc::new(
+            yibiao_server::storage::SqliteStorage::open(&dir.path().join("yibiao.db")).unwrap(),
+        );
+        let state = AppState::with_storage(config, yibiao_model::Schema::baru_example(), storage);
+        let now = yibiao_server::accounts::now_ms();
+        for village in ["tujiang", "baru"] {
+            let new = serde_json::from_value(serde_json::json!({
+                "village": village, "category": "work_style", "description": "脱岗",
+                "severity": "low"
+            }))
+            .unwrap();
+            let v = findings::record(&state.hub, &Issuer::Township, new, now).unwrap();
+            if village == "tujiang" {
+                let hand = serde_json::from_value(serde_json::json!(
+                    {"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": now + 1}}
+                ))
+                .unwrap();
+                findings::take_step(&state.hub, &Issuer::Township, v.id, hand, now).unwrap();
+            }
+        }
+    }
+    let d = dir.path();
+    let xlsx = d.join("report.xlsx");
+    let json: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "findings",
+            "report",
+            "--json",
+            "--xlsx",
+            xlsx.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            json["total"]["found"].as_u64(),
+            json["total"]["handed_over"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{json}"
+    );
+    assert!(
+        std::fs::read(&xlsx).unwrap().starts_with(b"PK"),
+        "an XLSX (zip) file"
+    );
+    let table = ok(d, &["findings", "report"]);
+    assert!(
+        table.contains("by village") && table.contains("tujiang"),
+        "{table}"
+    );
+    refused(
+        d,
+        &["findings", "report", "--from", "2026-13-01"],
+        "2026-13-01",
     );
 }

@@ -236,7 +236,7 @@ impl Browser {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default(),
             set_cookies,
-            body: r.body_mut().read_to_string().unwrap(),
+            body: String::from_utf8_lossy(&r.body_mut().read_to_vec().unwrap()).into_owned(),
         }
     }
 
@@ -248,6 +248,23 @@ impl Browser {
             .call()
             .unwrap();
         self.keep(r)
+    }
+
+    /// A download: status, content type, bytes.
+    fn download(&mut self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .call()
+            .unwrap();
+        let kind = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = r.body_mut().read_to_vec().unwrap();
+        (r.status().as_u16(), kind, bytes)
     }
 
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
@@ -535,6 +552,42 @@ fn the_records_table_filters_by_village_conflict_form_and_text() {
         en.contains("Household head") && en.contains("Enrolled"),
         "English labels"
     );
+    // Paged by storage: a page past the end shows the last; newest first on request.
+    let past = ps.get("/records?page=99").body;
+    assert_eq!(count(&past), 2);
+    assert!(past.contains("1 / 1"));
+    let first_link = |body: &str| {
+        let at = body.find("href=\"/records/").unwrap() + 15;
+        body[at..at + 36].to_owned()
+    };
+    let asc = first_link(&ps.get("/records").body);
+    let desc = first_link(&ps.get("/records?desc=1").body);
+    assert_ne!(asc, desc, "descending starts at the other end");
+    assert_eq!(
+        asc,
+        fx.conflicted.to_string(),
+        "entry order: the first created first"
+    );
+    // A conflict outside the fields asked about does not count (a view without the field).
+    let f = yibiao_server::storage::RecordFilter {
+        view: fx
+            .state
+            .hub
+            .schema()
+            .department("public_services")
+            .unwrap()
+            .filter(fx.state.hub.schema(), Some("household"), None)
+            .unwrap(),
+        include_deleted: false,
+    };
+    for (fields, expected) in [(vec!["household_head"], 0), (vec!["household_size"], 1)] {
+        let t = yibiao_server::storage::TableFilter {
+            conflicted_in: Some(fields.iter().map(|f| (*f).to_owned()).collect()),
+            ..Default::default()
+        };
+        let (_, total) = fx.state.storage.records_table(&f, &t, 0, None).unwrap();
+        assert_eq!(total, expected, "{fields:?}");
+    }
 }
 
 /// Who visits: nobody, each kind of staff.
@@ -545,15 +598,22 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 8] = [
+    let routes: [(&str, &str, [u16; 6]); 15] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
         ("GET", "/records", [303, 200, 200, 200, 200, 200]),
         ("GET", &record, [303, 200, 200, 200, 200, 200]),
+        ("GET", "/records.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/tasks.xlsx", [303, 200, 200, 200, 200, 200]),
+        ("GET", "/summary.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/admin/staff", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/admin/cadres", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/admin/tokens", [303, 403, 403, 403, 403, 200]),
+        ("GET", "/reports/summary", [303, 403, 403, 403, 200, 200]),
+        ("GET", "/reports/burden", [303, 403, 403, 403, 200, 200]),
     ];
     let mut browsers: Vec<Browser> = VISITORS
         .iter()
@@ -627,5 +687,814 @@ fn the_task_list_shows_the_issuers_tasks_with_progress_per_village_and_no_others
     assert!(
         office.contains("低保核查 11月"),
         "the township sees every task"
+    );
+
+    // The same progress and the village x form summary as Excel downloads.
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let (status, _, bytes) = ps.download("/tasks.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    assert_eq!(rows[0][0], "任务");
+    assert_eq!(rows.len(), 4, "two header rows, one row per village");
+    let tujiang = rows
+        .iter()
+        .find(|r| r.contains(&"土匠村".to_owned()))
+        .unwrap();
+    assert!(
+        tujiang.contains(&"低保核查 11月".to_owned()) && tujiang.contains(&"已下发".to_owned())
+    );
+    let (_, _, bytes) = Browser::signed_in(&fx, "clinic").download("/tasks.xlsx");
+    assert_eq!(
+        xlsx_cells(bytes).len(),
+        2,
+        "only the header: not another department's task"
+    );
+    let (status, _, bytes) = ps.download("/summary.xlsx");
+    assert_eq!(status, 200);
+    let rows = xlsx_cells(bytes);
+    let row = rows
+        .iter()
+        .find(|r| r[0] == "土匠村" && r[1] == "低保户核查表")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(
+        (row[2].as_str(), row[3].as_str(), row[4].as_str()),
+        ("0", "1", "1")
+    );
+    assert!(rows.iter().any(|r| r[0] == "合计"));
+    assert!(
+        !rows.iter().any(|r| r[1] == "人居环境检查表"),
+        "only the department's forms"
+    );
+}
+
+/// Every cell of the first sheet of an XLSX, as text, by row.
+fn xlsx_cells(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn the_records_download_is_the_users_view_as_an_xlsx_with_id_numbers_as_text() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let table = ps.get("/records?village=tujiang").body;
+    assert!(table.contains("id=\"download-xlsx\""), "a download button");
+    assert!(table.contains("village=tujiang"), "narrowed like the table");
+    let (status, kind, bytes) = ps.download("/records.xlsx?entity=household&village=tujiang");
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let rows = xlsx_cells(bytes);
+    assert_eq!(
+        rows.len(),
+        3,
+        "two header rows and the one tujiang household"
+    );
+    assert!(rows[0].contains(&"身份证号".to_owned()));
+    assert!(rows[2].contains(&"513401198505052226".to_owned()));
+    assert!(
+        rows[2]
+            .iter()
+            .any(|c| c.contains("amu") || c.contains("jike"))
+    );
+
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let (status, _, bytes) = clinic.download("/records.xlsx");
+    assert_eq!(status, 200);
+    let all: Vec<String> = xlsx_cells(bytes).concat();
+    assert!(all.contains(&"阿木日哈".to_owned()));
+    for hidden in [
+        "身份证号",
+        "513401198505052226",
+        "低保户",
+        "阿嘎",
+        "id_number",
+    ] {
+        assert!(
+            !all.iter().any(|c| c.contains(hidden)),
+            "the clinic's export has {hidden}"
+        );
+    }
+    assert_eq!(clinic.download("/records.xlsx?village=baru").0, 403);
+}
+
+#[test]
+fn the_township_office_resolves_a_conflict_that_reaches_phones_and_shows_in_history() {
+    let fx = fixture();
+    let record = format!("/records/{}", fx.conflicted);
+    let resolve = format!("{record}/resolve");
+    // Department clerks and leaders read; they get no form and may not post one.
+    for login in ["ps", "leader"] {
+        let mut b = Browser::signed_in(&fx, login);
+        let page = b.get(&record);
+        assert!(
+            !page.body.contains("/resolve"),
+            "{login} sees a resolve form"
+        );
+        let csrf = Browser::csrf(&b.get("/account/password"));
+        let a = b.post(
+            &resolve,
+            &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+        );
+        assert_eq!(a.status, 403, "{login} resolved");
+    }
+    let mut office = Browser::signed_in(&fx, "office");
+    let page = office.get(&record);
+    assert!(page.body.contains(&resolve), "the office gets the form");
+    let csrf = Browser::csrf(&page);
+    // Without the token: refused, nothing written.
+    let a = office.post(&resolve, &[("field", "household_size"), ("pick", "6")]);
+    assert_eq!(a.status, 403);
+    // A typed value the schema refuses: the page says why, in Chinese.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "三"),
+        ],
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("家庭人口数"), "{}", a.body);
+    assert!(
+        office.get(&record).body.contains("采用此值"),
+        "still in conflict"
+    );
+    // A new value, typed.
+    let a = office.post(
+        &resolve,
+        &[
+            ("csrf", &csrf),
+            ("field", "household_size"),
+            ("pick", "new"),
+            ("other", "8"),
+        ],
+    );
+    assert_eq!(
+        (a.status, a.location.as_str()),
+        (303, record.as_str()),
+        "{}",
+        a.body
+    );
+    let page = office.get(&record).body;
+    assert!(!page.contains("采用此值"), "no conflict left");
+    assert!(
+        page.contains("冲突已处理") && page.contains("office (office)"),
+        "history: resolved by whom"
+    );
+    // Resolving again: the conflict is gone, so it is refused with why.
+    let again = office.post(
+        &resolve,
+        &[("csrf", &csrf), ("field", "household_size"), ("pick", "6")],
+    );
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("已经没有冲突"));
+    // A phone of the village syncs and sees the one value, with no conflict.
+    let (p, link) = phone(&fx.state, "qubi", "tujiang");
+    sync(&p, &link);
+    let view = p.get(fx.conflicted).unwrap();
+    assert_eq!(view.value("household_size"), Some(&serde_json::json!(8)));
+    assert!(p.conflicts(fx.conflicted).unwrap().is_empty());
+    let history = p.history(fx.conflicted).unwrap();
+    assert!(history.iter().any(|h| matches!(
+        &h.event,
+        yibiao_model::record::HistoryEvent::Resolved { field, .. } if field == "household_size"
+    ) && h.by.cadre.as_deref() == Some("staff.office")));
+    // The audit log says who resolved what.
+    let log = fx.state.storage.audit_log(10).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.action == "conflict_resolved" && r.login == "office")
+    );
+}
+
+#[test]
+fn the_records_page_travels_compressed_well_under_100_kb() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let plain = ps.download("/records").2.len();
+    let fetch = |b: &Browser, path: &str, encoding: &str| {
+        let mut r = b
+            .agent
+            .get(format!("{}{path}", b.base))
+            .header("cookie", b.cookie_header())
+            .header("accept-encoding", encoding)
+            .call()
+            .unwrap();
+        let got = r
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (got, r.body_mut().read_to_vec().unwrap().len())
+    };
+    for encoding in ["gzip", "br"] {
+        let (got, page) = fetch(&ps, "/records", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        let (got, css) = fetch(&ps, "/console/style.css", encoding);
+        assert_eq!(got.as_deref(), Some(encoding));
+        println!(
+            "records page: {plain} B plain, {page} B {encoding}; stylesheet {css} B {encoding}"
+        );
+        assert!(page < plain, "compressed is smaller");
+        assert!(page + css < 100 * 1024);
+    }
+}
+
+/// Posts `form` with the session's own CSRF token taken from `page`.
+fn post_with_token(b: &mut Browser, page: &str, path: &str, form: &[(&str, &str)]) -> Answer {
+    let token = Browser::csrf(&b.get(page));
+    let mut all = vec![("csrf", token.as_str())];
+    all.extend_from_slice(form);
+    b.post(path, &all)
+}
+
+/// The ids of the tasks a page lists.
+fn task_ids(body: &str) -> Vec<String> {
+    body.split("data-task=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_clerk_issues_and_cancels_a_task_through_the_same_rules_as_the_api() {
+    let fx = fixture();
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let form = [
+        ("title", "低保核查 12月"),
+        ("form", "dibao_check"),
+        ("due", "2026-12-20"),
+        ("village", "tujiang"),
+        ("village", "baru"),
+        ("instructions", "逐户核对"),
+    ];
+    let issued = post_with_token(&mut ps, "/tasks", "/tasks", &form);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert!(
+        issued.body.contains("已下发：低保核查 12月"),
+        "{}",
+        issued.body
+    );
+    let ids = task_ids(&issued.body);
+    assert_eq!(ids.len(), 1);
+    assert!(issued.body.contains("已送达 0 / 2"), "at a glance");
+    // The same task through the JSON API's core: two villages, sent.
+    let issuer = yibiao_server::tasks::Issuer::Department(
+        fx.state
+            .hub
+            .schema()
+            .department("public_services")
+            .unwrap()
+            .clone(),
+    );
+    let p = yibiao_server::tasks::progress(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        &issuer,
+        &ids[0],
+        MORNING,
+    )
+    .unwrap();
+    assert_eq!((p.villages.len(), p.instructions.as_str()), (2, "逐户核对"));
+
+    // The core's rules, in the page's words, with what was typed kept.
+    let past = post_with_token(
+        &mut ps,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "晚了"),
+            ("form", "dibao_check"),
+            ("due", "2026-11-01"),
+            ("village", "baru"),
+        ],
+    );
+    assert_eq!(past.status, 200);
+    assert!(
+        past.body.contains("id=\"task-error\"") && past.body.contains("已经过去"),
+        "{}",
+        past.body
+    );
+    assert!(
+        past.body.contains("value=\"晚了\""),
+        "the typed title stays"
+    );
+    let other_form = post_with_token(
+        &mut ps,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "x"),
+            ("form", "toilet_survey"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    );
+    assert!(
+        other_form.body.contains("id=\"task-error\""),
+        "a form of another department"
+    );
+    assert_eq!(task_ids(&other_form.body).len(), 1, "nothing issued");
+
+    let cancelled = post_with_token(&mut ps, "/tasks", "/tasks/cancel", &[("task", &ids[0])]);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert!(cancelled.body.contains("已取消：低保核查 12月"));
+    let log = Browser::signed_in(&fx, "admin").get("/admin/staff").body;
+    assert!(
+        log.contains("task_issue") && log.contains("task_cancel"),
+        "audit log"
+    );
+}
+
+#[test]
+fn cancelling_a_task_whose_document_is_set_aside_says_so_instead_of_failing() {
+    use yibiao_sync::HubStorage;
+    let fx = fixture();
+    let mut office = Browser::signed_in(&fx, "office");
+    let issued = post_with_token(
+        &mut office,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "环境整治"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "tujiang"),
+        ],
+    );
+    let task = task_ids(&issued.body).pop().unwrap();
+    let doc = fx.state.storage.task_docs(Some(&task), None).unwrap()[0].id;
+    fx.state
+        .hub
+        .storage()
+        .quarantine(doc, "test: damaged", MORNING)
+        .unwrap()
+        .unwrap();
+    let a = post_with_token(&mut office, "/tasks", "/tasks/cancel", &[("task", &task)]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("已被隔离") && a.body.contains(&doc.to_string()),
+        "{}",
+        a.body
+    );
+    // The JSON API answers the same refusal with its code, not a 500.
+    let token = accounts::rotate_admin_token(fx.state.storage.as_ref()).unwrap();
+    let r = office
+        .agent
+        .delete(format!("{}/v1/tasks/{task}", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        r.into_body()
+            .read_to_string()
+            .unwrap()
+            .contains("task_set_aside")
+    );
+}
+
+#[test]
+fn a_leader_reads_tasks_but_cannot_issue_or_cancel_them() {
+    let fx = fixture();
+    let mut leader = Browser::signed_in(&fx, "leader");
+    let page = leader.get("/tasks").body;
+    assert!(
+        !page.contains("id=\"issue-task\""),
+        "no issue form for a leader"
+    );
+    let a = post_with_token(
+        &mut leader,
+        "/tasks",
+        "/tasks",
+        &[
+            ("title", "x"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    );
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        post_with_token(&mut leader, "/tasks", "/tasks/cancel", &[("task", "t")]).status,
+        403
+    );
+    assert!(fx.state.storage.task_docs(None, None).unwrap().is_empty());
+}
+
+/// A sync over real HTTP with a device token: its status and the phone's last-seen.
+fn http_sync(fx: &Fx, token: &str, device: &str) -> u16 {
+    let body = yibiao_sync::SyncRequest {
+        device: device.into(),
+        cursor: 0,
+        push: Vec::new(),
+        max_response_bytes: 65536,
+        schema: None,
+    }
+    .encode();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .post(format!("{}/v1/sync", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/x-yibiao-sync")
+        .send(&body[..])
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn the_admin_adds_a_cadre_issues_a_qr_enrolment_code_and_revokes_a_phone_that_synced() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let added = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "莫色"), ("village", "baru")],
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert!(added.body.contains("data-cadre=\"mose\"") && added.body.contains("莫色"));
+    let dup = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "x")],
+    );
+    assert!(
+        dup.body.contains("id=\"admin-error\"") && dup.body.contains("already exists"),
+        "{}",
+        dup.body
+    );
+
+    let first = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "mose")],
+    );
+    assert!(
+        first.body.contains("<svg") && first.body.contains("id=\"enrol-code\""),
+        "a QR code"
+    );
+    let code_of = |body: &str| {
+        let at = body.find("id=\"code\">").unwrap() + 10;
+        body[at..].split('<').next().unwrap().to_owned()
+    };
+    let old = code_of(&first.body);
+    assert_eq!(old.len(), 9, "XXXX-XXXX: {old}");
+    let second = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "mose")],
+    );
+    let new = code_of(&second.body);
+    let storage = fx.state.storage.as_ref();
+    // A new code cancels the old: the old one no longer enrols, the new one does.
+    assert!(accounts::enrol(storage, &old, "dev-mose-1").is_err());
+    let enrolled = accounts::enrol(storage, &new, "dev-mose-1").unwrap();
+
+    assert_eq!(http_sync(&fx, &enrolled.token, "dev-mose-1"), 200);
+    let page = admin.get("/admin/cadres").body;
+    let row = page.split("data-phone=\"dev-mose-1\"").nth(1).unwrap();
+    assert!(
+        !row.split("</tr>").next().unwrap().contains("从未"),
+        "last-seen shown: {row}"
+    );
+    let listed = accounts::devices(storage).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.device.phone_device.as_deref() == Some("dev-mose-1")
+                && d.last_seen_ms == Some(MORNING))
+    );
+
+    let revoked = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/devices/revoke",
+        &[("id", "dev-mose-1")],
+    );
+    assert!(revoked.body.contains("已吊销手机"), "{}", revoked.body);
+    assert_eq!(
+        http_sync(&fx, &enrolled.token, "dev-mose-1"),
+        401,
+        "the revoked phone's next sync"
+    );
+    let log = admin.get("/admin/staff").body;
+    for action in ["cadre_add", "enrol_code", "device_revoke"] {
+        assert!(log.contains(action), "audit {action}");
+    }
+}
+
+#[test]
+fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
+    let fx = fixture();
+    let storage = fx.state.storage.as_ref();
+    let (code, _) = accounts::issue_code(storage, "amu", 30).unwrap();
+    let enrolled = accounts::enrol(storage, &code, "dev-amu-2").unwrap();
+    assert_eq!(http_sync(&fx, &enrolled.token, "dev-amu-2"), 200);
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let moved = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/move",
+        &[("id", "amu"), ("village", "baru")],
+    );
+    assert!(moved.body.contains("已调动"), "{}", moved.body);
+    assert_eq!(
+        storage.cadre("amu").unwrap().unwrap().village.as_deref(),
+        Some("baru")
+    );
+    assert_eq!(
+        http_sync(&fx, &enrolled.token, "dev-amu-2"),
+        401,
+        "the old village's phone stops"
+    );
+    // A new code enrols the phone in the new village.
+    let (code, _) = accounts::issue_code(storage, "amu", 30).unwrap();
+    let again = accounts::enrol(storage, &code, "dev-amu-3").unwrap();
+    assert_eq!(again.village.as_deref(), Some("baru"));
+    assert_eq!(http_sync(&fx, &again.token, "dev-amu-3"), 200);
+    let bad = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/move",
+        &[("id", "amu"), ("village", "atlantis")],
+    );
+    assert!(bad.body.contains("unknown village"), "{}", bad.body);
+
+    let disabled = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/disable",
+        &[("id", "amu")],
+    );
+    assert!(disabled.body.contains("已停用"), "{}", disabled.body);
+    assert_eq!(http_sync(&fx, &again.token, "dev-amu-3"), 401);
+    let no_code = post_with_token(
+        &mut admin,
+        "/admin/cadres",
+        "/admin/cadres/code",
+        &[("id", "amu")],
+    );
+    assert!(
+        no_code.body.contains("disabled") && !no_code.body.contains("<svg"),
+        "{}",
+        no_code.body
+    );
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("cadre_move") && log.contains("cadre_disable"));
+}
+
+#[test]
+fn the_admin_issues_a_department_token_shown_once_and_revokes_it() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let issued = post_with_token(
+        &mut admin,
+        "/admin/tokens",
+        "/admin/tokens",
+        &[("department", "public_services"), ("name", "民政系统")],
+    );
+    let at = issued.body.find("id=\"new-token\">").unwrap() + 15;
+    let token = issued.body[at..].split('<').next().unwrap().to_owned();
+    assert!(token.starts_with("ybk_"), "{token}");
+    let again = admin.get("/admin/tokens").body;
+    assert!(
+        again.contains("民政系统") && !again.contains(&token),
+        "shown once"
+    );
+    let agent = admin.agent.clone();
+    let pull = |t: &str| {
+        agent
+            .get(format!("{}/v1/records", fx.base))
+            .header("authorization", format!("Bearer {t}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(pull(&token), 200);
+    let key = fx.state.storage.department_tokens().unwrap()[0].key.clone();
+    let revoked = post_with_token(
+        &mut admin,
+        "/admin/tokens",
+        "/admin/tokens/revoke",
+        &[("id", &key)],
+    );
+    assert!(revoked.body.contains("已吊销令牌"), "{}", revoked.body);
+    assert_eq!(pull(&token), 401);
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("token_issue") && log.contains("token_revoke"));
+}
+
+#[test]
+fn the_admin_adds_and_disables_staff_accounts() {
+    let fx = fixture();
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let added = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/add",
+        &[
+            ("login", "wangfang"),
+            ("name", "王芳"),
+            ("role", "dept:public_services"),
+        ],
+    );
+    let at = added.body.find("id=\"new-password\">").unwrap() + 18;
+    let password = added.body[at..].split('<').next().unwrap().to_owned();
+    let mut wang = Browser::new(&fx);
+    assert_eq!(wang.sign_in("wangfang", &password).status, 303);
+    assert_eq!(wang.get("/records").status, 200);
+    let bad = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/add",
+        &[("login", "x1"), ("name", "x"), ("role", "dept:nope")],
+    );
+    assert!(bad.body.contains("unknown department"), "{}", bad.body);
+    let disabled = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/disable",
+        &[("login", "wangfang")],
+    );
+    assert!(disabled.body.contains("已停用账号"), "{}", disabled.body);
+    assert_eq!(wang.get("/records").location, "/login", "her session ended");
+    let own = post_with_token(
+        &mut admin,
+        "/admin/staff",
+        "/admin/staff/disable",
+        &[("login", "admin")],
+    );
+    assert!(
+        own.body.contains("id=\"admin-error\""),
+        "no disabling oneself"
+    );
+    let log = admin.get("/admin/staff").body;
+    assert!(log.contains("staff_add") && log.contains("staff_disable"));
+}
+
+#[test]
+fn a_leader_reads_the_summary_and_burden_charts_and_clerks_are_refused() {
+    let fx = fixture();
+    let mut leader = Browser::signed_in(&fx, "leader");
+    let summary = leader.get("/reports/summary");
+    assert_eq!(summary.status, 200);
+    let body = &summary.body;
+    assert!(
+        body.contains("<svg") && body.contains("class=\"bar\""),
+        "a bar chart"
+    );
+    assert!(
+        body.contains("低保户核查表") && body.contains("土匠村"),
+        "labels"
+    );
+    assert!(body.contains("id=\"matrix\""), "the matrix");
+    assert!(body.len() < 100_000, "{} bytes", body.len());
+    // The chart draws what the core computes: 土匠村 has one household, none complete
+    // for dibao_check, so its bar has zero done length.
+    let sum = yibiao_server::tasks::summary(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        &yibiao_server::tasks::Issuer::Township,
+        MORNING,
+    )
+    .unwrap();
+    let cells = sum.rows.len();
+    assert_eq!(
+        body.matches("class=\"bar\"").count(),
+        cells,
+        "one bar per village x form"
+    );
+
+    let burden = leader.get("/reports/burden");
+    assert_eq!(burden.status, 200);
+    let b = yibiao_server::tasks::burden(
+        fx.state.storage.as_ref(),
+        fx.state.hub.schema(),
+        "2026-10-26",
+        "2026-11-24",
+    )
+    .unwrap();
+    assert!(b.values_typed > 0);
+    assert!(
+        burden
+            .body
+            .contains(&format!("id=\"typed\">{}<", b.values_typed))
+            && burden
+                .body
+                .contains(&format!("id=\"deliveries\">{}<", b.deliveries)),
+        "the core's figures for the last 30 days"
+    );
+    assert!(burden.body.contains("<svg") && burden.body.contains("class=\"bar\""));
+    assert!(burden.body.contains("户主姓名"), "field labels");
+    let bad = leader.get("/reports/burden?from=2026-13-01");
+    assert!(bad.body.contains("id=\"report-error\"") && bad.body.contains("不是有效日期"));
+
+    for login in ["ps", "office"] {
+        let mut b = Browser::signed_in(&fx, login);
+        assert_eq!(b.get("/reports/summary").status, 403, "{login}");
+        assert_eq!(b.get("/reports/burden").status, 403, "{login}");
+    }
+    assert_eq!(
+        Browser::signed_in(&fx, "admin")
+            .get("/reports/burden")
+            .status,
+        200
+    );
+}
+
+/// Every admin form, with fields that would change something if accepted.
+const ADMIN_FORMS: [(&str, &[(&str, &str)]); 9] = [
+    ("/admin/staff/reset", &[("login", "leader")]),
+    (
+        "/admin/staff/add",
+        &[("login", "intruder"), ("name", "x"), ("role", "admin")],
+    ),
+    ("/admin/staff/disable", &[("login", "office")]),
+    (
+        "/admin/cadres",
+        &[("id", "intruder"), ("name", "x"), ("village", "baru")],
+    ),
+    ("/admin/cadres/disable", &[("id", "amu")]),
+    ("/admin/cadres/move", &[("id", "amu"), ("village", "baru")]),
+    ("/admin/cadres/code", &[("id", "amu")]),
+    ("/admin/devices/revoke", &[("id", "dev-none")]),
+    (
+        "/admin/tokens",
+        &[("department", "public_services"), ("name", "x")],
+    ),
+];
+
+#[test]
+fn only_an_admin_posts_admin_forms_and_only_with_the_sessions_csrf_token() {
+    let fx = fixture();
+    let storage = fx.state.storage.as_ref();
+    let audit_before = storage.audit_log(1000).unwrap().len();
+    for login in ["ps", "clinic", "office", "leader"] {
+        let mut b = Browser::signed_in(&fx, login);
+        for (path, form) in ADMIN_FORMS
+            .iter()
+            .chain([("/admin/tokens/revoke", &[("id", "k")][..])].iter())
+        {
+            let a = post_with_token(&mut b, "/records", path, form);
+            assert_eq!(a.status, 403, "POST {path} as {login}");
+        }
+    }
+    let mut admin = Browser::signed_in(&fx, "admin");
+    let mut forms: Vec<(&str, Vec<(&str, &str)>)> =
+        ADMIN_FORMS.iter().map(|(p, f)| (*p, f.to_vec())).collect();
+    forms.push(("/admin/tokens/revoke", vec![("id", "k")]));
+    forms.push((
+        "/tasks",
+        vec![
+            ("title", "x"),
+            ("form", "dibao_check"),
+            ("due", "2026-12-20"),
+            ("village", "baru"),
+        ],
+    ));
+    forms.push(("/tasks/cancel", vec![("task", "t")]));
+    for (path, form) in &forms {
+        for token in [None, Some("forged")] {
+            let mut f = form.clone();
+            if let Some(t) = token {
+                f.push(("csrf", t));
+            }
+            let a = admin.post(path, &f);
+            assert_eq!(a.status, 403, "POST {path} with token {token:?}");
+            assert!(a.body.contains("表单已过期"), "{path}");
+        }
+    }
+    // Nothing happened: no account, cadre, token or task; amu still in 土匠村.
+    assert!(storage.staff("intruder").unwrap().is_none());
+    assert!(storage.cadre("intruder").unwrap().is_none());
+    assert_eq!(
+        storage.cadre("amu").unwrap().unwrap().village.as_deref(),
+        Some("tujiang")
+    );
+    assert!(storage.department_tokens().unwrap().is_empty());
+    assert!(storage.task_docs(None, None).unwrap().is_empty());
+    let actions: Vec<String> = storage
+        .audit_log(1000)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert!(
+        actions.len() > audit_before && actions.iter().all(|a| a.starts_with("sign_")),
+        "only sign-ins were logged: {actions:?}"
     );
 }

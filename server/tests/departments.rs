@@ -296,13 +296,13 @@ async fn a_department_sees_only_its_fields_and_villages_in_json_ndjson_csv_and_t
     let text = String::from_utf8(body[3..].to_vec()).unwrap();
     let mut rows = text.lines();
     let header = rows.next().unwrap();
-    assert!(header.starts_with("记录ID id,村 village,类型 entity,冲突 conflicts,户主姓名 household_head,身份证号 id_number"), "{header}");
+    assert!(header.starts_with("记录ID id,村 village,类型 entity,已删除 deleted,有冲突的字段 conflicts,最后修改时间 changed_at,最后修改人 changed_by,户主姓名 household_head,身份证号 id_number"), "{header}");
     assert!(!header.contains("toilet_type"));
     let data: Vec<&str> = rows.collect();
     assert_eq!(data.len(), 3);
     assert!(
         data.iter()
-            .any(|r| r.contains("阿木") && r.contains(",household_size,")),
+            .any(|r| r.contains("阿木") && r.contains(",家庭人口数,") && r.contains("低保户")),
         "{data:?}"
     );
     let (status, _) = call(
@@ -508,8 +508,8 @@ async fn enrolment_codes_work_once_and_revocation_takes_effect_at_once() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|d| d["phone_device"] == "dev-phone-1"),
-        "{body}"
+            .any(|d| d["phone_device"] == "dev-phone-1" && d["last_seen_ms"].as_i64().is_some()),
+        "the synced phone has a last-seen time: {body}"
     );
     let (status, _) = call(
         &fx,
@@ -994,4 +994,183 @@ async fn the_openapi_document_describes_exactly_the_routes_that_answer() {
     let (status, body) = call(&fx, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json_of(&body), doc);
+}
+
+/// Households for the exports: an 18-digit ID and a phone number, option labels, a
+/// boolean, a conflict between two named cadres, and a deleted record. The cadres and
+/// the pushing device are registered so names can be shown.
+fn seed_for_export(fx: &Fx) -> RecordId {
+    use yibiao_server::storage::{CadreRow, DeviceRow};
+    for (id, name) in [("amu", "阿木"), ("jike", "吉克")] {
+        let row = CadreRow {
+            id: id.into(),
+            name: name.into(),
+            village: Some("tujiang".into()),
+            created_ms: 0,
+        };
+        assert!(fx.state.storage.add_cadre(&row).unwrap());
+    }
+    let (a, b) = (phone("amu"), phone("jike"));
+    for (store, cadre) in [(&a, "amu"), (&b, "jike")] {
+        let row = DeviceRow {
+            key: format!("test-{}", store.device_id()),
+            name: format!("{cadre}'s phone"),
+            cadre: Some(cadre.into()),
+            village: Some("tujiang".into()),
+            created_ms: 0,
+            revoked_ms: None,
+            phone_device: None,
+        };
+        fx.state.storage.add_device(&row, cadre.as_bytes()).unwrap();
+    }
+    let id = a
+        .create(
+            "household",
+            Some("tujiang"),
+            &[
+                set("household_head", V::Text("阿木".into())),
+                set("id_number", V::Text("513401198505052226".into())),
+                set("phone", V::Text("13800138000".into())),
+                set("household_size", V::Integer(4)),
+                set("dibao_status", V::Choice("enrolled".into())),
+                set(
+                    "income_sources",
+                    V::MultiChoice(vec!["farming".into(), "wages".into()]),
+                ),
+                set("housing_safe", V::Boolean(true)),
+            ],
+        )
+        .unwrap();
+    let gone = a
+        .create(
+            "household",
+            Some("baru"),
+            &[set("household_head", V::Text("曲比".into()))],
+        )
+        .unwrap();
+    a.delete(gone).unwrap();
+    push_all(fx, &a);
+    b.merge(id, &a.export(id).unwrap()).unwrap();
+    a.set(id, "household_size", V::Integer(5)).unwrap();
+    b.set(id, "household_size", V::Integer(6)).unwrap();
+    push_all(fx, &a);
+    push_all(fx, &b);
+    id
+}
+
+#[tokio::test]
+async fn the_xlsx_export_keeps_id_numbers_as_text_and_shows_labels_conflicts_and_deletions() {
+    use calamine::{Data, Reader};
+    let fx = fixture();
+    let id = seed_for_export(&fx);
+    let public = dept_token(&fx, "public_services").await;
+    let (status, body) = call(
+        &fx,
+        "GET",
+        "/v1/records.xlsx?form=dibao_check&include_deleted=1",
+        Some(&public),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(body)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    let (labels, keys) = (rows[0], rows[1]);
+    let col = |key: &str| {
+        keys.iter()
+            .position(|k| k == &Data::String(key.into()))
+            .unwrap_or_else(|| panic!("no column {key}: {keys:?}"))
+    };
+    assert_eq!(labels[col("id_number")], Data::String("身份证号".into()));
+    assert_eq!(
+        labels[col("household_head")],
+        Data::String("户主姓名".into())
+    );
+    assert_eq!(labels[col("deleted")], Data::String("已删除".into()));
+    assert!(
+        !keys.contains(&Data::String("toilet_type".into())),
+        "outside the form"
+    );
+    assert_eq!(rows.len(), 4, "two header rows, two records (one deleted)");
+    let row = rows
+        .iter()
+        .find(|r| r[col("id")] == Data::String(id.to_string()))
+        .unwrap();
+    let text = |c: &str| match &row[col(c)] {
+        Data::String(s) => s.clone(),
+        other => panic!("{c} is not text: {other:?}"),
+    };
+    assert_eq!(
+        text("id_number"),
+        "513401198505052226",
+        "18 digits, as text"
+    );
+    assert_eq!(text("phone"), "13800138000");
+    assert_eq!(text("dibao_status"), "低保户");
+    assert_eq!(text("income_sources"), "种植、务工");
+    assert_eq!(text("housing_safe"), "是");
+    assert_eq!(text("village"), "土匠村");
+    assert_eq!(text("deleted"), "否");
+    assert_eq!(text("conflicts"), "家庭人口数");
+    let size = text("household_size");
+    assert!(
+        size.contains("5 (")
+            && size.contains("6 (")
+            && size.contains("阿木")
+            && size.contains("吉克"),
+        "both competing values with who: {size}"
+    );
+    assert!(["阿木", "吉克"].contains(&text("changed_by").as_str()));
+    assert!(text("changed_at").starts_with("20"));
+    let deleted = rows[2..]
+        .iter()
+        .filter(|r| r[col("deleted")] == Data::String("是".into()));
+    assert_eq!(deleted.count(), 1);
+
+    // The CSV has the same columns and cells.
+    let (_, body) = call(
+        &fx,
+        "GET",
+        "/v1/records.csv?form=dibao_check",
+        Some(&public),
+        None,
+    )
+    .await;
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("身份证号 id_number") && header.contains("已删除 deleted"),
+        "{header}"
+    );
+    assert!(
+        text.contains("513401198505052226")
+            && text.contains("种植、务工")
+            && text.contains("低保户")
+    );
+    // English labels on request.
+    let (_, body) = call(
+        &fx,
+        "GET",
+        "/v1/records.xlsx?form=dibao_check&lang=en",
+        Some(&public),
+        None,
+    )
+    .await;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(body)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let first: Vec<String> = sheet
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        first.contains(&"Resident ID number".to_owned()),
+        "{first:?}"
+    );
+    let (status, body) = call(&fx, "GET", "/v1/records.xlsx?lang=fr", Some(&public), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message(&body).contains("lang"));
 }

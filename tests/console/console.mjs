@@ -1,39 +1,17 @@
 // The web console in a real browser: Debian's Chromium, headless, driven by
 // playwright-core, against the real `yibiao-server` binary on loopback with a temporary
 // data directory (seeded by `console_seed`: real phone stores synced through the hub)
-// and staff accounts made by the CLI. Run by scripts/test-console.sh.
-//
-// Env: YIBIAO_BIN (directory of yibiao-server and console_seed), PLAYWRIGHT_DIR
-// (node_modules holding playwright-core), SCREENS (where screenshots go).
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+// and staff accounts made by the CLI. Run by scripts/test-console.sh; the shared parts
+// (and the environment they read) are in lib.mjs.
+import { readFileSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-
-const require = createRequire(import.meta.url);
-const { chromium } = require(require.resolve('playwright-core', { paths: [process.env.PLAYWRIGHT_DIR] }));
-const BIN = process.env.YIBIAO_BIN;
-const SCREENS = process.env.SCREENS;
-mkdirSync(SCREENS, { recursive: true });
-const dir = mkdtempSync(join(tmpdir(), 'yibiao-console-'));
-const data = join(dir, 'data');
-const server = join(BIN, 'yibiao-server');
-
-function run(args, input) {
-  const r = spawnSync(server, ['--data-dir', data, ...args], { input, encoding: 'utf8' });
-  assert.equal(r.status, 0, `yibiao-server ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function step(name) {
-  console.log(`   console: ${name}`);
-}
+import { SCREENS, seeded, serve, step } from './lib.mjs';
 
 // --- the data: seeded households, then staff accounts by the CLI -------------------------
-const seed = spawnSync(join(BIN, 'console_seed'), ['--data-dir', data], { encoding: 'utf8' });
-assert.equal(seed.status, 0, seed.stderr);
+const fx = seeded();
+const { run, dir } = fx;
 const PASSWORDS = { admin: 'admin-pass-2026', ps: 'minzheng-2026', clinic: 'clinic-2026-x', victim: 'victim-pass-26' };
 run(['staff', 'add', 'admin', '--name', '管理员', '--role', 'admin', '--password-stdin'], `${PASSWORDS.admin}\n`);
 run(['staff', 'add', 'ps', '--name', '王芳', '--department', 'public_services', '--password-stdin'], `${PASSWORDS.ps}\n`);
@@ -42,31 +20,24 @@ run(['staff', 'add', 'victim', '--name', '张三', '--department', 'social_gover
 const generated = run(['staff', 'add', 'leader', '--name', '书记', '--role', 'leader']);
 assert.match(generated, /password \(shown once\): \S{16}/, 'a generated password is printed once');
 
-// --- the server on a free port -------------------------------------------------------------
-const proc = spawn(server, ['--data-dir', data, 'serve', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const base = await new Promise((resolve, reject) => {
-  let out = '';
-  proc.stdout.on('data', (chunk) => {
-    out += chunk;
-    const m = out.match(/listening on (http:\/\/\S+)/);
-    if (m) resolve(m[1]);
-  });
-  proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-});
+// --- the server on a free port, the browser ----------------------------------------------
+const { signIn, close } = await serve(fx);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update'],
-});
-
-async function signIn(login, password) {
-  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await page.goto('/login');
-  await page.fill('input[name=login]', login);
-  await page.fill('input[name=password]', password);
-  await page.click('button[type=submit]');
-  return { context, page };
+/** The bytes of one entry of a zip (stored or deflated, sizes in the local header). */
+function zipEntry(zip, name) {
+  for (let at = 0; at + 30 <= zip.length; ) {
+    if (zip.readUInt32LE(at) !== 0x04034b50) break;
+    const method = zip.readUInt16LE(at + 8);
+    const size = zip.readUInt32LE(at + 18);
+    const nameLen = zip.readUInt16LE(at + 26);
+    const extraLen = zip.readUInt16LE(at + 28);
+    const entry = zip.subarray(at + 30, at + 30 + nameLen).toString('utf8');
+    const start = at + 30 + nameLen + extraLen;
+    const body = zip.subarray(start, start + size);
+    if (entry === name) return (method === 8 ? inflateRawSync(body) : body).toString('utf8');
+    at = start + size;
+  }
+  throw new Error(`no ${name} in the zip`);
 }
 
 let failed = false;
@@ -98,12 +69,29 @@ try {
   await page.screenshot({ path: join(SCREENS, 'record-conflict.png') });
   const recordUrl = page.url();
 
+  // The Excel download of 土匠村: ID and phone numbers intact as text, Chinese headers,
+  // option labels (read from the workbook's XML; an XLSX is a zip).
+  step('the clerk downloads the XLSX of 土匠村 and the file is right');
+  await page.goto('/records?village=tujiang');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-xlsx')]);
+  const file = join(dir, 'records.xlsx');
+  await download.saveAs(file);
+  const sheet = zipEntry(readFileSync(file), 'xl/worksheets/sheet1.xml');
+  const cells = [...sheet.matchAll(/<c r="([A-Z]+)(\d+)"([^>]*)>(.*?)<\/c>/g)];
+  const textOf = (v) => cells.filter((c) => c[4].includes(`<t>${v}</t>`) || c[4].includes(`<t xml:space="preserve">${v}</t>`));
+  for (const v of ['513401198505052226', '13800001111', '身份证号', '户主姓名', '低保户']) {
+    const hit = textOf(v);
+    assert.ok(hit.length > 0, `the workbook holds ${v}`);
+    assert.ok(hit.every((c) => c[3].includes('t="inlineStr"') || c[3].includes('t="s"')), `${v} is a text cell`);
+  }
+  assert.ok(!sheet.includes('enrolled'), 'option labels, not keys');
+
   // The task list: progress per village, delivered where a phone synced.
   step('the task list shows progress per village');
   await page.goto('/tasks');
   const tasks = await page.textContent('main');
   assert.ok(tasks.includes('低保户年度核查') && tasks.includes('土匠村') && tasks.includes('巴汝村'), tasks);
-  assert.ok(tasks.includes('已送达'), 'a phone of 土匠村 received the task');
+  assert.match(tasks, /已送达 [1-9] \/ 2/, 'a phone of 土匠村 received the task');
   await page.screenshot({ path: join(SCREENS, 'tasks.png') });
 
   // 2. A department never sees another department's fields (nor their option labels).
@@ -166,6 +154,16 @@ try {
   assert.ok((await adm.page.textContent('header')).includes('Records'), 'the language is remembered');
   await adm.page.screenshot({ path: join(SCREENS, 'records-admin-en.png') });
 
+  // 7. The township office resolves the conflict; the record shows one value and the
+  //    history marks the resolution.
+  step('the township admin resolves the conflict on the record page');
+  await adm.page.goto(recordUrl + '?lang=zh');
+  await adm.page.check('form.resolve input[name=pick] >> nth=0');
+  await adm.page.click('form.resolve button[type=submit]');
+  assert.equal(await adm.page.locator('ul.competing li').count(), 0, 'one value left');
+  assert.ok((await adm.page.textContent('table.history')).includes('冲突已处理'), 'the history marks it');
+  await adm.page.screenshot({ path: join(SCREENS, 'record-history.png'), fullPage: true });
+
   // Page weight: the records page and its stylesheet, as sent.
   const html = await ps.request.get('/records');
   const css = await ps.request.get('/console/style.css');
@@ -174,9 +172,7 @@ try {
   failed = true;
   console.error(e);
 } finally {
-  await browser.close();
-  proc.kill('SIGTERM');
-  if (!failed) rmSync(dir, { recursive: true, force: true });
+  await close(failed);
 }
 if (failed) process.exit(1);
 console.log('   console: all browser scenarios passed');

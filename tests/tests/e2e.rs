@@ -5,8 +5,15 @@
 //! (under `tests/e2e/`).
 
 #[cfg(unix)]
+#[path = "e2e/attachments.rs"]
+mod attachments;
+
+#[cfg(unix)]
 #[path = "e2e/crash.rs"]
 mod crash;
+
+#[path = "e2e/findings_sim.rs"]
+mod findings_sim;
 
 #[path = "e2e/proxy.rs"]
 mod proxy;

@@ -65,6 +65,9 @@ pub enum Error {
     /// A task operation that cannot be done as asked (not a task, bad receipt...).
     #[error("{0}")]
     Task(String),
+    /// A finding operation that cannot be done as asked (not a finding, bad step...).
+    #[error("{0}")]
+    Finding(String),
     /// Automerge refused an operation or a document.
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),

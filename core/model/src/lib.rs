@@ -10,6 +10,8 @@
 //! - [`record`]: one record = one real thing = one automerge document, with conflicts
 //!   kept and shown, and provenance (cadre, device, time) on every change;
 //! - [`task`]: tasks as documents delivered by sync, with receipts phones write back;
+//! - [`finding`]: inspection findings as documents whose append-only log of steps
+//!   (hand over, resolve, accept, send back, hold to account) folds into one status;
 //! - [`ids`], [`clock`]: checked identifiers and injected time (UTC+8 calendar days).
 //!
 //! The model, in one paragraph: a cadre enters a fact once, offline. The edit is
@@ -19,6 +21,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod finding;
 pub mod formats;
 pub mod ids;
 pub mod messages;

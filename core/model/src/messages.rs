@@ -102,6 +102,8 @@ impl Message {
     pub fn render(&self, lang: Lang) -> String {
         value_sentence(self, lang)
             .or_else(|| day_sentence(self, lang))
+            .or_else(|| blob_sentence(self, lang))
+            .or_else(|| finding_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -296,12 +298,110 @@ fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
             format!("“{got}”不是有效日期；可写作 2027-01-05、2027-1-5、2027/1/5 或 2027年1月5日")
         }
         ("bad_day", Lang::En) => format!("`{got}` is not a day; write it as {DATE_FORMS}"),
+        ("task_set_aside", Lang::Zh) => format!(
+            "任务 {} 在村 {} 的文档已被隔离，暂时无法取消；请管理员先处理（yibiao-server quarantine show {}）",
+            m.param("task"),
+            m.param("village"),
+            m.param("record")
+        ),
+        ("task_set_aside", Lang::En) => format!(
+            "task `{}` cannot be cancelled: its document for village `{}` is set aside for the operator (yibiao-server quarantine show {})",
+            m.param("task"),
+            m.param("village"),
+            m.param("record")
+        ),
         _ => return None,
+    })
+}
+
+/// Sentences about findings: who may take which step (`finding_forbidden`: `role`,
+/// `step`, `why`).
+fn finding_sentence(m: &Message, lang: Lang) -> Option<String> {
+    if m.code != "finding_forbidden" {
+        return None;
+    }
+    let (role, step, why) = (m.param("role"), m.param("step"), m.param("why"));
+    Some(match lang {
+        Lang::Zh => {
+            let step_zh = match step {
+                "record" => "登记问题",
+                "hand_over" => "移交",
+                "resolve" => "处置",
+                "accept" => "核查通过",
+                "send_back" => "退回返工",
+                "hold_to_account" => "追责",
+                "report" => "查看通报",
+                other => other,
+            };
+            let why_zh = match why {
+                "other_village" => "只能处理本村的问题",
+                "not_handed_to_you" => "该问题没有移交给你们",
+                _ => "这一步不属于该角色",
+            };
+            format!("{role} 不能执行「{step_zh}」：{why_zh}")
+        }
+        Lang::En => {
+            let why_en = match why {
+                "other_village" => "only findings about its own village",
+                "not_handed_to_you" => "the finding was not handed over to it",
+                _ => "this step belongs to another role",
+            };
+            format!("{role} may not take step `{step}`: {why_en}")
+        }
     })
 }
 
 /// Sentences of refusals that are not about one value: sync refusals and HTTP errors.
 /// `detail` (English, for operators) is appended in English only.
+/// Sentences of attachment uploads (`blob_*` codes; params `max`, `got`, `size`,
+/// `expected`, `held`).
+fn blob_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let p = |k: &str| m.param(k).to_owned();
+    Some(match (m.code.as_str(), lang) {
+        ("blob_too_large", Lang::Zh) => format!(
+            "附件过大：{} 字节，服务器最多接收 {} 字节；请压缩照片后再附上",
+            p("size"),
+            p("max")
+        ),
+        ("blob_too_large", Lang::En) => format!(
+            "the attachment is too large: {} bytes, the server takes at most {}; compress the photo and attach it again",
+            p("size"),
+            p("max")
+        ),
+        ("blob_type_refused", Lang::Zh) => format!(
+            "附件类型不被接受：内容不是 {}（声明为 {}）",
+            p("allowed"),
+            p("got")
+        ),
+        ("blob_type_refused", Lang::En) => format!(
+            "the attachment's type is not accepted: its content is not {} (declared {})",
+            p("allowed"),
+            p("got")
+        ),
+        ("blob_hash_mismatch", Lang::Zh) => {
+            "附件内容在传输中损坏（校验值不符），服务器已丢弃，请重新上传".to_owned()
+        }
+        ("blob_hash_mismatch", Lang::En) => "the attachment was damaged in transit (its SHA-256 does not match); the server discarded it, upload it again".to_owned(),
+        ("blob_offset", Lang::Zh) => format!(
+            "上传位置不符：服务器已有 {} 字节，请从该位置继续",
+            p("held")
+        ),
+        ("blob_offset", Lang::En) => format!(
+            "wrong upload offset: the server holds {} bytes; continue from there",
+            p("held")
+        ),
+        ("blob_busy", Lang::Zh) => format!(
+            "本设备未完成的附件上传过多（最多 {} 个），请先完成已有的上传",
+            p("max")
+        ),
+        ("blob_busy", Lang::En) => format!(
+            "this device has too many unfinished attachment uploads (at most {}); finish those first",
+            p("max")
+        ),
+        _ => return None,
+    })
+}
+
 fn other_sentence(m: &Message, lang: Lang) -> Option<String> {
     let detail = m.param("detail");
     let zh = match m.code.as_str() {
@@ -350,6 +450,24 @@ mod tests {
         assert_eq!(Lang::from_accept_language("fr-FR"), Lang::Zh);
         assert_eq!(Lang::from_accept_language(""), Lang::Zh);
         assert_eq!(Lang::from_accept_language("en;q=0"), Lang::Zh);
+    }
+
+    #[test]
+    fn blob_refusals_are_worded_in_both_languages_with_their_figures() {
+        let m = Message::new("blob_too_large")
+            .with("size", "3000000")
+            .with("max", "2000000");
+        assert!(
+            m.render(Lang::Zh).contains("3000000"),
+            "{}",
+            m.render(Lang::Zh)
+        );
+        assert!(m.render(Lang::En).contains("at most 2000000"));
+        let t = Message::new("blob_type_refused")
+            .with("allowed", "JPEG, PNG, WebP, PDF")
+            .with("got", "image/jpeg");
+        assert!(t.render(Lang::Zh).starts_with("附件类型不被接受"));
+        assert!(t.render(Lang::En).contains("JPEG, PNG, WebP, PDF"));
     }
 
     #[test]

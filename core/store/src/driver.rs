@@ -95,7 +95,7 @@ impl ClientStore for Store {
     }
 
     fn refresh_receipts(&self) -> Result<usize, Error> {
-        self.refresh_task_receipts()
+        Ok(self.refresh_task_receipts()? + self.refresh_finding_receipts()?)
     }
 
     fn schema_held(&self) -> Option<SchemaHeld> {

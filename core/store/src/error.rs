@@ -43,6 +43,9 @@ pub enum Error {
         "record {0} is held by the server; correct it, or delete it (a tombstone every phone sees)"
     )]
     HeldByServer(yibiao_model::ids::RecordId),
+    /// An attachment's file could not be written, read or fetched.
+    #[error("attachment: {0}")]
+    Blob(String),
     /// The underlying SQLite database failed.
     #[error("local database error: {0}")]
     Storage(#[from] rusqlite::Error),

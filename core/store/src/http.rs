@@ -46,6 +46,38 @@ impl HttpTransport {
     /// A transport to `server_url` (e.g. `http://10.0.0.2:8080`), authenticating with the
     /// device's `token`. `timeout` bounds one whole exchange: on a 2G link give minutes.
     pub fn new(server_url: &str, token: &str, timeout: Duration) -> Self {
+        Self::with_roots(server_url, token, timeout, ureq::tls::RootCerts::WebPki)
+    }
+
+    /// Like [`HttpTransport::new`], for an `https://` server whose certificate is signed
+    /// by the CA in `ca_pem` (or is that self-signed certificate itself): a county server
+    /// with its own CA. Only that CA is trusted (pinned); the public roots are not.
+    pub fn with_trusted_ca(
+        server_url: &str,
+        token: &str,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<Self, String> {
+        let certs = ureq::tls::parse_pem(ca_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(format!("trusted CA: not PEM: {e}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if certs.is_empty() {
+            return Err("trusted CA: no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        let roots = ureq::tls::RootCerts::new_with_certs(&certs);
+        Ok(Self::with_roots(server_url, token, timeout, roots))
+    }
+
+    fn with_roots(
+        server_url: &str,
+        token: &str,
+        timeout: Duration,
+        roots: ureq::tls::RootCerts,
+    ) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
@@ -53,6 +85,7 @@ impl HttpTransport {
             // (10 s by default); reusing one older than that would fail an exchange.
             .max_idle_age(IDLE_REUSE)
             .http_status_as_error(false)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .build()
             .into();
         Self {
@@ -93,6 +126,114 @@ impl Transport for HttpTransport {
             .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
         Err(TransportError::Status { status, message })
+    }
+}
+
+impl HttpTransport {
+    fn blob_url(&self, sha256: &str) -> String {
+        let base = self.url.strip_suffix("/v1/sync").unwrap_or(&self.url);
+        format!("{base}/v1/blobs/{sha256}")
+    }
+}
+
+/// The server's refusal of a blob request, from its JSON envelope.
+fn blob_refusal(status: u16, body: &[u8]) -> crate::blobs::ChunkError {
+    let v = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let message = v["error"]["message"]
+        .as_str()
+        .map_or_else(|| format!("server answered {status}"), str::to_owned);
+    match v["error"]["reason"].as_str() {
+        Some(code) if status == 400 => crate::blobs::ChunkError::Refused {
+            code: code.to_owned(),
+            held: v["error"]["params"]["held"]
+                .as_str()
+                .and_then(|h| h.parse().ok()),
+            message,
+        },
+        _ => crate::blobs::ChunkError::Transport(TransportError::Status { status, message }),
+    }
+}
+
+/// The blob routes of ADR 0013 over the same agent and token as sync.
+impl crate::blobs::BlobTransport for HttpTransport {
+    fn held(&self, sha256: &str) -> Result<(u64, bool), TransportError> {
+        let response = self
+            .agent
+            .head(&self.blob_url(sha256))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(TransportError::Status {
+                status,
+                message: format!("asking how much of attachment {sha256} the server holds"),
+            });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let held = header("upload-offset")
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(0);
+        Ok((held, header("upload-complete").as_deref() == Some("?1")))
+    }
+
+    fn put(
+        &self,
+        sha256: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<(u64, bool), crate::blobs::ChunkError> {
+        let url = format!("{}?offset={offset}&size={size}", self.blob_url(sha256));
+        let mut response = self
+            .agent
+            .put(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(chunk)
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 16)
+            .read_to_vec()
+            .map_err(network)?;
+        if status != 200 {
+            return Err(blob_refusal(status, &body));
+        }
+        let v = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+        match (v["held"].as_u64(), v["complete"].as_bool()) {
+            (Some(held), Some(complete)) => Ok((held, complete)),
+            _ => Err(TransportError::Network("unexpected answer to a chunk".into()).into()),
+        }
+    }
+
+    fn get(&self, sha256: &str) -> Result<Vec<u8>, crate::blobs::ChunkError> {
+        let mut response = self
+            .agent
+            .get(&self.blob_url(sha256))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(network)?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(blob_refusal(status, &body))
+        }
     }
 }
 

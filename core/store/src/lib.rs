@@ -42,8 +42,10 @@
 //!
 //! One writer connection behind a mutex: a phone has one user, and SQLite has one writer.
 
+pub mod blobs;
 pub mod driver;
 pub mod error;
+mod findings;
 #[cfg(feature = "http")]
 pub mod http;
 mod index;
@@ -65,6 +67,7 @@ use serde::Serialize;
 
 pub use driver::{SyncError, sync, sync_with_sleep};
 pub use error::{Error, Result};
+pub use findings::{NewFinding, PhoneFinding};
 pub use migrations::STORE_VERSION;
 pub use query::{MAX_PAGE, Page, Query, RecordSummary};
 pub use sync_marks::{Credentials, RefusedDoc, SyncStatus};
@@ -421,6 +424,15 @@ impl Store {
             &self.author(&inner),
             now,
         )?;
+        self.insert_created(&mut inner, record, now)?;
+        Ok(id)
+    }
+
+    /// Stores a document created on this phone (a record, a finding) in one durable
+    /// write: its row, its first chunk, its index rows.
+    fn insert_created(&self, inner: &mut Inner, record: Record, now: i64) -> Result<()> {
+        let id = record.id();
+        let scope = record.scope();
         let bytes = record.save();
         let Inner {
             conn, write_seq, ..
@@ -433,7 +445,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6, 1, ?7, 0)",
             params![
                 id.to_string(),
-                entity,
+                record.entity(),
                 scope.township,
                 scope.village,
                 now,
@@ -450,7 +462,7 @@ impl Store {
         tx.commit()?;
         *write_seq = seq;
         inner.cache.put(id, record);
-        Ok(id)
+        Ok(())
     }
 
     /// Applies edits to a record in one change and one durable write. Every edit is
@@ -967,8 +979,15 @@ impl Store {
     }
 }
 
-/// Refuses record operations on a task document (tasks have their own API).
+/// Refuses record operations on a task or finding document (each has its own API).
 fn not_a_task(record: &Record) -> Result<()> {
+    if yibiao_model::finding::is_finding(record) {
+        return Err(ModelError::Finding(format!(
+            "{} is a finding, not a record: take a step on it instead",
+            record.id()
+        ))
+        .into());
+    }
     if yibiao_model::task::is_task(record) {
         return Err(ModelError::Task(format!(
             "{} is a task, not a record: open it or mark it done; only its issuer can change or cancel it",

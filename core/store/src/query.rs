@@ -134,7 +134,7 @@ impl Select {
     fn for_query(schema: &Schema, q: &Query, limit: u32) -> Result<Self> {
         let mut s = Select {
             sql: String::from(
-                "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE r.entity != '_task'",
+                "SELECT r.id, r.entity, r.village, r.deleted, r.conflicted FROM records r WHERE r.entity NOT IN ('_task', '_finding')",
             ),
             args: Vec::new(),
         };

@@ -34,6 +34,7 @@ use yibiao_model::value::Decimal;
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::{AppState, accounts, app};
+use yibiao_store::blobs::{self, BlobTransport, Blobs, UploadOptions};
 use yibiao_store::http::HttpTransport;
 use yibiao_store::{Query, Store};
 use yibiao_sync::{RetryPolicy, SyncOptions};
@@ -151,6 +152,8 @@ struct Phone {
     name: String,
     village: String,
     store: Store,
+    /// Photos attached on this phone (ADR 0013), beside its store file.
+    blobs: Blobs,
     transport: HttpTransport,
 }
 
@@ -604,15 +607,14 @@ fn register_phones(
             Some(&village),
         )?;
         let url = links.url_for(&village);
-        let store = Store::open(
-            phones_dir.join(format!("{cadre}.db")),
-            schema_arc.clone(),
-            CadreId::new(&cadre)?,
-        )?;
+        let path = phones_dir.join(format!("{cadre}.db"));
+        let blobs = Blobs::open(Blobs::dir_beside(&path))?;
+        let store = Store::open(&path, schema_arc.clone(), CadreId::new(&cadre)?)?;
         phones.push(Phone {
             name: cadre,
             village,
             store,
+            blobs,
             transport: HttpTransport::new(&url, &token, Duration::from_secs(180)),
         });
     }
@@ -753,6 +755,8 @@ fn morning_sync(t: &Township) -> Res<Duration> {
 #[derive(Default)]
 struct Fieldwork {
     opened: u32,
+    /// Photos attached to living-environment inspections.
+    photos: u32,
     conflicts_made: u32,
     marked: u32,
     /// (household, village, one cadre's size, the other's)
@@ -826,6 +830,22 @@ fn fieldwork(t: &mut Township, tasks: &Tasks) -> Res<Fieldwork> {
                 let edits = visit_edits(v, hi)?;
                 p.store.update(id, &edits)?;
                 t.model.set(id, v, &edits);
+                // Every third living-environment inspection carries a photo of the yard.
+                if ["tujiang", "baru", "shanzhong"].contains(&v.as_str()) && hi.is_multiple_of(3) {
+                    let bytes = yard_photo(v, hi);
+                    let name = format!(
+                        "{v}-{hi}.{}",
+                        if hi.is_multiple_of(2) { "jpg" } else { "png" }
+                    );
+                    let mime = if hi.is_multiple_of(2) {
+                        "image/jpeg"
+                    } else {
+                        "image/png"
+                    };
+                    let r = p.blobs.attach(&p.store, id, "photo", &bytes, mime, &name)?;
+                    t.model.set(id, v, &[set("photo", Value::Attachment(r))]);
+                    w.photos += 1;
+                }
                 // Every fourth household: a second cadre of the village also corrects the
                 // household size, apart from the first: a conflict for the office.
                 if hi % 4 == 1 && idxs.len() > 1 {
@@ -854,10 +874,103 @@ fn fieldwork(t: &mut Township, tasks: &Tasks) -> Res<Fieldwork> {
         }
     }
     println!(
-        "  {} task openings recorded, {} households with two cadres' different sizes, {} task marked done with a note",
-        w.opened, w.conflicts_made, w.marked
+        "  {} task openings recorded, {} households with two cadres' different sizes, {} task marked done with a note, {} yard photos attached",
+        w.opened, w.conflicts_made, w.marked, w.photos
     );
     Ok(w)
+}
+
+/// A small generated photo of household `hi` of village `v`: JPEG or PNG bytes (the
+/// magic number, then ~2 KB that differ per household).
+fn yard_photo(v: &str, hi: usize) -> Vec<u8> {
+    let mut bytes: Vec<u8> = if hi.is_multiple_of(2) {
+        vec![0xFF, 0xD8, 0xFF, 0xE0]
+    } else {
+        b"\x89PNG\r\n\x1a\n".to_vec()
+    };
+    let seed = v
+        .bytes()
+        .fold(hi as u64 + 1, |a, b| a.wrapping_mul(31) ^ u64::from(b));
+    bytes.extend((0..2048u64).map(|i| (i.wrapping_mul(seed) >> 3) as u8));
+    bytes
+}
+
+/// After the records: every phone uploads its photos in chunks, in parallel.
+fn upload_photos(t: &Township) -> Res<()> {
+    let started = Instant::now();
+    let options = UploadOptions {
+        backoff: Duration::from_millis(200),
+        max_failures: 20,
+        ..UploadOptions::default()
+    };
+    let reports: Vec<Res<blobs::UploadReport>> = std::thread::scope(|s| {
+        let handles: Vec<_> = t
+            .phones
+            .iter()
+            .map(|p| {
+                let options = &options;
+                s.spawn(move || -> Res<blobs::UploadReport> {
+                    Ok(blobs::upload(&p.blobs, &p.transport, options, &mut |_| {})?)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("an upload thread panicked".into()))
+            })
+            .collect()
+    });
+    let (mut uploaded, mut sent, mut failures) = (0, 0, 0);
+    for r in reports {
+        let r = r?;
+        if r.gave_up || !r.refused.is_empty() {
+            return Err(format!("a phone could not upload its photos: {r:?}").into());
+        }
+        uploaded += r.uploaded;
+        sent += r.bytes_sent;
+        failures += r.failures;
+    }
+    println!(
+        "  {uploaded} photos uploaded after the records in {:.1} s ({sent} chunk bytes, {failures} cut requests resumed)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Self-check 3: every photo reached the server whole; the department that reads the
+/// photo field downloads it, one whose view lacks the field gets 404.
+fn check_photos(t: &Township, check: &mut Check) -> Res<usize> {
+    let reader = HttpTransport::new(
+        &t.server.url,
+        &t.dept_tokens["rural_revitalisation"],
+        Duration::from_secs(30),
+    );
+    let blind = HttpTransport::new(
+        &t.server.url,
+        &t.dept_tokens["emergency_management"],
+        Duration::from_secs(30),
+    );
+    let mut seen = 0;
+    for (id, (_, values)) in &t.model.records {
+        let Some(sha) = values.get("photo").and_then(|p| p["sha256"].as_str()) else {
+            continue;
+        };
+        match reader.get(sha) {
+            Ok(bytes) if blobs::sha256_hex(&bytes) == sha => seen += 1,
+            other => check.mismatch(format!(
+                "the photo of {id} does not download whole: {other:?}"
+            )),
+        }
+        if seen == 1 && blind.get(sha).is_ok() {
+            check.mismatch("emergency_management downloads a photo outside its view".into());
+        }
+    }
+    println!(
+        "  {seen} photos download whole for rural_revitalisation; emergency_management gets 404"
+    );
+    Ok(seen)
 }
 
 /// [18:00] Phones sync their day, through cuts and duplicates.
@@ -865,6 +978,7 @@ fn evening_sync(t: &Township) -> Res<()> {
     println!("\n[18:00] phones sync their day (through cuts and duplicates)");
     let d2 = t.sync_all("evening push")?;
     println!("  pushed in {:.1} s", d2.as_secs_f64());
+    upload_photos(t)?;
     let d3 = t.sync_all("evening pull")?;
     println!(
         "  every phone has its village's day in {:.1} s",
@@ -1248,6 +1362,13 @@ fn run() -> Res<bool> {
     let mut check = Check::default();
     check_phones(&t, &mut check)?;
     let pulled_total = department_pulls(&t, &mut check)?;
+    let photos = check_photos(&t, &mut check)?;
+    if photos != work.photos as usize {
+        check.mismatch(format!(
+            "{} photos attached, {photos} downloaded",
+            work.photos
+        ));
+    }
     let (task_status, burden) = report(&t, &work, resolved, &timings, pulled_total)?;
     check_tasks(&t, &tasks, &work, &task_status, &burden, &mut check);
     println!(

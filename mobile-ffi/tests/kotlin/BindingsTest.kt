@@ -483,6 +483,37 @@ fun aTaskIssuedByADepartmentReachesThePhoneAndItsReceiptsComeBack(ctx: Ctx) = ct
     a.close()
 }
 
+class AttachmentProgressRecorder : AttachmentProgressListener {
+    val seen = mutableListOf<Pair<ULong, ULong>>()
+    override fun onProgress(progress: AttachmentProgress) {
+        seen.add(progress.held to progress.size)
+    }
+}
+
+fun aPhotoIsAttachedUploadedInChunksAndFetchedOnDemand(ctx: Ctx) = ctx.server("s6").use { server ->
+    val a = ctx.phone(server, "a6", "amu", "阿木")
+    val b = ctx.phone(server, "b6", "jike", "吉克")
+    val id = a.create("household", "tujiang", mapOf("household_head" to q("阿木日哈")))
+    val photo = byteArrayOf(0xFF.toByte(), 0xD8.toByte(), 0xFF.toByte(), 0xE0.toByte()) +
+        ByteArray(70_000) { (it % 251).toByte() }
+    val info = a.attach(id, "photo", photo, "image/jpeg", "院子.jpg")
+    assertEquals(photo.size.toULong(), info.size)
+    assertEquals(listOf(info.sha256), a.pendingAttachments().map { it.sha256 })
+    assertTrue(a.sync(null).complete, "records first")
+    val progress = AttachmentProgressRecorder()
+    val report = a.uploadAttachments(progress)
+    assertEquals(1u, report.uploaded)
+    assertTrue(report.refused.isEmpty())
+    assertEquals(photo.size.toULong() to photo.size.toULong(), progress.seen.last())
+    assertEquals(3, progress.seen.size, "32 KiB chunks")
+    assertTrue(a.pendingAttachments().isEmpty())
+    b.sync(null)
+    assertNull(b.localAttachment(info.sha256), "never fetched by default")
+    assertTrue(photo.contentEquals(b.fetchAttachment(info.sha256)))
+    a.close()
+    b.close()
+}
+
 // ----- runner ----------------------------------------------------------------------------
 
 fun main(args: Array<String>) {
@@ -499,6 +530,8 @@ fun main(args: Array<String>) {
         "task_calls_on_a_fresh_store_and_their_refusals" to ::taskCallsOnAFreshStoreAndTheirRefusals,
         "a_task_issued_by_a_department_reaches_the_phone_and_its_receipts_come_back" to
             ::aTaskIssuedByADepartmentReachesThePhoneAndItsReceiptsComeBack,
+        "a_photo_is_attached_uploaded_in_chunks_and_fetched_on_demand" to
+            ::aPhotoIsAttachedUploadedInChunksAndFetchedOnDemand,
     )
     var passed = 0
     var failed = 0

@@ -107,6 +107,24 @@ class Server:
         [v] = [v for v in progress["villages"] if v["village"] == village]
         return v
 
+    # --- findings (the office's side) ---------------------------------------------------
+
+    def finding_step(self, token, finding, step):
+        """`POST /v1/findings/{finding}/steps`; returns the finding."""
+        req = urllib.request.Request(
+            f"{self.url}/v1/findings/{finding}/steps", data=json.dumps(step).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def finding(self, token, finding):
+        """`GET /v1/findings/{finding}`."""
+        req = urllib.request.Request(f"{self.url}/v1/findings/{finding}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
     # --- department pull -------------------------------------------------------------
 
     def pull(self, token):

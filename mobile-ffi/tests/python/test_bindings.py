@@ -375,3 +375,91 @@ def test_a_new_developer_session_reads_well_bare_address_defaults_scope_and_disc
     assert (store.status().pending, store.status().refused) == (0, 0)
     with pytest.raises(yibiao.YibiaoError.InvalidInput):
         store.discard(mine)
+
+
+class Progress(yibiao.AttachmentProgressListener):
+    def __init__(self):
+        self.seen = []
+
+    def on_progress(self, progress):
+        self.seen.append((progress.held, progress.size))
+
+
+def test_a_photo_is_attached_uploaded_after_the_records_with_progress_and_fetched_on_demand(
+    server, phone, tmp_path
+):
+    a = phone("a", "amu", "阿木")
+    b = phone("b", "jike", "吉克")
+    rid = a.create("household", "tujiang", {"household_head": json.dumps("阿木日哈")})
+    photo = b"\xff\xd8\xff\xe0" + bytes(i % 251 for i in range(70_000))
+    path = tmp_path / "yard.jpg"
+    path.write_bytes(photo)
+    info = a.attach_file(rid, "photo", str(path), "image/jpeg", "院子.jpg")
+    assert info.size == len(photo) and len(info.sha256) == 64
+    assert values(a, rid)["photo"]["sha256"] == info.sha256
+    assert [p.sha256 for p in a.pending_attachments()] == [info.sha256]
+
+    assert a.sync(None).complete, "records first"
+    seen = Progress()
+    report = a.upload_attachments(seen)
+    assert (report.uploaded, report.refused, report.gave_up) == (1, [], False)
+    assert seen.seen[-1] == (len(photo), len(photo)) and len(seen.seen) == 3, "32 KiB chunks"
+    assert a.pending_attachments() == []
+
+    # The other phone of the village gets the reference by sync, the bytes only on demand.
+    b.sync(None)
+    assert values(b, rid)["photo"]["sha256"] == info.sha256
+    assert b.local_attachment(info.sha256) is None
+    assert b.fetch_attachment(info.sha256) == photo
+    assert b.local_attachment(info.sha256) == photo
+
+    # Not a photo: refused by content, with a sentence in Chinese.
+    b.attach(rid, "photo", b"plain text pretending", "image/jpeg", "x.jpg")
+    refused = b.upload_attachments(None).refused
+    assert [r.code for r in refused] == ["blob_type_refused"]
+    assert "附件类型不被接受" in refused[0].detail
+
+
+def test_a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_offline(server, phone):
+    a = phone("a", "amu", "阿木")
+
+    def found(village):
+        return a.record_finding(village, yibiao.FindingInput(
+            category="living_environment", description="村口建筑垃圾未清运",
+            severity=yibiao.FindingSeverity.MEDIUM, photos=["att-1"], record=None,
+            lat=27.7, lon=102.3))
+
+    fid = found("tujiang")
+    with pytest.raises(yibiao.YibiaoError.InvalidInput):
+        found("baru")
+    [f] = a.findings()
+    assert f.id == fid and f.state == yibiao.FindingState.FOUND and not f.ours_to_resolve
+    assert [r.id for r in a.query(yibiao.RecordQuery()).records] == [], "findings are not records"
+    with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+        a.resolve_finding(fid, "已清运", [])
+    assert "not handed over" in e.value.detail, e.value.detail
+    assert a.sync(None).complete
+
+    # The discipline office hands it to the village; the next sync brings it and marks
+    # it delivered by itself.
+    disc = server.department_token("discipline_inspection")
+    server.finding_step(disc, fid, {"hand_over": {"unit": {"village": "tujiang"},
+                                                  "deadline_ms": 4_102_444_800_000}})
+    assert a.sync(None).complete
+    f = a.finding(fid)
+    assert f.state == yibiao.FindingState.HANDED_OVER and f.ours_to_resolve
+    assert f.unit == "village:tujiang" and f.delivered_ms is not None and f.opened_ms is None
+    assert a.open_finding(fid)
+    assert not a.open_finding(fid), "opening twice writes once"
+
+    # Resolved offline, then synced: the office sees the resolution and the marks.
+    a.resolve_finding(fid, "已清运，见照片", ["att-2"])
+    f = a.finding(fid)
+    assert f.state == yibiao.FindingState.RESOLVED
+    assert [s.kind for s in f.steps] == ["hand_over", "resolve"]
+    assert json.loads(f.steps[1].by_json) == {"cadre": "amu"}
+    assert a.sync(None).complete and a.status().pending == 0
+    seen = server.finding(disc, fid)
+    assert seen["lifecycle"]["state"] == "resolved"
+    [marks] = seen["receipts"].values()
+    assert marks["opened_ms"] == f.opened_ms and marks["cadre"] == "amu"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::Paths;
-use super::table::{listing, print};
+use super::table::{listing, local_time, print};
 use crate::accounts::{self, AccountError};
 
 #[derive(Subcommand)]
@@ -68,6 +68,26 @@ pub(crate) enum CadreAction {
         /// Minutes the code stays valid.
         #[arg(long, default_value_t = accounts::DEFAULT_CODE_TTL_MINUTES)]
         ttl_minutes: i64,
+    },
+    /// Disable a cadre: their phones are revoked and their unused codes end.
+    Disable {
+        /// The cadre id.
+        id: String,
+    },
+    /// Move a cadre to another village: their phones are revoked and must enrol again
+    /// with a new code (a phone's scope is fixed at enrolment).
+    Move {
+        /// The cadre id.
+        id: String,
+        /// The new village; omit with --township for township staff.
+        #[arg(long, conflicts_with = "township")]
+        village: Option<String>,
+        /// Township staff: every village.
+        #[arg(long)]
+        township: bool,
+        /// Schema used to check the village [default: as for serve].
+        #[arg(long, env = "YIBIAO_SCHEMA")]
+        schema: Option<PathBuf>,
     },
 }
 
@@ -145,16 +165,18 @@ impl DeviceAction {
             }
             DeviceAction::List => {
                 let (_, storage) = paths.open(None)?;
-                let rows = storage.devices().map_err(|e| e.to_string())?;
+                let rows = accounts::devices(storage.as_ref()).map_err(|e| e.to_string())?;
                 print(&listing(
                     rows.into_iter()
-                        .map(|d| {
+                        .map(|l| {
+                            let d = l.device;
                             vec![
                                 d.phone_device.unwrap_or(d.key),
                                 d.name,
                                 d.cadre.unwrap_or_else(|| "-".into()),
                                 township(d.village.as_deref()),
                                 state(d.revoked_ms),
+                                format!("last sync {}", local_time(l.last_seen_ms)),
                             ]
                         })
                         .collect(),
@@ -216,6 +238,29 @@ impl CadreAction {
                 println!("code: {code}");
                 println!(
                     "valid for {ttl_minutes} minutes, once (until {expires_ms} ms since the epoch)"
+                );
+            }
+            CadreAction::Disable { id } => {
+                let (_, storage) = paths.open(None)?;
+                accounts::disable_cadre(storage.as_ref(), &id)
+                    .map_err(|e| not_found_hint(e, "cadre list"))?;
+                println!("cadre {id} disabled; their phones are revoked");
+            }
+            CadreAction::Move {
+                id,
+                village,
+                township: to_township,
+                schema,
+            } => {
+                if village.is_none() && !to_township {
+                    return Err("give --village VILLAGE, or --township for township staff".into());
+                }
+                let (storage, schema) = paths.open_with_schema(schema)?;
+                accounts::move_cadre(storage.as_ref(), &schema, &id, village.as_deref())
+                    .map_err(|e| not_found_hint(e, "cadre list"))?;
+                println!(
+                    "cadre {id} moved to {}; their phones are revoked: issue a new code (cadre code {id}) and enrol again",
+                    township(village.as_deref())
                 );
             }
         }

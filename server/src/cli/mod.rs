@@ -2,7 +2,7 @@
 //! reports, from one binary. One module per subject: [`serve`], [`accounts`] (devices,
 //! cadres, department tokens, the admin token), [`task`], [`report`] (summary, burden),
 //! [`quarantine`] (stored records the server cannot serve), [`staff`] (the web console's
-//! accounts).
+//! accounts), [`blobs`] (the attachments' garbage pass).
 //!
 //! Lives in the library so end-to-end tests can build the very same binary as a child
 //! process (`tests/` has a one-line `main` calling [`main`]). The account, task and
@@ -10,6 +10,10 @@
 //! [`crate::tasks`]), so both give the same answers and the same refusals.
 
 mod accounts;
+mod backup;
+mod blobs;
+mod datadir;
+mod findings;
 mod migrate;
 mod quarantine;
 mod report;
@@ -17,6 +21,7 @@ mod serve;
 mod staff;
 mod table;
 mod task;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,12 +58,22 @@ struct Paths {
     /// PostgreSQL address (postgres://user@host:port/db) [default: SQLite in DATA_DIR].
     #[arg(long, global = true, env = "YIBIAO_DATABASE")]
     database: Option<String>,
+    /// Make the data directory and its database when there is none (operator commands
+    /// otherwise refuse a directory without a database: a mistyped --data-dir).
+    #[arg(long, global = true)]
+    create: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (makes the data directory and its database on the first start).
     Serve(serve::ServeArgs),
+    /// Make the data directory and its database (owner-only), without serving.
+    Init,
+    /// Copy the database to a file, consistent while the server serves and writes.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a data directory (empty, or --force) where no server runs.
+    Restore(backup::RestoreArgs),
     /// Manage device tokens.
     Device {
         #[command(subcommand)]
@@ -87,16 +102,34 @@ enum Command {
     Summary(report::SummaryArgs),
     /// Print the burden report: values cadres typed vs the copies departments received.
     Burden(report::BurdenArgs),
+    /// Inspection findings: the report (通报) of a period.
+    ///
+    /// Findings are recorded and stepped over HTTP (`/v1/findings`) and on phones: a
+    /// running server caches documents, so only the server itself writes them.
+    Findings {
+        #[command(subcommand)]
+        action: findings::FindingsAction,
+    },
     /// Stored records the server cannot serve (damaged, or too large to send): list,
     /// inspect, drop.
     Quarantine {
         #[command(subcommand)]
         action: quarantine::QuarantineAction,
     },
+    /// Attachments' bytes: `gc` removes blobs no record references after the grace.
+    Blobs {
+        #[command(subcommand)]
+        action: blobs::BlobsAction,
+    },
     /// Manage the web console's staff accounts (people who sign in at `/`).
     Staff {
         #[command(subcommand)]
         action: staff::StaffAction,
+    },
+    /// Departments' systems that get their view's changes pushed (webhooks).
+    Webhook {
+        #[command(subcommand)]
+        action: webhook::WebhookAction,
     },
     /// Create a new admin token (the old one stops working) and print it once.
     AdminToken,
@@ -117,6 +150,7 @@ enum Command {
 /// Parses the command line and runs it; the process's exit code.
 pub fn main() -> ExitCode {
     quiet_broken_pipe();
+    datadir::private_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,14 +165,20 @@ fn run(cli: Cli) -> Result<(), String> {
     let paths = cli.paths;
     match cli.command {
         Command::Serve(args) => serve::run(args, paths),
+        Command::Init => init(&paths),
+        Command::Backup(args) => args.run(&paths),
+        Command::Restore(args) => args.run(&paths),
         Command::Device { action } => action.run(&paths),
         Command::Cadre { action } => action.run(&paths),
         Command::Department { action } => action.run(&paths),
         Command::Task { action } => action.run(&paths),
         Command::Summary(args) => args.run(&paths),
         Command::Burden(args) => args.run(&paths),
+        Command::Findings { action } => action.run(&paths),
         Command::Quarantine { action } => action.run(&paths),
         Command::Staff { action } => action.run(&paths),
+        Command::Webhook { action } => action.run(&paths),
+        Command::Blobs { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::Migrate(args) => args.run(&paths),
         Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
@@ -180,12 +220,14 @@ impl Paths {
         )
     }
 
-    /// The configuration and the data directory's database (created if absent).
+    /// The configuration and the data directory's database; refused when the directory
+    /// holds no database, unless `--create`.
     fn open(&self, schema: Option<PathBuf>) -> Result<(Config, Arc<dyn ServerStorage>), String> {
         let cfg = self.config(Overrides {
             schema,
             ..Overrides::default()
         })?;
+        datadir::require_database(&cfg.data_dir, self.create)?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             format!(
                 "cannot create data directory {}: {e}",
@@ -210,6 +252,29 @@ impl Paths {
         let (cfg, storage) = self.open(schema)?;
         Ok((storage, load_schema(&cfg)?))
     }
+}
+
+/// `init`: the data directory and a migrated database, or a note that there is one.
+fn init(paths: &Paths) -> Result<(), String> {
+    let cfg = paths.config(Overrides::default())?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let db = datadir::database(&cfg.data_dir);
+    let existed = db.exists();
+    SqliteStorage::open(&db).map_err(|e| format!("database {}: {e}", db.display()))?;
+    if existed {
+        println!(
+            "{} already holds a yibiao database (migrated to this version)",
+            cfg.data_dir.display()
+        );
+    } else {
+        println!("created a yibiao database in {}", cfg.data_dir.display());
+    }
+    Ok(())
 }
 
 /// The configured schema file, else the built-in Baru example.

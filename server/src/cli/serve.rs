@@ -1,14 +1,24 @@
-//! `yibiao-server serve`: logging, the first admin token, the listener, graceful shutdown.
+//! `yibiao-server serve`: logging, the listener, the data directory's lock, the first admin
+//! token, graceful shutdown.
+//!
+//! The order is what keeps a failed start harmless: the port is bound first (a port in use
+//! fails before anything is written), then the data directory is locked (a second server
+//! fails naming the first one's pid), and only then is the database opened, migrated and
+//! the first admin token written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_rustls::TlsAcceptor;
+
+use super::datadir::DataDirLock;
 use super::{Paths, load_schema};
 use crate::accounts;
 use crate::config::{Config, Overrides};
 use crate::limits::{ClientAddr, GuardedListener};
 use crate::state::AppState;
-use crate::storage::ServerStorage;
+use crate::storage::{ServerStorage, SqliteStorage, WebhookStorage};
 
 /// Options of `serve`.
 #[derive(clap::Args)]
@@ -26,6 +36,12 @@ pub(crate) struct ServeArgs {
     /// forms or fields it removes); they stay stored and are flagged on phones.
     #[arg(long, env = "YIBIAO_ALLOW_STRANDING")]
     allow_stranding: bool,
+    /// Serve https with this PEM certificate chain (with --tls-key) [config: tls_cert].
+    #[arg(long, env = "YIBIAO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key [config: tls_key].
+    #[arg(long, env = "YIBIAO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Loads the schema, opens the database and serves until SIGINT or SIGTERM.
@@ -38,13 +54,30 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
         log_json: args.log_json,
     })?;
     init_logging(cfg.log_json);
+    let tls = tls_acceptor(
+        args.tls_cert.or(cfg.tls_cert.clone()),
+        args.tls_key.or(cfg.tls_key.clone()),
+    )?;
     let schema = load_schema(&cfg)?;
     tracing::info!(
         schema = %schema.name, revision = schema.revision,
         source = %cfg.schema_path().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in Baru example".into()),
         "schema loaded"
     );
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let state = AppState::open(cfg.clone(), schema)?;
+    let webhooks: Arc<dyn WebhookStorage> = Arc::new(
+        SqliteStorage::open(&super::datadir::database(&cfg.data_dir)).map_err(|e| e.to_string())?,
+    );
     crate::schema_change::prepare(
         &cfg.data_dir,
         state.storage.as_ref(),
@@ -55,7 +88,29 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     first_run_console(&cfg, state.storage.as_ref())?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(cfg, state))
+    runtime.block_on(async move {
+        crate::webhooks::spawn(
+            state.clone(),
+            webhooks,
+            crate::webhooks::Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(cfg.webhook_max_backoff_secs),
+            },
+        );
+        serve(cfg, state, listener, tls).await
+    })
+}
+
+/// The TLS acceptor when a certificate and key are configured (both or neither).
+fn tls_acceptor(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<TlsAcceptor>, String> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => crate::tls::acceptor(&cert, &key).map(Some),
+        (None, None) => Ok(None),
+        _ => Err("TLS needs both tls_cert and tls_key (or --tls-cert and --tls-key)".into()),
+    }
 }
 
 /// On the very first start, creates the admin token and writes it to
@@ -131,14 +186,19 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+async fn serve(
+    cfg: Config,
+    state: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(listen = %local, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %local, scheme, data_dir = %cfg.data_dir.display(), "yibiao-server ready");
     // Printed for scripts and tests that start the server on port 0.
-    println!("listening on http://{local}");
+    println!("listening on {scheme}://{local}");
     let mut listener = GuardedListener::new(
         listener,
         cfg.max_connections,
@@ -146,6 +206,7 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
     );
     let app = crate::app(state);
     let builder = connection_builder(&cfg);
+    let handshake = Duration::from_secs(cfg.header_read_timeout_secs);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -154,22 +215,20 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
-        let service = tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(ClientAddr(addr)));
-                req
-            },
-        );
-        let connection = builder.serve_connection(
-            hyper_util::rt::TokioIo::new(io),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection);
+        let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+        let Some(tls) = tls.clone() else {
+            tokio::spawn(serve_connection(io, addr, app, builder, watcher));
+            continue;
+        };
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(client = %addr, error = %e, "connection ended with an error");
+            // The handshake has the header deadline too: a client that opens a
+            // connection and says nothing holds no slot for long.
+            match tokio::time::timeout(handshake, tls.accept(io)).await {
+                Ok(Ok(io)) => serve_connection(io, addr, app, builder, watcher).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %addr, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(client = %addr, "TLS handshake timed out"),
             }
         });
     }
@@ -178,6 +237,33 @@ async fn serve(cfg: Config, state: AppState) -> Result<(), String> {
     graceful.shutdown().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one accepted connection (plain or TLS) until it ends.
+async fn serve_connection<I>(
+    io: I,
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = tower::ServiceExt::map_request(
+        app,
+        move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(ClientAddr(addr)));
+            req
+        },
+    );
+    let connection = builder.serve_connection(
+        hyper_util::rt::TokioIo::new(io),
+        hyper_util::service::TowerToHyperService::new(service),
+    );
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(client = %addr, error = %e, "connection ended with an error");
+    }
 }
 
 /// HTTP/1.1 as `axum::serve` speaks it, plus a deadline on reading a request's headers

@@ -47,14 +47,42 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login::form).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
         .route("/records", get(pages::records::list))
+        .route("/records.xlsx", get(pages::export::records))
         .route("/records/{id}", get(pages::records::one))
-        .route("/tasks", get(pages::tasks::list))
+        .route("/tasks", get(pages::tasks::list).post(pages::tasks::issue))
+        .route("/tasks/cancel", post(pages::tasks::cancel))
+        .route("/reports/summary", get(pages::reports::summary))
+        .route("/reports/burden", get(pages::reports::burden))
+        .route("/records/{id}/resolve", post(pages::resolve::resolve))
+        .route("/tasks.xlsx", get(pages::export::tasks))
+        .route("/summary.xlsx", get(pages::export::summary))
         .route(
             "/account/password",
             get(pages::account::form).post(pages::account::submit),
         )
         .route("/admin/staff", get(pages::admin::staff))
         .route("/admin/staff/reset", post(pages::admin::reset))
+        .route("/admin/staff/add", post(pages::admin::add))
+        .route("/admin/staff/disable", post(pages::admin::disable))
+        .route(
+            "/admin/cadres",
+            get(pages::township::cadres).post(pages::township::add_cadre),
+        )
+        .route(
+            "/admin/cadres/disable",
+            post(pages::township::disable_cadre),
+        )
+        .route("/admin/cadres/move", post(pages::township::move_cadre))
+        .route("/admin/cadres/code", post(pages::township::issue_code))
+        .route(
+            "/admin/devices/revoke",
+            post(pages::township::revoke_device),
+        )
+        .route(
+            "/admin/tokens",
+            get(pages::township::tokens).post(pages::township::issue_token),
+        )
+        .route("/admin/tokens/revoke", post(pages::township::revoke_token))
         .layer(middleware::from_fn(remember_lang))
 }
 
@@ -159,12 +187,30 @@ impl Layout {
                 current: false,
             },
         ];
+        if matches!(user.scope, Scope::Township(Role::Admin | Role::Leader)) {
+            for (href, label) in [
+                ("/reports/summary", s.summary),
+                ("/reports/burden", s.burden),
+            ] {
+                nav.push(NavLink {
+                    href,
+                    label,
+                    current: false,
+                });
+            }
+        }
         if user.scope == Scope::Township(Role::Admin) {
-            nav.push(NavLink {
-                href: "/admin/staff",
-                label: s.staff,
-                current: false,
-            });
+            for (href, label) in [
+                ("/admin/cadres", s.cadres),
+                ("/admin/tokens", s.dept_tokens),
+                ("/admin/staff", s.staff),
+            ] {
+                nav.push(NavLink {
+                    href,
+                    label,
+                    current: false,
+                });
+            }
         }
         nav.push(NavLink {
             href: "/account/password",

@@ -15,7 +15,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{JsonBody, OptionalJsonBody};
 use crate::state::AppState;
-use crate::storage::{CadreRow, DepartmentTokenRow, DeviceRow};
+use crate::storage::{CadreRow, DepartmentTokenRow};
 
 /// The admin routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -176,8 +176,8 @@ pub async fn revoke_codes(
 /// Every device.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Devices {
-    /// The devices.
-    pub devices: Vec<DeviceRow>,
+    /// The devices, with their last sync.
+    pub devices: Vec<accounts::ListedDevice>,
 }
 
 /// List devices.
@@ -190,7 +190,7 @@ pub async fn list_devices(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Devices>, ApiError> {
-    let devices = run(state, |s| Ok(s.storage.devices()?)).await?;
+    let devices = run(state, |s| accounts::devices(s.storage.as_ref())).await?;
     Ok(Json(Devices { devices }))
 }
 

@@ -2,7 +2,9 @@
 //! with their OpenAPI description and [`app`] serves them.
 
 pub mod admin;
+pub mod blobs;
 pub mod enrol;
+pub mod findings;
 pub mod health;
 pub mod openapi;
 pub mod records;
@@ -17,6 +19,8 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,9 +34,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(openapi::router())
         .merge(sync::router())
+        .merge(blobs::router())
         .merge(enrol::router())
         .merge(records::router())
         .merge(tasks::router())
+        .merge(findings::router())
         .merge(admin::router())
 }
 
@@ -61,8 +67,20 @@ pub fn app_with(state: AppState, pages: Router<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), in_flight))
         .layer(middleware::from_fn(crate::error::with_language))
         .layer(middleware::from_fn_with_state(timeout, deadline))
+        .layer(compression())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// gzip or brotli, as the client accepts, on pages, CSS, JSON, NDJSON and CSV; never on
+/// `/v1/sync` (its body is zstd already) nor on XLSX (a zip already).
+fn compression() -> CompressionLayer<impl Predicate> {
+    let when = DefaultPredicate::new()
+        .and(NotForContentType::const_new(sync::SYNC_CONTENT_TYPE))
+        .and(NotForContentType::const_new(
+            "application/vnd.openxmlformats",
+        ));
+    CompressionLayer::new().compress_when(when)
 }
 
 /// `request_timeout_secs` per request until its response starts: past it, `408` in the
@@ -95,5 +113,60 @@ async fn in_flight(State(state): State<AppState>, req: Request, next: Next) -> R
             ))
             .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    use super::{compression, sync};
+
+    async fn encoding_of(content_type: &'static str, accept: &str) -> Option<String> {
+        let app = Router::new()
+            .fallback(
+                move || async move { ([(header::CONTENT_TYPE, content_type)], "a".repeat(4096)) },
+            )
+            .layer(compression());
+        let req = Request::get("/x")
+            .header(header::ACCEPT_ENCODING, accept)
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        res.headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn pages_and_reads_are_compressed_but_sync_and_xlsx_bodies_are_not() {
+        for kind in [
+            "text/html; charset=utf-8",
+            "text/css",
+            "application/json",
+            "text/csv",
+        ] {
+            assert_eq!(
+                encoding_of(kind, "gzip").await.as_deref(),
+                Some("gzip"),
+                "{kind}"
+            );
+            assert_eq!(
+                encoding_of(kind, "br").await.as_deref(),
+                Some("br"),
+                "{kind}"
+            );
+        }
+        assert_eq!(encoding_of("text/html", "identity").await, None);
+        assert_eq!(encoding_of(sync::SYNC_CONTENT_TYPE, "gzip, br").await, None);
+        assert_eq!(
+            encoding_of(super::records::xlsx::XLSX_TYPE, "gzip, br").await,
+            None
+        );
     }
 }

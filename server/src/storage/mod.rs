@@ -8,24 +8,39 @@
 //! has its conformance suite (`conformance`), run against every backend.
 
 mod accounts;
+pub mod backup;
+mod blob_refs;
+mod cadre_admin;
 #[cfg(test)]
 pub(crate) mod conformance;
+mod device_seen;
+mod findings;
 pub mod postgres;
 mod quarantine;
 pub mod sqlite;
 mod staff;
+mod table;
 mod tasks;
+mod trail;
 mod views;
+mod webhooks;
 
 use yibiao_model::RecordId;
 use yibiao_model::schema::ViewFilter;
 use yibiao_sync::HubStorage;
 use yibiao_sync::hub::StorageError;
 
+pub use blob_refs::{BlobRefStorage, BlobReference};
+pub use cadre_admin::CadreAdminStorage;
+pub use device_seen::DeviceSeenStorage;
+pub use findings::{FindingRow, FindingStorage};
 pub use postgres::PostgresStorage;
 pub use quarantine::QuarantinedRecord;
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
+pub use table::{RecordTableStorage, TableFilter};
+pub use trail::{LastChange, TrailStorage};
+pub use webhooks::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
 
 /// A cadre: a person who enters data, with the village they work in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -241,15 +256,42 @@ pub trait TaskStorage: Send + Sync {
 }
 
 /// Everything the server stores: sync ([`HubStorage`]), the web console's staff
-/// ([`StaffStorage`]), accounts, department tokens, the read model and tasks. A blanket
-/// supertrait: a backend implements each part and is a `ServerStorage` by that.
+/// ([`StaffStorage`]), accounts, department tokens, the read model and tasks; devices'
+/// last sync ([`DeviceSeenStorage`]), disabling and moving cadres
+/// ([`CadreAdminStorage`]), blob references ([`BlobRefStorage`]), the console's last
+/// changes and records table ([`TrailStorage`], [`RecordTableStorage`]) and findings
+/// ([`FindingStorage`]). A blanket supertrait: a backend implements each part and is a
+/// `ServerStorage` by that. Webhooks ([`WebhookStorage`]) are apart: only the delivery
+/// worker and the operator commands need them.
 pub trait ServerStorage:
-    HubStorage + StaffStorage + AccountStorage + DepartmentStorage + ViewStorage + TaskStorage
+    HubStorage
+    + StaffStorage
+    + AccountStorage
+    + DepartmentStorage
+    + ViewStorage
+    + TaskStorage
+    + DeviceSeenStorage
+    + CadreAdminStorage
+    + BlobRefStorage
+    + TrailStorage
+    + RecordTableStorage
+    + FindingStorage
 {
 }
 
 impl<T> ServerStorage for T where
-    T: HubStorage + StaffStorage + AccountStorage + DepartmentStorage + ViewStorage + TaskStorage
+    T: HubStorage
+        + StaffStorage
+        + AccountStorage
+        + DepartmentStorage
+        + ViewStorage
+        + TaskStorage
+        + DeviceSeenStorage
+        + CadreAdminStorage
+        + BlobRefStorage
+        + TrailStorage
+        + RecordTableStorage
+        + FindingStorage
 {
 }
 

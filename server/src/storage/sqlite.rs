@@ -13,6 +13,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use yibiao_model::RecordId;
 use yibiao_sync::hub::{DeviceScope, FeedEntry, HubBatch, HubStorage, SetAside, StorageError};
 
+/// The database version this build writes (`PRAGMA user_version` after the last step).
+pub(crate) fn known_version() -> i64 {
+    STEPS.len() as i64
+}
+
 const STEPS: &[&str] = &[
     r#"
     CREATE TABLE docs (
@@ -130,6 +135,8 @@ const STEPS: &[&str] = &[
         since_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    super::device_seen::MIGRATION,
+    super::webhooks::MIGRATION,
 ];
 
 /// A registered device, as listed by the operator.

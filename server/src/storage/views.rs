@@ -8,7 +8,7 @@ use yibiao_sync::hub::StorageError;
 use super::sqlite::{SqliteStorage, err, id_of, lock};
 use super::{RecordFilter, StoredRecord};
 
-fn where_clause(filter: &RecordFilter, args: &mut Vec<Sql>) -> String {
+pub(super) fn where_clause(filter: &RecordFilter, args: &mut Vec<Sql>) -> String {
     let f = &filter.view;
     let mut sql = String::new();
     if f.entities.is_empty() {
@@ -48,7 +48,7 @@ fn where_clause(filter: &RecordFilter, args: &mut Vec<Sql>) -> String {
 /// Columns of a stored record, as read: id, entity, village, deleted, values, conflicts.
 type Columns = (Vec<u8>, String, Option<String>, bool, String, String);
 
-fn row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Columns> {
+pub(super) fn row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Columns> {
     Ok((
         r.get(offset)?,
         r.get(offset + 1)?,
@@ -59,7 +59,7 @@ fn row(r: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Columns> {
     ))
 }
 
-fn stored(t: Columns) -> Result<StoredRecord, StorageError> {
+pub(super) fn stored(t: Columns) -> Result<StoredRecord, StorageError> {
     Ok(StoredRecord {
         id: id_of(t.0)?,
         entity: t.1,

@@ -98,6 +98,15 @@ impl DepartmentDef {
         })
     }
 
+    /// True when the department may read `field` of a record of `entity` in `village`
+    /// (`None`: township level): the record is in its view and the field in its
+    /// projection. What a download of an attachment asks (one rule with the reads).
+    pub fn sees_value(&self, entity: &str, village: Option<&str>, field: &str) -> bool {
+        self.entities.iter().any(|e| e == entity)
+            && self.sees_village(village)
+            && self.sees_field(entity, field)
+    }
+
     /// The entries of a record's field-keyed values the department may read, in order,
     /// for a record of `entity`: a field the department reads of another entity type is
     /// not shown here.

@@ -38,6 +38,7 @@ use crate::protocol::{
     WireId, heads_from_wire, heads_to_wire,
 };
 use yibiao_model::clock::Clock;
+use yibiao_model::finding;
 use yibiao_model::ids::{DeviceId, RecordId};
 use yibiao_model::record::{Record, Scope};
 use yibiao_model::schema::Schema;
@@ -465,12 +466,12 @@ impl<S: HubStorage> Hub<S> {
         }
         budget::check_new_changes(&self.config.budgets, &new_changes)?;
         let is_task = task::is_task(record);
-        self.check_new_changes(record, &new_changes, is_task, is_new, &auth.identity)?;
+        self.check_new_changes(record, &new_changes, is_task, is_new, auth)?;
         self.check_scope(&record.scope(), auth)?;
         budget::check_record_size(&self.config.budgets, record.save_for_wire().len())?;
         let actors = self.actors_to_bind(&new_changes, &auth.identity)?;
         let (chunk, snapshot) = self.chunk_to_store(id, record, &before, is_new)?;
-        let typed = if is_task {
+        let typed = if is_task || finding::is_finding(record) {
             Vec::new()
         } else {
             typed_values(record, &new_changes)
@@ -560,9 +561,7 @@ impl<S: HubStorage> Hub<S> {
         }
         let changes = record.doc().get_changes(&[]);
         let is_task = task::is_task(&record);
-        if let Err(refused) =
-            self.check_new_changes(&record, &changes, is_task, true, &auth.identity)
-        {
+        if let Err(refused) = self.check_new_changes(&record, &changes, is_task, true, auth) {
             return refused;
         }
         self.check_scope(&record.scope(), auth)
@@ -577,17 +576,36 @@ impl<S: HubStorage> Hub<S> {
     }
 
     /// Checks the changes new to the hub: who made them, then a task's by the task rules,
-    /// a record's against the schema.
+    /// a finding's by the finding rules (in the role the device's scope gives), a
+    /// record's against the schema.
     fn check_new_changes(
         &self,
         record: &Record,
         new_changes: &[Change],
         is_task: bool,
         is_new: bool,
-        identity: &Identity,
+        auth: &DeviceAuth,
     ) -> Result<(), Refused> {
+        let identity = &auth.identity;
         check_identity(new_changes, identity)?;
-        if is_task {
+        if finding::is_finding(record) {
+            let role = match &auth.scope {
+                DeviceScope::Village(v) => finding::Role::Village(v.clone()),
+                DeviceScope::Township => finding::Role::Township,
+            };
+            finding::check_finding_changes(
+                record,
+                new_changes,
+                is_new,
+                &role,
+                identity.device.as_str(),
+            )
+            .map_err(|e| Refused {
+                code: RefusalCode::NotARecord,
+                message: e.detail,
+                reason: Some(e.reason),
+            })
+        } else if is_task {
             task::check_task_changes(record, new_changes, is_new, identity.device.as_str())
                 .map_err(|e| {
                     let code = match e {
@@ -681,10 +699,12 @@ impl<S: HubStorage> Hub<S> {
             heads: record.heads(),
             values_json: if is_task {
                 task::task_json(record)
+            } else if finding::is_finding(record) {
+                finding::finding_json(record)
             } else {
                 record.values_json(&self.schema)
             },
-            conflicts_json: if is_task {
+            conflicts_json: if is_task || finding::is_finding(record) {
                 "{}".to_owned()
             } else {
                 record.conflicts_json(&self.schema)

@@ -1,5 +1,6 @@
-//! Township admin pages: staff accounts (with a password reset that shows the new
-//! password once) and the console audit log. Only [`ConsoleAdmin`] reaches them.
+//! Township admin pages: staff accounts (add with a generated password shown once,
+//! disable, and a password reset that shows the new password once) and the console
+//! audit log. Only [`ConsoleAdmin`] reaches them.
 
 use askama::Template;
 use axum::extract::State;
@@ -40,12 +41,27 @@ struct StaffPage {
     staff: Vec<StaffLine>,
     audit: Vec<AuditLine>,
     reset: Option<(String, String)>,
+    /// What the add form offers: `admin`, `leader`, `clerk`, `dept:<key>`, with words.
+    roles: Vec<(String, String)>,
+    /// The last form's outcome.
+    notice: Option<String>,
+    error: Option<String>,
 }
 
 fn staff_page(
     state: &AppState,
     admin: &ConsoleAdmin,
     reset: Option<(String, String)>,
+) -> Result<StaffPage, PageError> {
+    staff_page_with(state, admin, reset, None, None)
+}
+
+fn staff_page_with(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    reset: Option<(String, String)>,
+    notice: Option<String>,
+    error: Option<String>,
 ) -> Result<StaffPage, PageError> {
     let user = &admin.0;
     let (s, en) = (user.lang.strings(), user.lang.en());
@@ -90,6 +106,22 @@ fn staff_page(
         staff,
         audit,
         reset,
+        roles: [
+            ("admin", s.role_admin),
+            ("leader", s.role_leader),
+            ("clerk", s.role_clerk),
+        ]
+        .into_iter()
+        .map(|(k, w)| (k.to_owned(), w.to_owned()))
+        .chain(
+            schema
+                .departments
+                .iter()
+                .map(|(k, d)| (format!("dept:{k}"), d.labels.get(en).to_owned())),
+        )
+        .collect(),
+        notice,
+        error,
     })
 }
 
@@ -127,6 +159,117 @@ pub async fn reset(
             &u.addr,
         )?;
         render(&staff_page(&state, &admin, Some((form.login, password)))?)
+    })
+    .await
+}
+
+/// The add-account form: `role` is `admin`, `leader`, `clerk` or `dept:<department>`.
+#[derive(Debug, Deserialize)]
+pub struct AddForm {
+    login: String,
+    name: String,
+    role: String,
+}
+
+/// What a refused account form shows; storage failures stay 500s.
+fn refusal(admin: &ConsoleAdmin, e: crate::accounts::AccountError) -> Result<String, PageError> {
+    use crate::accounts::AccountError as A;
+    match e {
+        A::Storage(m) => Err(PageError::internal("staff storage", m)),
+        other if admin.0.lang.en() => Ok(format!("Not done: {other}")),
+        other => Ok(format!("未能完成：{other}")),
+    }
+}
+
+/// `POST /admin/staff/add`: a new account with a generated password, shown once.
+pub async fn add(
+    State(state): State<AppState>,
+    Posted { user, form }: Posted<AddForm>,
+) -> Result<Response, PageError> {
+    let admin = ConsoleAdmin::check(user)?;
+    blocking(move || {
+        let storage = state.storage.as_ref();
+        let now = state.clock.now_ms();
+        let scope = match form.role.strip_prefix("dept:") {
+            Some(d) => Ok(Scope::Department(d.to_owned())),
+            None => Role::parse(&form.role).map(Scope::Township),
+        };
+        let password = staff::generate_password()?;
+        let added = scope.and_then(|scope| {
+            let new = staff::NewStaff {
+                login: form.login.trim(),
+                name: &form.name,
+                scope,
+                password: &password,
+            };
+            staff::add(storage, state.hub.schema(), &new, now)
+        });
+        let page = match added {
+            Ok(row) => {
+                let u = &admin.0;
+                staff::audit(
+                    storage,
+                    now,
+                    &u.staff.login,
+                    "staff_add",
+                    &row.login,
+                    &u.addr,
+                )?;
+                let s = u.lang.strings();
+                staff_page_with(
+                    &state,
+                    &admin,
+                    Some((row.login, password)),
+                    Some(s.staff_added.to_owned()),
+                    None,
+                )?
+            }
+            Err(e) => staff_page_with(&state, &admin, None, None, Some(refusal(&admin, e)?))?,
+        };
+        render(&page)
+    })
+    .await
+}
+
+/// `POST /admin/staff/disable`: the account's sessions end at once.
+pub async fn disable(
+    State(state): State<AppState>,
+    Posted { user, form }: Posted<ResetForm>,
+) -> Result<Response, PageError> {
+    let admin = ConsoleAdmin::check(user)?;
+    blocking(move || {
+        let storage = state.storage.as_ref();
+        let now = state.clock.now_ms();
+        let u = &admin.0;
+        let page = if form.login == u.staff.login {
+            let e = crate::accounts::AccountError::Invalid(
+                "an administrator cannot disable their own account".into(),
+            );
+            staff_page_with(&state, &admin, None, None, Some(refusal(&admin, e)?))?
+        } else {
+            match staff::disable(storage, &form.login, now) {
+                Ok(()) => {
+                    staff::audit(
+                        storage,
+                        now,
+                        &u.staff.login,
+                        "staff_disable",
+                        &form.login,
+                        &u.addr,
+                    )?;
+                    let s = u.lang.strings();
+                    staff_page_with(
+                        &state,
+                        &admin,
+                        None,
+                        Some(format!("{}{}", s.staff_disabled, form.login)),
+                        None,
+                    )?
+                }
+                Err(e) => staff_page_with(&state, &admin, None, None, Some(refusal(&admin, e)?))?,
+            }
+        };
+        render(&page)
     })
     .await
 }

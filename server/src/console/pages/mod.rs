@@ -2,6 +2,11 @@
 
 pub mod account;
 pub mod admin;
+pub mod export;
+pub mod history;
 pub mod login;
 pub mod records;
+pub mod reports;
+pub mod resolve;
 pub mod tasks;
+pub mod township;

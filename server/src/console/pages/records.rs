@@ -4,9 +4,11 @@
 //!
 //! The table shows one entity type at a time with the fields as columns (Chinese labels,
 //! option labels), filters by village, form complete / incomplete, conflicts and text,
-//! sorts by any column and pages by 50. The view is read in pages of 2,000 from the
-//! stored summaries (no document is decoded) and filtered here; the records page bench
-//! says what that costs at 10,000 records.
+//! sorts by any column and pages by 50. Storage applies the view, village, conflicts and
+//! completeness in its query (`RecordTableStorage`, [`table_filter`]) and, without a
+//! text search or a sort, reads only the page and the count; a text search (it matches
+//! the labels shown) or a sort reads what passed the query, from the stored summaries (no
+//! document is decoded). The records page bench says what each costs at 10,000 records.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -22,13 +24,14 @@ use yibiao_model::{RecordId, Schema, clock};
 use super::super::i18n::Strings;
 use super::super::session::ConsoleUser;
 use super::super::{Layout, PageError, blocking, render, view_of};
+use super::history::{HistoryRow, Names, field_history};
+use super::resolve::may_resolve;
 use crate::routes::records::{Record, project};
 use crate::state::AppState;
-use crate::storage::{RecordFilter, StoredRecord};
+use crate::storage::{RecordFilter, StoredRecord, TableFilter};
 
 /// Rows per page of the table.
 pub const PAGE_ROWS: usize = 50;
-const READ_PAGE: usize = 2000;
 
 /// The table's query string (every key optional; unknown keys such as `lang` ignored).
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -104,6 +107,7 @@ struct TablePage {
     pages: usize,
     prev: Option<String>,
     next: Option<String>,
+    xlsx: String,
 }
 
 fn view_error(e: ViewError) -> PageError {
@@ -133,22 +137,53 @@ fn village_label(schema: &Schema, village: Option<&str>, s: &Strings, en: bool) 
     }
 }
 
-/// Every record of the filter, read page by page.
-fn read_all(state: &AppState, f: &RecordFilter) -> Result<Vec<StoredRecord>, PageError> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state
-            .storage
-            .records_page(f, after, READ_PAGE)
-            .map_err(|e| PageError::internal("records read", e))?;
-        let n = page.len();
-        after = page.last().map(|r| r.id);
-        all.extend(page);
-        if n < READ_PAGE {
-            return Ok(all);
-        }
+/// The table's own filter (conflicts in the view's fields, complete or incomplete for
+/// the chosen form), applied by storage in its query: the one home of that rule.
+fn table_filter(schema: &Schema, view: &DepartmentDef, q: &TableQuery) -> TableFilter {
+    let form = schema.form(&q.form).filter(|f| f.entity == q.entity);
+    TableFilter {
+        conflicted_in: (q.conflicted == "1").then(|| view.fields_of(&q.entity).to_vec()),
+        complete: form.and_then(|f| match q.state.as_str() {
+            "complete" => Some((f.required.clone(), true)),
+            "incomplete" => Some((f.required.clone(), false)),
+            _ => None,
+        }),
+        desc: q.desc == "1",
     }
+}
+
+/// When storage paged the read: the total and the page shown.
+type Paged = Option<(usize, usize)>;
+
+/// The stored records the table shows: with no text search and no sort, only the asked
+/// page (and the count) is read; otherwise every record that passes the storage filter,
+/// for [`select`] to search and sort. Returns the records and, when paged by storage,
+/// the total and the page.
+fn read(
+    state: &AppState,
+    f: &RecordFilter,
+    t: &TableFilter,
+    q: &TableQuery,
+) -> Result<(Vec<StoredRecord>, Paged), PageError> {
+    let failed = |e| PageError::internal("records read", e);
+    if !q.q.trim().is_empty() || !q.sort.is_empty() {
+        let (all, _) = state.storage.records_table(f, t, 0, None).map_err(failed)?;
+        return Ok((all, None));
+    }
+    let wanted = q.page.parse::<usize>().unwrap_or(1).max(1);
+    let at = |page: usize| {
+        state
+            .storage
+            .records_table(f, t, (page - 1) * PAGE_ROWS, Some(PAGE_ROWS))
+            .map_err(failed)
+    };
+    let (rows, total) = at(wanted)?;
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    if wanted > pages {
+        let (rows, total) = at(pages)?;
+        return Ok((rows, Some((total, pages))));
+    }
+    Ok((rows, Some((total, wanted))))
 }
 
 /// Sort key of a raw value: numbers by number, the rest by the text shown.
@@ -164,7 +199,8 @@ fn compare(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> Orde
     }
 }
 
-/// The records that pass the table's filters, sorted, with their parsed values.
+/// The records that hold the searched text, sorted, with their parsed values (storage
+/// already applied the view and [`table_filter`], in id order, reversed if asked).
 fn select<'a>(
     schema: &Schema,
     view: &DepartmentDef,
@@ -172,7 +208,6 @@ fn select<'a>(
     records: &'a [Record<'a>],
     en: bool,
 ) -> Vec<(&'a Record<'a>, HashMap<&'a str, serde_json::Value>)> {
-    let form = schema.form(&q.form);
     let needle = q.q.trim().to_lowercase();
     let mut rows: Vec<_> = records
         .iter()
@@ -183,12 +218,6 @@ fn select<'a>(
                 .filter_map(|(k, v)| Some((*k, serde_json::from_str(v.get()).ok()?)))
                 .collect::<HashMap<_, _>>();
             (r, values)
-        })
-        .filter(|(r, _)| q.conflicted != "1" || r.conflicted)
-        .filter(|(r, _)| match (form, q.state.as_str()) {
-            (Some(f), "complete") => f.is_complete(|k| r.values.contains_key(k)),
-            (Some(f), "incomplete") => !f.is_complete(|k| r.values.contains_key(k)),
-            _ => true,
         })
         .filter(|(r, values)| {
             needle.is_empty()
@@ -203,7 +232,7 @@ fn select<'a>(
     if !q.sort.is_empty() {
         rows.sort_by(|(_, a), (_, b)| compare(a.get(q.sort.as_str()), b.get(q.sort.as_str())));
     }
-    if q.desc == "1" {
+    if !q.sort.is_empty() && q.desc == "1" {
         rows.reverse();
     }
     rows
@@ -239,6 +268,19 @@ fn href(q: &TableQuery, page: usize) -> String {
     )
 }
 
+/// The download of what the table shows (its type, village and form).
+fn xlsx_href(q: &TableQuery) -> String {
+    let keep = [
+        ("entity", &q.entity),
+        ("village", &q.village),
+        ("form", &q.form),
+    ];
+    format!(
+        "/records.xlsx?{}",
+        serde_urlencoded::to_string(keep).unwrap_or_default()
+    )
+}
+
 /// `GET /records`: the table.
 pub async fn list(
     user: ConsoleUser,
@@ -258,13 +300,14 @@ pub async fn list(
                 .map_err(view_error)?,
             include_deleted: false,
         };
-        let stored = read_all(&state, &f)?;
+        let t = table_filter(schema, &view, &q);
+        let (stored, paged) = read(&state, &f, &t, &q)?;
         let records = stored
             .iter()
             .map(|r| project(&view, r, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PageError::internal("projection", e))?;
-        let page = table(schema, &view, &user, q, &records)?;
+        let page = table(schema, &view, &user, q, &records, paged)?;
         render(&page)
     })
     .await
@@ -276,6 +319,7 @@ fn table(
     user: &ConsoleUser,
     q: TableQuery,
     records: &[Record<'_>],
+    paged: Paged,
 ) -> Result<TablePage, PageError> {
     let (s, en) = (user.lang.strings(), user.lang.en());
     let fields = view.fields_of(&q.entity);
@@ -285,13 +329,20 @@ fn table(
             .map_or_else(|| f.to_owned(), |d| d.labels.get(en).to_owned())
     };
     let selected = select(schema, view, &q, records, en);
-    let total = selected.len();
+    let (total, page, skip) = match paged {
+        Some((total, page)) => (total, page, 0),
+        None => {
+            let total = selected.len();
+            let pages = total.div_ceil(PAGE_ROWS).max(1);
+            let page = q.page.parse::<usize>().unwrap_or(1).clamp(1, pages);
+            (total, page, (page - 1) * PAGE_ROWS)
+        }
+    };
     let pages = total.div_ceil(PAGE_ROWS).max(1);
-    let page = q.page.parse::<usize>().unwrap_or(1).clamp(1, pages);
     let form = schema.form(&q.form).filter(|f| f.entity == q.entity);
     let rows = selected
         .iter()
-        .skip((page - 1) * PAGE_ROWS)
+        .skip(skip)
         .take(PAGE_ROWS)
         .map(|(r, values)| Row {
             id: r.id.clone(),
@@ -353,6 +404,7 @@ fn table(
         pages,
         prev: (page > 1).then(|| href(&q, page - 1)),
         next: (page < pages).then(|| href(&q, page + 1)),
+        xlsx: xlsx_href(&q),
         q,
     })
 }
@@ -360,6 +412,7 @@ fn table(
 /// One field of the record page.
 #[derive(Debug)]
 pub struct FieldRow {
+    key: String,
     label: String,
     value: String,
     competing: Vec<Competing>,
@@ -369,6 +422,8 @@ pub struct FieldRow {
 #[derive(Debug)]
 pub struct Competing {
     value: String,
+    /// The value as JSON (what the resolve form sends back).
+    json: String,
     by: String,
     at: String,
     phone: String,
@@ -385,6 +440,8 @@ struct RecordPage {
     village: String,
     deleted: bool,
     fields: Vec<FieldRow>,
+    can_resolve: bool,
+    history: Vec<HistoryRow>,
 }
 
 /// One competing value as stored in a conflict summary.
@@ -398,8 +455,9 @@ struct StoredCompeting {
     shown: bool,
 }
 
-/// `GET /records/{id}`: current values and every competing value of a conflict. A record
-/// outside the view answers exactly as an unknown id.
+/// `GET /records/{id}`: current values, every competing value of a conflict (with the
+/// resolve form for the township office) and the field history. A record outside the
+/// view answers exactly as an unknown id.
 pub async fn one(
     user: ConsoleUser,
     State(state): State<AppState>,
@@ -433,20 +491,7 @@ fn record_page(
     rec: &Record<'_>,
 ) -> Result<RecordPage, PageError> {
     let (s, en) = (user.lang.strings(), user.lang.en());
-    let cadres: HashMap<String, String> = state
-        .storage
-        .cadres()
-        .map_err(|e| PageError::internal("cadres read", e))?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect();
-    let phones: HashMap<String, String> = state
-        .storage
-        .devices()
-        .map_err(|e| PageError::internal("devices read", e))?
-        .into_iter()
-        .filter_map(|d| Some((d.phone_device?, d.name)))
-        .collect();
+    let names = Names::read(state)?;
     let fields = view
         .fields_of(rec.entity)
         .iter()
@@ -463,6 +508,7 @@ fn record_page(
                 .and_then(|v| serde_json::from_str(v.get()).ok())
                 .unwrap_or_default();
             FieldRow {
+                key: f.clone(),
                 label: schema
                     .field(f)
                     .map_or_else(|| f.clone(), |d| d.labels.get(en).to_owned()),
@@ -471,19 +517,17 @@ fn record_page(
                     .into_iter()
                     .map(|c| Competing {
                         value: schema.display(f, &c.value, en),
-                        by: cadres
-                            .get(&c.cadre)
-                            .map_or_else(|| c.cadre.clone(), |n| format!("{n} ({})", c.cadre)),
+                        json: c.value.to_string(),
+                        by: names.who(state, &c.cadre),
                         at: clock::local(c.at_ms).format("%Y-%m-%d %H:%M").to_string(),
-                        phone: phones
-                            .get(&c.device)
-                            .map_or_else(|| c.device.clone(), |n| format!("{n} ({})", c.device)),
+                        phone: names.phone(&c.device),
                         shown: c.shown,
                     })
                     .collect(),
             }
         })
         .collect();
+    let id = RecordId::from_str(&rec.id).map_err(|e| PageError::internal("record id", e))?;
     Ok(RecordPage {
         l: Layout::of(user, schema, "/records"),
         s,
@@ -494,5 +538,7 @@ fn record_page(
         village: village_label(schema, rec.village, s, en),
         deleted: rec.deleted,
         fields,
+        can_resolve: may_resolve(user) && !rec.deleted,
+        history: field_history(state, schema, view, rec.entity, id, &names, en)?,
     })
 }

@@ -4,19 +4,21 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::value::RawValue;
+use std::collections::HashMap;
 use utoipa::IntoParams;
-use yibiao_model::Schema;
-use yibiao_model::schema::DepartmentDef;
 
-use super::{filter, project, read_failed, stream};
+use yibiao_model::schema::DepartmentDef;
+use yibiao_model::{RecordId, Schema};
+
+use super::sheet::Sheet;
+use super::{filter, read_failed, stream};
 use crate::auth::DepartmentStream;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Flag, Query};
 use crate::state::AppState;
-use crate::storage::StoredRecord;
+use crate::storage::{LastChange, RecordFilter, StoredRecord};
 
-/// Query of `GET /v1/records.csv`.
+/// Query of `GET /v1/records.csv` and `GET /v1/records.xlsx`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CsvParams {
@@ -30,10 +32,56 @@ pub struct CsvParams {
     #[serde(default)]
     #[param(value_type = Option<bool>)]
     pub include_deleted: Flag,
+    /// Labels in `zh` (default) or `en`.
+    #[param(value_type = Option<String>, pattern = "^(zh|en)$")]
+    pub lang: Option<String>,
+}
+
+impl CsvParams {
+    /// English labels asked.
+    pub fn en(&self) -> Result<bool, ApiError> {
+        match self.lang.as_deref() {
+            None | Some("zh") => Ok(false),
+            Some("en") => Ok(true),
+            Some(other) => Err(ApiError::query_parameter(
+                "lang",
+                format!("expected `zh` or `en`, got `{other}`"),
+            )),
+        }
+    }
+}
+
+/// What an export reads and how it labels it: the labelled projection and the filter.
+pub fn export_of(
+    state: &AppState,
+    dept: DepartmentDef,
+    mut q: CsvParams,
+) -> Result<(Sheet, RecordFilter), ApiError> {
+    let en = q.en()?;
+    let schema = state.hub.schema();
+    let columns = columns(schema, &dept, &mut q)?;
+    let f = filter(schema, &dept, q.entity, q.village, q.include_deleted)?;
+    let cadres = state
+        .storage
+        .cadres()
+        .map_err(read_failed)?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    Ok((Sheet::new(schema.clone(), dept, columns, en, cadres), f))
+}
+
+/// The last typed change of each record of a page.
+pub fn last_changes(
+    state: &AppState,
+    page: &[StoredRecord],
+) -> Result<HashMap<RecordId, LastChange>, ApiError> {
+    let ids: Vec<RecordId> = page.iter().map(|r| r.id).collect();
+    state.storage.last_changes(&ids).map_err(read_failed)
 }
 
 /// Every record as CSV (UTF-8 with BOM for Excel), columns = the view's or the form's
-/// fields, Chinese labels in the header.
+/// fields; the header says `label key`, cells as a person reads them ([`Sheet`]).
 #[utoipa::path(get, path = "/v1/records.csv", tag = "departments", security(("department" = [])),
     params(CsvParams),
     responses(
@@ -47,17 +95,20 @@ pub struct CsvParams {
 pub async fn csv(
     DepartmentStream { dept, key }: DepartmentStream,
     State(state): State<AppState>,
-    Query(mut q): Query<CsvParams>,
+    Query(q): Query<CsvParams>,
 ) -> Result<Response, ApiError> {
-    let schema = state.hub.schema().clone();
-    let columns = columns(&schema, &dept, &mut q)?;
-    let f = filter(&schema, &dept, q.entity, q.village, q.include_deleted)?;
-    let head = header_row(&schema, &columns)?;
+    let (sheet, f) = export_of(&state, dept, q)?;
+    let head = header_row(&sheet)?;
     let permit = super::stream_slot(&state, &key)?;
-    let body = stream(state, f, head, "csv", permit, move |buf, r| {
+    let st = state.clone();
+    let body = stream(state, f, head, "csv", permit, move |buf, page| {
+        let last = last_changes(&st, page)?;
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(row(&columns, &dept, r)?)
-            .map_err(read_failed)?;
+        for r in page {
+            let row = sheet.row(r, last.get(&r.id))?;
+            w.write_record(row.into_iter().map(|c| neutralise(c.into_text())))
+                .map_err(read_failed)?;
+        }
         buf.extend(w.into_inner().map_err(read_failed)?);
         Ok(())
     });
@@ -120,39 +171,18 @@ fn columns(
         .collect())
 }
 
-/// The BOM (so Excel reads UTF-8) and the header: fixed columns, then `label key` per field.
-fn header_row(schema: &Schema, columns: &[String]) -> Result<Vec<u8>, ApiError> {
+/// The BOM (so Excel reads UTF-8) and the header: `label key` per column.
+fn header_row(sheet: &Sheet) -> Result<Vec<u8>, ApiError> {
     let mut head = b"\xEF\xBB\xBF".to_vec();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut names = vec![
-        "记录ID id".to_owned(),
-        "村 village".into(),
-        "类型 entity".into(),
-        "冲突 conflicts".into(),
-    ];
-    names.extend(columns.iter().map(|c| match schema.field(c) {
-        Some(d) => neutralise(format!("{} {c}", d.labels.zh)),
-        None => c.clone(),
-    }));
-    w.write_record(&names).map_err(read_failed)?;
+    let names = sheet
+        .labels()
+        .into_iter()
+        .zip(sheet.keys())
+        .map(|(label, key)| neutralise(format!("{label} {key}")));
+    w.write_record(names).map_err(read_failed)?;
     head.extend(w.into_inner().map_err(read_failed)?);
     Ok(head)
-}
-
-/// A JSON value as a cell: strings unquoted, anything else as its JSON text, then
-/// [`neutralise`]d.
-fn cell(raw: Option<&&RawValue>) -> String {
-    match raw {
-        None => String::new(),
-        Some(v) => {
-            let text = v.get();
-            if text.starts_with('"') {
-                neutralise(serde_json::from_str::<String>(text).unwrap_or_default())
-            } else {
-                neutralise(text.to_owned())
-            }
-        }
-    }
 }
 
 /// Defuses a cell a spreadsheet would run as a formula (OWASP "CSV injection"): a cell
@@ -181,25 +211,6 @@ fn is_plain_number(s: &str) -> bool {
     };
     let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     all_digits(whole) && fraction.is_none_or(all_digits)
-}
-
-/// One CSV row of the department's projection: id, village, entity, conflicted fields,
-/// then `columns`.
-fn row(
-    columns: &[String],
-    dept: &DepartmentDef,
-    r: &StoredRecord,
-) -> Result<Vec<String>, ApiError> {
-    let p = project(dept, r, None)?;
-    let conflicted: Vec<&str> = p.conflicts.keys().copied().collect();
-    let mut row = vec![
-        p.id,
-        r.village.clone().unwrap_or_default(),
-        r.entity.clone(),
-        conflicted.join(";"),
-    ];
-    row.extend(columns.iter().map(|c| cell(p.values.get(c.as_str()))));
-    Ok(row)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! leaves a page untaken past the write deadline.
 
 pub mod csv;
+pub mod sheet;
+pub mod xlsx;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(ndjson))
         .routes(routes!(csv::csv))
+        .routes(routes!(xlsx::xlsx))
         .routes(routes!(feed))
 }
 
@@ -209,7 +212,8 @@ pub async fn list(
     .await?
 }
 
-/// Streams every record of the filter, page by page, through `render`; the body holds
+/// Streams every record of the filter, page by page, through `render` (which gets a
+/// page at a time); the body holds
 /// `permit` (its stream slot) until the response is dropped (sent, or its connection
 /// closed).
 ///
@@ -224,7 +228,7 @@ fn stream(
     head: Vec<u8>,
     format: &'static str,
     permit: StreamPermit,
-    render: impl Fn(&mut Vec<u8>, &StoredRecord) -> Result<(), ApiError> + Send + Sync + 'static,
+    render: impl Fn(&mut Vec<u8>, &[StoredRecord]) -> Result<(), ApiError> + Send + Sync + 'static,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let cut = Arc::new(AtomicBool::new(false));
@@ -258,9 +262,7 @@ fn stream(
                     .records_page(&f, after, STREAM_PAGE)
                     .map_err(read_failed)?;
                 let mut buf = Vec::with_capacity(page.len() * 400);
-                for r in &page {
-                    render(&mut buf, r)?;
-                }
+                render(&mut buf, &page)?;
                 Ok::<_, ApiError>((buf, page.len(), page.last().map(|r| r.id)))
             })
             .await;
@@ -375,9 +377,11 @@ pub async fn ndjson(
         q.include_deleted,
     )?;
     let permit = stream_slot(&state, &key)?;
-    let body = stream(state, f, Vec::new(), "ndjson", permit, move |buf, r| {
-        serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
-        buf.push(b'\n');
+    let body = stream(state, f, Vec::new(), "ndjson", permit, move |buf, page| {
+        for r in page {
+            serde_json::to_writer(&mut *buf, &project(&dept, r, None)?).map_err(read_failed)?;
+            buf.push(b'\n');
+        }
         Ok(())
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
@@ -430,24 +434,69 @@ pub async fn feed(
     let f = filter(state.hub.schema(), &dept, q.entity, q.village, Flag(false))?;
     let (cursor, limit) = (q.cursor.0, q.limit.0);
     tokio::task::spawn_blocking(move || {
-        let page = state
-            .storage
-            .feed_page(&f, cursor, limit + 1)
-            .map_err(read_failed)?;
-        let more = page.len() > limit;
-        let changes = page
-            .iter()
-            .take(limit)
-            .map(|(seq, r)| project(&dept, r, Some(*seq)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = changes.last().and_then(|c| c.seq).unwrap_or(cursor);
-        state.metrics.served("feed", changes.len() as u64);
-        Ok(Json(FeedPage {
-            changes,
-            next_cursor,
-            more,
-        })
-        .into_response())
+        let page = feed_body(state.storage.as_ref(), &dept, &f, cursor, limit)?;
+        state.metrics.served("feed", page.count as u64);
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            page.json,
+        )
+            .into_response())
     })
     .await?
+}
+
+/// One page of a department's feed, as the JSON body [`FeedPage`] of `GET /v1/feed`.
+#[derive(Debug)]
+pub struct FeedBody {
+    /// The serialized [`FeedPage`].
+    pub json: Vec<u8>,
+    /// Changes in it.
+    pub count: usize,
+    /// Feed position of its first change.
+    pub first_position: Option<u64>,
+    /// Its `next_cursor`.
+    pub next_cursor: u64,
+    /// More changes wait after it.
+    pub more: bool,
+}
+
+/// The changes of `dept`'s view (filter `f`) after `cursor`, at most `limit`, projected
+/// to its fields: the one home of the feed's projection, for `GET /v1/feed` and the
+/// webhooks alike.
+pub fn feed_body(
+    storage: &dyn crate::storage::ServerStorage,
+    dept: &DepartmentDef,
+    f: &RecordFilter,
+    cursor: u64,
+    limit: usize,
+) -> Result<FeedBody, ApiError> {
+    let page = storage
+        .feed_page(f, cursor, limit + 1)
+        .map_err(read_failed)?;
+    let more = page.len() > limit;
+    let changes = page
+        .iter()
+        .take(limit)
+        .map(|(seq, r)| project(dept, r, Some(*seq)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = changes.last().and_then(|c| c.seq).unwrap_or(cursor);
+    let (count, first_position) = (changes.len(), changes.first().and_then(|c| c.seq));
+    let json = serde_json::to_vec(&FeedPage {
+        changes,
+        next_cursor,
+        more,
+    })
+    .map_err(|e| ApiError::internal("feed encoding failed", e))?;
+    Ok(FeedBody {
+        json,
+        count,
+        first_position,
+        next_cursor,
+        more,
+    })
+}
+
+/// The whole view of `dept` as a storage filter (what its feed and webhooks carry).
+pub fn department_filter(schema: &Schema, dept: &DepartmentDef) -> Result<RecordFilter, ApiError> {
+    filter(schema, dept, None, None, Flag(false))
 }

@@ -16,6 +16,7 @@
 //! out of order). See `hub.rs`.
 
 mod accounts;
+mod admin;
 pub mod copy;
 mod hub;
 mod views;
@@ -32,7 +33,9 @@ type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// The schema, one step per released version (the same history as SQLite's steps, in
 /// PostgreSQL's types). Append only.
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[
+    // 1: everything up to SQLite's step 5.
+    r#"
     CREATE TABLE docs (
         id             BYTEA PRIMARY KEY,
         entity         TEXT NOT NULL,
@@ -171,7 +174,13 @@ const STEPS: &[&str] = &[r#"
         reason    TEXT NOT NULL,
         since_ms  BIGINT NOT NULL
     );
-"#];
+"#,
+    // 2: when each device last synced; disabled cadres (SQLite's step 6).
+    r#"
+    ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;
+    ALTER TABLE cadres ADD COLUMN disabled_ms BIGINT;
+"#,
+];
 
 /// The advisory lock key of migrations ("yibiao" in ASCII).
 const MIGRATE_LOCK: i64 = 0x7969_6269_616f;

@@ -9,10 +9,10 @@ use yibiao_sync::hub::StorageError;
 use super::super::{RecordFilter, StoredRecord, TaskDocRow, TaskStorage, TypedCount, ViewStorage};
 use super::{PostgresStorage, err, id_of, limit};
 
-type Arg = Box<dyn ToSql + Sync>;
+pub(super) type Arg = Box<dyn ToSql + Sync>;
 
 /// The view's conditions on `docs d`, binding from `$args.len() + 1` on.
-fn where_clause(filter: &RecordFilter, args: &mut Vec<Arg>) -> String {
+pub(super) fn where_clause(filter: &RecordFilter, args: &mut Vec<Arg>) -> String {
     let f = &filter.view;
     let mut sql = String::new();
     let mut bind = |sql: &mut String, cond: &str, arg: Arg| {
@@ -43,9 +43,10 @@ fn where_clause(filter: &RecordFilter, args: &mut Vec<Arg>) -> String {
     sql
 }
 
-const COLUMNS: &str = "d.id, d.entity, d.village, d.deleted, d.values_json, d.conflicts_json";
+pub(super) const COLUMNS: &str =
+    "d.id, d.entity, d.village, d.deleted, d.values_json, d.conflicts_json";
 
-fn stored(r: &Row, at: usize) -> Result<StoredRecord, StorageError> {
+pub(super) fn stored(r: &Row, at: usize) -> Result<StoredRecord, StorageError> {
     Ok(StoredRecord {
         id: id_of(r.get(at))?,
         entity: r.get(at + 1),
@@ -56,7 +57,7 @@ fn stored(r: &Row, at: usize) -> Result<StoredRecord, StorageError> {
     })
 }
 
-fn refs(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+pub(super) fn refs(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter()
         .map(|a| a.as_ref() as &(dyn ToSql + Sync))
         .collect()

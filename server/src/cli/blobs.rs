@@ -1,0 +1,42 @@
+//! `yibiao-server blobs gc`: the attachments' garbage pass ([`crate::blobs::collect`]):
+//! removes blobs no stored record references once older than `[blobs] grace_secs`, and
+//! partial uploads untouched that long. Safe beside a running server: a blob is only
+//! removed when old and unreferenced, and a new reference to it arrives with a phone
+//! that still holds the bytes and uploads them again.
+
+use clap::Subcommand;
+
+use super::Paths;
+use crate::blobs::{self, fs::FsBlobStore};
+use crate::config::Overrides;
+use crate::storage::SqliteStorage;
+
+#[derive(Subcommand)]
+pub(crate) enum BlobsAction {
+    /// Remove unreferenced blobs and stale partial uploads older than the grace period.
+    Gc,
+}
+
+impl BlobsAction {
+    pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
+        let cfg = paths.config(Overrides::default())?;
+        let db = cfg.data_dir.join("yibiao.db");
+        if !db.exists() {
+            return Err(format!("no database at {}", db.display()));
+        }
+        let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+        let store = FsBlobStore::new(cfg.data_dir.join("blobs"));
+        let now = chrono::Utc::now().timestamp_millis();
+        let grace = i64::try_from(cfg.blobs.grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        match self {
+            BlobsAction::Gc => {
+                let r = blobs::collect(&store, &storage, now, grace)?;
+                println!(
+                    "removed {} blobs and {} partial uploads ({} bytes); kept {} blobs",
+                    r.removed, r.partials_removed, r.bytes_freed, r.kept
+                );
+                Ok(())
+            }
+        }
+    }
+}

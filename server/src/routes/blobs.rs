@@ -1,0 +1,258 @@
+//! `/v1/blobs/{sha256}`: attachments' bytes (ADR 0013). Phones ask how much the server
+//! holds (`HEAD`), send chunks at that offset (`PUT`), and fetch on demand (`GET`);
+//! departments fetch what their view includes.
+//!
+//! Handlers authorise, check size and type, and call the [`crate::blobs::BlobStore`];
+//! who may read a blob is [`DepartmentDef::sees_value`] over the records referencing it
+//! ([`crate::storage::BlobRefStorage`]). Every refusal a phone acts on carries a reason
+//! code (`blob_offset` with `held`, `blob_hash_mismatch`, `blob_too_large`,
+//! `blob_type_refused`, `blob_busy`).
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use yibiao_model::messages::Message;
+use yibiao_model::schema::DepartmentDef;
+use yibiao_sync::DeviceScope;
+
+use crate::auth::{Department, DeviceAuth, bearer};
+use crate::blobs::{self, BlobError, BlobHash, Held};
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{NoParams, Query};
+use crate::state::AppState;
+
+/// Largest chunk one `PUT` may carry.
+pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The blob routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(held, put_chunk, get_blob))
+}
+
+/// Where a chunk goes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChunkParams {
+    /// Where the chunk starts: what the server holds (`HEAD` says).
+    pub offset: u64,
+    /// The whole blob's size in bytes.
+    pub size: u64,
+    /// The type the phone declares (`image/jpeg`); the server checks the content itself.
+    pub mime: Option<String>,
+}
+
+/// The acknowledgement of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChunkAck {
+    /// Bytes the server holds now: where the next chunk starts.
+    pub held: u64,
+    /// The blob is complete and verified.
+    pub complete: bool,
+}
+
+fn hash_of(text: &str) -> Result<BlobHash, ApiError> {
+    BlobHash::parse(text).map_err(ApiError::NotFound)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn store_failed(e: BlobError) -> ApiError {
+    ApiError::internal("blob store failed", e)
+}
+
+/// How much of the blob the server holds for this device.
+#[utoipa::path(head, path = "/v1/blobs/{sha256}", tag = "phones", security(("device" = [])),
+    params(("sha256" = String, Path, description = "lowercase hex SHA-256 of the bytes")),
+    responses(
+        (status = 200, description = "`Upload-Offset`: bytes held (the size when complete); `Upload-Complete: ?1` when complete"),
+        (status = 401, description = "no, unknown or revoked device token"),
+    ))]
+pub async fn held(
+    device: DeviceAuth,
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+) -> Result<Response, ApiError> {
+    let hash = hash_of(&sha256)?;
+    let store = state.blobs.clone();
+    let key = device.row.key;
+    let held = blocking(move || store.held(&hash, &key).map_err(store_failed)).await?;
+    let complete = matches!(held, Held::Complete { .. });
+    Ok((
+        [
+            ("upload-offset", HeaderValue::from(held.bytes())),
+            (
+                "upload-complete",
+                HeaderValue::from_static(if complete { "?1" } else { "?0" }),
+            ),
+        ],
+        (),
+    )
+        .into_response())
+}
+
+/// One chunk of a blob at `offset`; the chunk reaching `size` completes it (hash checked).
+#[utoipa::path(put, path = "/v1/blobs/{sha256}", tag = "phones", security(("device" = [])),
+    params(("sha256" = String, Path, description = "lowercase hex SHA-256 of the bytes"), ChunkParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "the chunk is stored (or the blob was complete already)", body = ChunkAck),
+        (status = 400, description = "refused: `blob_offset` (continue at `params.held`), `blob_hash_mismatch` (start again), `blob_too_large`, `blob_type_refused`, `blob_busy`", body = ErrorBody),
+        (status = 401, description = "no, unknown or revoked device token", body = ErrorBody),
+        (status = 413, description = "a chunk over 256 KiB", body = ErrorBody),
+    ))]
+pub async fn put_chunk(
+    device: DeviceAuth,
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    Query(q): Query<ChunkParams>,
+    body: Body,
+) -> Result<Json<ChunkAck>, ApiError> {
+    let hash = hash_of(&sha256)?;
+    let limits = state.config.blobs.clone();
+    if q.size > limits.max_bytes {
+        return Err(ApiError::Refused(
+            Message::new("blob_too_large")
+                .with("size", q.size.to_string())
+                .with("max", limits.max_bytes.to_string()),
+        ));
+    }
+    let chunk = read_chunk(body).await?;
+    let store = state.blobs.clone();
+    let key = device.row.key;
+    let ack = blocking(move || {
+        let held = store.held(&hash, &key).map_err(store_failed)?;
+        // A new upload: within the device's budget of unfinished ones, and of a type
+        // told by its first bytes.
+        if held == (Held::Partial { held: 0 }) && q.offset == 0 {
+            if store.partials_of(&key).map_err(store_failed)? >= limits.max_partials_per_device {
+                return Err(ApiError::Refused(
+                    Message::new("blob_busy")
+                        .with("max", limits.max_partials_per_device.to_string()),
+                ));
+            }
+            if blobs::sniff(&chunk).is_none() {
+                return Err(ApiError::Refused(
+                    Message::new("blob_type_refused")
+                        .with("allowed", blobs::ALLOWED_TYPES)
+                        .with("got", q.mime.as_deref().unwrap_or("?")),
+                ));
+            }
+        }
+        let held = store
+            .append(&hash, &key, q.offset, q.size, &chunk)
+            .map_err(|e| match e {
+                BlobError::Offset { held, .. } => {
+                    ApiError::Refused(Message::new("blob_offset").with("held", held.to_string()))
+                }
+                BlobError::HashMismatch(_) => ApiError::Refused(Message::new("blob_hash_mismatch")),
+                BlobError::Overrun { .. } => ApiError::BadRequest(e.to_string()),
+                BlobError::Io(_) => store_failed(e),
+            })?;
+        Ok(ChunkAck {
+            held: held.bytes(),
+            complete: matches!(held, Held::Complete { .. }),
+        })
+    })
+    .await?;
+    Ok(Json(ack))
+}
+
+/// The chunk, refused (`413`) past [`MAX_CHUNK_BYTES`].
+async fn read_chunk(body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("a chunk is at most {MAX_CHUNK_BYTES} bytes"));
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_CHUNK_BYTES))
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the chunk: {e}"
+        ))),
+    }
+}
+
+/// Who reads a blob: a phone (its village scope) or a department (its view).
+pub enum BlobReader {
+    /// A device token.
+    Device(DeviceScope),
+    /// A department token.
+    Department(DepartmentDef),
+}
+
+impl FromRequestParts<AppState> for BlobReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers, "device or department")?;
+        if token.starts_with("ybk_") {
+            let Department(dept) = Department::from_request_parts(parts, state).await?;
+            return Ok(BlobReader::Department(dept));
+        }
+        let device = DeviceAuth::from_request_parts(parts, state).await?;
+        Ok(BlobReader::Device(device.scope))
+    }
+}
+
+/// The bytes of a blob some record in the caller's scope references (the field in a
+/// department's view); `404` otherwise, the same as for no such blob.
+#[utoipa::path(get, path = "/v1/blobs/{sha256}", tag = "records", security(("device" = []), ("department" = [])),
+    params(("sha256" = String, Path, description = "lowercase hex SHA-256 of the bytes"), NoParams),
+    responses(
+        (status = 200, description = "the bytes, with their type by content", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 401, description = "no, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "no blob of that name in the caller's scope", body = ErrorBody),
+    ))]
+pub async fn get_blob(
+    reader: BlobReader,
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    Query(NoParams {}): Query<NoParams>,
+) -> Result<Response, ApiError> {
+    let hash = hash_of(&sha256)?;
+    let bytes = blocking(move || {
+        let refs = state
+            .storage
+            .blob_references(hash.as_str())
+            .map_err(|e| ApiError::internal("blob references", e))?;
+        let allowed = refs.iter().filter(|r| !r.deleted).any(|r| match &reader {
+            BlobReader::Department(dept) => {
+                dept.sees_value(&r.entity, r.village.as_deref(), &r.field)
+            }
+            BlobReader::Device(DeviceScope::Township) => true,
+            BlobReader::Device(DeviceScope::Village(v)) => r.village.as_deref() == Some(v),
+        });
+        let not_found = || ApiError::NotFound(format!("no attachment {hash} in your scope"));
+        if !allowed {
+            return Err(not_found());
+        }
+        state
+            .blobs
+            .read(&hash)
+            .map_err(store_failed)?
+            .ok_or_else(not_found)
+    })
+    .await?;
+    let mime = blobs::sniff(&bytes).unwrap_or("application/octet-stream");
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
