@@ -1,5 +1,5 @@
-//! Webhooks: the storage conformance suite (run on SQLite; a PostgreSQL backend runs the
-//! same [`conformance`]), and end to end: the real server binary delivering to a real
+//! Webhooks: the storage conformance suite (run on SQLite, and on PostgreSQL when
+//! `YIBIAO_TEST_PG` is set), and end to end: the real server binary delivering to a real
 //! receiving HTTP server on loopback that verifies every signature, goes down and comes
 //! back, while a second endpoint is dead all along.
 
@@ -11,7 +11,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use yibiao_server::storage::{NewDelivery, SqliteStorage, WebhookRow, WebhookStorage};
+use yibiao_server::storage::{
+    NewDelivery, PostgresStorage, SqliteStorage, WebhookRow, WebhookStorage,
+};
 use yibiao_server::webhooks::signature;
 use yibiao_testkit::server::{ServerOptions, ServerProcess};
 
@@ -122,6 +124,16 @@ fn conformance(s: &dyn WebhookStorage) {
 fn sqlite_webhook_storage_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     conformance(&SqliteStorage::open(&dir.path().join("yibiao.db")).unwrap());
+}
+
+#[test]
+fn postgres_webhook_storage_passes_the_conformance_suite() {
+    let Some(url) = yibiao_testkit::pg::test_url() else {
+        return;
+    };
+    let url = yibiao_testkit::pg::fresh_schema(&url, &format!("webhooks_{}", std::process::id()))
+        .unwrap();
+    conformance(&PostgresStorage::open(&url).unwrap());
 }
 
 /// What the receiver got: each request's idempotency key and body, in arrival order.

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::Paths;
 use crate::blobs::{self, fs::FsBlobStore};
 use crate::config::Overrides;
-use crate::storage::SqliteStorage;
+use crate::storage::{BlobRefStorage, PostgresStorage, SqliteStorage};
 
 #[derive(Subcommand)]
 pub(crate) enum BlobsAction {
@@ -20,17 +20,27 @@ pub(crate) enum BlobsAction {
 impl BlobsAction {
     pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
         let cfg = paths.config(Overrides::default())?;
-        let db = cfg.data_dir.join("yibiao.db");
-        if !db.exists() {
-            return Err(format!("no database at {}", db.display()));
-        }
-        let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+        let storage: Box<dyn BlobRefStorage> = match &cfg.database {
+            Some(url) => Box::new(PostgresStorage::open(url).map_err(|e| {
+                format!(
+                    "database {} cannot be opened: {e}",
+                    crate::state::redact(url)
+                )
+            })?),
+            None => {
+                let db = cfg.data_dir.join("yibiao.db");
+                if !db.exists() {
+                    return Err(format!("no database at {}", db.display()));
+                }
+                Box::new(SqliteStorage::open(&db).map_err(|e| e.to_string())?)
+            }
+        };
         let store = FsBlobStore::new(cfg.data_dir.join("blobs"));
         let now = chrono::Utc::now().timestamp_millis();
         let grace = i64::try_from(cfg.blobs.grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         match self {
             BlobsAction::Gc => {
-                let r = blobs::collect(&store, &storage, now, grace)?;
+                let r = blobs::collect(&store, storage.as_ref(), now, grace)?;
                 println!(
                     "removed {} blobs and {} partial uploads ({} bytes); kept {} blobs",
                     r.removed, r.partials_removed, r.bytes_freed, r.kept

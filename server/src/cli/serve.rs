@@ -18,7 +18,7 @@ use crate::accounts;
 use crate::config::{Config, Overrides};
 use crate::limits::{ClientAddr, GuardedListener};
 use crate::state::AppState;
-use crate::storage::{ServerStorage, SqliteStorage, WebhookStorage};
+use crate::storage::{PostgresStorage, ServerStorage, SqliteStorage, WebhookStorage};
 
 /// Options of `serve`.
 #[derive(clap::Args)]
@@ -75,9 +75,18 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     })?;
     let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let state = AppState::open(cfg.clone(), schema)?;
-    let webhooks: Arc<dyn WebhookStorage> = Arc::new(
-        SqliteStorage::open(&super::datadir::database(&cfg.data_dir)).map_err(|e| e.to_string())?,
-    );
+    let webhooks: Arc<dyn WebhookStorage> = match &cfg.database {
+        Some(url) => Arc::new(PostgresStorage::open(url).map_err(|e| {
+            format!(
+                "database {} cannot be opened: {e}",
+                crate::state::redact(url)
+            )
+        })?),
+        None => Arc::new(
+            SqliteStorage::open(&super::datadir::database(&cfg.data_dir))
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     crate::schema_change::prepare(
         &cfg.data_dir,
         state.storage.as_ref(),

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::Paths;
 use super::datadir;
 use super::table::{listing, local_time, print};
-use crate::storage::{SqliteStorage, WebhookStorage};
+use crate::storage::{PostgresStorage, SqliteStorage, WebhookStorage};
 
 #[derive(Subcommand)]
 pub(crate) enum WebhookAction {
@@ -50,8 +50,18 @@ pub(crate) enum WebhookAction {
 impl WebhookAction {
     pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
         let (cfg, _) = paths.open(None)?;
-        let store =
-            SqliteStorage::open(&datadir::database(&cfg.data_dir)).map_err(|e| e.to_string())?;
+        let store: Box<dyn WebhookStorage> = match &cfg.database {
+            Some(url) => Box::new(PostgresStorage::open(url).map_err(|e| {
+                format!(
+                    "database {} cannot be opened: {e}",
+                    crate::state::redact(url)
+                )
+            })?),
+            None => Box::new(
+                SqliteStorage::open(&datadir::database(&cfg.data_dir))
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
         let text = |e: yibiao_sync::hub::StorageError| e.to_string();
         match self {
             WebhookAction::Add {
@@ -60,8 +70,13 @@ impl WebhookAction {
                 allow_http,
             } => {
                 let schema = super::load_schema(&cfg)?;
-                let row =
-                    crate::webhooks::register(&store, &schema, &department, &url, allow_http)?;
+                let row = crate::webhooks::register(
+                    store.as_ref(),
+                    &schema,
+                    &department,
+                    &url,
+                    allow_http,
+                )?;
                 println!("webhook {} for {} at {}", row.id, row.department, row.url);
                 println!("secret (shown once): {}", row.secret);
             }

@@ -8,9 +8,10 @@ use yibiao_model::RecordId;
 use yibiao_sync::hub::{DocWrite, HubBatch, HubStorage};
 
 use super::{
-    AccountStorage, AuditRow, CadreRow, DepartmentStorage, DepartmentTokenRow, DeviceRow,
-    RecordFilter, Redeem, ServerStorage, SessionRow, StaffRow, StaffStorage, TaskStorage,
-    ViewStorage,
+    AccountStorage, AuditRow, BlobRefStorage, CadreAdminStorage, CadreRow, DepartmentStorage,
+    DepartmentTokenRow, DeviceRow, DeviceSeenStorage, FindingStorage, RecordFilter,
+    RecordTableStorage, Redeem, ServerStorage, SessionRow, StaffRow, StaffStorage, TableFilter,
+    TaskStorage, TrailStorage, ViewStorage,
 };
 
 /// Runs every suite of the server's storage (the hub's included), each check on a
@@ -22,6 +23,12 @@ pub(crate) fn run_all<S: ServerStorage>(make: impl Fn() -> S) {
     views(&make);
     tasks(&make());
     staff(&make());
+    device_seen(&make());
+    cadre_admin(&make());
+    records_table(&make());
+    findings(&make());
+    blob_refs(&make());
+    trail(&make());
 }
 
 fn device(key: &str, phone: Option<&str>) -> DeviceRow {
@@ -459,4 +466,213 @@ pub(crate) fn staff(s: &dyn StaffStorage) {
         [2, 1],
         "newest first"
     );
+}
+
+/// The [`DeviceSeenStorage`] suite.
+pub(crate) fn device_seen<S: AccountStorage + DeviceSeenStorage>(s: &S) {
+    s.add_cadre(&cadre("amu", Some("v1"))).unwrap();
+    s.add_device(&device("k1", None), b"t1").unwrap();
+    s.add_device(&device("k2", None), b"t2").unwrap();
+    assert!(
+        s.devices_last_seen().unwrap().is_empty(),
+        "no device has synced"
+    );
+    s.touch_device("k1", 100).unwrap();
+    s.touch_device("k1", 50).unwrap();
+    s.touch_device("nobody", 70).unwrap();
+    assert_eq!(
+        s.devices_last_seen().unwrap(),
+        [("k1".to_owned(), 100)],
+        "last seen never moves backwards; unknown keys write nothing"
+    );
+    s.touch_device("k1", 200).unwrap();
+    assert_eq!(s.devices_last_seen().unwrap(), [("k1".to_owned(), 200)]);
+}
+
+/// The [`CadreAdminStorage`] suite.
+pub(crate) fn cadre_admin<S: AccountStorage + CadreAdminStorage>(s: &S) {
+    s.add_cadre(&cadre("amu", Some("v1"))).unwrap();
+    s.add_cadre(&cadre("bo", Some("v1"))).unwrap();
+    s.add_device(&device("k1", Some("p1")), b"t1").unwrap();
+    s.add_enrol_code(b"c1", "amu", 1000, 1).unwrap();
+    s.add_enrol_code(b"c2", "bo", 1000, 1).unwrap();
+    assert!(!s.disable_cadre("nobody", 10).unwrap());
+    assert!(!s.move_cadre("nobody", None, 10).unwrap());
+    assert!(s.move_cadre("amu", Some("v2"), 10).unwrap());
+    assert_eq!(
+        s.cadre("amu").unwrap().unwrap().village.as_deref(),
+        Some("v2")
+    );
+    let k1 = s
+        .devices()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.key == "k1")
+        .unwrap();
+    assert_eq!(k1.revoked_ms, Some(10), "a moved cadre's device is revoked");
+    let mut make = |_: &CadreRow| (device("k9", Some("p9")), b"t9".to_vec());
+    assert_eq!(
+        s.redeem_code(b"c1", 20, &mut make).unwrap(),
+        Redeem::Expired,
+        "a moved cadre's unused code ends"
+    );
+    assert!(s.disabled_cadres().unwrap().is_empty());
+    assert!(s.disable_cadre("bo", 30).unwrap());
+    assert!(s.disable_cadre("bo", 40).unwrap());
+    assert_eq!(
+        s.disabled_cadres().unwrap(),
+        [("bo".to_owned(), 30)],
+        "the first disabling time stays"
+    );
+    assert_eq!(
+        s.redeem_code(b"c2", 35, &mut make).unwrap(),
+        Redeem::Expired
+    );
+    assert!(s.move_cadre("amu", None, 50).unwrap(), "to township level");
+    assert_eq!(s.cadre("amu").unwrap().unwrap().village, None);
+    let k1 = s
+        .devices()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.key == "k1")
+        .unwrap();
+    assert_eq!(k1.revoked_ms, Some(10), "the first revocation stays");
+}
+
+/// The [`RecordTableStorage`] suite.
+pub(crate) fn records_table<S: HubStorage + RecordTableStorage>(s: &S) {
+    let mut conflicted = doc(2, "household", Some("v1"), r#"{"a":1}"#, false);
+    conflicted.conflicts_json = r#"{"b":[1,2]}"#.into();
+    commit(
+        s,
+        vec![
+            doc(1, "household", Some("v1"), r#"{"a":1,"b":null}"#, false),
+            conflicted,
+            doc(3, "household", Some("v2"), "{}", false),
+            doc(4, "person", Some("v1"), r#"{"a":1,"b":2}"#, false),
+            doc(5, "household", Some("v1"), r#"{"a":1,"b":2}"#, true),
+        ],
+    );
+    let all = filter(&["household"], None, false);
+    let ids = |t: &TableFilter, offset, limit| -> (Vec<RecordId>, usize) {
+        let (page, total) = s.records_table(&all, t, offset, limit).unwrap();
+        (page.into_iter().map(|r| r.id).collect(), total)
+    };
+    let plain = TableFilter::default();
+    assert_eq!(ids(&plain, 0, None), (vec![id(1), id(2), id(3)], 3));
+    assert_eq!(
+        ids(&plain, 1, Some(1)),
+        (vec![id(2)], 3),
+        "one page, the whole count"
+    );
+    let desc = TableFilter {
+        desc: true,
+        ..TableFilter::default()
+    };
+    assert_eq!(
+        ids(&desc, 0, Some(2)),
+        (vec![id(3), id(2)], 3),
+        "newest first"
+    );
+    let conflicted_in = |fields: &[&str]| TableFilter {
+        conflicted_in: Some(fields.iter().map(|f| (*f).to_owned()).collect()),
+        ..TableFilter::default()
+    };
+    assert_eq!(ids(&conflicted_in(&["b"]), 0, None), (vec![id(2)], 1));
+    assert_eq!(ids(&conflicted_in(&["a"]), 0, None), (vec![], 0));
+    assert_eq!(
+        ids(&conflicted_in(&[]), 0, None),
+        (vec![], 0),
+        "no fields, none"
+    );
+    let complete = |fields: &[&str], yes: bool| TableFilter {
+        complete: Some((fields.iter().map(|f| (*f).to_owned()).collect(), yes)),
+        ..TableFilter::default()
+    };
+    assert_eq!(
+        ids(&complete(&["a", "b"], true), 0, None),
+        (vec![id(1)], 1),
+        "a JSON null is held"
+    );
+    assert_eq!(
+        ids(&complete(&["a", "b"], false), 0, None),
+        (vec![id(2), id(3)], 2)
+    );
+    assert_eq!(
+        ids(&complete(&[], true), 0, None).1,
+        3,
+        "no required field: all complete"
+    );
+}
+
+/// The [`FindingStorage`] suite.
+pub(crate) fn findings<S: HubStorage + FindingStorage>(s: &S) {
+    let entity = yibiao_model::finding::FINDING_ENTITY;
+    commit(
+        s,
+        vec![
+            doc(7, entity, Some("v1"), r#"{"spec":{}}"#, false),
+            doc(3, entity, None, r#"{"spec":{"x":1}}"#, false),
+            doc(5, "household", Some("v1"), "{}", false),
+        ],
+    );
+    let rows = s.findings().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [id(3), id(7)],
+        "findings only, by id"
+    );
+    assert_eq!(rows[0].village, None);
+    assert_eq!(rows[0].json, r#"{"spec":{"x":1}}"#);
+    assert_eq!(rows[1].village.as_deref(), Some("v1"));
+}
+
+/// The [`BlobRefStorage`] suite.
+pub(crate) fn blob_refs<S: HubStorage + BlobRefStorage>(s: &S) {
+    let hash = "ab".repeat(32);
+    let photo = format!(r#"{{"photo":{{"sha256":"{hash}","mime":"image/jpeg"}},"name":"x"}}"#);
+    let mut conflicted = doc(2, "household", None, "{}", false);
+    conflicted.conflicts_json = format!(r#"{{"ids":[[{{"sha256":"{hash}"}}],[]]}}"#);
+    commit(
+        s,
+        vec![
+            doc(1, "household", Some("v1"), &photo, true),
+            conflicted,
+            doc(3, "household", Some("v1"), r#"{"name":"abab"}"#, false),
+        ],
+    );
+    let mut refs = s.blob_references(&hash).unwrap();
+    refs.sort_by_key(|r| r.record);
+    let got: Vec<_> = refs
+        .iter()
+        .map(|r| (r.record, r.field.as_str(), r.village.as_deref(), r.deleted))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (id(1), "photo", Some("v1"), true),
+            (id(2), "ids", None, false)
+        ],
+        "values and conflicts, tombstones included"
+    );
+    assert!(s.blob_references(&"cd".repeat(32)).unwrap().is_empty());
+}
+
+/// The [`TrailStorage`] suite.
+pub(crate) fn trail<S: HubStorage + AccountStorage + TrailStorage>(s: &S) {
+    s.add_cadre(&cadre("amu", Some("v1"))).unwrap();
+    let mut d1 = device("d1", None);
+    d1.key = "d1".into();
+    s.add_device(&d1, b"t1").unwrap();
+    let mut one = doc(1, "household", Some("v1"), "{}", false);
+    one.typed = vec![(100, "a".into()), (300, "b".into())];
+    let mut two = doc(2, "household", Some("v1"), "{}", false);
+    two.typed = vec![(50, "a".into())];
+    commit(s, vec![one, two, doc(3, "household", None, "{}", false)]);
+    let marks = s.last_changes(&[id(1), id(2), id(3), id(9)]).unwrap();
+    assert_eq!(marks.len(), 2, "records never typed into are absent");
+    assert_eq!(marks[&id(1)].at_ms, 300, "the newest typed value");
+    assert_eq!(marks[&id(1)].by, "阿木", "the cadre's name");
+    assert_eq!(marks[&id(2)].at_ms, 50);
+    assert!(s.last_changes(&[]).unwrap().is_empty());
 }

@@ -32,6 +32,8 @@ pub const TABLES: &[&str] = &[
     "login_attempts",
     "console_audit",
     "quarantine",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 /// What was copied of one table.
@@ -197,6 +199,11 @@ pub fn copy_from_sqlite(
         .map_err(err)?;
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('console_audit', 'seq'), GREATEST((SELECT MAX(seq) FROM console_audit), 1))",
+        &[],
+    )
+    .map_err(err)?;
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('webhook_deliveries', 'id'), GREATEST((SELECT MAX(id) FROM webhook_deliveries), 1))",
         &[],
     )
     .map_err(err)?;

@@ -20,6 +20,7 @@ mod admin;
 pub mod copy;
 mod hub;
 mod views;
+mod webhooks;
 
 use std::str::FromStr;
 
@@ -180,6 +181,35 @@ const STEPS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;
     ALTER TABLE cadres ADD COLUMN disabled_ms BIGINT;
 "#,
+    // 3: webhook endpoints with their delivery lease, and the delivery log (SQLite's
+    // step 7).
+    r#"
+    CREATE TABLE webhooks (
+        id             TEXT PRIMARY KEY,
+        department     TEXT NOT NULL,
+        url            TEXT NOT NULL,
+        secret         TEXT NOT NULL,
+        created_ms     BIGINT NOT NULL,
+        cursor         BIGINT NOT NULL DEFAULT 0,
+        lease_holder   TEXT,
+        lease_until_ms BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE webhook_deliveries (
+        id              BIGSERIAL PRIMARY KEY,
+        webhook         TEXT NOT NULL,
+        first_position  BIGINT NOT NULL,
+        last_position   BIGINT NOT NULL,
+        records         BIGINT NOT NULL,
+        body            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        BIGINT NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_ms      BIGINT NOT NULL,
+        last_attempt_ms BIGINT,
+        delivered_ms    BIGINT
+    );
+    CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook, status, id);
+"#,
 ];
 
 /// The advisory lock key of migrations ("yibiao" in ASCII).
@@ -237,6 +267,20 @@ impl PostgresStorage {
     pub(crate) fn conn(&self) -> Result<Conn, StorageError> {
         self.pool.get().map_err(err)
     }
+}
+
+/// True when the database at `url` holds yibiao's tables (any version); connects once,
+/// migrates nothing.
+pub fn is_migrated(url: &str) -> Result<bool, StorageError> {
+    let config = postgres::Config::from_str(url)
+        .map_err(|e| err(format!("the database address is not valid: {e}")))?;
+    let mut c = config
+        .connect(NoTls)
+        .map_err(|e| err(format!("cannot connect: {e}")))?;
+    let row = c
+        .query_one("SELECT to_regclass('yibiao_schema') IS NOT NULL", &[])
+        .map_err(err)?;
+    Ok(row.get(0))
 }
 
 /// Runs the missing [`STEPS`] in one transaction, under an advisory lock.
