@@ -146,3 +146,53 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
         "only the new edit"
     );
 }
+
+fn cli(data: &std::path::Path, database: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yibiao-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--database", database])
+        .args(args)
+        .env_remove("YIBIAO_DATABASE")
+        .env_remove("YIBIAO_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn operator_commands_on_postgres_refuse_a_database_without_tables_and_sqlite_backups() {
+    let Some(url) = test_url() else { return };
+    let db = fresh_schema(&url, &format!("cli{}", std::process::id())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = cli(
+        &data,
+        &db,
+        &[
+            "cadre",
+            "add",
+            "--id",
+            "amu",
+            "--name",
+            "阿木",
+            "--township",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("holds no yibiao tables"),
+        "{err}"
+    );
+    let out = cli(&data, &db, &["init"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created yibiao's tables"));
+    let out = cli(&data, &db, &["init"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already holds"));
+    let out = cli(&data, &db, &["webhook", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(&data, &db, &["backup", "--to", "/tmp/never.db"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("pg_dump"), "{err}");
+    let storage = PostgresStorage::open(&db).unwrap();
+    assert!(storage.cadres().unwrap().is_empty(), "nothing was added");
+}

@@ -35,6 +35,7 @@ pub(crate) struct RestoreArgs {
 impl BackupArgs {
     pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
         let cfg = paths.config(Overrides::default())?;
+        datadir::sqlite_only(&cfg, "backup")?;
         datadir::require_database(&cfg.data_dir, false)?;
         if self.to.exists() && !self.force {
             return Err(format!(
@@ -58,6 +59,7 @@ impl BackupArgs {
 impl RestoreArgs {
     pub(crate) fn run(self, paths: &Paths) -> Result<(), String> {
         let cfg = paths.config(Overrides::default())?;
+        datadir::sqlite_only(&cfg, "restore")?;
         // Checked before anything is made or locked: a wrong file changes nothing.
         backup::check(&self.from).map_err(|e| format!("cannot restore: {e}"))?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {

@@ -10,6 +10,14 @@
 //! - Operator commands refuse a directory with no database (a mistyped `--data-dir` would
 //!   otherwise make a new empty one and report "added"); `init`, `serve` or `--create`
 //!   make one.
+//! - With `--database postgres://...` (ADR 0010) the same rule applies to the PostgreSQL
+//!   database: it must exist (yibiao never runs `CREATE DATABASE`, so a mistyped name fails
+//!   to connect) and operator commands refuse one without yibiao's tables unless
+//!   `--create`; `init` and `serve` make them. The data directory still holds the blobs,
+//!   the admin token file and the served schema, and `serve` still takes its lock: each
+//!   process serving one PostgreSQL database has its own data directory. `backup` and
+//!   `restore` are SQLite's; PostgreSQL is backed up with its own tools (`pg_dump`), the
+//!   data directory's `blobs/` beside it.
 //! - Everything the process creates is owner-only: the umask is set to 077 at start
 //!   ([`private_umask`]), so the directory is 0700 and the database, its `-wal`/`-shm`,
 //!   backups and the admin token file are 0600.
@@ -46,6 +54,37 @@ pub(crate) fn require_database(dir: &Path, create: bool) -> Result<(), String> {
         "no yibiao database in {}; did you mistype --data-dir? use --create (or `yibiao-server init`) to make a new one",
         dir.display()
     ))
+}
+
+/// Refuses a PostgreSQL database that yibiao never migrated, unless `create`.
+pub(crate) fn require_postgres(url: &str, create: bool) -> Result<(), String> {
+    if create {
+        return Ok(());
+    }
+    let ready = crate::storage::postgres::is_migrated(url).map_err(|e| {
+        format!(
+            "database {} cannot be opened: {e}",
+            crate::state::redact(url)
+        )
+    })?;
+    if ready {
+        return Ok(());
+    }
+    Err(format!(
+        "the PostgreSQL database {} holds no yibiao tables; use --create (or `yibiao-server init`) to make them",
+        crate::state::redact(url)
+    ))
+}
+
+/// Refuses a command that reads or writes the SQLite file when the configuration names a
+/// PostgreSQL database.
+pub(crate) fn sqlite_only(cfg: &crate::config::Config, command: &str) -> Result<(), String> {
+    match cfg.database {
+        Some(_) => Err(format!(
+            "`{command}` copies the SQLite database of a data directory; with --database postgres://... use PostgreSQL's own tools (pg_dump, pg_restore) and copy the data directory's blobs/ beside them"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The running server's exclusive hold on a data directory; released when dropped or

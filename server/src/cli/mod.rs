@@ -227,7 +227,10 @@ impl Paths {
             schema,
             ..Overrides::default()
         })?;
-        datadir::require_database(&cfg.data_dir, self.create)?;
+        match &cfg.database {
+            Some(url) => datadir::require_postgres(url, self.create)?,
+            None => datadir::require_database(&cfg.data_dir, self.create)?,
+        }
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             format!(
                 "cannot create data directory {}: {e}",
@@ -263,6 +266,22 @@ fn init(paths: &Paths) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
+    if let Some(url) = &cfg.database {
+        let existed = crate::storage::postgres::is_migrated(url).map_err(|e| {
+            format!(
+                "database {} cannot be opened: {e}",
+                crate::state::redact(url)
+            )
+        })?;
+        crate::state::open_postgres(url)?;
+        let url = crate::state::redact(url);
+        if existed {
+            println!("{url} already holds yibiao's tables (migrated to this version)");
+        } else {
+            println!("created yibiao's tables in {url}");
+        }
+        return Ok(());
+    }
     let db = datadir::database(&cfg.data_dir);
     let existed = db.exists();
     SqliteStorage::open(&db).map_err(|e| format!("database {}: {e}", db.display()))?;
