@@ -1130,7 +1130,21 @@ fn the_admin_adds_a_cadre_issues_a_qr_enrolment_code_and_revokes_a_phone_that_sy
         &[("id", "mose"), ("name", "x")],
     );
     assert!(
-        dup.body.contains("id=\"admin-error\"") && dup.body.contains("already exists"),
+        dup.body.contains("id=\"admin-error\"")
+            && dup.body.contains("未能完成：干部 `mose` 已存在"),
+        "the refusal in the page's language: {}",
+        dup.body
+    );
+    let mut english = Browser::signed_in(&fx, "admin");
+    english.get("/admin/cadres?lang=en");
+    let dup = post_with_token(
+        &mut english,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "x")],
+    );
+    assert!(
+        dup.body.contains("Not done: cadre `mose` already exists"),
         "{}",
         dup.body
     );
@@ -1231,7 +1245,7 @@ fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
         "/admin/cadres/move",
         &[("id", "amu"), ("village", "atlantis")],
     );
-    assert!(bad.body.contains("unknown village"), "{}", bad.body);
+    assert!(bad.body.contains("没有村 `atlantis`"), "{}", bad.body);
 
     let disabled = post_with_token(
         &mut admin,
@@ -1248,7 +1262,7 @@ fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
         &[("id", "amu")],
     );
     assert!(
-        no_code.body.contains("disabled") && !no_code.body.contains("<svg"),
+        no_code.body.contains("已停用，不再为其发放注册码") && !no_code.body.contains("<svg"),
         "{}",
         no_code.body
     );
@@ -1323,7 +1337,7 @@ fn the_admin_adds_and_disables_staff_accounts() {
         "/admin/staff/add",
         &[("login", "x1"), ("name", "x"), ("role", "dept:nope")],
     );
-    assert!(bad.body.contains("unknown department"), "{}", bad.body);
+    assert!(bad.body.contains("没有部门 `nope`"), "{}", bad.body);
     let disabled = post_with_token(
         &mut admin,
         "/admin/staff",
