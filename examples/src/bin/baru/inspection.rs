@@ -140,13 +140,28 @@ fn step(t: &Township, token: &str, id: &str, body: Json) -> Res<Json> {
 
 /// Runs the inspection and checks it; mismatches go to `check`.
 pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> {
-    println!(
-        "\n[20:30] the discipline office records its afternoon visit to three villages (five findings, over HTTP)"
-    );
     let disc = t
         .dept_tokens
         .get("discipline_inspection")
         .ok_or("the schema has no discipline_inspection department")?;
+    let (ids, short) = record_and_hand_over(t, disc)?;
+    resolve_and_verify(t, disc, &ids)?;
+    hold_overdue(t, disc, &ids, short, check)?;
+    check_findings(t, disc, &ids, check)?;
+    check_report(t, disc, check)
+}
+
+/// The three villages inspected.
+const VILLAGES: [&str; 3] = ["tujiang", "baru", "xinmin"];
+
+type Ids = Vec<(String, &'static Planned)>;
+
+/// Records the five findings and hands them over; the villages' phones sync them.
+/// Returns the findings and the short deadline of the one nobody resolves.
+fn record_and_hand_over(t: &Township, disc: &str) -> Res<(Ids, i64)> {
+    println!(
+        "\n[20:30] the discipline office records its afternoon visit to three villages (five findings, over HTTP)"
+    );
     let now = chrono::Utc::now().timestamp_millis();
     let week = now + 7 * 24 * 3600 * 1000;
     // The railing is due almost at once: nobody repairs it, so it is overdue tonight.
@@ -175,8 +190,7 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
         println!("  {:<8} {:<20} {}", p.village, p.category, p.description);
         ids.push((id, p));
     }
-    let villages = ["tujiang", "baru", "xinmin"];
-    let which = phones_of(t, &villages);
+    let which = phones_of(t, &VILLAGES);
     sync_round(
         "findings reach the villages",
         &t.phones,
@@ -185,6 +199,13 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
         &t.wire,
     )?;
 
+    Ok((ids, short))
+}
+
+/// The villages resolve offline and sync; the office accepts or sends back; the
+/// reworked one is resolved again and accepted.
+fn resolve_and_verify(t: &Township, disc: &str, ids: &Ids) -> Res<()> {
+    let which = phones_of(t, &VILLAGES);
     println!("[21:00] the village cadres resolve them offline, then sync through the weak links");
     let to_resolve: Vec<(String, &Planned)> = ids
         .iter()
@@ -243,6 +264,12 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
         reworked.len()
     );
 
+    Ok(())
+}
+
+/// The short deadline passes unresolved: the office holds the village to account.
+fn hold_overdue(t: &Township, disc: &str, ids: &Ids, short: i64, check: &mut Check) -> Res<()> {
+    let which = phones_of(t, &VILLAGES);
     // The railing's deadline passes unresolved: the office holds the village to account.
     let wait_until = short + 1_000;
     let left = wait_until - chrono::Utc::now().timestamp_millis();
@@ -276,8 +303,13 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
         &t.wire,
     )?;
 
+    Ok(())
+}
+
+/// Each finding's state on the server and on every phone of its village.
+fn check_findings(t: &Township, disc: &str, ids: &Ids, check: &mut Check) -> Res<()> {
     // Self-check: each finding's status on the server and on its village's phone.
-    for (id, p) in &ids {
+    for (id, p) in ids {
         let f = t
             .http
             .json("GET", &format!("/v1/findings/{id}"), disc, None)?;
@@ -319,6 +351,11 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
         }
     }
 
+    Ok(())
+}
+
+/// The weekly report (通报): printed, and every figure checked against the plan.
+fn check_report(t: &Township, disc: &str, check: &mut Check) -> Res<()> {
     // The weekly report (通报).
     let report = t.http.json(
         "GET",
@@ -360,7 +397,7 @@ pub(super) fn discipline_inspection(t: &Township, check: &mut Check) -> Res<()> 
             .cloned()
             .unwrap_or(Json::Null)
     };
-    for v in villages {
+    for v in VILLAGES {
         let rows = all.iter().copied().filter(|p| p.village == v).collect();
         expect_row(&format!("village {v}"), &row("by_village", v), rows);
         let rows = all.iter().copied().filter(|p| p.village == v).collect();
