@@ -54,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/cancel", post(pages::tasks::cancel))
         .route("/reports/summary", get(pages::reports::summary))
         .route("/reports/burden", get(pages::reports::burden))
+        .route("/findings", get(pages::findings::list))
+        .route("/findings/report", get(pages::findings::report))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
         .route("/tasks.xlsx", get(pages::export::tasks))
         .route("/summary.xlsx", get(pages::export::summary))
@@ -199,6 +201,13 @@ impl Layout {
                     current: false,
                 });
             }
+        }
+        if matches!(user.scope, Scope::Township(_)) {
+            nav.push(NavLink {
+                href: "/findings",
+                label: if en { "Findings" } else { "纪检问题" },
+                current: false,
+            });
         }
         if user.scope == Scope::Township(Role::Admin) {
             for (href, label) in [
