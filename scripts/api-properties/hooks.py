@@ -22,6 +22,10 @@ def error_envelope(ctx, response, case):
     """Every non-2xx answer is the project's JSON error envelope."""
     if 200 <= response.status_code < 300 or case.path in OWN_BODY:
         return None
+    # A HEAD answer has no body by HTTP's rules (RFC 9110 9.3.2): its status and headers
+    # are the answer (`HEAD /v1/blobs/{sha256}`: how much the server holds).
+    if case.method.upper() == "HEAD":
+        return None
     where = f"{case.method} {case.formatted_path} answered {response.status_code}"
     ctype = response.headers.get("content-type", [""])
     ctype = ctype[0] if isinstance(ctype, list) else ctype

@@ -2,6 +2,7 @@
 //! HTTP tools can do everything an admin client can, with the same checks and messages:
 //! cadres, enrolment codes, devices, department tokens, the admin token, revocation.
 
+use yibiao_model::messages::{Lang, Message};
 use yibiao_model::{CadreId, DeviceId, Schema};
 use yibiao_sync::Identity;
 
@@ -42,17 +43,17 @@ pub const DEFAULT_CODE_TTL_MINUTES: i64 = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// The input is wrong; the message says how.
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{}", .0.render(Lang::En))]
+    Invalid(Message),
     /// The thing named does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{}", .0.render(Lang::En))]
+    NotFound(Message),
     /// The thing already exists.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{}", .0.render(Lang::En))]
+    Conflict(Message),
     /// An enrolment code that cannot be used (unknown, used, expired).
-    #[error("{0}")]
-    BadCode(String),
+    #[error("{}", .0.render(Lang::En))]
+    BadCode(Message),
     /// Storage failed.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -76,10 +77,11 @@ fn check_village(schema: &Schema, village: Option<&str>) -> Result<(), AccountEr
     match village {
         Some(v) if !schema.has_village(v) => {
             let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
-            Err(AccountError::Invalid(format!(
-                "unknown village `{v}`; the schema has: {}",
-                known.join(", ")
-            )))
+            Err(AccountError::Invalid(
+                Message::new("unknown_village")
+                    .with("village", v)
+                    .with("known", known.join(", ")),
+            ))
         }
         _ => Ok(()),
     }
@@ -93,12 +95,10 @@ pub fn create_cadre(
     name: &str,
     village: Option<&str>,
 ) -> Result<CadreRow, AccountError> {
-    let id = CadreId::new(id).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let id = CadreId::new(id).map_err(|e| AccountError::Invalid(Message::detail(e.to_string())))?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(AccountError::Invalid(
-            "name must be 1 to 60 characters".into(),
-        ));
+        return Err(AccountError::Invalid(Message::new("name_length")));
     }
     check_village(schema, village)?;
     let row = CadreRow {
@@ -108,9 +108,9 @@ pub fn create_cadre(
         created_ms: now_ms(),
     };
     if !storage.add_cadre(&row)? {
-        return Err(AccountError::Conflict(format!(
-            "cadre `{id}` already exists"
-        )));
+        return Err(AccountError::Conflict(
+            Message::new("cadre_exists").with("cadre", id.as_str()),
+        ));
     }
     Ok(row)
 }
@@ -120,7 +120,9 @@ pub fn create_cadre(
 /// history stay.
 pub fn disable_cadre(storage: &dyn ServerStorage, id: &str) -> Result<(), AccountError> {
     if !storage.disable_cadre(id, now_ms())? {
-        return Err(AccountError::NotFound(format!("no cadre `{id}`")));
+        return Err(AccountError::NotFound(
+            Message::new("no_cadre").with("cadre", id),
+        ));
     }
     Ok(())
 }
@@ -146,10 +148,14 @@ pub fn move_cadre(
 ) -> Result<(), AccountError> {
     check_village(schema, village)?;
     if is_disabled(storage, id)? {
-        return Err(AccountError::Invalid(format!("cadre `{id}` is disabled")));
+        return Err(AccountError::Invalid(
+            Message::new("cadre_disabled").with("cadre", id),
+        ));
     }
     if !storage.move_cadre(id, village, now_ms())? {
-        return Err(AccountError::NotFound(format!("no cadre `{id}`")));
+        return Err(AccountError::NotFound(
+            Message::new("no_cadre").with("cadre", id),
+        ));
     }
     Ok(())
 }
@@ -166,7 +172,9 @@ pub fn normalise_code(code: &str) -> String {
 /// lost); returns how many were still open.
 pub fn revoke_codes(storage: &dyn ServerStorage, cadre: &str) -> Result<usize, AccountError> {
     if storage.cadre(cadre)?.is_none() {
-        return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
+        return Err(AccountError::NotFound(
+            Message::new("no_cadre").with("cadre", cadre),
+        ));
     }
     Ok(storage.revoke_enrol_codes(cadre, now_ms())?)
 }
@@ -180,17 +188,17 @@ pub fn issue_code(
     ttl_minutes: i64,
 ) -> Result<(String, i64), AccountError> {
     if !(1..=7 * 24 * 60).contains(&ttl_minutes) {
-        return Err(AccountError::Invalid(
-            "ttl_minutes must be between 1 and 10080 (a week)".into(),
-        ));
+        return Err(AccountError::Invalid(Message::new("code_ttl")));
     }
     if storage.cadre(cadre)?.is_none() {
-        return Err(AccountError::NotFound(format!("no cadre `{cadre}`")));
+        return Err(AccountError::NotFound(
+            Message::new("no_cadre").with("cadre", cadre),
+        ));
     }
     if is_disabled(storage, cadre)? {
-        return Err(AccountError::Invalid(format!(
-            "cadre `{cadre}` is disabled; no enrolment code is issued for them"
-        )));
+        return Err(AccountError::Invalid(
+            Message::new("cadre_disabled_no_code").with("cadre", cadre),
+        ));
     }
     let secret = new_secret().map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
     let raw: String = secret
@@ -234,21 +242,20 @@ fn device_key(hash: &[u8]) -> String {
 /// one the server's own writers use (`server...`, `township`), whose changes and
 /// receipts must never be mistaken for a phone's.
 pub fn check_phone_device(phone_device: &str) -> Result<DeviceId, AccountError> {
-    let id = DeviceId::new(phone_device).map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let id = DeviceId::new(phone_device)
+        .map_err(|e| AccountError::Invalid(Message::detail(e.to_string())))?;
     let lower = phone_device.to_ascii_lowercase();
     if lower.starts_with("server") || lower == "township" {
-        return Err(AccountError::Invalid(format!(
-            "device id `{phone_device}` is reserved for the server; a phone uses the id its app generated"
-        )));
+        return Err(AccountError::Invalid(
+            Message::new("device_reserved").with("device", phone_device),
+        ));
     }
     Ok(id)
 }
 
 /// The message for a phone id bound to another live token.
 fn taken(phone_device: &str) -> AccountError {
-    AccountError::Conflict(format!(
-        "device id `{phone_device}` is already enrolled; if this is that phone, ask the township to revoke its old token first"
-    ))
+    AccountError::Conflict(Message::new("device_taken").with("device", phone_device))
 }
 
 /// Redeems a code for the phone whose store's device id is `phone_device`. The id is
@@ -262,9 +269,7 @@ pub fn enrol(
     check_phone_device(phone_device)?;
     let normalised = normalise_code(code);
     if normalised.len() != 8 || !normalised.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
-        return Err(AccountError::BadCode(
-            "an enrolment code has 8 letters and digits, like K7PM-Q2XD".into(),
-        ));
+        return Err(AccountError::BadCode(Message::new("code_format")));
     }
     let token = new_token("ybd_")?;
     let hash = token_hash(&token);
@@ -292,15 +297,9 @@ pub fn enrol(
             cadre: row.cadre.unwrap_or_default(),
             village: row.village,
         }),
-        Redeem::Unknown => Err(AccountError::BadCode(
-            "unknown enrolment code; ask the township for a new one".into(),
-        )),
-        Redeem::Used => Err(AccountError::BadCode(
-            "this enrolment code was already used; ask for a new one".into(),
-        )),
-        Redeem::Expired => Err(AccountError::BadCode(
-            "this enrolment code has expired; ask for a new one".into(),
-        )),
+        Redeem::Unknown => Err(AccountError::BadCode(Message::new("code_unknown"))),
+        Redeem::Used => Err(AccountError::BadCode(Message::new("code_used"))),
+        Redeem::Expired => Err(AccountError::BadCode(Message::new("code_expired"))),
         Redeem::Taken => Err(taken(phone_device)),
     }
 }
@@ -378,10 +377,11 @@ pub fn issue_department_token(
 ) -> Result<(DepartmentTokenRow, String), AccountError> {
     if schema.department(department).is_none() {
         let known: Vec<&str> = schema.departments.keys().map(String::as_str).collect();
-        return Err(AccountError::NotFound(format!(
-            "unknown department `{department}`; the schema has: {}",
-            known.join(", ")
-        )));
+        return Err(AccountError::NotFound(
+            Message::new("unknown_department")
+                .with("department", department)
+                .with("known", known.join(", ")),
+        ));
     }
     let token = new_token("ybk_")?;
     let hash = token_hash(&token);
@@ -413,7 +413,9 @@ pub fn revoke_device(storage: &dyn ServerStorage, key: &str) -> Result<(), Accou
     if storage.revoke_device(key, now_ms())? {
         Ok(())
     } else {
-        Err(AccountError::NotFound(format!("no device `{key}`")))
+        Err(AccountError::NotFound(
+            Message::new("no_device").with("key", key),
+        ))
     }
 }
 
@@ -422,9 +424,9 @@ pub fn revoke_department_token(storage: &dyn ServerStorage, key: &str) -> Result
     if storage.revoke_department_token(key, now_ms())? {
         Ok(())
     } else {
-        Err(AccountError::NotFound(format!(
-            "no department token `{key}`"
-        )))
+        Err(AccountError::NotFound(
+            Message::new("no_department_token").with("key", key),
+        ))
     }
 }
 

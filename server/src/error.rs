@@ -197,10 +197,10 @@ impl IntoResponse for ApiError {
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
-            AccountError::Invalid(m) => ApiError::BadRequest(m),
-            AccountError::NotFound(m) => ApiError::NotFound(m),
-            AccountError::Conflict(m) => ApiError::Conflict(m),
-            AccountError::BadCode(m) => ApiError::Unauthorized(m),
+            AccountError::Invalid(m) => ApiError::BadRequest(m.render(Lang::En)),
+            AccountError::NotFound(m) => ApiError::NotFound(m.render(Lang::En)),
+            AccountError::Conflict(m) => ApiError::Conflict(m.render(Lang::En)),
+            AccountError::BadCode(m) => ApiError::Unauthorized(m.render(Lang::En)),
             AccountError::Storage(m) => ApiError::internal("account storage failure", m),
         }
     }

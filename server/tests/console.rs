@@ -598,7 +598,7 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 15] = [
+    let routes: [(&str, &str, [u16; 6]); 17] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
@@ -614,6 +614,8 @@ fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
         ("GET", "/admin/tokens", [303, 403, 403, 403, 403, 200]),
         ("GET", "/reports/summary", [303, 403, 403, 403, 200, 200]),
         ("GET", "/reports/burden", [303, 403, 403, 403, 200, 200]),
+        ("GET", "/findings", [303, 403, 403, 200, 200, 200]),
+        ("GET", "/findings/report", [303, 403, 403, 200, 200, 200]),
     ];
     let mut browsers: Vec<Browser> = VISITORS
         .iter()
@@ -1130,7 +1132,21 @@ fn the_admin_adds_a_cadre_issues_a_qr_enrolment_code_and_revokes_a_phone_that_sy
         &[("id", "mose"), ("name", "x")],
     );
     assert!(
-        dup.body.contains("id=\"admin-error\"") && dup.body.contains("already exists"),
+        dup.body.contains("id=\"admin-error\"")
+            && dup.body.contains("未能完成：干部 `mose` 已存在"),
+        "the refusal in the page's language: {}",
+        dup.body
+    );
+    let mut english = Browser::signed_in(&fx, "admin");
+    english.get("/admin/cadres?lang=en");
+    let dup = post_with_token(
+        &mut english,
+        "/admin/cadres",
+        "/admin/cadres",
+        &[("id", "mose"), ("name", "x")],
+    );
+    assert!(
+        dup.body.contains("Not done: cadre `mose` already exists"),
         "{}",
         dup.body
     );
@@ -1231,7 +1247,7 @@ fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
         "/admin/cadres/move",
         &[("id", "amu"), ("village", "atlantis")],
     );
-    assert!(bad.body.contains("unknown village"), "{}", bad.body);
+    assert!(bad.body.contains("没有村 `atlantis`"), "{}", bad.body);
 
     let disabled = post_with_token(
         &mut admin,
@@ -1248,7 +1264,7 @@ fn moving_or_disabling_a_cadre_stops_their_phones_until_they_enrol_again() {
         &[("id", "amu")],
     );
     assert!(
-        no_code.body.contains("disabled") && !no_code.body.contains("<svg"),
+        no_code.body.contains("已停用，不再为其发放注册码") && !no_code.body.contains("<svg"),
         "{}",
         no_code.body
     );
@@ -1323,7 +1339,7 @@ fn the_admin_adds_and_disables_staff_accounts() {
         "/admin/staff/add",
         &[("login", "x1"), ("name", "x"), ("role", "dept:nope")],
     );
-    assert!(bad.body.contains("unknown department"), "{}", bad.body);
+    assert!(bad.body.contains("没有部门 `nope`"), "{}", bad.body);
     let disabled = post_with_token(
         &mut admin,
         "/admin/staff",
@@ -1496,5 +1512,56 @@ fn only_an_admin_posts_admin_forms_and_only_with_the_sessions_csrf_token() {
     assert!(
         actions.len() > audit_before && actions.iter().all(|a| a.starts_with("sign_")),
         "only sign-ins were logged: {actions:?}"
+    );
+}
+
+#[test]
+fn township_staff_print_the_findings_report_with_the_figures_of_the_core() {
+    use yibiao_model::finding::{StepKind, Unit};
+    use yibiao_server::findings::{self, NewFinding};
+    use yibiao_server::tasks::Issuer;
+    let fx = fixture();
+    let hub = &fx.state.hub;
+    let mut ids = Vec::new();
+    for (village, category) in [("tujiang", "epidemic_prevention"), ("baru", "work_style")] {
+        let new: NewFinding = serde_json::from_value(serde_json::json!({
+            "village": village, "category": category,
+            "description": "未落实 / not done", "severity": "medium"
+        }))
+        .unwrap();
+        ids.push(
+            findings::record(hub, &Issuer::Township, new, MORNING)
+                .unwrap()
+                .id,
+        );
+    }
+    // The tujiang finding is handed over with a deadline already past: overdue.
+    let hand_over = StepKind::HandOver {
+        unit: Unit::Village("tujiang".into()),
+        deadline_ms: MORNING - 1_000,
+    };
+    findings::take_step(hub, &Issuer::Township, ids[0], hand_over, MORNING).unwrap();
+    let day = yibiao_server::tasks::today(MORNING);
+    let mut office = Browser::signed_in(&fx, "office");
+    let page = office.get(&format!("/findings/report?from={day}&to={day}"));
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert!(body.contains("@media print"), "print CSS");
+    // found, handed over, resolved, on time, overdue, sent back, held, closed, avg.
+    let total = "<td>2</td><td>1</td><td>0</td><td>0</td><td>1</td><td>0</td><td>0</td><td>0</td><td>-</td>";
+    assert!(body.contains(total), "the total row: {body}");
+    for table in ["by-category", "by-village", "by-unit"] {
+        assert!(body.contains(&format!("id=\"{table}\"")), "{table}");
+    }
+    assert!(body.contains("土匠村") && body.contains("epidemic_prevention"));
+    let bad = office.get("/findings/report?from=2027-13-01&to=2027-01-02");
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("id=\"report-error\""), "{}", bad.body);
+    let list = office.get("/findings");
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("handed_over") && list.body.contains("found"));
+    assert_eq!(
+        Browser::signed_in(&fx, "ps").get("/findings/report").status,
+        403
     );
 }

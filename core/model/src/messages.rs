@@ -92,6 +92,11 @@ impl Message {
         self
     }
 
+    /// A sentence that has no code of its own yet: rendered as `text` in every language.
+    pub fn detail(text: impl Into<String>) -> Self {
+        Self::new("detail").with("detail", text)
+    }
+
     /// A parameter, or the empty string.
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name).map_or("", String::as_str)
@@ -104,6 +109,7 @@ impl Message {
             .or_else(|| day_sentence(self, lang))
             .or_else(|| blob_sentence(self, lang))
             .or_else(|| finding_sentence(self, lang))
+            .or_else(|| account_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -398,6 +404,106 @@ fn blob_sentence(m: &Message, lang: Lang) -> Option<String> {
             "this device has too many unfinished attachment uploads (at most {}); finish those first",
             p("max")
         ),
+        _ => return None,
+    })
+}
+
+/// Sentences about accounts: cadres, devices, enrolment codes, department tokens and
+/// staff (the operator's CLI, the admin API and the console's admin pages).
+fn account_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let p = |name| m.param(name);
+    let zh = lang == Lang::Zh;
+    Some(match m.code.as_str() {
+        "unknown_village" if zh => {
+            format!("没有村 `{}`；字典中的村有：{}", p("village"), p("known"))
+        }
+        "unknown_village" => format!(
+            "unknown village `{}`; the schema has: {}",
+            p("village"),
+            p("known")
+        ),
+        "unknown_department" if zh => format!(
+            "没有部门 `{}`；字典中的部门有：{}",
+            p("department"),
+            p("known")
+        ),
+        "unknown_department" => format!(
+            "unknown department `{}`; the schema has: {}",
+            p("department"),
+            p("known")
+        ),
+        "name_length" if zh => "姓名须为 1 到 60 个字".to_owned(),
+        "name_length" => "name must be 1 to 60 characters".to_owned(),
+        "name_empty" if zh => "姓名不能为空".to_owned(),
+        "name_empty" => "the name is empty".to_owned(),
+        "cadre_exists" if zh => format!("干部 `{}` 已存在", p("cadre")),
+        "cadre_exists" => format!("cadre `{}` already exists", p("cadre")),
+        "no_cadre" if zh => format!("没有干部 `{}`", p("cadre")),
+        "no_cadre" => format!("no cadre `{}`", p("cadre")),
+        "cadre_disabled" if zh => format!("干部 `{}` 已停用", p("cadre")),
+        "cadre_disabled" => format!("cadre `{}` is disabled", p("cadre")),
+        "cadre_disabled_no_code" if zh => {
+            format!("干部 `{}` 已停用，不再为其发放注册码", p("cadre"))
+        }
+        "cadre_disabled_no_code" => format!(
+            "cadre `{}` is disabled; no enrolment code is issued for them",
+            p("cadre")
+        ),
+        "code_ttl" if zh => "注册码有效期须为 1 到 10080 分钟（一周）".to_owned(),
+        "code_ttl" => "ttl_minutes must be between 1 and 10080 (a week)".to_owned(),
+        "device_reserved" if zh => format!(
+            "设备编号 `{}` 为服务器保留；手机应使用应用生成的编号",
+            p("device")
+        ),
+        "device_reserved" => format!(
+            "device id `{}` is reserved for the server; a phone uses the id its app generated",
+            p("device")
+        ),
+        "device_taken" if zh => format!(
+            "设备编号 `{}` 已注册；如果就是这部手机，请先让乡镇撤销它的旧令牌",
+            p("device")
+        ),
+        "device_taken" => format!(
+            "device id `{}` is already enrolled; if this is that phone, ask the township to revoke its old token first",
+            p("device")
+        ),
+        "code_format" if zh => "注册码是 8 位字母和数字，例如 K7PM-Q2XD".to_owned(),
+        "code_format" => "an enrolment code has 8 letters and digits, like K7PM-Q2XD".to_owned(),
+        "code_unknown" if zh => "注册码无效，请向乡镇索取新的注册码".to_owned(),
+        "code_unknown" => "unknown enrolment code; ask the township for a new one".to_owned(),
+        "code_used" if zh => "该注册码已被使用，请索取新的注册码".to_owned(),
+        "code_used" => "this enrolment code was already used; ask for a new one".to_owned(),
+        "code_expired" if zh => "该注册码已过期，请索取新的注册码".to_owned(),
+        "code_expired" => "this enrolment code has expired; ask for a new one".to_owned(),
+        "no_device" if zh => format!("没有设备 `{}`", p("key")),
+        "no_device" => format!("no device `{}`", p("key")),
+        "no_department_token" if zh => format!("没有部门令牌 `{}`", p("key")),
+        "no_department_token" => format!("no department token `{}`", p("key")),
+        "unknown_role" if zh => format!("没有角色 `{}`；可用 admin、leader 或 clerk", p("role")),
+        "unknown_role" => format!("unknown role `{}`; use admin, leader or clerk", p("role")),
+        "password_short" if zh => format!("密码太短：至少 {} 个字符", p("min")),
+        "password_short" => format!(
+            "the password is too short: use at least {} characters",
+            p("min")
+        ),
+        "login_format" if zh => format!(
+            "登录名 `{}` 须为 1 到 64 个 ASCII 字母、数字或 - _ . @",
+            p("login")
+        ),
+        "login_format" => format!(
+            "login `{}` must be 1 to 64 ASCII letters, digits, - _ . or @",
+            p("login")
+        ),
+        "login_taken" if zh => format!("登录名 `{}` 已被使用", p("login")),
+        "login_taken" => format!("staff login `{}` is taken", p("login")),
+        "no_enabled_staff" if zh => format!("没有启用中的账号 `{}`", p("login")),
+        "no_enabled_staff" => format!("no enabled staff account `{}`", p("login")),
+        "no_staff" if zh => format!("没有账号 `{}`", p("login")),
+        "no_staff" => format!("no staff account `{}`", p("login")),
+        "password_wrong" if zh => "当前密码不正确".to_owned(),
+        "password_wrong" => "the current password is not right".to_owned(),
+        "disable_self" if zh => "管理员不能停用自己的账号".to_owned(),
+        "disable_self" => "an administrator cannot disable their own account".to_owned(),
         _ => return None,
     })
 }

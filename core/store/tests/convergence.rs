@@ -218,9 +218,12 @@ proptest! {
                 let in_conflict = store.conflicts(id).unwrap().iter().any(|c| {
                     c.field == *field && c.values.iter().any(|v| v.value.as_ref() == Some(value))
                 });
+                // A write that settles a conflict is in the history as `Resolved`.
                 let in_history = store.history(id).unwrap().iter().any(|h| matches!(
                     &h.event,
-                    HistoryEvent::Set { field: f, value: v } if f == field && v == value
+                    HistoryEvent::Set { field: f, value: v }
+                        | HistoryEvent::Resolved { field: f, value: v }
+                        if f == field && v == value
                 ));
                 prop_assert!(is_current || in_conflict || in_history, "lost {field}={value} of record {record}");
             }

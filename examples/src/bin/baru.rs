@@ -13,9 +13,16 @@
 //!   the xinmin patrol, which becomes overdue.
 //! - Evening: phones sync again (retrying through cuts), the office resolves the
 //!   conflicts, phones converge, every department pulls its view.
+//! - Late evening: the discipline office, back from an afternoon visit to three villages
+//!   (issue 15), records five findings over HTTP and hands them over; the village phones
+//!   resolve them offline and sync through the same weak links; one is sent back and
+//!   resolved again, one left overdue and held to account; the weekly report (通报) is
+//!   printed.
 //! - It checks itself: every phone holds exactly what was typed for its village, every
 //!   department's pull equals what the cadres typed within its view, the tasks stand as
-//!   the day made them. Any mismatch exits non-zero.
+//!   the day made them, each finding stands as the inspection left it on the server and
+//!   on its village's phones, and the report's figures are the inspection's. Any mismatch
+//!   exits non-zero.
 //!
 //! Usage: `baru [--phones N] [--households N] [--parallel N] [--seed N] [--small]`
 //! (`--small`: 24 phones, 6 households per village, for CI).
@@ -39,6 +46,9 @@ use yibiao_store::http::HttpTransport;
 use yibiao_store::{Query, Store};
 use yibiao_sync::{RetryPolicy, SyncOptions};
 use yibiao_tests::proxy::{LinkProfile, Proxy};
+
+#[path = "baru/inspection.rs"]
+mod inspection;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, Failure>;
@@ -610,6 +620,9 @@ fn register_phones(
         let path = phones_dir.join(format!("{cadre}.db"));
         let blobs = Blobs::open(Blobs::dir_beside(&path))?;
         let store = Store::open(&path, schema_arc.clone(), CadreId::new(&cadre)?)?;
+        // Enrolment tells the phone its village, as the app does (the findings handed to
+        // the village are then its cadres' to resolve).
+        store.set_scope(Some(&yibiao_sync::DeviceScope::Village(village.clone())))?;
         phones.push(Phone {
             name: cadre,
             village,
@@ -1371,12 +1384,13 @@ fn run() -> Res<bool> {
     }
     let (task_status, burden) = report(&t, &work, resolved, &timings, pulled_total)?;
     check_tasks(&t, &tasks, &work, &task_status, &burden, &mut check);
+    inspection::discipline_inspection(&t, &mut check)?;
     println!(
         "\nSelf-check: {}",
         if check.failed {
             "FAILED"
         } else {
-            "every phone holds exactly its village's records; every department's view equals what the cadres typed; tasks stand as the day made them."
+            "every phone holds exactly its village's records; every department's view equals what the cadres typed; tasks stand as the day made them; the five findings and the report stand as the inspection made them."
         }
     );
     let Township { server, links, .. } = t;

@@ -133,7 +133,10 @@ fn state(revoked_ms: Option<i64>) -> String {
 /// A refusal for a key that does not exist, with where to find the right one.
 fn not_found_hint(e: AccountError, list: &str) -> String {
     match e {
-        AccountError::NotFound(m) => format!("{m}; see `yibiao-server {list}`"),
+        AccountError::NotFound(m) => format!(
+            "{}; see `yibiao-server {list}`",
+            m.render(yibiao_model::messages::Lang::En)
+        ),
         other => other.to_string(),
     }
 }

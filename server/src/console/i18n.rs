@@ -28,6 +28,14 @@ impl Lang {
         self == Lang::En
     }
 
+    /// The same language for the model's reasons ([`yibiao_model::messages::Message`]).
+    pub fn message(self) -> yibiao_model::messages::Lang {
+        match self {
+            Lang::Zh => yibiao_model::messages::Lang::Zh,
+            Lang::En => yibiao_model::messages::Lang::En,
+        }
+    }
+
     /// The words of this language.
     pub fn strings(self) -> &'static Strings {
         match self {

@@ -25,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use yibiao_model::Schema;
+use yibiao_model::messages::Lang as MsgLang;
 use yibiao_model::schema::{DepartmentDef, VillageScope};
 
 use crate::state::AppState;
@@ -53,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/cancel", post(pages::tasks::cancel))
         .route("/reports/summary", get(pages::reports::summary))
         .route("/reports/burden", get(pages::reports::burden))
+        .route("/findings", get(pages::findings::list))
+        .route("/findings/report", get(pages::findings::report))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
         .route("/tasks.xlsx", get(pages::export::tasks))
         .route("/summary.xlsx", get(pages::export::summary))
@@ -199,6 +202,13 @@ impl Layout {
                 });
             }
         }
+        if matches!(user.scope, Scope::Township(_)) {
+            nav.push(NavLink {
+                href: "/findings",
+                label: if en { "Findings" } else { "纪检问题" },
+                current: false,
+            });
+        }
         if user.scope == Scope::Township(Role::Admin) {
             for (href, label) in [
                 ("/admin/cadres", s.cadres),
@@ -323,12 +333,31 @@ impl IntoResponse for PageError {
     }
 }
 
+/// A refused account operation as a page shows it, in the page's language: "未能完成：" and
+/// the reason's sentence.
+pub fn refusal_sentence(lang: Lang, e: &crate::accounts::AccountError) -> String {
+    use crate::accounts::AccountError as A;
+    let lead = if lang.en() {
+        "Not done: "
+    } else {
+        "未能完成："
+    };
+    match e {
+        A::Invalid(m) | A::NotFound(m) | A::Conflict(m) | A::BadCode(m) => {
+            format!("{lead}{}", m.render(lang.message()))
+        }
+        A::Storage(_) => format!("{lead}{e}"),
+    }
+}
+
 impl From<crate::accounts::AccountError> for PageError {
     fn from(e: crate::accounts::AccountError) -> Self {
         use crate::accounts::AccountError as A;
         match e {
-            A::Invalid(m) | A::Conflict(m) | A::BadCode(m) => PageError::bad_form(&m, &m),
-            A::NotFound(m) => PageError::not_found(&m, &m),
+            A::Invalid(m) | A::Conflict(m) | A::BadCode(m) => {
+                PageError::bad_form(&m.render(MsgLang::Zh), &m.render(MsgLang::En))
+            }
+            A::NotFound(m) => PageError::not_found(&m.render(MsgLang::Zh), &m.render(MsgLang::En)),
             A::Storage(m) => PageError::internal("storage", m),
         }
     }

@@ -10,6 +10,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use yibiao_model::Schema;
+use yibiao_model::messages::Message;
 
 use crate::accounts::AccountError;
 use crate::config::ConsoleConfig;
@@ -48,9 +49,9 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "leader" => Ok(Role::Leader),
             "clerk" => Ok(Role::Clerk),
-            other => Err(AccountError::Invalid(format!(
-                "unknown role `{other}`; use admin, leader or clerk"
-            ))),
+            other => Err(AccountError::Invalid(
+                Message::new("unknown_role").with("role", other),
+            )),
         }
     }
 }
@@ -127,9 +128,9 @@ pub fn generate_password() -> Result<String, AccountError> {
 /// Refuses passwords too short to resist guessing.
 pub fn check_password(password: &str) -> Result<(), AccountError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AccountError::Invalid(format!(
-            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
-        )));
+        return Err(AccountError::Invalid(
+            Message::new("password_short").with("min", MIN_PASSWORD_CHARS.to_string()),
+        ));
     }
     Ok(())
 }
@@ -143,9 +144,9 @@ fn check_login(login: &str) -> Result<(), AccountError> {
     if ok {
         Ok(())
     } else {
-        Err(AccountError::Invalid(format!(
-            "login `{login}` must be 1 to 64 ASCII letters, digits, - _ . or @"
-        )))
+        Err(AccountError::Invalid(
+            Message::new("login_format").with("login", login),
+        ))
     }
 }
 
@@ -170,7 +171,7 @@ pub fn add(
 ) -> Result<StaffRow, AccountError> {
     check_login(new.login)?;
     if new.name.trim().is_empty() {
-        return Err(AccountError::Invalid("the name is empty".into()));
+        return Err(AccountError::Invalid(Message::new("name_empty")));
     }
     check_password(new.password)?;
     let (role, department) = match &new.scope {
@@ -178,10 +179,11 @@ pub fn add(
         Scope::Department(d) => {
             if schema.department(d).is_none() {
                 let known: Vec<&str> = schema.departments.keys().map(String::as_str).collect();
-                return Err(AccountError::Invalid(format!(
-                    "unknown department `{d}`; the schema has: {}",
-                    known.join(", ")
-                )));
+                return Err(AccountError::Invalid(
+                    Message::new("unknown_department")
+                        .with("department", d.as_str())
+                        .with("known", known.join(", ")),
+                ));
             }
             (Role::Clerk, Some(d.clone()))
         }
@@ -196,10 +198,9 @@ pub fn add(
         disabled_ms: None,
     };
     if !storage.add_staff(&row).map_err(storage_err)? {
-        return Err(AccountError::Conflict(format!(
-            "staff login `{}` is taken",
-            new.login
-        )));
+        return Err(AccountError::Conflict(
+            Message::new("login_taken").with("login", new.login),
+        ));
     }
     Ok(row)
 }
@@ -209,9 +210,9 @@ pub fn disable(storage: &dyn StaffStorage, login: &str, now_ms: i64) -> Result<(
     if storage.disable_staff(login, now_ms).map_err(storage_err)? {
         Ok(())
     } else {
-        Err(AccountError::NotFound(format!(
-            "no enabled staff account `{login}`"
-        )))
+        Err(AccountError::NotFound(
+            Message::new("no_enabled_staff").with("login", login),
+        ))
     }
 }
 
@@ -226,9 +227,9 @@ pub fn reset_password(
         .set_staff_password(login, &hash_password(password)?)
         .map_err(storage_err)?
     {
-        return Err(AccountError::NotFound(format!(
-            "no staff account `{login}`"
-        )));
+        return Err(AccountError::NotFound(
+            Message::new("no_staff").with("login", login),
+        ));
     }
     storage.clear_failed_logins(login).map_err(storage_err)
 }
@@ -243,11 +244,9 @@ pub fn change_password(
     let row = storage
         .staff(login)
         .map_err(storage_err)?
-        .ok_or_else(|| AccountError::NotFound(format!("no staff account `{login}`")))?;
+        .ok_or_else(|| AccountError::NotFound(Message::new("no_staff").with("login", login)))?;
     if !verify_password(&row.password_hash, current) {
-        return Err(AccountError::Invalid(
-            "the current password is not right".into(),
-        ));
+        return Err(AccountError::Invalid(Message::new("password_wrong")));
     }
     reset_password(storage, login, new)
 }

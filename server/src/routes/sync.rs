@@ -124,7 +124,9 @@ async fn bind_phone(
         if row.phone_device.is_none() {
             // A reserved id or another live phone's: this token may not speak as it.
             accounts::bind_phone(storage.as_ref(), &row.key, &phone).map_err(|e| match e {
-                AccountError::Invalid(m) | AccountError::Conflict(m) => ApiError::Unauthorized(m),
+                AccountError::Invalid(m) | AccountError::Conflict(m) => {
+                    ApiError::Unauthorized(m.render(yibiao_model::messages::Lang::En))
+                }
                 other => ApiError::from(other),
             })?;
         }

@@ -59,7 +59,7 @@ pub async fn submit(
                 )?;
                 Ok(None)
             }
-            Err(crate::accounts::AccountError::Invalid(m)) => Ok(Some(m)),
+            Err(crate::accounts::AccountError::Invalid(m)) => Ok(Some(m.render(u.lang.message()))),
             Err(e) => Err(e.into()),
         }
     })

@@ -176,8 +176,7 @@ fn refusal(admin: &ConsoleAdmin, e: crate::accounts::AccountError) -> Result<Str
     use crate::accounts::AccountError as A;
     match e {
         A::Storage(m) => Err(PageError::internal("staff storage", m)),
-        other if admin.0.lang.en() => Ok(format!("Not done: {other}")),
-        other => Ok(format!("未能完成：{other}")),
+        other => Ok(crate::console::refusal_sentence(admin.0.lang, &other)),
     }
 }
 
@@ -242,9 +241,9 @@ pub async fn disable(
         let now = state.clock.now_ms();
         let u = &admin.0;
         let page = if form.login == u.staff.login {
-            let e = crate::accounts::AccountError::Invalid(
-                "an administrator cannot disable their own account".into(),
-            );
+            let e = crate::accounts::AccountError::Invalid(yibiao_model::messages::Message::new(
+                "disable_self",
+            ));
             staff_page_with(&state, &admin, None, None, Some(refusal(&admin, e)?))?
         } else {
             match staff::disable(storage, &form.login, now) {

@@ -152,15 +152,10 @@ fn cadres_page(
 
 /// A refused account operation as the page shows it; storage failures stay 500s.
 fn refused(admin: &ConsoleAdmin, e: AccountError) -> Result<Outcome, PageError> {
-    let lead = if admin.0.lang.en() {
-        "Not done: "
-    } else {
-        "未能完成："
-    };
     match e {
         AccountError::Storage(m) => Err(PageError::internal("account storage", m)),
         other => Ok(Outcome {
-            error: Some(format!("{lead}{other}")),
+            error: Some(crate::console::refusal_sentence(admin.0.lang, &other)),
             ..Outcome::default()
         }),
     }
