@@ -17,6 +17,12 @@ use crate::{limits, metrics};
 /// Opens (and migrates) the PostgreSQL database at `url`; the error names the address
 /// without its password.
 pub fn open_postgres(url: &str) -> Result<Arc<dyn ServerStorage>, String> {
+    Ok(open_postgres_shared(url)?)
+}
+
+/// [`open_postgres`] as the concrete type, which is also the processes' shared
+/// [`BlobStore`] (ADR 0013: on PostgreSQL the photos live in the database).
+pub fn open_postgres_shared(url: &str) -> Result<Arc<crate::storage::PostgresStorage>, String> {
     let storage = crate::storage::PostgresStorage::open(url)
         .map_err(|e| format!("database {} cannot be opened: {e}", redact(url)))?;
     Ok(Arc::new(storage))
@@ -93,8 +99,12 @@ impl AppState {
     pub fn open(config: Config, schema: Schema) -> Result<Self, String> {
         private_dir(&config.data_dir)?;
         if let Some(url) = &config.database {
-            let storage = open_postgres(url)?;
-            return Ok(Self::with_storage(config, schema, storage));
+            // Every process shares the database, so attachments live there too: a phone's
+            // upload may resume through another process after a cut.
+            let pg = open_postgres_shared(url)?;
+            let mut state = Self::with_storage(config, schema, pg.clone());
+            state.blobs = pg;
+            return Ok(state);
         }
         let path = config.data_dir.join("yibiao.db");
         private_file(&path)?;

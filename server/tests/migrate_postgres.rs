@@ -10,6 +10,7 @@ use std::sync::Arc;
 use yibiao_model::clock::ManualClock;
 use yibiao_model::record::FieldEdit;
 use yibiao_model::{CadreId, Schema, Value};
+use yibiao_server::blobs::{BlobHash, BlobStore, Held};
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::state::AppState;
 use yibiao_server::storage::{
@@ -57,6 +58,13 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
     let (p1, p2) = (phone("amu"), phone("ayi"));
     let village = DeviceScope::Village("tujiang".into());
     let mut ids = Vec::new();
+    let photo: Vec<u8> = b"\xFF\xD8\xFF\xE0"
+        .iter()
+        .copied()
+        .chain((0..300_000u32).map(|i| (i % 251) as u8))
+        .collect();
+    let photo_hash = BlobHash::of(&photo);
+    let other: Vec<u8> = photo.iter().rev().copied().collect();
     {
         let config = Config::resolve(
             Overrides {
@@ -107,6 +115,14 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
             sync(store, &link);
         }
         assert_eq!(p2.sync_status().unwrap().pending, 0);
+        // A photo in the data directory's files, and an upload cut half way.
+        let size = photo.len() as u64;
+        state.blobs.append(&photo_hash, "d1", 0, size, &photo).unwrap();
+        let half = &other[..other.len() / 2];
+        state
+            .blobs
+            .append(&BlobHash::of(&other), "d1", 0, other.len() as u64, half)
+            .unwrap();
     }
     let out = migrate(&data, &target);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -119,6 +135,10 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
         stdout.contains("migrated") && stdout.contains("feed"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("attachments: 1 blobs (300004 bytes)"),
+        "the whole photo moves, the cut upload does not: {stdout}"
+    );
     let again = migrate(&data, &target);
     assert!(!again.status.success(), "a non-empty target is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
@@ -127,6 +147,16 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
     assert_eq!(pg.record_count().unwrap(), 5);
     assert_eq!(pg.cadre("amu").unwrap().unwrap().name, "阿木");
     assert_eq!(pg.department_tokens().unwrap().len(), 1);
+    assert_eq!(
+        BlobStore::read(pg.as_ref(), &photo_hash).unwrap().as_deref(),
+        Some(&photo[..]),
+        "the photo is in PostgreSQL, byte for byte"
+    );
+    assert_eq!(
+        BlobStore::held(pg.as_ref(), &BlobHash::of(&other), "d1").unwrap(),
+        Held::Partial { held: 0 },
+        "a cut upload starts again on the new server"
+    );
     let hub = Arc::new(Hub::new(schema.clone(), pg, clock, HubConfig::default()));
     let link =
         |store: &Store, key: &str| InProcess::for_store(hub.clone(), key, village.clone(), store);

@@ -17,6 +17,7 @@
 
 mod accounts;
 mod admin;
+mod blobs;
 pub mod copy;
 mod hub;
 mod views;
@@ -209,6 +210,30 @@ const STEPS: &[&str] = &[
         delivered_ms    BIGINT
     );
     CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook, status, id);
+"#,
+    // 4: attachments' bytes, shared by every process (blobs.rs; SQLite keeps them as
+    // files in the data directory).
+    r#"
+    CREATE TABLE blob_parts (
+        hash         TEXT NOT NULL,
+        uploader     TEXT NOT NULL,
+        offset_bytes BIGINT NOT NULL,
+        bytes        BYTEA NOT NULL,
+        written_ms   BIGINT NOT NULL,
+        PRIMARY KEY (hash, uploader, offset_bytes)
+    );
+    CREATE INDEX blob_parts_by_uploader ON blob_parts (uploader);
+    CREATE TABLE blobs (
+        hash       TEXT PRIMARY KEY,
+        size       BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE blob_chunks (
+        hash         TEXT NOT NULL REFERENCES blobs (hash),
+        offset_bytes BIGINT NOT NULL,
+        bytes        BYTEA NOT NULL,
+        PRIMARY KEY (hash, offset_bytes)
+    );
 "#,
 ];
 
