@@ -117,7 +117,10 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
         assert_eq!(p2.sync_status().unwrap().pending, 0);
         // A photo in the data directory's files, and an upload cut half way.
         let size = photo.len() as u64;
-        state.blobs.append(&photo_hash, "d1", 0, size, &photo).unwrap();
+        state
+            .blobs
+            .append(&photo_hash, "d1", 0, size, &photo)
+            .unwrap();
         let half = &other[..other.len() / 2];
         state
             .blobs
@@ -148,7 +151,9 @@ fn phones_sync_on_after_a_migration_to_postgres_without_downloading_again() {
     assert_eq!(pg.cadre("amu").unwrap().unwrap().name, "阿木");
     assert_eq!(pg.department_tokens().unwrap().len(), 1);
     assert_eq!(
-        BlobStore::read(pg.as_ref(), &photo_hash).unwrap().as_deref(),
+        BlobStore::read(pg.as_ref(), &photo_hash)
+            .unwrap()
+            .as_deref(),
         Some(&photo[..]),
         "the photo is in PostgreSQL, byte for byte"
     );

@@ -24,8 +24,7 @@ impl BlobsAction {
         let cfg = paths.config(Overrides::default())?;
         // On PostgreSQL the blobs are in the database beside the references; on SQLite
         // they are files in the data directory.
-        let (storage, store): (Arc<dyn BlobRefStorage>, Arc<dyn BlobStore>) = match &cfg.database
-        {
+        let (storage, store): (Arc<dyn BlobRefStorage>, Arc<dyn BlobStore>) = match &cfg.database {
             Some(url) => {
                 let pg = Arc::new(PostgresStorage::open(url).map_err(|e| {
                     format!(

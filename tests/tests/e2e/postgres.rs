@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_store::blobs::{BlobTransport, Blobs, ChunkError, UploadOptions};
 use yibiao_store::http::HttpTransport;
 use yibiao_store::{Query, Store};
 use yibiao_sync::session::{RetryPolicy, SyncOptions, Transport, TransportError};
@@ -112,18 +113,12 @@ fn pull_feed(bases: &[String], token: &str, rng: &mut fastrand::Rng) -> Vec<Stri
     }
 }
 
-#[test]
-fn three_processes_on_one_postgres_converge_through_cuts_duplicates_and_a_kill() {
-    let Some(url) = test_url() else { return };
-    let phones_n: usize = std::env::var("YIBIAO_PG_PHONES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
-    let database = fresh_schema(&url, &format!("e2e{}", std::process::id())).expect("schema");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut servers: Vec<ServerProcess> = (0..3)
+/// `n` server processes on one PostgreSQL database, each with its own data directory
+/// (`server-<i>`) holding only its config: nothing of the truth is in them.
+fn start_servers(database: &str, dir: &Path, n: usize) -> Vec<ServerProcess> {
+    (0..n)
         .map(|i| {
-            let data: PathBuf = dir.path().join(format!("server-{i}"));
+            let data: PathBuf = dir.join(format!("server-{i}"));
             std::fs::create_dir_all(&data).expect("data dir");
             let config = data.join("server.toml");
             std::fs::write(
@@ -137,7 +132,19 @@ fn three_processes_on_one_postgres_converge_through_cuts_duplicates_and_a_kill()
             };
             ServerProcess::start(server_binary(), &data, options).expect("server starts")
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn three_processes_on_one_postgres_converge_through_cuts_duplicates_and_a_kill() {
+    let Some(url) = test_url() else { return };
+    let phones_n: usize = std::env::var("YIBIAO_PG_PHONES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let database = fresh_schema(&url, &format!("e2e{}", std::process::id())).expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut servers = start_servers(&database, dir.path(), 3);
     let profile = LinkProfile {
         name: "test-cuts",
         latency: Duration::from_millis(1),
@@ -314,4 +321,140 @@ fn three_processes_on_one_postgres_converge_through_cuts_duplicates_and_a_kill()
         cuts > 0 && dups > 0,
         "the proxies really cut ({cuts}) and duplicated ({dups})"
     );
+}
+
+/// A phone's blob link that goes to one process at a time; the test moves it.
+struct Switch {
+    links: Vec<HttpTransport>,
+    at: std::cell::Cell<usize>,
+}
+
+impl BlobTransport for Switch {
+    fn held(&self, sha256: &str) -> Result<(u64, bool), TransportError> {
+        self.links[self.at.get()].held(sha256)
+    }
+    fn put(
+        &self,
+        sha256: &str,
+        size: u64,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<(u64, bool), ChunkError> {
+        self.links[self.at.get()].put(sha256, size, offset, chunk)
+    }
+    fn get(&self, sha256: &str) -> Result<Vec<u8>, ChunkError> {
+        self.links[self.at.get()].get(sha256)
+    }
+}
+
+#[test]
+fn a_photo_upload_cut_at_one_process_resumes_at_another_and_downloads_from_a_third() {
+    let Some(url) = test_url() else { return };
+    let database = fresh_schema(&url, &format!("blob{}", std::process::id())).expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers = start_servers(&database, dir.path(), 3);
+    let proxies: Vec<Proxy> = servers
+        .iter()
+        .map(|s| Proxy::start(s.addr(), LinkProfile::loopback(), 1).expect("proxy"))
+        .collect();
+    let data0 = dir.path().join("server-0");
+    let token = cli(
+        &database,
+        &data0,
+        &[
+            "device",
+            "add",
+            "--name",
+            "p",
+            "--cadre",
+            "amu",
+            "--village",
+            "tujiang",
+        ],
+    );
+    let path = dir.path().join("phone.db");
+    let store = Store::open(
+        &path,
+        Arc::new(Schema::baru_example()),
+        CadreId::new("amu").expect("cadre"),
+    )
+    .expect("store");
+    let blobs = Blobs::open(Blobs::dir_beside(&path)).expect("blobs");
+    let link = |i: usize| HttpTransport::new(&proxies[i].url(), &token, Duration::from_secs(20));
+    let id = store
+        .create(
+            "household",
+            Some("tujiang"),
+            &[FieldEdit::Set(
+                "household_head".into(),
+                Value::Text("阿木".into()),
+            )],
+        )
+        .expect("create");
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    bytes.extend((0..200_000u32).map(|i| (i % 253) as u8));
+    let reference = blobs
+        .attach(&store, id, "photo", &bytes, "image/jpeg", "院子.jpg")
+        .expect("attach");
+    sync_until_complete(&store, &link(0));
+
+    // Three chunks reach process 0, then its link goes down; the phone's next try goes
+    // to process 1, which asks the database what is held.
+    let switch = Switch {
+        links: vec![link(0), link(1)],
+        at: std::cell::Cell::new(0),
+    };
+    let options = UploadOptions {
+        chunk_bytes: 16 * 1024,
+        max_failures: 20,
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    };
+    let acks = std::cell::Cell::new(0);
+    let report = yibiao_store::blobs::upload_with_sleep(
+        &blobs,
+        &switch,
+        &options,
+        &mut |_| {
+            acks.set(acks.get() + 1);
+            if acks.get() == 3 {
+                proxies[0].set_down(true);
+            }
+        },
+        &mut |_| switch.at.set(1),
+    )
+    .expect("upload");
+    assert_eq!(report.uploaded, 1, "{report:?}");
+    assert!(
+        report.failures >= 1,
+        "process 0's link went down: {report:?}"
+    );
+    assert!(
+        report.bytes_sent <= bytes.len() as u64 + options.chunk_bytes as u64,
+        "process 1 continued where process 0 stopped, at most one chunk again: {report:?}"
+    );
+    assert!(
+        !servers[0].data_dir().join("blobs").exists()
+            && !servers[1].data_dir().join("blobs").exists(),
+        "no process keeps the photo in its own directory"
+    );
+
+    // A department reading the living-environment form downloads it from process 2.
+    let rural = cli(
+        &database,
+        &data0,
+        &["department", "token", "rural_revitalisation", "--name", "d"],
+    );
+    let third = HttpTransport::new(&servers[2].url(), &rural, Duration::from_secs(20));
+    assert_eq!(third.get(&reference.sha256).expect("download"), bytes);
+    // Any process refuses a blob over the limit.
+    match link(2).put(
+        &reference.sha256.replace('a', "b"),
+        11 * 1024 * 1024,
+        0,
+        &bytes[..1024],
+    ) {
+        Err(ChunkError::Refused { code, .. }) => assert_eq!(code, "blob_too_large"),
+        other => panic!("an 11 MB blob must be refused: {other:?}"),
+    }
 }

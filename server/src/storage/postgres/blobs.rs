@@ -41,11 +41,15 @@ fn as_u64(n: i64) -> u64 {
 }
 
 /// The complete blob's size, if it is held.
-fn complete_size(c: &mut impl postgres::GenericClient, hash: &BlobHash) -> Result<Option<u64>, BlobError> {
-    Ok(c
-        .query_opt("SELECT size FROM blobs WHERE hash = $1", &[&hash.as_str()])
-        .map_err(fail)?
-        .map(|r| as_u64(r.get(0))))
+fn complete_size(
+    c: &mut impl postgres::GenericClient,
+    hash: &BlobHash,
+) -> Result<Option<u64>, BlobError> {
+    Ok(
+        c.query_opt("SELECT size FROM blobs WHERE hash = $1", &[&hash.as_str()])
+            .map_err(fail)?
+            .map(|r| as_u64(r.get(0))),
+    )
 }
 
 /// Bytes of `uploader`'s partial upload of `hash`.
@@ -105,7 +109,13 @@ impl BlobStore for PostgresStorage {
         tx.execute(
             "INSERT INTO blob_parts (hash, uploader, offset_bytes, bytes, written_ms) \
              VALUES ($1, $2, $3, $4, $5)",
-            &[&hash.as_str(), &uploader, &as_i64(offset)?, &chunk, &now_ms()],
+            &[
+                &hash.as_str(),
+                &uploader,
+                &as_i64(offset)?,
+                &chunk,
+                &now_ms(),
+            ],
         )
         .map_err(fail)?;
         if end < size {
