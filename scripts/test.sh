@@ -36,8 +36,8 @@ fi
 step "the offline demo, start to end"
 cargo run --quiet --locked -p yibiao-examples --bin demo
 
-step "the Baru township day, small: 24 phones through the weak-link proxy, tasks, conflicts, department pulls; checks itself"
-cargo run --quiet --locked -p yibiao-examples --bin baru -- --small
+step "the Baru township day, small: 24 phones through the weak-link proxy, tasks, conflicts, findings, photos, department pulls; then moved onto PostgreSQL and synced on; checks itself"
+bash scripts/with-postgres.sh bash -c 'cargo run --quiet --locked -p yibiao-examples --bin baru -- --small --then-postgres "$YIBIAO_TEST_PG"'
 
 if [ -z "${QUICK:-}" ]; then
   step "mobile bindings: generated Kotlin on the JVM, Python under pytest, Swift generation"

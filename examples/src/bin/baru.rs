@@ -24,8 +24,16 @@
 //!   on its village's phones, and the report's figures are the inspection's. Any mismatch
 //!   exits non-zero.
 //!
-//! Usage: `baru [--phones N] [--households N] [--parallel N] [--seed N] [--small]`
-//! (`--small`: 24 phones, 6 households per village, for CI).
+//! - Next morning (with `--then-postgres URL`): the county moves Baru onto PostgreSQL.
+//!   The server stops, the operator's `migrate --to` copies the data directory (tables
+//!   and photos, verified), the server starts again on PostgreSQL at the same address;
+//!   the same phones edit and sync on through the same weak links with their old
+//!   cursors, departments page their feeds on from where they stopped; it checks that
+//!   nothing was lost, repeated or downloaded again (`baru/postgres.rs`).
+//!
+//! Usage: `baru [--phones N] [--households N] [--parallel N] [--seed N] [--small]
+//! [--then-postgres postgres://...]` (`--small`: 24 phones, 6 households per village,
+//! for CI).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -49,6 +57,8 @@ use yibiao_tests::proxy::{LinkProfile, Proxy};
 
 #[path = "baru/inspection.rs"]
 mod inspection;
+#[path = "baru/postgres.rs"]
+mod postgres;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, Failure>;
@@ -73,6 +83,8 @@ struct Args {
     parallel: usize,
     seed: u64,
     overdue_after: Duration,
+    /// After the day, move the township onto this PostgreSQL and go on (issue 14).
+    then_postgres: Option<String>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -82,6 +94,7 @@ fn parse_args() -> Res<Args> {
         parallel: 32,
         seed: 7,
         overdue_after: Duration::from_secs(40),
+        then_postgres: None,
     };
     let mut it = std::env::args().skip(1);
     let num = |it: &mut dyn Iterator<Item = String>, flag: &str| -> Res<u64> {
@@ -95,6 +108,18 @@ fn parse_args() -> Res<Args> {
             "--households" => a.households = num(&mut it, "--households")? as usize,
             "--parallel" => a.parallel = num(&mut it, "--parallel")? as usize,
             "--seed" => a.seed = num(&mut it, "--seed")?,
+            "--then-postgres" => {
+                let url = it
+                    .next()
+                    .ok_or("--then-postgres needs a postgres:// address")?;
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    return Err(format!(
+                        "--then-postgres needs a postgres:// address, got `{url}`"
+                    )
+                    .into());
+                }
+                a.then_postgres = Some(url);
+            }
             "--small" => {
                 a.phones = 24;
                 a.households = 6;
@@ -103,7 +128,7 @@ fn parse_args() -> Res<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: baru [--phones N] [--households N (per village)] [--parallel N] [--seed N] [--small]"
+                    "usage: baru [--phones N] [--households N (per village)] [--parallel N] [--seed N] [--small] [--then-postgres postgres://...]"
                 );
                 std::process::exit(0);
             }
@@ -173,6 +198,8 @@ struct Wire {
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
     failed_syncs: AtomicU64,
+    /// Records phones took from the server (a page's documents, as applied).
+    pulled: AtomicU64,
 }
 
 /// Syncs every phone in `which` with `parallel` workers until each reports a complete
@@ -277,6 +304,7 @@ fn add_wire(w: &Wire, p: &yibiao_sync::SyncProgress) {
         .fetch_add(u64::from(p.requests), Ordering::Relaxed);
     w.bytes_up.fetch_add(p.bytes_up, Ordering::Relaxed);
     w.bytes_down.fetch_add(p.bytes_down, Ordering::Relaxed);
+    w.pulled.fetch_add(u64::from(p.pulled), Ordering::Relaxed);
 }
 
 fn show_progress(
@@ -387,19 +415,45 @@ fn today_plus(days: i64) -> String {
 // The township: server, links, accounts.
 // ---------------------------------------------------------------------------------------
 
-/// The server, in process, on a real SQLite file and real HTTP.
+/// The server, in process, on a real SQLite file (or PostgreSQL) and real HTTP.
 struct Server {
     runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
     url: String,
     admin: String,
     storage: Arc<dyn yibiao_server::storage::ServerStorage>,
+    data_dir: PathBuf,
+    /// Ends the serving task gracefully.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn start_server(schema: &Schema, data_dir: PathBuf) -> Res<Server> {
+impl Server {
+    /// Stops serving (open requests finish) and waits until the port is free.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), serving).await });
+        }
+    }
+}
+
+/// Starts a server on `data_dir` (and `database`, when given) at `addr` (any free port
+/// when `None`).
+fn start_server(
+    schema: &Schema,
+    data_dir: PathBuf,
+    database: Option<String>,
+    addr: Option<SocketAddr>,
+) -> Res<Server> {
     let config = Config::resolve(
         Overrides {
-            data_dir: Some(data_dir),
+            data_dir: Some(data_dir.clone()),
+            database,
             ..Overrides::default()
         },
         FileConfig {
@@ -415,11 +469,17 @@ fn start_server(schema: &Schema, data_dir: PathBuf) -> Res<Server> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let want = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(want))?;
     let addr: SocketAddr = listener.local_addr()?;
     let router = app(state);
-    runtime.spawn(async move {
-        let _ = axum::serve(listener, router).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
     });
     Ok(Server {
         runtime,
@@ -427,6 +487,9 @@ fn start_server(schema: &Schema, data_dir: PathBuf) -> Res<Server> {
         url: format!("http://{addr}"),
         admin,
         storage,
+        data_dir,
+        stop: Some(stop),
+        serving: Some(serving),
     })
 }
 
@@ -536,7 +599,7 @@ impl Township {
             args.households,
             tmp.path().display()
         );
-        let server = start_server(&schema, tmp.path().join("server"))?;
+        let server = start_server(&schema, tmp.path().join("server"), None, None)?;
         let links = Links::start(&server, args.seed)?;
         let phones = register_phones(&args, &schema, &villages, &server, &links, tmp.path())?;
         let office = register_office(&schema, &server, tmp.path())?;
@@ -1385,6 +1448,9 @@ fn run() -> Res<bool> {
     let (task_status, burden) = report(&t, &work, resolved, &timings, pulled_total)?;
     check_tasks(&t, &tasks, &work, &task_status, &burden, &mut check);
     inspection::discipline_inspection(&t, &mut check)?;
+    if let Some(url) = t.args.then_postgres.clone() {
+        postgres::next_morning_on_postgres(&mut t, &url, &mut check)?;
+    }
     println!(
         "\nSelf-check: {}",
         if check.failed {

@@ -161,6 +161,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Runs one command given as its words (`["yibiao-server", "--data-dir", "d",
+/// "migrate", "--to", url]`), as the binary would: for examples that play the
+/// operator in process. Bad words are an error, not an exit.
+pub fn run_words<I, T>(words: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(words).map_err(|e| e.to_string())?;
+    run(cli)
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let paths = cli.paths;
     match cli.command {
