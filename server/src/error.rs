@@ -42,6 +42,16 @@ pub enum ApiError {
     /// The thing named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The thing named does not exist, with a code and parameters (`404`; e.g.
+    /// `no_cadre`, `no_webhook`).
+    #[error("{}", .0.render(Lang::En))]
+    Missing(Message),
+    /// The thing already exists, with a code and parameters (`409`; e.g. `cadre_exists`).
+    #[error("{}", .0.render(Lang::En))]
+    Exists(Message),
+    /// A credential that cannot be used, with a code (`401`; e.g. `code_expired`).
+    #[error("{}", .0.render(Lang::En))]
+    BadCredential(Message),
     /// The thing already exists.
     #[error("{0}")]
     Conflict(String),
@@ -117,10 +127,12 @@ pub async fn with_language(req: Request, next: Next) -> Response {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized(_) | ApiError::BadCredential(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::Forbidden(_) | ApiError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::NotFound(_) | ApiError::Missing(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) | ApiError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -167,7 +179,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = match &self {
-            ApiError::Refused(m) | ApiError::Denied(m) => m.clone(),
+            ApiError::Refused(m)
+            | ApiError::Denied(m)
+            | ApiError::Missing(m)
+            | ApiError::Exists(m)
+            | ApiError::BadCredential(m) => m.clone(),
             other => Message::new(code).with("detail", other.to_string()),
         };
         let lang = LANG.try_with(|l| *l).unwrap_or_default();
@@ -197,10 +213,12 @@ impl IntoResponse for ApiError {
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
-            AccountError::Invalid(m) => ApiError::BadRequest(m.render(Lang::En)),
-            AccountError::NotFound(m) => ApiError::NotFound(m.render(Lang::En)),
-            AccountError::Conflict(m) => ApiError::Conflict(m.render(Lang::En)),
-            AccountError::BadCode(m) => ApiError::Unauthorized(m.render(Lang::En)),
+            // Coded: the envelope's `reason` is the code and the message is worded in
+            // the request's language.
+            AccountError::Invalid(m) => ApiError::Refused(m),
+            AccountError::NotFound(m) => ApiError::Missing(m),
+            AccountError::Conflict(m) => ApiError::Exists(m),
+            AccountError::BadCode(m) => ApiError::BadCredential(m),
             AccountError::Storage(m) => ApiError::internal("account storage failure", m),
         }
     }

@@ -63,8 +63,12 @@ pub struct AppState {
     pub limiter_enrol: Arc<limits::RateLimiter>,
     /// Requests in flight, streams, enrolment per address and per code.
     pub guards: Arc<limits::Guards>,
-    /// Attachments' bytes (`<data_dir>/blobs`, ADR 0013).
+    /// Attachments' bytes (`<data_dir>/blobs` on SQLite, the database on PostgreSQL;
+    /// ADR 0013).
     pub blobs: Arc<dyn BlobStore>,
+    /// Webhook endpoints and their delivery log (ADR 0011), on the same database;
+    /// `None` for a state built over storage that keeps none (some tests).
+    pub webhooks: Option<Arc<dyn crate::storage::WebhookStorage>>,
     /// The server's clock (due dates, receipts' overdue status); a manual one in tests.
     pub clock: Arc<dyn Clock>,
     /// When each device's last-seen time was last written (at most once a minute).
@@ -103,7 +107,8 @@ impl AppState {
             // upload may resume through another process after a cut.
             let pg = open_postgres_shared(url)?;
             let mut state = Self::with_storage(config, schema, pg.clone());
-            state.blobs = pg;
+            state.blobs = pg.clone();
+            state.webhooks = Some(pg);
             return Ok(state);
         }
         let path = config.data_dir.join("yibiao.db");
@@ -114,10 +119,11 @@ impl AppState {
                 private_file(&side)?;
             }
         }
-        let storage: Arc<dyn ServerStorage> = Arc::new(
+        let sqlite = Arc::new(
             SqliteStorage::open(&path)
                 .map_err(|e| format!("database {} cannot be opened: {e}", path.display()))?,
         );
+        let storage: Arc<dyn ServerStorage> = sqlite.clone();
         // A damaged database is refused here, with a message, rather than served as a
         // stream of 500s.
         let check = storage
@@ -129,7 +135,9 @@ impl AppState {
                 path.display()
             ));
         }
-        Ok(Self::with_storage(config, schema, storage))
+        let mut state = Self::with_storage(config, schema, storage);
+        state.webhooks = Some(sqlite);
+        Ok(state)
     }
 
     /// Builds the state over any storage implementation.
@@ -166,6 +174,7 @@ impl AppState {
             limiter_enrol: Arc::new(limits::RateLimiter::new(300, 100)),
             guards: Arc::new(limits::Guards::new(&config)),
             blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
+            webhooks: None,
             config: Arc::new(config),
             clock,
             last_seen: Arc::default(),

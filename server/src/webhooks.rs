@@ -13,12 +13,21 @@
 //!   only then. Every attempt carries the same body, `Idempotency-Key` (the batch's last
 //!   feed position) and a fresh `Yibiao-Signature: t=<unix secs>,v1=<hex HMAC-SHA256 of
 //!   "t.body" keyed with the endpoint's secret>`.
+//! - A process stopping gracefully gives up its leases ([`Deliverer::stop`]), so another
+//!   process delivers at once; only a crash leaves a lease to expire.
+//! - [`register`], [`remove`], [`deliveries`] and [`redeliver`] are the operations the
+//!   CLI (`yibiao-server webhook`) and the admin API (`/v1/admin/webhooks`) both call,
+//!   with refusals as coded messages (`docs/messages.md`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use yibiao_model::messages::Message;
+
+use crate::accounts::AccountError;
 
 use crate::routes::records::{department_filter, feed_body};
 use crate::state::AppState;
@@ -72,11 +81,46 @@ struct Ctx {
     holder: String,
     backoff: Backoff,
     agent: ureq::Agent,
+    /// Set when the process stops: tasks take no new round and claim nothing more.
+    stopping: AtomicBool,
+}
+
+/// The running deliverer of this process.
+pub struct Deliverer {
+    ctx: Arc<Ctx>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Deliverer {
+    /// Stops delivering and gives up this process's leases, so another process takes
+    /// its endpoints at once (an attempt in flight finishes; its delivery stays pending
+    /// until acknowledged, so nothing is lost). Returns the leases freed.
+    pub async fn stop(self) -> usize {
+        self.ctx.stopping.store(true, Ordering::SeqCst);
+        self.supervisor.abort();
+        let ctx = self.ctx.clone();
+        match blocking(move || {
+            ctx.store
+                .release_webhooks(&ctx.holder)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        {
+            Ok(n) => {
+                tracing::info!(leases = n, "webhooks: leases given up on shutdown");
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: cannot give up leases; they expire");
+                0
+            }
+        }
+    }
 }
 
 /// Starts the supervisor: one delivery task per registered endpoint, started within
 /// [`POLL`] of its registration (also by the CLI, beside the running server).
-pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) {
+pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) -> Deliverer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(ATTEMPT_TIMEOUT))
         .http_status_as_error(false)
@@ -89,8 +133,11 @@ pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) 
         holder: format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..)),
         backoff,
         agent,
+        stopping: AtomicBool::new(false),
     });
-    tokio::spawn(async move {
+    let supervised = ctx.clone();
+    let supervisor = tokio::spawn(async move {
+        let ctx = supervised;
         let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             let store = ctx.store.clone();
@@ -111,6 +158,7 @@ pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) 
             tokio::time::sleep(POLL).await;
         }
     });
+    Deliverer { ctx, supervisor }
 }
 
 fn now_ms() -> i64 {
@@ -143,6 +191,9 @@ enum Step {
 async fn endpoint(ctx: Arc<Ctx>, id: String) {
     let mut failures = 0u32;
     loop {
+        if ctx.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let step = {
             let (ctx, id) = (ctx.clone(), id.clone());
             blocking(move || next_step(&ctx, &id)).await
@@ -198,6 +249,9 @@ fn next_step(ctx: &Ctx, id: &str) -> Result<Step, String> {
     let store = ctx.store.as_ref();
     let now = now_ms();
     let until = now + ctx.backoff.lease().as_millis() as i64;
+    if ctx.stopping.load(Ordering::SeqCst) {
+        return Ok(Step::NotHolder);
+    }
     if !store
         .claim_webhook(id, &ctx.holder, now, until)
         .map_err(|e| e.to_string())?
@@ -292,21 +346,25 @@ pub fn register(
     department: &str,
     url: &str,
     allow_http: bool,
-) -> Result<WebhookRow, String> {
+) -> Result<WebhookRow, AccountError> {
     if schema.department(department).is_none() {
-        return Err(format!(
-            "no department `{department}` in the schema; known: {}",
-            schema
-                .departments
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+        return Err(AccountError::Invalid(
+            Message::new("unknown_department")
+                .with("department", department)
+                .with(
+                    "known",
+                    schema
+                        .departments
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
         ));
     }
-    let uri: axum::http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let shown: String = url.chars().take(200).collect();
+    let bad_url = || AccountError::Invalid(Message::new("webhook_url").with("url", &shown));
+    let uri: axum::http::Uri = url.parse().map_err(|_| bad_url())?;
     let host = uri.host().unwrap_or_default();
     let loopback = host == "localhost"
         || host
@@ -317,15 +375,16 @@ pub fn register(
         Some("https") if !host.is_empty() => {}
         Some("http") if !host.is_empty() && (loopback || allow_http) => {}
         Some("http") if !host.is_empty() => {
-            return Err(format!(
-                "`{url}` is plain http: changes and the signature would cross the network in clear; use https (or --allow-http on a network you trust)"
+            return Err(AccountError::Invalid(
+                Message::new("webhook_plain_http").with("url", &shown),
             ));
         }
-        _ => return Err(format!("`{url}` is not an http(s) URL with a host")),
+        _ => return Err(bad_url()),
     }
-    let random = |n: usize| -> Result<String, String> {
+    let random = |n: usize| -> Result<String, AccountError> {
         let mut bytes = vec![0u8; n];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        getrandom::fill(&mut bytes)
+            .map_err(|e| AccountError::Storage(format!("no randomness: {e}")))?;
         Ok(hex::encode(bytes))
     };
     let row = WebhookRow {
@@ -336,6 +395,53 @@ pub fn register(
         created_ms: now_ms(),
         cursor: 0,
     };
-    store.add_webhook(&row).map_err(|e| e.to_string())?;
+    store.add_webhook(&row)?;
     Ok(row)
+}
+
+fn no_webhook(id: &str) -> AccountError {
+    AccountError::NotFound(Message::new("no_webhook").with("webhook", id))
+}
+
+/// Removes endpoint `id` and its delivery log.
+pub fn remove(store: &dyn WebhookStorage, id: &str) -> Result<(), AccountError> {
+    if store.remove_webhook(id)? {
+        Ok(())
+    } else {
+        Err(no_webhook(id))
+    }
+}
+
+/// The newest `limit` (1 to 1000) deliveries of endpoint `id`, newest first.
+pub fn deliveries(
+    store: &dyn WebhookStorage,
+    id: &str,
+    limit: usize,
+) -> Result<Vec<DeliveryRow>, AccountError> {
+    if !(1..=1000).contains(&limit) {
+        return Err(AccountError::Invalid(
+            Message::new("limit_range").with("max", "1000"),
+        ));
+    }
+    if !store.webhooks()?.iter().any(|h| h.id == id) {
+        return Err(no_webhook(id));
+    }
+    Ok(store.deliveries(id, limit)?)
+}
+
+/// Puts delivery `delivery` of endpoint `id` back in the queue: the same body and
+/// Idempotency-Key are sent again.
+pub fn redeliver(store: &dyn WebhookStorage, id: &str, delivery: i64) -> Result<(), AccountError> {
+    if !store.webhooks()?.iter().any(|h| h.id == id) {
+        return Err(no_webhook(id));
+    }
+    if store.redeliver(id, delivery)? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound(
+            Message::new("no_delivery")
+                .with("webhook", id)
+                .with("delivery", delivery.to_string()),
+        ))
+    }
 }

@@ -95,6 +95,14 @@ const GATES: &[(&str, Gate)] = &[
     ),
     ("GET /v1/admin/department-tokens", Gate::Admin),
     ("POST /v1/admin/department-tokens/{key}/revoke", Gate::Admin),
+    ("POST /v1/admin/webhooks", Gate::Admin),
+    ("GET /v1/admin/webhooks", Gate::Admin),
+    ("DELETE /v1/admin/webhooks/{id}", Gate::Admin),
+    ("GET /v1/admin/webhooks/{id}/deliveries", Gate::Admin),
+    (
+        "POST /v1/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+        Gate::Admin,
+    ),
 ];
 
 /// The configured metrics token (`/metrics` only).
@@ -376,6 +384,7 @@ fn fill(path: &str, fx: &Fixture) -> String {
             "department" => "public_services".to_owned(),
             "key" => "key-000000000000".to_owned(),
             "sha256" => "ab".repeat(32),
+            "delivery" => "1".to_owned(),
             other => panic!(
                 "path parameter `{other}` of {path} has no value in authz_matrix.rs's fill(); add one"
             ),

@@ -235,23 +235,22 @@ async fn enrolment_refuses_reserved_ids_and_another_live_phones_id() {
     for reserved in ["server", "server-2", "SERVER", "township"] {
         let (status, body) = enrol_http(&fx, "jike", reserved).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{reserved}: {body}");
+        assert_eq!(body["error"]["reason"], "device_reserved", "{body}");
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("reserved"),
-            "{body}"
+            body["error"]["message"].as_str().unwrap().contains("保留"),
+            "worded for the cadre, in Chinese: {body}"
         );
     }
     let victim = Phone::enrol(&fx, "amu");
     let taken = victim.store.device_id().to_string();
     let (status, body) = enrol_http(&fx, "jike", &taken).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["reason"], "device_taken", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("already enrolled"),
+            .contains("已注册"),
         "{body}"
     );
     // Once the township revokes the old token, the same phone enrols again with its id.

@@ -61,6 +61,13 @@ fn conformance(s: &dyn WebhookStorage) {
     assert!(!s.claim_webhook("wh_a", "p2", 2999, 4000).unwrap());
     assert!(s.claim_webhook("wh_a", "p2", 3000, 4000).unwrap());
     assert!(!s.claim_webhook("wh_none", "p1", 0, 1).unwrap());
+    // A stopping holder gives its leases up; another takes them before they expire.
+    assert!(s.claim_webhook("wh_b", "p2", 3000, 9000).unwrap());
+    assert_eq!(s.release_webhooks("p9").unwrap(), 0);
+    assert_eq!(s.release_webhooks("p2").unwrap(), 2);
+    assert!(s.claim_webhook("wh_b", "p3", 3001, 9000).unwrap());
+    assert!(s.claim_webhook("wh_a", "p2", 3000, 4000).unwrap());
+    assert!(s.release_webhooks("p3").unwrap() == 1);
 
     // Only the live holder queues; one pending batch at a time; the cursor moves with it.
     assert!(!s.queue_delivery("wh_a", "p1", &batch(1, 3), 3500).unwrap());
@@ -478,7 +485,7 @@ fn registration_refuses_plain_http_off_loopback_and_unknown_departments() {
         "--url",
         "https://x.example/hook",
     ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no department `nobody`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown department `nobody`"));
     let ok = cli(
         data,
         &[
@@ -493,4 +500,246 @@ fn registration_refuses_plain_http_off_loopback_and_unknown_departments() {
     );
     assert!(ok.contains("secret (shown once): whsec_"));
     assert!(cli(data, &["webhook", "list"]).contains("http://10.1.2.3/hook"));
+}
+
+/// An admin API call: (status, JSON body).
+fn admin_call(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    lang: &str,
+) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let auth = format!("Bearer {token}");
+    let mut resp = match (method, body) {
+        ("GET", _) => agent
+            .get(&url)
+            .header("Authorization", &auth)
+            .header("Accept-Language", lang)
+            .call(),
+        ("DELETE", _) => agent
+            .delete(&url)
+            .header("Authorization", &auth)
+            .header("Accept-Language", lang)
+            .call(),
+        (_, Some(b)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Accept-Language", lang)
+            .header("Content-Type", "application/json")
+            .send(b.to_string().as_bytes()),
+        (_, None) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Accept-Language", lang)
+            .send_empty(),
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Who holds endpoint `id`'s delivery lease, read from the SQLite file.
+fn lease_holder(data: &Path, id: &str) -> Option<String> {
+    let db = rusqlite::Connection::open(data.join("yibiao.db")).unwrap();
+    db.query_row(
+        "SELECT lease_holder FROM webhooks WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_admin_api_registers_shows_the_delivery_log_redelivers_and_shutdown_frees_the_lease() {
+    use serde_json::json;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "webhook_max_backoff_secs = 1\nrate_per_minute = 0\n",
+    )
+    .unwrap();
+    let mut server = ServerProcess::start(
+        binary(),
+        &data,
+        ServerOptions {
+            config: Some(config),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    let admin = std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let base = server.url();
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        admin_call(&base, &admin, method, path, body, "zh-CN")
+    };
+
+    // Refusals name what is wrong, in the caller's language.
+    let (status, body) = call(
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"department": "public_services", "url": "http://10.1.2.3/hook"})),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["reason"], "webhook_plain_http", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("明文"),
+        "{body}"
+    );
+    let (status, body) = admin_call(
+        &base,
+        &admin,
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"department": "treasury", "url": "https://x.example/hook"})),
+        "en",
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["reason"], "unknown_department", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown department `treasury`"),
+        "{body}"
+    );
+    let (status, _) = call(
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"department": "public_services", "url": "https://x.example/hook", "extra": 1})),
+    );
+    assert_eq!(status, 400, "unknown body fields are refused");
+
+    // Register; the secret is in the answer once, never in the list.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, live) = call(
+        "POST",
+        "/v1/admin/webhooks",
+        Some(
+            json!({"department": "public_services", "url": format!("http://127.0.0.1:{port}/hook")}),
+        ),
+    );
+    assert_eq!(status, 201, "{live}");
+    let id = live["id"].as_str().unwrap().to_owned();
+    let secret = live["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (_, spare) = call(
+        "POST",
+        "/v1/admin/webhooks",
+        Some(json!({"department": "public_services", "url": "https://x.example/hook"})),
+    );
+    let spare_id = spare["id"].as_str().unwrap().to_owned();
+    let (status, list) = call("GET", "/v1/admin/webhooks", None);
+    assert_eq!(status, 200);
+    let hooks = list["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 2);
+    assert!(hooks.iter().all(|h| h.get("secret").is_none()), "{list}");
+    assert_eq!(
+        call("DELETE", &format!("/v1/admin/webhooks/{spare_id}"), None).0,
+        204
+    );
+    let (status, body) = call("DELETE", &format!("/v1/admin/webhooks/{spare_id}"), None);
+    assert_eq!(
+        (status, body["error"]["reason"].as_str()),
+        (404, Some("no_webhook"))
+    );
+
+    // The receiver is down: the log shows the batch pending with its failures.
+    let token = server
+        .add_device("phone-a", "amu", Some("tujiang"))
+        .unwrap();
+    let store = yibiao_store::Store::open(
+        tmp.path().join("phone.db"),
+        Arc::new(yibiao_model::Schema::baru_example()),
+        yibiao_model::CadreId::new("amu").unwrap(),
+    )
+    .unwrap();
+    write_and_sync(&store, &base, &token, 0, 2);
+    let log = |limit: &str| {
+        call(
+            "GET",
+            &format!("/v1/admin/webhooks/{id}/deliveries?limit={limit}"),
+            None,
+        )
+    };
+    wait_for("a failed attempt in the log", || {
+        let (_, body) = log("10");
+        body["deliveries"][0]["attempts"].as_u64().unwrap_or(0) >= 1
+    });
+    let (_, failing) = log("10");
+    let first = &failing["deliveries"][0];
+    assert_eq!(first["status"], "pending", "{failing}");
+    assert!(first["last_error"].as_str().is_some(), "{failing}");
+    assert_eq!(first["records"], 2);
+    assert_eq!(
+        (
+            log("0").0,
+            call("GET", "/v1/admin/webhooks/wh_nobody/deliveries", None).0
+        ),
+        (400, 404)
+    );
+
+    // It comes back: delivered, signed; the log says so.
+    let got: Received = Arc::default();
+    let mut receiver = Receiver::start(port, Arc::new(Mutex::new(secret)), got.clone());
+    wait_for("the delivery", || !got.lock().unwrap().is_empty());
+    wait_for("the log to say delivered", || {
+        log("10").1["deliveries"][0]["status"] == "delivered"
+    });
+    let delivery = log("10").1["deliveries"][0]["id"].as_i64().unwrap();
+    let (key, body) = got.lock().unwrap()[0].clone();
+    assert_eq!(changes(&body).len(), 2);
+
+    // Redelivery through the API: the same body and key, signed again.
+    let (status, answer) = call(
+        "POST",
+        &format!("/v1/admin/webhooks/{id}/deliveries/{delivery}/redeliver"),
+        None,
+    );
+    assert_eq!(status, 202, "{answer}");
+    wait_for("the redelivery", || got.lock().unwrap().len() >= 2);
+    assert_eq!(got.lock().unwrap()[1], (key, body));
+    let (status, body) = call(
+        "POST",
+        &format!("/v1/admin/webhooks/{id}/deliveries/99999/redeliver"),
+        None,
+    );
+    assert_eq!(
+        (status, body["error"]["reason"].as_str()),
+        (404, Some("no_delivery"))
+    );
+
+    // This process holds the lease while it serves and gives it up when stopped cleanly
+    // (another process then delivers at once, not after the lease expires).
+    let holder = lease_holder(&data, &id).expect("the running server holds the lease");
+    assert!(
+        holder.starts_with(&format!("pid{}-", server.pid())),
+        "{holder}"
+    );
+    assert!(server.terminate().unwrap(), "a clean exit on SIGTERM");
+    assert_eq!(
+        lease_holder(&data, &id),
+        None,
+        "the lease was given up on shutdown"
+    );
+    receiver.stop();
 }

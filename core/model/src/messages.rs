@@ -502,6 +502,30 @@ fn account_sentence(m: &Message, lang: Lang) -> Option<String> {
         "no_staff" => format!("no staff account `{}`", p("login")),
         "password_wrong" if zh => "当前密码不正确".to_owned(),
         "password_wrong" => "the current password is not right".to_owned(),
+        "webhook_url" if zh => format!("`{}` 不是带主机名的 http(s) 地址", p("url")),
+        "webhook_url" => format!("`{}` is not an http(s) URL with a host", p("url")),
+        "webhook_plain_http" if zh => format!(
+            "`{}` 是明文 http：数据变更和签名会明文经过网络；请用 https（在可信网络上可明确允许 http）",
+            p("url")
+        ),
+        "webhook_plain_http" => format!(
+            "`{}` is plain http: changes and the signature would cross the network in clear; use https (or allow http explicitly on a network you trust)",
+            p("url")
+        ),
+        "no_webhook" if zh => format!("没有推送地址 `{}`", p("webhook")),
+        "no_webhook" => format!("no webhook `{}`", p("webhook")),
+        "no_delivery" if zh => format!(
+            "推送地址 `{}` 没有第 {} 次投递",
+            p("webhook"),
+            p("delivery")
+        ),
+        "no_delivery" => format!(
+            "webhook `{}` has no delivery {}",
+            p("webhook"),
+            p("delivery")
+        ),
+        "limit_range" if zh => format!("limit 须为 1 到 {} 之间的整数", p("max")),
+        "limit_range" => format!("limit must be a whole number from 1 to {}", p("max")),
         "disable_self" if zh => "管理员不能停用自己的账号".to_owned(),
         "disable_self" => "an administrator cannot disable their own account".to_owned(),
         _ => return None,

@@ -7,7 +7,6 @@
 //! the first admin token written.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
@@ -18,7 +17,7 @@ use crate::accounts;
 use crate::config::{Config, Overrides};
 use crate::limits::{ClientAddr, GuardedListener};
 use crate::state::AppState;
-use crate::storage::{PostgresStorage, ServerStorage, SqliteStorage, WebhookStorage};
+use crate::storage::ServerStorage;
 
 /// Options of `serve`.
 #[derive(clap::Args)]
@@ -75,18 +74,10 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     })?;
     let _lock = DataDirLock::acquire(&cfg.data_dir)?;
     let state = AppState::open(cfg.clone(), schema)?;
-    let webhooks: Arc<dyn WebhookStorage> = match &cfg.database {
-        Some(url) => Arc::new(PostgresStorage::open(url).map_err(|e| {
-            format!(
-                "database {} cannot be opened: {e}",
-                crate::state::redact(url)
-            )
-        })?),
-        None => Arc::new(
-            SqliteStorage::open(&super::datadir::database(&cfg.data_dir))
-                .map_err(|e| e.to_string())?,
-        ),
-    };
+    let webhooks = state
+        .webhooks
+        .clone()
+        .ok_or("the database keeps no webhooks")?;
     crate::schema_change::prepare(
         &cfg.data_dir,
         state.storage.as_ref(),
@@ -98,7 +89,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        crate::webhooks::spawn(
+        let deliverer = crate::webhooks::spawn(
             state.clone(),
             webhooks,
             crate::webhooks::Backoff {
@@ -106,7 +97,10 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
                 max: Duration::from_secs(cfg.webhook_max_backoff_secs),
             },
         );
-        serve(cfg, state, listener, tls).await
+        let served = serve(cfg, state, listener, tls).await;
+        // Another process takes this one's endpoints at once, not after the lease.
+        deliverer.stop().await;
+        served
     })
 }
 

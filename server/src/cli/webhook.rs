@@ -76,7 +76,8 @@ impl WebhookAction {
                     &department,
                     &url,
                     allow_http,
-                )?;
+                )
+                .map_err(|e| e.to_string())?;
                 println!("webhook {} for {} at {}", row.id, row.department, row.url);
                 println!("secret (shown once): {}", row.secret);
             }
@@ -97,13 +98,12 @@ impl WebhookAction {
                 ));
             }
             WebhookAction::Remove { id } => {
-                if !store.remove_webhook(&id).map_err(text)? {
-                    return Err(format!("no webhook `{id}`"));
-                }
+                crate::webhooks::remove(store.as_ref(), &id).map_err(|e| e.to_string())?;
                 println!("removed webhook {id}");
             }
             WebhookAction::Deliveries { id, limit } => {
-                let rows = store.deliveries(&id, limit).map_err(text)?;
+                let rows = crate::webhooks::deliveries(store.as_ref(), &id, limit)
+                    .map_err(|e| e.to_string())?;
                 print(&listing(
                     rows.iter()
                         .map(|d| {
@@ -120,9 +120,8 @@ impl WebhookAction {
                 ));
             }
             WebhookAction::Redeliver { id, delivery } => {
-                if !store.redeliver(&id, delivery).map_err(text)? {
-                    return Err(format!("webhook `{id}` has no delivery {delivery}"));
-                }
+                crate::webhooks::redeliver(store.as_ref(), &id, delivery)
+                    .map_err(|e| e.to_string())?;
                 println!("delivery {delivery} of {id} will be sent again");
             }
         }

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod records;
 pub mod sync;
 pub mod tasks;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tasks::router())
         .merge(findings::router())
         .merge(admin::router())
+        .merge(webhooks::router())
 }
 
 /// The router: [`api`] with the fallback, body limit, the limit of requests in flight,

@@ -123,6 +123,9 @@ pub trait WebhookStorage: Send + Sync {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<bool, StorageError>;
+    /// Gives up every lease `holder` holds (a process stopping), so another process
+    /// takes its endpoints at once instead of after the lease expires; the count freed.
+    fn release_webhooks(&self, holder: &str) -> Result<usize, StorageError>;
     /// The oldest pending delivery of endpoint `id`.
     fn pending_delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StorageError>;
     /// Queues a batch and moves the endpoint's cursor to its last position, in one
@@ -240,6 +243,15 @@ impl WebhookStorage for SqliteStorage {
             )
             .map_err(err)?;
         Ok(n == 1)
+    }
+
+    fn release_webhooks(&self, holder: &str) -> Result<usize, StorageError> {
+        lock(&self.writer)
+            .execute(
+                "UPDATE webhooks SET lease_holder = NULL, lease_until_ms = 0 WHERE lease_holder = ?1",
+                [holder],
+            )
+            .map_err(err)
     }
 
     fn pending_delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StorageError> {

@@ -159,6 +159,27 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// Asks it to stop with SIGTERM (a clean shutdown, as systemd does) and waits up to
+    /// 30 s for it to exit; true when it exited successfully.
+    pub fn terminate(&mut self) -> Result<bool> {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !sent.success() {
+            return Err("kill -TERM failed".into());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("the server did not stop within 30 s of SIGTERM".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills it with SIGKILL and starts it again on the same address and data, retrying
     /// while the port is still held.
     pub fn restart_after_kill9(&mut self) -> Result<()> {

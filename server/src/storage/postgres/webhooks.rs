@@ -102,6 +102,17 @@ impl WebhookStorage for PostgresStorage {
         Ok(n == 1)
     }
 
+    fn release_webhooks(&self, holder: &str) -> Result<usize, StorageError> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE webhooks SET lease_holder = NULL, lease_until_ms = 0 WHERE lease_holder = $1",
+                &[&holder],
+            )
+            .map_err(err)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     fn pending_delivery(&self, id: &str) -> Result<Option<DeliveryRow>, StorageError> {
         let row = self
             .conn()?
