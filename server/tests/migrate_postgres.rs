@@ -231,3 +231,133 @@ fn operator_commands_on_postgres_refuse_a_database_without_tables_and_sqlite_bac
     let storage = PostgresStorage::open(&db).unwrap();
     assert!(storage.cadres().unwrap().is_empty(), "nothing was added");
 }
+
+#[test]
+fn quarantine_and_check_schema_read_the_postgres_database() {
+    use yibiao_sync::hub::{DocWrite, HubBatch};
+    let Some(url) = test_url() else { return };
+    let db = fresh_schema(&url, &format!("ops{}", std::process::id())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = Config::resolve(
+        Overrides {
+            data_dir: Some(data.clone()),
+            database: Some(db.clone()),
+            ..Overrides::default()
+        },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let schema = Arc::new(Schema::baru_example());
+    let state = AppState::open(config, (*schema).clone()).unwrap();
+    yibiao_server::schema_change::prepare(&data, state.storage.as_ref(), state.hub.schema(), false)
+        .unwrap();
+    // A phone's household of 4 people, and a damaged document no server met yet.
+    let phone = Store::open(
+        dir.path().join("p.db"),
+        schema.clone(),
+        CadreId::new("amu").unwrap(),
+    )
+    .unwrap();
+    let household = phone
+        .create(
+            "household",
+            Some("tujiang"),
+            &[FieldEdit::Set("household_size".into(), Value::Integer(4))],
+        )
+        .unwrap();
+    let link = InProcess::for_store(
+        state.hub.clone(),
+        "d1",
+        DeviceScope::Village("tujiang".into()),
+        &phone,
+    );
+    sync(&phone, &link);
+    let damaged = yibiao_model::RecordId::new();
+    state
+        .hub
+        .storage()
+        .commit(&HubBatch {
+            docs: vec![DocWrite {
+                id: damaged,
+                entity: "household".into(),
+                village: Some("tujiang".into()),
+                chunk: b"not automerge".to_vec(),
+                snapshot: true,
+                heads: Vec::new(),
+                values_json: "{}".into(),
+                conflicts_json: "{}".into(),
+                deleted: false,
+                typed: Vec::new(),
+            }],
+            ..HubBatch::default()
+        })
+        .unwrap();
+    drop(state);
+    let text = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let list = cli(&data, &db, &["quarantine", "list"]);
+    assert!(list.status.success() && text(&list).is_empty(), "{list:?}");
+    let scan = cli(&data, &db, &["quarantine", "scan"]);
+    assert!(scan.status.success(), "{scan:?}");
+    assert!(
+        text(&scan).starts_with(&damaged.to_string()) && text(&scan).contains("does not load"),
+        "{}",
+        text(&scan)
+    );
+    assert!(
+        !text(&scan).contains(&household.to_string()),
+        "a healthy record is not listed"
+    );
+    let refused = cli(&data, &db, &["quarantine", "drop", &household.to_string()]);
+    assert!(
+        !refused.status.success(),
+        "a healthy record is never dropped"
+    );
+    let dropped = cli(&data, &db, &["quarantine", "drop", &damaged.to_string()]);
+    assert!(dropped.status.success(), "{dropped:?}");
+    assert!(text(&cli(&data, &db, &["quarantine", "list"])).is_empty());
+    let pg = PostgresStorage::open(&db).unwrap();
+    assert_eq!(
+        pg.record_count().unwrap(),
+        1,
+        "only the damaged record went"
+    );
+
+    // A revision that caps households at 3 people strands the stored 4, read from
+    // PostgreSQL (the data directory holds no records).
+    let rev2 = dir.path().join("rev2.toml");
+    std::fs::write(
+        &rev2,
+        yibiao_model::schema::BARU_TOML
+            .replacen("revision = 1 ", "revision = 2 ", 1)
+            .replacen(
+                "en = \"Household size\"\nmin = 1\nmax = 30",
+                "en = \"Household size\"\nmin = 1\nmax = 3",
+                1,
+            ),
+    )
+    .unwrap();
+    let data_arg = data.to_str().unwrap();
+    let check = cli(
+        &data,
+        &db,
+        &[
+            "check-schema",
+            rev2.to_str().unwrap(),
+            "--against",
+            data_arg,
+        ],
+    );
+    assert!(
+        !check.status.success(),
+        "stranding exits non-zero: {}",
+        text(&check)
+    );
+    assert!(
+        text(&check).contains("1 records: household.household_size")
+            && text(&check).contains(&household.to_string()),
+        "{}",
+        text(&check)
+    );
+}

@@ -193,7 +193,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Blobs { action } => action.run(&paths),
         Command::AdminToken => accounts::rotate_admin_token(&paths),
         Command::Migrate(args) => args.run(&paths),
-        Command::CheckSchema { file, against } => check_schema(&file, against.as_deref()),
+        Command::CheckSchema { file, against } => check_schema(&paths, &file, against.as_deref()),
     }
 }
 
@@ -323,7 +323,11 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_schema(file: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), String> {
+fn check_schema(
+    paths: &Paths,
+    file: &std::path::Path,
+    against: Option<&std::path::Path>,
+) -> Result<(), String> {
     let schema = Schema::from_toml_file(file).map_err(|e| e.to_string())?;
     println!(
         "{}: schema `{}` revision {} is valid: {} villages, {} fields, {} entity types, {} forms, {} departments",
@@ -337,20 +341,31 @@ fn check_schema(file: &std::path::Path, against: Option<&std::path::Path>) -> Re
         schema.departments.len()
     );
     match against {
-        Some(dir) => check_against(&schema, dir),
+        Some(dir) => check_against(paths, &schema, dir),
         None => Ok(()),
     }
 }
 
-/// Prints what serving `schema` over the data in `dir` would strand.
-fn check_against(schema: &Schema, dir: &std::path::Path) -> Result<(), String> {
-    let db = dir.join("yibiao.db");
-    if !db.exists() {
-        return Err(format!("{} holds no yibiao database", dir.display()));
-    }
-    let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+/// Prints what serving `schema` over the data in `dir` would strand: the records of the
+/// configured database (`--database` PostgreSQL, else `dir`'s SQLite), against the
+/// revision `dir` last served.
+fn check_against(paths: &Paths, schema: &Schema, dir: &std::path::Path) -> Result<(), String> {
+    let cfg = paths.config(Overrides::default())?;
+    let storage: Arc<dyn ServerStorage> = match &cfg.database {
+        Some(url) => {
+            datadir::require_postgres(url, false)?;
+            crate::state::open_postgres(url)?
+        }
+        None => {
+            let db = dir.join("yibiao.db");
+            if !db.exists() {
+                return Err(format!("{} holds no yibiao database", dir.display()));
+            }
+            Arc::new(SqliteStorage::open(&db).map_err(|e| e.to_string())?)
+        }
+    };
     let old = crate::schema_change::served(dir);
-    let report = crate::schema_change::stranding(&storage, old.as_ref(), schema)?;
+    let report = crate::schema_change::stranding(storage.as_ref(), old.as_ref(), schema)?;
     let against = old.map_or_else(
         || "the stored records".to_owned(),
         |s| format!("revision {} and the stored records", s.revision),

@@ -12,8 +12,7 @@ use yibiao_model::RecordId;
 
 use super::Paths;
 use super::table::{listing, print};
-use crate::config::Overrides;
-use crate::storage::{QuarantinedRecord, SqliteStorage};
+use crate::storage::{QuarantinedRecord, ServerStorage};
 
 #[derive(Subcommand)]
 pub(crate) enum QuarantineAction {
@@ -49,7 +48,8 @@ impl QuarantineAction {
                     .map_err(|e| e.to_string())?;
                 let now = chrono::Utc::now().timestamp_millis();
                 for q in &found {
-                    yibiao_sync::HubStorage::quarantine(&storage, q.id, &q.reason, now)
+                    storage
+                        .quarantine(q.id, &q.reason, now)
                         .map_err(|e| e.to_string())?;
                 }
                 let rows = storage.listed_records().map_err(|e| e.to_string())?;
@@ -73,21 +73,17 @@ impl QuarantineAction {
     }
 }
 
-/// The database and the record budget of the configuration (`budget_record_bytes`).
-fn open(paths: &Paths) -> Result<(SqliteStorage, usize), String> {
-    let cfg = paths.config(Overrides::default())?;
-    let db = cfg.data_dir.join("yibiao.db");
-    if !db.exists() {
-        return Err(format!("no database at {}", db.display()));
-    }
-    let storage = SqliteStorage::open(&db).map_err(|e| e.to_string())?;
+/// The configured database (SQLite in the data directory, or `--database`
+/// PostgreSQL) and the record budget of the configuration (`budget_record_bytes`).
+fn open(paths: &Paths) -> Result<(std::sync::Arc<dyn ServerStorage>, usize), String> {
+    let (cfg, storage) = paths.open(None)?;
     Ok((storage, cfg.budgets.max_record_bytes))
 }
 
 /// The record `id` if it is on the list, or found unservable now; an error naming why
 /// not otherwise.
 fn set_aside(
-    storage: &SqliteStorage,
+    storage: &std::sync::Arc<dyn ServerStorage>,
     id: &str,
     budget: usize,
 ) -> Result<QuarantinedRecord, String> {

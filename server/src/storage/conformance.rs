@@ -29,6 +29,55 @@ pub(crate) fn run_all<S: ServerStorage>(make: impl Fn() -> S) {
     findings(&make());
     blob_refs(&make());
     trail(&make());
+    quarantine(&make());
+}
+
+/// The [`QuarantineStorage`] suite: what the operator's `quarantine` commands read and
+/// drop, on stored documents that do not load.
+pub(crate) fn quarantine<S: super::QuarantineStorage>(s: &S) {
+    commit(
+        s,
+        vec![
+            doc(41, "household", Some("v1"), "{}", false),
+            doc(42, "household", None, "{}", false),
+        ],
+    );
+    assert_eq!(s.record_ids().unwrap(), vec![id(41), id(42)]);
+    assert_eq!(
+        s.record_place(id(41)).unwrap(),
+        Some(("household".to_owned(), Some("v1".to_owned())))
+    );
+    assert_eq!(s.record_place(id(99)).unwrap(), None);
+    assert!(s.listed_records().unwrap().is_empty(), "nothing met yet");
+    let found = s.quarantined_records(1 << 20).unwrap();
+    assert_eq!(
+        found.iter().map(|q| q.id).collect::<Vec<_>>(),
+        vec![id(41), id(42)]
+    );
+    assert!(found[0].reason.starts_with("does not load"), "{found:?}");
+    assert_eq!((found[0].chunks, found[0].bytes), (1, 1));
+    assert_eq!(s.quarantined_record(id(99), 1 << 20).unwrap(), None);
+    s.quarantine(id(41), &found[0].reason, 7).unwrap();
+    let listed = s.listed_records().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].id,
+            listed[0].entity.as_str(),
+            listed[0].village.as_deref(),
+            listed[0].chunks,
+            listed[0].bytes
+        ),
+        (id(41), "household", Some("v1"), 1, 1)
+    );
+    assert!(s.drop_record(id(41)).unwrap());
+    assert!(!s.drop_record(id(41)).unwrap(), "gone");
+    assert!(
+        s.listed_records().unwrap().is_empty(),
+        "its entry went with it"
+    );
+    assert_eq!(s.record_ids().unwrap(), vec![id(42)]);
+    assert!(s.load(id(41)).unwrap().is_none());
 }
 
 fn device(key: &str, phone: Option<&str>) -> DeviceRow {

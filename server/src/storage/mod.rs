@@ -35,7 +35,7 @@ pub use cadre_admin::CadreAdminStorage;
 pub use device_seen::DeviceSeenStorage;
 pub use findings::{FindingRow, FindingStorage};
 pub use postgres::PostgresStorage;
-pub use quarantine::QuarantinedRecord;
+pub use quarantine::{QuarantineStorage, QuarantinedRecord};
 pub use sqlite::{DeviceRow, SqliteStorage};
 pub use staff::{AuditRow, FailedLogins, SessionRow, StaffRow, StaffStorage};
 pub use table::{RecordTableStorage, TableFilter};
@@ -276,6 +276,7 @@ pub trait ServerStorage:
     + TrailStorage
     + RecordTableStorage
     + FindingStorage
+    + QuarantineStorage
 {
 }
 
@@ -292,6 +293,7 @@ impl<T> ServerStorage for T where
         + TrailStorage
         + RecordTableStorage
         + FindingStorage
+        + QuarantineStorage
 {
 }
 

@@ -4,14 +4,18 @@
 //! The hub skips such a record on its own while serving (see `yibiao_sync::hub`) and
 //! writes it to the `quarantine` table ([`SqliteStorage::set_aside`]): the one list the
 //! hub (after a restart too), `/ready`, the metric and `yibiao-server quarantine list`
-//! read. [`SqliteStorage::quarantined_records`] finds the ones no server met yet by
+//! read. [`QuarantineStorage::quarantined_records`] finds the ones no server met yet by
 //! loading every stored document (`quarantine scan`: an operator command, never a
-//! request); [`SqliteStorage::drop_record`] deletes a record and its entry together.
+//! request); [`QuarantineStorage::drop_record`] deletes a record and its entry together.
+//! The trait's primitives are per backend (SQLite here, PostgreSQL in
+//! `postgres/admin.rs`); the judgement (does it load, does it fit the budget) is
+//! written once, in its provided methods.
 
 use automerge::ActorId;
 use rusqlite::{OptionalExtension, params};
 use yibiao_model::RecordId;
 use yibiao_model::record::Record;
+use yibiao_sync::HubStorage;
 use yibiao_sync::hub::{SetAside, StorageError};
 
 use super::SqliteStorage;
@@ -98,10 +102,77 @@ impl SqliteStorage {
             })
             .collect()
     }
+}
 
+/// What the operator's `quarantine` commands need of the database.
+pub trait QuarantineStorage: HubStorage {
     /// The quarantine list with what the operator needs to judge each entry (entity,
     /// chunks, bytes), by record id.
-    pub fn listed_records(&self) -> Result<Vec<QuarantinedRecord>, StorageError> {
+    fn listed_records(&self) -> Result<Vec<QuarantinedRecord>, StorageError>;
+    /// Every stored record's id, in id order.
+    fn record_ids(&self) -> Result<Vec<RecordId>, StorageError>;
+    /// A stored record's entity type and village; `None` when it is not stored.
+    fn record_place(&self, id: RecordId) -> Result<Option<(String, Option<String>)>, StorageError>;
+    /// Deletes every trace of a record: its chunks, summary, feed row, what devices hold
+    /// of it, its burden rows, task index and quarantine entry. Phones that hold a copy
+    /// keep it; their next edit of it pushes the whole document again. False when it was
+    /// not stored.
+    fn drop_record(&self, id: RecordId) -> Result<bool, StorageError>;
+
+    /// Every stored record that does not load, or whose whole document on the wire is
+    /// larger than `max_record_bytes`, found by loading each (the list holds only those
+    /// a server met).
+    fn quarantined_records(
+        &self,
+        max_record_bytes: usize,
+    ) -> Result<Vec<QuarantinedRecord>, StorageError> {
+        let mut out = Vec::new();
+        for id in self.record_ids()? {
+            if let Some(q) = self.quarantined_record(id, max_record_bytes)? {
+                out.push(q);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record `id` if it is stored and cannot be served; `None` when it is fine or
+    /// unknown.
+    fn quarantined_record(
+        &self,
+        id: RecordId,
+        max_record_bytes: usize,
+    ) -> Result<Option<QuarantinedRecord>, StorageError> {
+        let Some((entity, village)) = self.record_place(id)? else {
+            return Ok(None);
+        };
+        let chunks = self.load(id)?.unwrap_or_default();
+        let reason = match Record::load(id, ActorId::random(), &chunks) {
+            Err(e) => format!("does not load: {e}"),
+            Ok(record) => {
+                let wire = record.save_for_wire().len();
+                if wire <= max_record_bytes {
+                    return Ok(None);
+                }
+                format!(
+                    "{} KiB to send, over the {} KiB record budget",
+                    wire / 1024,
+                    max_record_bytes / 1024
+                )
+            }
+        };
+        Ok(Some(QuarantinedRecord {
+            id,
+            entity,
+            village,
+            chunks: chunks.len(),
+            bytes: chunks.iter().map(Vec::len).sum(),
+            reason,
+        }))
+    }
+}
+
+impl QuarantineStorage for SqliteStorage {
+    fn listed_records(&self) -> Result<Vec<QuarantinedRecord>, StorageError> {
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare(
@@ -141,81 +212,31 @@ impl SqliteStorage {
             .collect()
     }
 
-    /// Every stored record that does not load, or whose whole document on the wire is
-    /// larger than `max_record_bytes`, found by loading each (the list holds only those
-    /// a server met).
-    pub fn quarantined_records(
-        &self,
-        max_record_bytes: usize,
-    ) -> Result<Vec<QuarantinedRecord>, StorageError> {
-        let ids: Vec<RecordId> = {
-            let conn = lock(&self.reader);
-            let mut stmt = conn
-                .prepare("SELECT id FROM docs ORDER BY id")
-                .map_err(err)?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            rows.into_iter().map(id_of).collect::<Result<_, _>>()?
-        };
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(q) = self.quarantined_record(id, max_record_bytes)? {
-                out.push(q);
-            }
-        }
-        Ok(out)
+    fn record_ids(&self) -> Result<Vec<RecordId>, StorageError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare("SELECT id FROM docs ORDER BY id")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rows.into_iter().map(id_of).collect()
     }
 
-    /// The record `id` if it is stored and cannot be served; `None` when it is fine or
-    /// unknown.
-    pub fn quarantined_record(
-        &self,
-        id: RecordId,
-        max_record_bytes: usize,
-    ) -> Result<Option<QuarantinedRecord>, StorageError> {
-        let row: Option<(String, Option<String>)> = lock(&self.reader)
+    fn record_place(&self, id: RecordId) -> Result<Option<(String, Option<String>)>, StorageError> {
+        lock(&self.reader)
             .query_row(
                 "SELECT entity, village FROM docs WHERE id = ?1",
                 [id.as_bytes().as_slice()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(err)?;
-        let Some((entity, village)) = row else {
-            return Ok(None);
-        };
-        let chunks = yibiao_sync::HubStorage::load(self, id)?.unwrap_or_default();
-        let reason = match Record::load(id, ActorId::random(), &chunks) {
-            Err(e) => format!("does not load: {e}"),
-            Ok(record) => {
-                let wire = record.save_for_wire().len();
-                if wire <= max_record_bytes {
-                    return Ok(None);
-                }
-                format!(
-                    "{} KiB to send, over the {} KiB record budget",
-                    wire / 1024,
-                    max_record_bytes / 1024
-                )
-            }
-        };
-        Ok(Some(QuarantinedRecord {
-            id,
-            entity,
-            village,
-            chunks: chunks.len(),
-            bytes: chunks.iter().map(Vec::len).sum(),
-            reason,
-        }))
+            .map_err(err)
     }
 
-    /// Deletes every trace of a record: its chunks, summary, feed row, what devices hold
-    /// of it, its burden rows, task index and quarantine entry. Phones that hold a copy keep it; their
-    /// next edit of it pushes the whole document again. False when it was not stored.
-    pub fn drop_record(&self, id: RecordId) -> Result<bool, StorageError> {
+    fn drop_record(&self, id: RecordId) -> Result<bool, StorageError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction().map_err(err)?;
         let key = id.as_bytes().as_slice();

@@ -20,6 +20,7 @@ mod admin;
 mod blobs;
 pub mod copy;
 mod hub;
+mod quarantine;
 mod views;
 mod webhooks;
 
