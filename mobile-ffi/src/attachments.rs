@@ -3,7 +3,6 @@
 //! Each method forwards to `yibiao_store::blobs` in a line plus conversions.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use yibiao_store::blobs::{self, UploadOptions};
 use yibiao_store::http::HttpTransport;
@@ -99,9 +98,7 @@ impl From<yibiao_model::value::AttachmentRef> for AttachmentInfo {
 
 impl YibiaoStore {
     fn http(&self) -> Result<HttpTransport, YibiaoError> {
-        let creds = self.credentials()?;
-        let timeout = Duration::from_millis(self.settings().http_timeout_ms);
-        Ok(HttpTransport::new(&creds.server_url, &creds.token, timeout))
+        self.transport()
     }
 }
 

@@ -77,6 +77,8 @@ pub struct YibiaoStore {
     settings: Mutex<SyncSettings>,
     /// The language of messages (`detail`), Chinese unless the app sets another.
     lang: Mutex<Lang>,
+    /// A county CA the app pins for its `https://` server (`set_trusted_ca`), PEM.
+    trusted_ca: Mutex<Option<String>>,
 }
 
 impl YibiaoStore {
@@ -121,6 +123,30 @@ impl YibiaoStore {
 
     fn lang(&self) -> Lang {
         *self.lang.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The built-in HTTP transport to the enrolled server, trusting the pinned CA when
+    /// the app set one.
+    pub(crate) fn transport(&self) -> Result<HttpTransport, YibiaoError> {
+        let creds = self.credentials()?;
+        let timeout = Duration::from_millis(self.settings().http_timeout_ms);
+        match self.pinned_ca() {
+            Some(pem) => HttpTransport::with_trusted_ca(
+                &creds.server_url,
+                &creds.token,
+                timeout,
+                pem.as_bytes(),
+            )
+            .map_err(|detail| YibiaoError::InvalidInput { detail }),
+            None => Ok(HttpTransport::new(&creds.server_url, &creds.token, timeout)),
+        }
+    }
+
+    fn pinned_ca(&self) -> Option<String> {
+        self.trusted_ca
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn settings(&self) -> SyncSettings {
@@ -214,6 +240,7 @@ impl YibiaoStore {
                 observer: Mutex::new(None),
                 settings: Mutex::new(default_sync_settings()),
                 lang: Mutex::new(Lang::default()),
+                trusted_ca: Mutex::new(None),
             }))
         })
     }
@@ -266,7 +293,20 @@ impl YibiaoStore {
             let timeout = Duration::from_millis(self.settings().http_timeout_ms);
             let device = self.inner.device_id().to_string();
             let server_url = yibiao_store::http::server_base_url(&server_url)?;
-            let e = yibiao_store::http::enrol(&server_url, code.trim(), &device, timeout)?;
+            let roots = match self.pinned_ca() {
+                Some(pem) => Some(
+                    yibiao_store::http::trusted_roots(pem.as_bytes())
+                        .map_err(|detail| YibiaoError::InvalidInput { detail })?,
+                ),
+                None => None,
+            };
+            let e = yibiao_store::http::enrol_trusting(
+                &server_url,
+                code.trim(),
+                &device,
+                timeout,
+                roots,
+            )?;
             let cadre = CadreId::new(e.cadre.clone())?;
             self.inner.set_credentials(&Credentials {
                 server_url,
@@ -283,6 +323,25 @@ impl YibiaoStore {
                 cadre: e.cadre,
                 village: e.village,
             })
+        })
+    }
+
+    /// Pins the CA (PEM text: the county's CA certificate, or the server's self-signed
+    /// certificate) that the built-in HTTP transport trusts for an `https://` server,
+    /// instead of the public roots: for enrolment, sync and attachments. `None` goes back
+    /// to the public roots. Text that holds no PEM certificate is `InvalidInput` and
+    /// changes nothing. The app sets it at each start, like the settings.
+    pub fn set_trusted_ca(&self, ca_pem: Option<String>) -> Result<(), YibiaoError> {
+        self.guard(|| {
+            if let Some(pem) = &ca_pem {
+                yibiao_store::http::trusted_roots(pem.as_bytes())
+                    .map_err(|detail| YibiaoError::InvalidInput { detail })?;
+            }
+            *self
+                .trusted_ca
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = ca_pem;
+            Ok(())
         })
     }
 
@@ -505,9 +564,7 @@ impl YibiaoStore {
         progress: Option<Arc<dyn SyncProgressListener>>,
     ) -> Result<SyncReport, YibiaoError> {
         self.guard(|| {
-            let creds = self.credentials()?;
-            let timeout = Duration::from_millis(self.settings().http_timeout_ms);
-            let http = HttpTransport::new(&creds.server_url, &creds.token, timeout);
+            let http = self.transport()?;
             self.run_sync(&http, progress)
         })
     }

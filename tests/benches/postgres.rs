@@ -37,8 +37,44 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_server_under_test"))
 }
 
-/// (fleet push ms, no-change syncs per second) for `processes` servers on `database`.
-fn run(database: Option<&str>, processes: usize, phones: usize) -> Res<(u128, f64)> {
+/// What one configuration did.
+struct Figures {
+    /// The fleet's first push and pull, ms.
+    push_ms: u128,
+    /// No-change syncs per second, the whole fleet at once.
+    syncs_per_s: f64,
+    /// A department paging its whole feed (1,000 a page, each page from a random
+    /// process), records per second.
+    pull_per_s: f64,
+}
+
+/// A department's whole feed, each page from a random server; records read.
+fn pull_feed(bases: &[String], token: &str, rng: &mut fastrand::Rng) -> Res<usize> {
+    let (mut cursor, mut n) = (0u64, 0usize);
+    loop {
+        let url = format!(
+            "{}/v1/feed?cursor={cursor}&limit=1000",
+            bases[rng.usize(..bases.len())]
+        );
+        let body: serde_json::Value = serde_json::from_str(
+            &ureq::get(&url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .call()?
+                .body_mut()
+                .read_to_string()?,
+        )?;
+        n += body["changes"].as_array().map_or(0, Vec::len);
+        cursor = body["next_cursor"]
+            .as_u64()
+            .ok_or("feed without next_cursor")?;
+        if body["more"] != serde_json::Value::Bool(true) {
+            return Ok(n);
+        }
+    }
+}
+
+/// The figures of `processes` servers on `database` (SQLite in the data dir for None).
+fn run(database: Option<&str>, processes: usize, phones: usize) -> Res<Figures> {
     let dir = tempfile::tempdir()?;
     let mut servers = Vec::new();
     for i in 0..processes {
@@ -127,7 +163,37 @@ fn run(database: Option<&str>, processes: usize, phones: usize) -> Res<(u128, f6
     while t.elapsed() < Duration::from_secs(2) {
         syncs += sync_all(&fleet);
     }
-    Ok((push_ms, syncs as f64 / t.elapsed().as_secs_f64()))
+    let syncs_per_s = syncs as f64 / t.elapsed().as_secs_f64();
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(dir.path().join("s0/bench.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("s0"))
+        .args(["department", "token", "public_services", "--name", "bench"])
+        .output()?;
+    let dept = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once): ").map(str::to_owned))
+        .ok_or("department token printed no token")?;
+    let bases: Vec<String> = servers.iter().map(ServerProcess::url).collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let (t, mut records) = (Instant::now(), 0usize);
+    for _ in 0..3 {
+        let n = pull_feed(&bases, &dept, &mut rng)?;
+        if n != phones * 10 {
+            return Err(format!(
+                "the department read {n} records, the fleet wrote {}",
+                phones * 10
+            )
+            .into());
+        }
+        records += n;
+    }
+    Ok(Figures {
+        push_ms,
+        syncs_per_s,
+        pull_per_s: records as f64 / t.elapsed().as_secs_f64(),
+    })
 }
 
 fn main() -> Res<()> {
@@ -139,29 +205,37 @@ fn main() -> Res<()> {
     };
     let env = BenchEnv::from_env()?;
     let phones = env_count("YIBIAO_BENCH_DEVICES", env.pick(6, 30))?;
-    let (base_ms, base_rate) = run(None, 1, phones)?;
+    let base = run(None, 1, phones)?;
     println!(
         "{phones} phones × 10 households, real HTTP on loopback, each request to a random process"
     );
     println!(
-        "{:<22} {:>12} {:>10} {:>18} {:>10}",
-        "backend", "fleet push", "vs SQLite", "no-change syncs/s", "vs SQLite"
+        "{:<22} {:>12} {:>10} {:>18} {:>10} {:>16} {:>10}",
+        "backend",
+        "fleet push",
+        "vs SQLite",
+        "no-change syncs/s",
+        "vs SQLite",
+        "dept pull rec/s",
+        "vs SQLite"
     );
-    println!(
-        "{:<22} {:>10}ms {:>10} {:>18.0} {:>10}",
-        "SQLite, 1 process", base_ms, "1.00x", base_rate, "1.00x"
-    );
+    let line = |name: String, f: &Figures| {
+        println!(
+            "{:<22} {:>10}ms {:>10} {:>18.0} {:>10} {:>16.0} {:>10}",
+            name,
+            f.push_ms,
+            ratio_text(f.push_ms as u64, base.push_ms as u64),
+            f.syncs_per_s,
+            ratio_text(f.syncs_per_s as u64, base.syncs_per_s as u64),
+            f.pull_per_s,
+            ratio_text(f.pull_per_s as u64, base.pull_per_s as u64)
+        );
+    };
+    line("SQLite, 1 process".into(), &base);
     for processes in [1, 2, 3] {
         let db = fresh_schema(&url, &format!("bench{}_{processes}", std::process::id()))?;
-        let (ms, rate) = run(Some(&db), processes, phones)?;
-        println!(
-            "{:<22} {:>10}ms {:>10} {:>18.0} {:>10}",
-            format!("PostgreSQL, {processes} proc"),
-            ms,
-            ratio_text(ms as u64, base_ms as u64),
-            rate,
-            ratio_text(rate as u64, base_rate as u64)
-        );
+        let f = run(Some(&db), processes, phones)?;
+        line(format!("PostgreSQL, {processes} proc"), &f);
     }
     Ok(())
 }

@@ -58,18 +58,12 @@ impl HttpTransport {
         timeout: Duration,
         ca_pem: &[u8],
     ) -> Result<Self, String> {
-        let certs = ureq::tls::parse_pem(ca_pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                Ok(_) => None,
-                Err(e) => Some(Err(format!("trusted CA: not PEM: {e}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if certs.is_empty() {
-            return Err("trusted CA: no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-        }
-        let roots = ureq::tls::RootCerts::new_with_certs(&certs);
-        Ok(Self::with_roots(server_url, token, timeout, roots))
+        Ok(Self::with_roots(
+            server_url,
+            token,
+            timeout,
+            trusted_roots(ca_pem)?,
+        ))
     }
 
     fn with_roots(
@@ -94,6 +88,22 @@ impl HttpTransport {
             token: token.to_owned(),
         }
     }
+}
+
+/// The roots of a pinned county CA: the certificates of `ca_pem` (PEM text), and only
+/// them. An error says what is wrong with the text.
+pub fn trusted_roots(ca_pem: &[u8]) -> Result<ureq::tls::RootCerts, String> {
+    let certs = ureq::tls::parse_pem(ca_pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(format!("trusted CA: not PEM: {e}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err("trusted CA: no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
 fn network(e: ureq::Error) -> TransportError {
@@ -311,11 +321,25 @@ pub fn enrol(
     device: &str,
     timeout: Duration,
 ) -> Result<Enrolment, EnrolError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    enrol_trusting(server_url, code, device, timeout, None)
+}
+
+/// [`enrol`] with the roots of a pinned county CA ([`trusted_roots`]) instead of the
+/// public ones, when `roots` is given.
+pub fn enrol_trusting(
+    server_url: &str,
+    code: &str,
+    device: &str,
+    timeout: Duration,
+    roots: Option<ureq::tls::RootCerts>,
+) -> Result<Enrolment, EnrolError> {
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
+        .http_status_as_error(false);
+    if let Some(roots) = roots {
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+    }
+    let agent: ureq::Agent = config.build().into();
     let url = format!("{}/v1/enrol", server_base_url(server_url)?);
     let body = serde_json::json!({ "code": code, "device": device }).to_string();
     let mut response = agent

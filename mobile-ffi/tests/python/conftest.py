@@ -41,9 +41,11 @@ class Server:
         assert out.returncode == 0, f"yibiao-server {' '.join(args)} failed: {out.stderr}"
         return out.stdout
 
-    def start(self):
+    def start(self, tls=None):
+        """Serves on a free loopback port; `tls`: (certificate PEM path, key PEM path)."""
+        extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
         self.proc = subprocess.Popen(
-            [SERVER_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [SERVER_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             text=True, env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "warn"},
         )
@@ -58,7 +60,7 @@ class Server:
         while True:
             line = lines.get(timeout=30)
             assert line is not None, "yibiao-server exited before listening"
-            m = re.search(r"listening on (http://\S+)", line)
+            m = re.search(r"listening on (https?://\S+)", line)
             if m:
                 self.url = m.group(1)
                 return self

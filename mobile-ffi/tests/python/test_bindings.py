@@ -463,3 +463,44 @@ def test_a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_o
     assert seen["lifecycle"]["state"] == "resolved"
     [marks] = seen["receipts"].values()
     assert marks["opened_ms"] == f.opened_ms and marks["cadre"] == "amu"
+
+
+def test_a_county_server_on_tls_with_its_own_ca_is_trusted_only_when_the_app_pins_it(tmp_path):
+    """`serve --tls-cert --tls-key` with a self-signed certificate: the public roots refuse
+    it; the pinned certificate enrols, syncs and uploads; bad PEM text changes nothing."""
+    import subprocess
+    from conftest import Server
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=yibiao test county", "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, stdin=subprocess.DEVNULL,
+    )
+    server = Server(tmp_path / "server").start(tls=(cert, key))
+    try:
+        assert server.url.startswith("https://")
+        server.add_cadre("amu", "阿木", "tujiang")
+        store = yibiao.YibiaoStore.open(str(tmp_path / "phone.db"), None, "amu")
+        with pytest.raises(yibiao.YibiaoError.Network):
+            store.enrol(server.url, server.enrolment_code("amu"))
+        with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+            store.set_trusted_ca("not a certificate")
+        assert "PEM" in str(e.value)
+        store.set_trusted_ca(cert.read_text())
+        enrolled = store.enrol(server.url, server.enrolment_code("amu"))
+        assert enrolled.village == "tujiang"
+        rid = store.create("household", "tujiang", {"household_head": "\"阿木\""})
+        photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+        store.attach(rid, "photo", photo, "image/jpeg", "院子.jpg")
+        report = store.sync()
+        assert report.complete and report.pushed >= 1
+        uploaded = store.upload_attachments()
+        assert uploaded.uploaded == 1
+        # Back to the public roots: the county's certificate is refused again.
+        store.set_trusted_ca(None)
+        with pytest.raises(yibiao.YibiaoError.Network):
+            store.sync()
+    finally:
+        server.stop()
