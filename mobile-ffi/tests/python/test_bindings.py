@@ -466,19 +466,28 @@ def test_a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_o
 
 
 def test_a_county_server_on_tls_with_its_own_ca_is_trusted_only_when_the_app_pins_it(tmp_path):
-    """`serve --tls-cert --tls-key` with a self-signed certificate: the public roots refuse
-    it; the pinned certificate enrols, syncs and uploads; bad PEM text changes nothing."""
+    """`serve --tls-cert --tls-key` with a certificate of the county's own CA: the public
+    roots refuse it; the pinned CA enrols, syncs and uploads; bad PEM text changes
+    nothing."""
     import subprocess
     from conftest import Server
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=yibiao test county", "-keyout", str(key), "-out", str(cert),
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, stdin=subprocess.DEVNULL,
-    )
-    server = Server(tmp_path / "server").start(tls=(cert, key))
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True,
+                       stdin=subprocess.DEVNULL, cwd=tmp_path)
+
+    # The county's CA, and the server's certificate signed by it.
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=Test County CA", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr")
+    (tmp_path / "ext.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.pem")
+    cert, key = tmp_path / "ca.pem", tmp_path / "server.key"
+    server = Server(tmp_path / "server").start(tls=(tmp_path / "server.pem", key))
     try:
         assert server.url.startswith("https://")
         server.add_cadre("amu", "阿木", "tujiang")
@@ -495,7 +504,7 @@ def test_a_county_server_on_tls_with_its_own_ca_is_trusted_only_when_the_app_pin
         photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
         store.attach(rid, "photo", photo, "image/jpeg", "院子.jpg")
         report = store.sync()
-        assert report.complete and report.pushed >= 1
+        assert report.complete and report.progress.pushed >= 1
         uploaded = store.upload_attachments()
         assert uploaded.uploaded == 1
         # Back to the public roots: the county's certificate is refused again.
