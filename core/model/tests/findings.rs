@@ -425,3 +425,86 @@ fn the_report_counts_a_period_as_worked_by_hand() {
         ]
     );
 }
+
+/// A phone's change inserting `step` at `index` of the steps list as the phone holds it
+/// (`phone_bytes`), checked as the hub checks it after merging into `server`.
+fn insert_at(
+    server: &Record,
+    phone_bytes: &[u8],
+    before: &[automerge::ChangeHash],
+    index: usize,
+    step: &Step,
+    who: &Author,
+) -> Result<(), yibiao_model::finding::FindingRefusal> {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ReadDoc};
+    let mut doc = automerge::Automerge::load(phone_bytes)
+        .unwrap()
+        .with_actor(ActorId::random());
+    let steps = match doc.get(automerge::ROOT, "steps").unwrap() {
+        Some((automerge::Value::Object(ObjType::List), id)) => id,
+        other => panic!("no steps list: {other:?}"),
+    };
+    let mut tx = doc.transaction();
+    tx.insert(&steps, index, serde_json::to_string(step).unwrap())
+        .unwrap();
+    tx.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(serde_json::to_string(who).unwrap())
+            .with_time(9),
+    );
+    let mut merged = server.clone();
+    merged.merge_bytes(&doc.save_after(before)).unwrap();
+    // What the phone pushes: the changes the server does not hold yet.
+    let changes = merged.doc().get_changes(&server.heads());
+    assert_eq!(changes.len(), 1);
+    check_finding_changes(
+        &merged,
+        &changes,
+        false,
+        &Role::Village("tujiang".into()),
+        "dev-a",
+    )
+}
+
+#[test]
+fn a_phone_may_only_append_after_the_steps_it_had_seen() {
+    let amu = author("amu", "dev-a");
+    let office = author("server", "server");
+    let mut server = staff_doc();
+    let first = Step::new(hand_over(village()), Actor::Staff("li".into()), 7);
+    append_step(&mut server, &first, &office, 7).unwrap();
+    let seen_first = server.heads();
+    let phone_saw_first = server.save();
+    // The office hands it over again (a new deadline); the phone syncs and sees that.
+    let again = Step::new(
+        StepKind::HandOver {
+            unit: village(),
+            deadline_ms: 2_000,
+        },
+        Actor::Staff("li".into()),
+        8,
+    );
+    append_step(&mut server, &again, &office, 8).unwrap();
+    let seen_both = server.heads();
+    let resolved = Step::new(resolve(village()), Actor::Cadre("amu".into()), 9);
+
+    // Slipping the resolution in before the hand-over it had seen is refused.
+    let err = insert_at(&server, &server.save(), &seen_both, 1, &resolved, &amu).unwrap_err();
+    assert!(
+        err.detail.contains("appended after every step"),
+        "{}",
+        err.detail
+    );
+    let err = insert_at(&server, &server.save(), &seen_both, 0, &resolved, &amu).unwrap_err();
+    assert!(
+        err.detail.contains("appended after every step"),
+        "{}",
+        err.detail
+    );
+    // Appended at the end of what it had seen, it passes.
+    insert_at(&server, &server.save(), &seen_both, 2, &resolved, &amu).unwrap();
+    // A phone that had seen only the first hand-over appends after it: concurrent with
+    // the second, not inserted before anything it knew, so it passes.
+    insert_at(&server, &phone_saw_first, &seen_first, 1, &resolved, &amu).unwrap();
+}

@@ -199,16 +199,22 @@ pub fn check_finding_changes(
             .ok_or_else(|| FindingRefusal::malformed("a change carries no cadre and device"))?;
         let by = Actor::Cadre(author.cadre.as_str().to_owned());
         let ops = change.decode().operations;
-        let creates = ops.iter().any(|op| {
-            matches!((&op.obj, &op.key), (legacy::ObjectId::Root, legacy::Key::Map(k)) if k == "entity")
-        });
+        // Where this change may insert a step: after the list's last element as the
+        // writer saw it (its dependencies), then after its own previous insert.
+        let mut tail = if creates_any(&ops) {
+            None
+        } else {
+            Some(last_step_at(record, &steps, change)?)
+        };
+        let start_op = change.start_op().get();
+        let creates = creates_any(&ops);
         if creates {
             creations += 1;
             if !is_new || creations > 1 {
                 return Err(FindingRefusal::malformed("the finding already exists"));
             }
         }
-        for op in &ops {
+        for (i, op) in ops.iter().enumerate() {
             let in_obj = |(c, a): &(u64, automerge::ActorId)| matches!(&op.obj, legacy::ObjectId::Id(legacy::OpId(oc, oa)) if oc == c && oa == a);
             match (&op.obj, &op.key, &op.action) {
                 (legacy::ObjectId::Root, legacy::Key::Map(k), action) if creates => {
@@ -221,10 +227,21 @@ pub fn check_finding_changes(
                         finding.village.as_deref(),
                     )?
                 }
-                (_, legacy::Key::Seq(_), legacy::OpType::Put(ScalarValue::Str(json)))
+                (_, legacy::Key::Seq(after), legacy::OpType::Put(ScalarValue::Str(json)))
                     if op.insert && in_obj(&steps) =>
                 {
+                    if let Some(expected) = &tail
+                        && after != expected
+                    {
+                        return Err(FindingRefusal::malformed(
+                            "a step must be appended after every step the phone had seen, not inserted before one",
+                        ));
+                    }
                     check_step_op(json, &by, role, &finding)?;
+                    tail = Some(legacy::ElementId::Id(legacy::OpId(
+                        start_op + i as u64,
+                        change.actor_id().clone(),
+                    )));
                 }
                 (_, legacy::Key::Map(k), legacy::OpType::Put(ScalarValue::Str(json)))
                     if in_obj(&receipts) =>
@@ -245,6 +262,47 @@ pub fn check_finding_changes(
         ));
     }
     Ok(())
+}
+
+/// True when `ops` create the finding (its first change writes the layout and may
+/// append its first steps anywhere in the new list).
+fn creates_any(ops: &[legacy::Op]) -> bool {
+    ops.iter().any(|op| {
+        matches!((&op.obj, &op.key), (legacy::ObjectId::Root, legacy::Key::Map(k)) if k == "entity")
+    })
+}
+
+/// The element a step appended by `change` must follow: the last element of the steps
+/// list as of the change's dependencies (what its writer had seen), or the list's head
+/// when it was empty then.
+fn last_step_at(
+    record: &Record,
+    steps: &(u64, automerge::ActorId),
+    change: &Change,
+) -> Result<legacy::ElementId, FindingRefusal> {
+    use automerge::ReadDoc;
+    let doc = record.doc();
+    let obj = ObjId::Id(steps.0, steps.1.clone(), 0);
+    let Some(obj) = obj_at(doc, "steps", ObjType::List).filter(|o| same_obj(o, &obj)) else {
+        return Err(FindingRefusal::malformed("a finding has no `steps` list"));
+    };
+    let deps = change.deps();
+    let len = doc.length_at(&obj, deps);
+    if len == 0 {
+        return Ok(legacy::ElementId::Head);
+    }
+    match doc.get_at(&obj, len - 1, deps) {
+        Ok(Some((_, ObjId::Id(counter, actor, _)))) => {
+            Ok(legacy::ElementId::Id(legacy::OpId(counter, actor)))
+        }
+        _ => Err(FindingRefusal::malformed(
+            "the steps the phone had seen cannot be read",
+        )),
+    }
+}
+
+fn same_obj(a: &ObjId, b: &ObjId) -> bool {
+    matches!((a, b), (ObjId::Id(c1, a1, _), ObjId::Id(c2, a2, _)) if c1 == c2 && a1 == a2)
 }
 
 /// One appended step: well formed, signed by the change's cadre, permitted to the role.
