@@ -14,6 +14,7 @@ import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
@@ -81,6 +82,28 @@ class Server(private val bin: String, private val dataDir: File) : AutoCloseable
         c.setRequestProperty("Content-Type", "application/json")
         c.outputStream.use { it.write(body.encodeToByteArray()) }
         assertEquals(201, c.responseCode, c.errorStream?.readBytes()?.decodeToString())
+        @Suppress("UNCHECKED_CAST")
+        return Json.parse(c.inputStream.readBytes().decodeToString()) as Map<String, Any?>
+    }
+
+    /** `POST /v1/findings/{finding}/steps` (the office's side); returns the finding. */
+    fun findingStep(token: String, finding: String, body: String): Map<String, Any?> {
+        val c = URI("$url/v1/findings/$finding/steps").toURL().openConnection() as HttpURLConnection
+        c.requestMethod = "POST"
+        c.doOutput = true
+        c.setRequestProperty("Authorization", "Bearer $token")
+        c.setRequestProperty("Content-Type", "application/json")
+        c.outputStream.use { it.write(body.encodeToByteArray()) }
+        assertEquals(200, c.responseCode, c.errorStream?.readBytes()?.decodeToString())
+        @Suppress("UNCHECKED_CAST")
+        return Json.parse(c.inputStream.readBytes().decodeToString()) as Map<String, Any?>
+    }
+
+    /** `GET /v1/findings/{finding}`. */
+    fun finding(token: String, finding: String): Map<String, Any?> {
+        val c = URI("$url/v1/findings/$finding").toURL().openConnection() as HttpURLConnection
+        c.setRequestProperty("Authorization", "Bearer $token")
+        assertEquals(200, c.responseCode)
         @Suppress("UNCHECKED_CAST")
         return Json.parse(c.inputStream.readBytes().decodeToString()) as Map<String, Any?>
     }
@@ -514,6 +537,64 @@ fun aPhotoIsAttachedUploadedInChunksAndFetchedOnDemand(ctx: Ctx) = ctx.server("s
     b.close()
 }
 
+fun aFindingRecordedOnThePhoneIsHandedOverDeliveredAndResolvedOffline(ctx: Ctx) = ctx.server("s7").use { server ->
+    val a = ctx.phone(server, "a7", "amu", "阿木")
+    fun found(village: String) = a.recordFinding(village, FindingInput(
+        category = "living_environment", description = "村口建筑垃圾未清运",
+        severity = FindingSeverity.MEDIUM, photos = listOf("att-1"), record = null,
+        lat = 27.7, lon = 102.3))
+
+    val fid = found("tujiang")
+    assertFailsWith<YibiaoException.InvalidInput>("another village's finding") { found("baru") }
+    val f0 = a.findings().single()
+    assertEquals(fid, f0.id)
+    assertEquals(FindingState.FOUND, f0.state)
+    assertFalse(f0.oursToResolve)
+    assertTrue(a.query(RecordQuery()).records.isEmpty(), "findings are not records")
+    assertFailsWith<YibiaoException.InvalidInput>("not handed over yet") {
+        a.resolveFinding(fid, "已清运", listOf())
+    }
+    assertTrue(a.sync(null).complete)
+
+    // The discipline office hands it to the village; the next sync brings it, marked
+    // delivered by itself.
+    val disc = server.departmentToken("discipline_inspection")
+    server.findingStep(disc, fid,
+        """{"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": 4102444800000}}""")
+    assertTrue(a.sync(null).complete)
+    val f1 = a.finding(fid)
+    assertEquals(FindingState.HANDED_OVER, f1.state)
+    assertTrue(f1.oursToResolve)
+    assertEquals("village:tujiang", f1.unit)
+    assertNotNull(f1.deliveredMs)
+    assertNull(f1.openedMs)
+    assertTrue(a.openFinding(fid))
+    assertFalse(a.openFinding(fid), "opening twice writes once")
+
+    // Resolved offline with a photo as evidence, then synced: the office sees it.
+    val rid = a.create("household", "tujiang", mapOf("household_head" to q("阿木日哈")))
+    val photo = byteArrayOf(0xFF.toByte(), 0xD8.toByte(), 0xFF.toByte(), 0xE0.toByte()) +
+        ByteArray(5_000) { (it % 251).toByte() }
+    val evidence = a.attach(rid, "photo", photo, "image/jpeg", "清运后.jpg")
+    a.resolveFinding(fid, "已清运，见照片", listOf(evidence.sha256))
+    val f2 = a.finding(fid)
+    assertEquals(FindingState.RESOLVED, f2.state)
+    assertEquals(listOf("hand_over", "resolve"), f2.steps.map { it.kind })
+    assertEquals(mapOf("cadre" to "amu"), Json.parse(f2.steps[1].byJson))
+    assertTrue(a.sync(null).complete)
+    assertEquals(1u, a.uploadAttachments(null).uploaded)
+    assertEquals(0L, a.status().pending)
+    val seen = server.finding(disc, fid)
+    @Suppress("UNCHECKED_CAST")
+    val lifecycle = seen["lifecycle"] as Map<String, Any?>
+    assertEquals("resolved", lifecycle["state"])
+    @Suppress("UNCHECKED_CAST")
+    val marks = (seen["receipts"] as Map<String, Map<String, Any?>>).values.single()
+    assertEquals("amu", marks["cadre"])
+    assertEquals(f2.openedMs, (marks["opened_ms"] as Number).toLong())
+    a.close()
+}
+
 // ----- runner ----------------------------------------------------------------------------
 
 fun main(args: Array<String>) {
@@ -532,6 +613,8 @@ fun main(args: Array<String>) {
             ::aTaskIssuedByADepartmentReachesThePhoneAndItsReceiptsComeBack,
         "a_photo_is_attached_uploaded_in_chunks_and_fetched_on_demand" to
             ::aPhotoIsAttachedUploadedInChunksAndFetchedOnDemand,
+        "a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_offline" to
+            ::aFindingRecordedOnThePhoneIsHandedOverDeliveredAndResolvedOffline,
     )
     var passed = 0
     var failed = 0
