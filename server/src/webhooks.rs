@@ -7,8 +7,9 @@
 //! - A task delivers only while its process holds the endpoint's lease (a row with a
 //!   holder and an expiry, renewed on every round): one deliverer per endpoint across
 //!   processes; a crashed process's endpoints are taken over when its lease expires.
-//! - A batch is the department feed's page after the endpoint's cursor ([`feed_body`]:
-//!   the same projection as `GET /v1/feed`), queued with its exact body before the first
+//! - A batch is the department feed's page after the endpoint's cursor (the same
+//!   projection as `GET /v1/feed`, read through the [`FeedReader`] `serve` hands in, so
+//!   this module does not depend on the routes), queued with its exact body before the first
 //!   attempt and retried with exponential backoff until a 2xx; the next batch is built
 //!   only then. Every attempt carries the same body, `Idempotency-Key` (the batch's last
 //!   feed position) and a fresh `Yibiao-Signature: t=<unix secs>,v1=<hex HMAC-SHA256 of
@@ -29,9 +30,14 @@ use yibiao_model::messages::Message;
 
 use crate::accounts::AccountError;
 
-use crate::routes::records::{department_filter, feed_body};
 use crate::state::AppState;
 use crate::storage::{DeliveryRow, NewDelivery, WebhookRow, WebhookStorage};
+
+/// How the deliverer reads a department's feed: the page of department `dept`'s view
+/// after `cursor`, at most `limit` changes, as the body `GET /v1/feed` answers, or `None`
+/// when nothing is new (`routes::records::feed_batch`).
+pub type FeedReader =
+    Arc<dyn Fn(&AppState, &str, u64, usize) -> Result<Option<NewDelivery>, String> + Send + Sync>;
 
 /// Changes per batch.
 const BATCH: usize = 100;
@@ -81,6 +87,7 @@ struct Ctx {
     holder: String,
     backoff: Backoff,
     agent: ureq::Agent,
+    feed: FeedReader,
     /// Set when the process stops: tasks take no new round and claim nothing more.
     stopping: AtomicBool,
 }
@@ -120,7 +127,12 @@ impl Deliverer {
 
 /// Starts the supervisor: one delivery task per registered endpoint, started within
 /// [`POLL`] of its registration (also by the CLI, beside the running server).
-pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) -> Deliverer {
+pub fn spawn(
+    state: AppState,
+    store: Arc<dyn WebhookStorage>,
+    backoff: Backoff,
+    feed: FeedReader,
+) -> Deliverer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(ATTEMPT_TIMEOUT))
         .http_status_as_error(false)
@@ -133,6 +145,7 @@ pub fn spawn(state: AppState, store: Arc<dyn WebhookStorage>, backoff: Backoff) 
         holder: format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..)),
         backoff,
         agent,
+        feed,
         stopping: AtomicBool::new(false),
     });
     let supervised = ctx.clone();
@@ -274,30 +287,8 @@ fn next_step(ctx: &Ctx, id: &str) -> Result<Step, String> {
     if let Some(pending) = store.pending_delivery(id).map_err(|e| e.to_string())? {
         return Ok(Step::Send(Box::new((hook, pending))));
     }
-    let schema = ctx.state.hub.schema();
-    let dept = schema.department(&hook.department).ok_or_else(|| {
-        format!(
-            "department `{}` is not in the schema served",
-            hook.department
-        )
-    })?;
-    let filter = department_filter(schema, dept).map_err(|e| e.to_string())?;
-    let page = feed_body(
-        ctx.state.storage.as_ref(),
-        dept,
-        &filter,
-        hook.cursor,
-        BATCH,
-    )
-    .map_err(|e| e.to_string())?;
-    let Some(first_position) = page.first_position else {
+    let Some(batch) = (ctx.feed)(&ctx.state, &hook.department, hook.cursor, BATCH)? else {
         return Ok(Step::Idle);
-    };
-    let batch = NewDelivery {
-        first_position,
-        last_position: page.next_cursor,
-        records: page.count as u32,
-        body: String::from_utf8(page.json).map_err(|e| e.to_string())?,
     };
     store
         .queue_delivery(id, &ctx.holder, &batch, now)

@@ -110,6 +110,7 @@ impl Message {
             .or_else(|| blob_sentence(self, lang))
             .or_else(|| finding_sentence(self, lang))
             .or_else(|| account_sentence(self, lang))
+            .or_else(|| webhook_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -502,6 +503,17 @@ fn account_sentence(m: &Message, lang: Lang) -> Option<String> {
         "no_staff" => format!("no staff account `{}`", p("login")),
         "password_wrong" if zh => "当前密码不正确".to_owned(),
         "password_wrong" => "the current password is not right".to_owned(),
+        "disable_self" if zh => "管理员不能停用自己的账号".to_owned(),
+        "disable_self" => "an administrator cannot disable their own account".to_owned(),
+        _ => return None,
+    })
+}
+
+/// Webhook endpoints and their delivery log (the admin API and CLI).
+fn webhook_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let p = |k: &str| m.param(k);
+    let zh = lang == Lang::Zh;
+    Some(match m.code.as_str() {
         "webhook_url" if zh => format!("`{}` 不是带主机名的 http(s) 地址", p("url")),
         "webhook_url" => format!("`{}` is not an http(s) URL with a host", p("url")),
         "webhook_plain_http" if zh => format!(
@@ -526,8 +538,6 @@ fn account_sentence(m: &Message, lang: Lang) -> Option<String> {
         ),
         "limit_range" if zh => format!("limit 须为 1 到 {} 之间的整数", p("max")),
         "limit_range" => format!("limit must be a whole number from 1 to {}", p("max")),
-        "disable_self" if zh => "管理员不能停用自己的账号".to_owned(),
-        "disable_self" => "an administrator cannot disable their own account".to_owned(),
         _ => return None,
     })
 }

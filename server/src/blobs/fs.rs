@@ -96,13 +96,7 @@ impl BlobStore for FsBlobStore {
             done @ Held::Complete { .. } => return Ok(done),
             Held::Partial { held } => held,
         };
-        if offset != held {
-            return Err(BlobError::Offset { offset, held });
-        }
-        let end = offset + chunk.len() as u64;
-        if end > size {
-            return Err(BlobError::Overrun { end, size });
-        }
+        let end = super::chunk_end(offset, held, chunk.len(), size)?;
         fs::create_dir_all(self.staging())?;
         let part = self.partial(hash, uploader);
         let mut file = OpenOptions::new().create(true).append(true).open(&part)?;

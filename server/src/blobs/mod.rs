@@ -4,6 +4,7 @@
 //! - [`BlobStore`]: what a blob store does (how much of a blob is held, append a chunk at
 //!   an offset and complete it by hash, read, list, remove); [`fs::FsBlobStore`] keeps
 //!   files in `<data_dir>/blobs/`, partial uploads in `blobs/staging/`;
+//!   [`postgres`] keeps them in the PostgreSQL database that several processes share;
 //!   [`conformance`] is the suite every implementation passes.
 //! - [`sniff`]: the type of a blob by its first bytes (magic numbers), never by what the
 //!   phone declares.
@@ -15,6 +16,7 @@
 
 pub mod conformance;
 pub mod fs;
+pub mod postgres;
 
 use std::fmt;
 
@@ -150,6 +152,20 @@ pub trait BlobStore: Send + Sync {
     fn list(&self) -> Result<Vec<BlobEntry>, BlobError>;
     /// Removes a complete blob or a partial upload; false when it was not there.
     fn remove(&self, entry: &BlobEntry) -> Result<bool, BlobError>;
+}
+
+/// Where a chunk of `len` bytes sent at `offset` ends, when `held` bytes of a blob
+/// declared `size` long are held: the one rule of an append, for every store (a chunk
+/// starts where the held bytes end and never runs past the declared size).
+pub(crate) fn chunk_end(offset: u64, held: u64, len: usize, size: u64) -> Result<u64, BlobError> {
+    if offset != held {
+        return Err(BlobError::Offset { offset, held });
+    }
+    let end = offset + len as u64;
+    if end > size {
+        return Err(BlobError::Overrun { end, size });
+    }
+    Ok(end)
 }
 
 /// The types a blob may have, by content: (MIME type, name for people).

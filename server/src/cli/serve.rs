@@ -96,6 +96,7 @@ pub(crate) fn run(args: ServeArgs, paths: Paths) -> Result<(), String> {
                 base: Duration::from_secs(1),
                 max: Duration::from_secs(cfg.webhook_max_backoff_secs),
             },
+            std::sync::Arc::new(crate::routes::records::feed_batch),
         );
         let served = serve(cfg, state, listener, tls).await;
         // Another process takes this one's endpoints at once, not after the lease.

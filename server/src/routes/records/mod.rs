@@ -496,6 +496,32 @@ pub fn feed_body(
     })
 }
 
+/// The webhooks' [`crate::webhooks::FeedReader`]: the page of department `department`'s
+/// whole view after `cursor` as a delivery batch, `None` when nothing is new.
+pub fn feed_batch(
+    state: &AppState,
+    department: &str,
+    cursor: u64,
+    limit: usize,
+) -> Result<Option<crate::storage::NewDelivery>, String> {
+    let schema = state.hub.schema();
+    let dept = schema
+        .department(department)
+        .ok_or_else(|| format!("department `{department}` is not in the schema served"))?;
+    let filter = department_filter(schema, dept).map_err(|e| e.to_string())?;
+    let page = feed_body(state.storage.as_ref(), dept, &filter, cursor, limit)
+        .map_err(|e| e.to_string())?;
+    let Some(first_position) = page.first_position else {
+        return Ok(None);
+    };
+    Ok(Some(crate::storage::NewDelivery {
+        first_position,
+        last_position: page.next_cursor,
+        records: u32::try_from(page.count).unwrap_or(u32::MAX),
+        body: String::from_utf8(page.json).map_err(|e| e.to_string())?,
+    }))
+}
+
 /// The whole view of `dept` as a storage filter (what its feed and webhooks carry).
 pub fn department_filter(schema: &Schema, dept: &DepartmentDef) -> Result<RecordFilter, ApiError> {
     filter(schema, dept, None, None, Flag(false))

@@ -17,7 +17,6 @@
 
 mod accounts;
 mod admin;
-mod blobs;
 pub mod copy;
 mod hub;
 mod quarantine;

@@ -37,12 +37,6 @@ fn postgres_storage_passes_every_conformance_suite() {
 }
 
 #[test]
-fn postgres_blob_store_passes_the_blob_conformance_suite() {
-    let Some(url) = test_url() else { return };
-    crate::blobs::conformance::run_all(&fresh(&url));
-}
-
-#[test]
 fn a_second_open_finds_the_schema_migrated_and_keeps_rows() {
     let Some(url) = test_url() else { return };
     use crate::storage::AccountStorage;

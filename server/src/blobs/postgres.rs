@@ -1,5 +1,5 @@
-//! Attachments' bytes in PostgreSQL (ADR 0013), so that several server processes share
-//! them: a phone's upload may send chunk 1 to one process and chunk 2 to another after a
+//! [`BlobStore`] on PostgreSQL (ADR 0013): attachments' bytes in the database, so that
+//! several server processes share them: a phone's upload may send chunk 1 to one process and chunk 2 to another after a
 //! cut, and a department may download from a third. A data directory's `blobs/` is one
 //! machine's; the database is what every process already shares (and what the county
 //! backs up).
@@ -19,8 +19,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{PostgresStorage, err};
-use crate::blobs::{BlobEntry, BlobError, BlobHash, BlobStore, Held};
+use super::{BlobEntry, BlobError, BlobHash, BlobStore, Held};
+use crate::storage::PostgresStorage;
+use crate::storage::postgres::err;
 
 fn fail(e: impl std::fmt::Display) -> BlobError {
     BlobError::Io(err(e).0)
@@ -99,13 +100,7 @@ impl BlobStore for PostgresStorage {
             return Ok(Held::Complete { size });
         }
         let held = partial_held(&mut tx, hash, uploader)?;
-        if offset != held {
-            return Err(BlobError::Offset { offset, held });
-        }
-        let end = offset + chunk.len() as u64;
-        if end > size {
-            return Err(BlobError::Overrun { end, size });
-        }
+        let end = super::chunk_end(offset, held, chunk.len(), size)?;
         tx.execute(
             "INSERT INTO blob_parts (hash, uploader, offset_bytes, bytes, written_ms) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -257,5 +252,16 @@ impl BlobStore for PostgresStorage {
                 .map_err(fail)?,
         };
         Ok(removed > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::postgres::tests::{fresh, test_url};
+
+    #[test]
+    fn postgres_blob_store_passes_the_blob_conformance_suite() {
+        let Some(url) = test_url() else { return };
+        super::super::conformance::run_all(&fresh(&url));
     }
 }
