@@ -50,6 +50,20 @@ pub enum YibiaoError {
         /// What is wrong.
         detail: String,
     },
+    /// Refused for a reason given as data: another village's finding, a finding step
+    /// this phone's role may not take or that was not handed to its village, a category
+    /// the schema does not know, a note too long. Nothing was written. `code` and
+    /// `params` say why (see `docs/messages.md`); `detail` is worded in the store's
+    /// language (`set_language`, Chinese by default).
+    #[error("{detail}")]
+    Refused {
+        /// Stable machine code, e.g. `finding_forbidden`, `unknown_category`.
+        code: String,
+        /// Parameters of the code (`role`, `step`, `why`, `got`, `allowed_zh`, ...).
+        params: HashMap<String, String>,
+        /// What is wrong, in the store's language.
+        detail: String,
+    },
     /// No record with this id on the phone.
     #[error("{detail}")]
     NotFound {
@@ -137,6 +151,11 @@ impl From<ModelError> for YibiaoError {
                     params: m.params.into_iter().collect(),
                 }
             }
+            ModelError::Refused(m) => Self::Refused {
+                detail: m.render(Lang::default()),
+                code: m.code,
+                params: m.params.into_iter().collect(),
+            },
             ModelError::BadId(_)
             | ModelError::UnknownEntity(_)
             | ModelError::UnknownVillage(_)
@@ -233,6 +252,17 @@ impl YibiaoError {
                 };
                 Self::InvalidValue {
                     field,
+                    detail: m.render(lang),
+                    code: m.code,
+                    params: m.params.into_iter().collect(),
+                }
+            }
+            Self::Refused { code, params, .. } => {
+                let m = Message {
+                    code,
+                    params: params.into_iter().collect(),
+                };
+                Self::Refused {
                     detail: m.render(lang),
                     code: m.code,
                     params: m.params.into_iter().collect(),

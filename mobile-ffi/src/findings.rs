@@ -79,6 +79,10 @@ pub struct FindingItem {
     pub village: Option<String>,
     /// Category key.
     pub category: String,
+    /// The category's Chinese label (the key when the schema does not name it).
+    pub category_zh: String,
+    /// The category's English label.
+    pub category_en: String,
     /// What was found.
     pub description: String,
     /// How serious.
@@ -105,6 +109,19 @@ pub struct FindingItem {
     pub opened_ms: Option<i64>,
 }
 
+/// A kind of finding the township's schema defines, for the app's category picker.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FindingCategoryItem {
+    /// Its key (pass it as `FindingInput.category`).
+    pub key: String,
+    /// Chinese label.
+    pub zh: String,
+    /// English label.
+    pub en: String,
+    /// Days the office gives by default to resolve one.
+    pub deadline_days: Option<u32>,
+}
+
 fn severity(s: Severity) -> FindingSeverity {
     match s {
         Severity::Low => FindingSeverity::Low,
@@ -119,6 +136,8 @@ impl From<PhoneFinding> for FindingItem {
             id: f.id.to_string(),
             village: f.village,
             category: f.spec.category,
+            category_zh: f.category.zh,
+            category_en: f.category.en,
             description: f.spec.description,
             severity: severity(f.spec.severity),
             photos: f.spec.photos,
@@ -157,7 +176,8 @@ impl From<PhoneFinding> for FindingItem {
 impl YibiaoStore {
     /// Records a finding about `village` (`None`: township level), found now by this
     /// phone's cadre, offline; it reaches the office with the next sync. Outside the
-    /// phone's village, or malformed (empty description, bad category): `InvalidInput`.
+    /// phone's village, a category the schema does not know, or malformed (empty
+    /// description): `Refused` with the reason's code.
     pub fn record_finding(
         &self,
         village: Option<String>,
@@ -189,6 +209,25 @@ impl YibiaoStore {
         })
     }
 
+    /// The finding categories of the schema this phone holds, by key (empty for a
+    /// schema without categories: any key is accepted then).
+    pub fn finding_categories(&self) -> Result<Vec<FindingCategoryItem>, YibiaoError> {
+        self.guard(|| {
+            Ok(self
+                .inner
+                .schema()
+                .finding_categories
+                .values()
+                .map(|c| FindingCategoryItem {
+                    key: c.key.clone(),
+                    zh: c.labels.zh.clone(),
+                    en: c.labels.en.clone(),
+                    deadline_days: c.deadline_days,
+                })
+                .collect())
+        })
+    }
+
     /// The findings on this phone, those waiting for this village first.
     pub fn findings(&self) -> Result<Vec<FindingItem>, YibiaoError> {
         self.guard(|| Ok(self.inner.findings()?.into_iter().map(Into::into).collect()))
@@ -209,7 +248,7 @@ impl YibiaoStore {
 
     /// Resolves a finding handed to this phone's village, offline, with a note and
     /// evidence references (attachment ids). Not handed to this village, or another
-    /// step than this phone may take: `InvalidInput` naming why.
+    /// step than this phone may take: `Refused` naming why (`finding_forbidden`).
     pub fn resolve_finding(
         &self,
         id: String,

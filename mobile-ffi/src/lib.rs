@@ -36,6 +36,9 @@ pub use attachments::{
 };
 pub use callbacks::{AppTransport, ChangeObserver, SyncProgressListener};
 pub use error::{TransportFailure, YibiaoError};
+pub use findings::{
+    FindingCategoryItem, FindingInput, FindingItem, FindingSeverity, FindingState, FindingStepItem,
+};
 pub use store::{YibiaoStore, default_sync_settings};
 pub use types::*;
 

@@ -459,3 +459,77 @@ fn the_schema_revision_held_and_update_the_app_cross_the_ffi() -> Result<(), Yib
     assert_eq!(store.schema_revision(), 2, "the phone keeps what it holds");
     Ok(())
 }
+
+/// Finding refusals cross the FFI as `Refused` with their code and parameters, worded
+/// in the store's language: a category the schema does not know (with the choices), a
+/// step this phone's role may not take. The categories list comes from the schema.
+#[test]
+fn finding_refusals_are_coded_and_worded_in_the_cadres_language() -> Result<(), YibiaoError> {
+    use yibiao_ffi::{FindingInput, FindingSeverity};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let cats = store.finding_categories()?;
+    assert_eq!(cats.len(), 5);
+    let env = cats
+        .iter()
+        .find(|c| c.key == "living_environment")
+        .expect("env");
+    assert_eq!((env.zh.as_str(), env.deadline_days), ("人居环境", Some(7)));
+    let input = |category: &str| FindingInput {
+        category: category.into(),
+        description: "村口垃圾未清运".into(),
+        severity: FindingSeverity::Medium,
+        photos: vec![],
+        record: None,
+        lat: None,
+        lon: None,
+    };
+    match store.record_finding(Some("tujiang".into()), input("dust")) {
+        Err(YibiaoError::Refused {
+            code,
+            params,
+            detail,
+        }) => {
+            assert_eq!(code, "unknown_category");
+            assert_eq!(params["got"], "dust");
+            assert!(
+                detail.starts_with("问题类别「dust」不在本镇的类别中"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(store.findings()?.is_empty(), "nothing was written");
+    let id = store.record_finding(Some("tujiang".into()), input("living_environment"))?;
+    let item = store.finding(id.clone())?;
+    assert_eq!(
+        (item.category_zh.as_str(), item.category_en.as_str()),
+        ("人居环境", "Living environment")
+    );
+    // This phone is not a village's: it may not resolve.
+    match store.resolve_finding(id.clone(), "已清运".into(), vec![]) {
+        Err(YibiaoError::Refused {
+            code,
+            params,
+            detail,
+        }) => {
+            assert_eq!(
+                (code.as_str(), params["why"].as_str()),
+                ("finding_forbidden", "role")
+            );
+            assert_eq!(detail, "township 不能执行「处置」：这一步不属于该角色");
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    store.set_language("en".into())?;
+    match store.record_finding(Some("tujiang".into()), input("dust")) {
+        Err(YibiaoError::Refused { detail, .. }) => assert!(
+            detail.starts_with(
+                "finding category `dust` is not one of this township's; choose one of:"
+            ),
+            "{detail}"
+        ),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    Ok(())
+}

@@ -5,7 +5,8 @@
 //! When `serve` starts with other text, every stored record's summary is checked against
 //! the new revision ([`Stranding`]: values it refuses, records of entity types or villages
 //! it drops, forms, fields and departments' view fields it removes, department tokens of
-//! departments it no longer has). Anything found stops the start, listed, unless
+//! departments it no longer has, finding categories it removes and findings that carry
+//! them). Anything found stops the start, listed, unless
 //! `--allow-stranding`; stranded values stay stored either way (phones show them
 //! flagged). Then every record's `values_json`/`conflicts_json` (what departments pull)
 //! is recomputed from its document with the new revision, and the revision is noted as
@@ -77,6 +78,12 @@ pub fn stranding(
                 r.village.as_deref(),
                 &values,
             );
+        }
+    }
+    for f in storage.findings().map_err(|e| e.to_string())? {
+        let json: serde_json::Value = serde_json::from_str(&f.json).unwrap_or_default();
+        if let Some(category) = json["spec"]["category"].as_str() {
+            report.add_finding(new, &f.id.to_string(), category);
         }
     }
     Ok(report)

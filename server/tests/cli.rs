@@ -513,7 +513,7 @@ fn findings_report_prints_the_period_writes_the_workbook_and_refuses_a_bad_day()
             .unwrap();
             let v = findings::record(&state.hub, &Issuer::Township, new, now).unwrap();
             if village == "tujiang" {
-                let hand = serde_json::from_value(serde_json::json!(
+                let hand: findings::NewStep = serde_json::from_value(serde_json::json!(
                     {"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": now + 1}}
                 ))
                 .unwrap();

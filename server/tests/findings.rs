@@ -58,11 +58,22 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_in(fx, "en", method, uri, token, body).await
+}
+
+async fn call_in(
+    fx: &Fx,
+    lang: &str,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
         .header("authorization", format!("Bearer {token}"))
-        .header("accept-language", "en");
+        .header("accept-language", lang);
     let body = match body {
         Some(v) => {
             req = req.header("content-type", "application/json");
@@ -507,5 +518,117 @@ async fn the_report_counts_the_period_as_worked_by_hand_and_only_the_offices_rea
         (s, b["error"]["reason"].as_str()),
         (StatusCode::BAD_REQUEST, Some("bad_day")),
         "{b}"
+    );
+}
+
+/// Categories from the schema: a category it does not name is refused `400
+/// unknown_category` in the caller's language with the choices; a hand-over that leaves
+/// out its unit or deadline takes the category's, written out in the log; one whose
+/// category cannot give them is refused `hand_over_needs`.
+#[tokio::test]
+async fn a_hand_over_takes_the_category_defaults_and_an_unknown_category_is_refused() {
+    const DAY: i64 = 24 * HOUR;
+    let fx = fixture();
+    let disc = dept_token(&fx, "discipline_inspection").await;
+    for (lang, want) in [
+        (
+            "zh",
+            "问题类别「dust」不在本镇的类别中；可选：疫情防控 (epidemic_prevention)",
+        ),
+        (
+            "en",
+            "finding category `dust` is not one of this township's; choose one of: Epidemic prevention (epidemic_prevention)",
+        ),
+    ] {
+        let (s, b) = call_in(
+            &fx,
+            lang,
+            "POST",
+            "/v1/findings",
+            &disc,
+            Some(new_finding("tujiang", "dust")),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["error"]["reason"], "unknown_category", "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().starts_with(want),
+            "{lang}: {b}"
+        );
+    }
+    let (_, listed) = call(&fx, "GET", "/v1/findings", &disc, None).await;
+    assert_eq!(
+        listed["findings"].as_array().unwrap().len(),
+        0,
+        "nothing was recorded"
+    );
+
+    // Living environment: the village it is about, in 7 days.
+    let env = record(&fx, &disc, "tujiang", "living_environment").await;
+    let (s, b) = step(&fx, &disc, &env, json!({"hand_over": {}})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["lifecycle"]["unit"], json!({"village": "tujiang"}), "{b}");
+    assert_eq!(b["lifecycle"]["deadline_ms"], MORNING + 7 * DAY, "{b}");
+    let logged = &b["lifecycle"]["steps"][0]["step"]["kind"]["hand_over"];
+    assert_eq!(logged["deadline_ms"], MORNING + 7 * DAY, "written out: {b}");
+
+    // Livelihood funds: the civil-affairs office; a deadline named wins over 10 days.
+    let funds = record(&fx, &disc, "tujiang", "livelihood_funds").await;
+    let (s, b) = step(
+        &fx,
+        &disc,
+        &funds,
+        json!({"hand_over": {"deadline_ms": MORNING + DAY}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b["lifecycle"]["unit"],
+        json!({"department": "public_services"}),
+        "{b}"
+    );
+    assert_eq!(b["lifecycle"]["deadline_ms"], MORNING + DAY, "{b}");
+
+    // A township-level finding of a category handed to "the village" must name its unit.
+    let (s, b) = call(&fx, "POST", "/v1/findings", &disc,
+        Some(json!({"category": "living_environment", "description": "镇政府门口垃圾", "severity": "low"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let town = b["id"].as_str().unwrap().to_owned();
+    let (s, b) = step(&fx, &disc, &town, json!({"hand_over": {}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["reason"], "hand_over_needs", "{b}");
+    assert_eq!(b["error"]["params"]["what"], "unit", "{b}");
+    let (s, b) = step(
+        &fx,
+        &disc,
+        &town,
+        json!({"hand_over": {"unit": {"department": "administration"}}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["lifecycle"]["deadline_ms"], MORNING + 7 * DAY, "{b}");
+
+    // The report names categories, villages and units as people read them.
+    let (s, r) = call(
+        &fx,
+        "GET",
+        "/v1/findings/report?from=2026-11-24&to=2026-11-24",
+        &disc,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let cat = r["by_category"].as_array().unwrap();
+    assert!(
+        cat.iter()
+            .any(|row| row["key"] == "livelihood_funds" && row["label_zh"] == "民生资金"),
+        "{r}"
+    );
+    let unit = r["by_unit"].as_array().unwrap();
+    assert!(
+        unit.iter()
+            .any(|row| row["key"] == "department:public_services"
+                && row["label_en"] == "Public services office (civil affairs)"),
+        "{r}"
     );
 }

@@ -68,6 +68,11 @@ pub enum Error {
     /// A finding operation that cannot be done as asked (not a finding, bad step...).
     #[error("{0}")]
     Finding(String),
+    /// Refused for a reason with a code (who may take a finding step, a category the
+    /// schema does not know, a text too long...): boundaries word it in their user's
+    /// language from the code and parameters; `Display` is English, for logs.
+    #[error("{}", .0.render(crate::messages::Lang::En))]
+    Refused(crate::messages::Message),
     /// Automerge refused an operation or a document.
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),

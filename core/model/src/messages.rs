@@ -325,7 +325,7 @@ fn day_sentence(m: &Message, lang: Lang) -> Option<String> {
 /// `step`, `why`).
 fn finding_sentence(m: &Message, lang: Lang) -> Option<String> {
     if m.code != "finding_forbidden" {
-        return None;
+        return finding_input_sentence(m, lang);
     }
     let (role, step, why) = (m.param("role"), m.param("step"), m.param("why"));
     Some(match lang {
@@ -355,6 +355,85 @@ fn finding_sentence(m: &Message, lang: Lang) -> Option<String> {
             };
             format!("{role} may not take step `{step}`: {why_en}")
         }
+    })
+}
+
+/// Sentences about what a finding or step holds (`unknown_category`, `hand_over_needs`,
+/// `finding_*` limits).
+fn finding_input_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let p = |k| m.param(k);
+    let zh = lang == Lang::Zh;
+    Some(match m.code.as_str() {
+        "unknown_category" if zh => format!(
+            "问题类别「{}」不在本镇的类别中；可选：{}",
+            p("got"),
+            p("allowed_zh")
+        ),
+        "unknown_category" => format!(
+            "finding category `{}` is not one of this township's; choose one of: {}",
+            p("got"),
+            p("allowed_en")
+        ),
+        "hand_over_needs" if zh => format!(
+            "类别「{}」没有默认的{}，移交时请写明",
+            p("category"),
+            if p("what") == "unit" {
+                "责任单位"
+            } else {
+                "办理期限"
+            }
+        ),
+        "hand_over_needs" => format!(
+            "category `{}` has no default {}: name it in the hand-over",
+            p("category"),
+            if p("what") == "unit" {
+                "responsible unit"
+            } else {
+                "deadline"
+            }
+        ),
+        "finding_category_key" if zh => format!(
+            "问题类别「{}」不是有效的代码（小写字母、数字和 _）",
+            p("got")
+        ),
+        "finding_category_key" => format!(
+            "finding category `{}` is not a key (lowercase letters, digits, _)",
+            p("got")
+        ),
+        "finding_description" if zh => {
+            format!("问题描述应填写 1 到 {} 个字", p("max_chars"))
+        }
+        "finding_description" => format!(
+            "a finding's description holds 1 to {} characters",
+            p("max_chars")
+        ),
+        "finding_photos" if zh => format!("一个问题最多附 {} 张照片", p("max_refs")),
+        "finding_photos" => format!("a finding holds at most {} photo references", p("max_refs")),
+        "finding_resolution_size" if zh => format!(
+            "处置说明最多 {} 个字，佐证材料最多 {} 份",
+            p("max_chars"),
+            p("max_refs")
+        ),
+        "finding_resolution_size" => format!(
+            "a resolution holds at most {} characters and {} evidence references",
+            p("max_chars"),
+            p("max_refs")
+        ),
+        "finding_send_back_reason" if zh => {
+            format!("退回返工须写明理由（1 到 {} 个字）", p("max_chars"))
+        }
+        "finding_send_back_reason" => format!(
+            "a send-back needs a reason of 1 to {} characters",
+            p("max_chars")
+        ),
+        "finding_hold_fields" if zh => {
+            format!("追责须写明对象和措施，各 1 到 {} 个字", p("max_chars"))
+        }
+        "finding_hold_fields" => format!(
+            "holding to account names who and the measure, each 1 to {} characters",
+            p("max_chars")
+        ),
+        _ => return None,
     })
 }
 

@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::formats;
 
 /// Chinese and English labels of a schema item.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Labels {
     /// Chinese label, shown to cadres.
     pub zh: String,

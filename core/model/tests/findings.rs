@@ -6,6 +6,7 @@
 
 use automerge::ActorId;
 use proptest::prelude::*;
+use yibiao_model::Schema;
 use yibiao_model::finding::report::{Entry, report};
 use yibiao_model::finding::{
     Actor, FindingSpec, FindingState, Role, Severity, Step, StepKind, Unit, append_step,
@@ -254,7 +255,14 @@ fn push(
     let mut merged = server.clone();
     merged.merge_bytes(&phone.save_after(before)).unwrap();
     let changes = merged.doc().get_changes(before);
-    check_finding_changes(&merged, &changes, before.is_empty(), role, device)
+    check_finding_changes(
+        &Schema::baru_example(),
+        &merged,
+        &changes,
+        before.is_empty(),
+        role,
+        device,
+    )
 }
 
 #[test]
@@ -273,9 +281,25 @@ fn a_phone_records_in_its_village_and_resolves_what_was_handed_to_it() {
     )
     .unwrap();
     let created = phone.doc().get_changes(&[]);
-    check_finding_changes(&phone, &created, true, &tujiang, "dev-a").unwrap();
+    check_finding_changes(
+        &Schema::baru_example(),
+        &phone,
+        &created,
+        true,
+        &tujiang,
+        "dev-a",
+    )
+    .unwrap();
     let xiba = Role::Village("xiba".into());
-    let err = check_finding_changes(&phone, &created, true, &xiba, "dev-a").unwrap_err();
+    let err = check_finding_changes(
+        &Schema::baru_example(),
+        &phone,
+        &created,
+        true,
+        &xiba,
+        "dev-a",
+    )
+    .unwrap_err();
     assert_eq!(err.reason.code, "finding_forbidden");
     assert_eq!(err.reason.param("why"), "other_village");
     assert_eq!(
@@ -459,6 +483,7 @@ fn insert_at(
     let changes = merged.doc().get_changes(&server.heads());
     assert_eq!(changes.len(), 1);
     check_finding_changes(
+        &Schema::baru_example(),
         &merged,
         &changes,
         false,
@@ -507,4 +532,165 @@ fn a_phone_may_only_append_after_the_steps_it_had_seen() {
     // A phone that had seen only the first hand-over appends after it: concurrent with
     // the second, not inserted before anything it knew, so it passes.
     insert_at(&server, &phone_saw_first, &seen_first, 1, &resolved, &amu).unwrap();
+}
+
+/// Categories (schema format 2): a phone's finding of a category the schema does not
+/// know is refused by the hub's rule with a coded reason in both languages; a schema
+/// without categories accepts any key, as before format 2.
+#[test]
+fn a_finding_of_a_category_the_schema_does_not_know_is_refused_with_the_choices() {
+    use yibiao_model::messages::Lang;
+    let amu = author("amu", "dev-a");
+    let tujiang = Role::Village("tujiang".into());
+    let phone = new_finding_doc(
+        RecordId::new(),
+        ActorId::random(),
+        &spec("dust", Actor::Cadre("amu".into()), 5),
+        "baru",
+        Some("tujiang"),
+        &amu,
+        5,
+    )
+    .unwrap();
+    let created = phone.doc().get_changes(&[]);
+    let baru = Schema::baru_example();
+    let err = check_finding_changes(&baru, &phone, &created, true, &tujiang, "dev-a").unwrap_err();
+    assert_eq!(err.reason.code, "unknown_category");
+    assert_eq!(err.reason.param("got"), "dust");
+    let zh = err.reason.render(Lang::Zh);
+    assert!(
+        zh.starts_with("问题类别「dust」不在本镇的类别中；可选：")
+            && zh.contains("疫情防控 (epidemic_prevention)"),
+        "{zh}"
+    );
+    let en = err.reason.render(Lang::En);
+    assert!(en.contains("Livelihood funds (livelihood_funds)"), "{en}");
+
+    // The same schema without its categories (format 1) accepts the key.
+    let cut = yibiao_model::schema::BARU_TOML
+        .split("# Finding categories")
+        .next()
+        .unwrap()
+        .replace("format = 2 ", "format = 1 ");
+    let older = Schema::from_toml_str(&cut, "older.toml").unwrap();
+    assert!(older.finding_categories.is_empty() && older.format == 1);
+    check_finding_changes(&older, &phone, &created, true, &tujiang, "dev-a").unwrap();
+}
+
+/// A hand-over that names no unit or deadline takes the category's, written out in
+/// full; what the office names wins; a township-level finding of a category whose
+/// unit is "the village" must name its unit.
+#[test]
+fn a_hand_over_takes_the_category_defaults_for_what_it_leaves_out() {
+    use yibiao_model::finding::categories::hand_over;
+    const DAY: i64 = 24 * 3600 * 1000;
+    let baru = Schema::baru_example();
+    let now = 1_000_000;
+    let env = spec("living_environment", Actor::Staff("li".into()), 1);
+    assert_eq!(
+        hand_over(&baru, &env, Some("tujiang"), None, None, now).unwrap(),
+        StepKind::HandOver {
+            unit: village(),
+            deadline_ms: now + 7 * DAY
+        }
+    );
+    let funds = spec("livelihood_funds", Actor::Staff("li".into()), 1);
+    assert_eq!(
+        hand_over(&baru, &funds, Some("tujiang"), None, None, now).unwrap(),
+        StepKind::HandOver {
+            unit: Unit::Department("public_services".into()),
+            deadline_ms: now + 10 * DAY
+        }
+    );
+    assert_eq!(
+        hand_over(
+            &baru,
+            &funds,
+            Some("tujiang"),
+            Some(village()),
+            Some(5),
+            now
+        )
+        .unwrap(),
+        StepKind::HandOver {
+            unit: village(),
+            deadline_ms: 5
+        }
+    );
+    let err = hand_over(&baru, &env, None, None, None, now).unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.param("what")),
+        ("hand_over_needs", "unit")
+    );
+    assert_eq!(
+        err.render(yibiao_model::messages::Lang::Zh),
+        "类别「living_environment」没有默认的责任单位，移交时请写明"
+    );
+    let odd = spec("not_in_schema", Actor::Staff("li".into()), 1);
+    let err = hand_over(&baru, &odd, Some("tujiang"), Some(village()), None, now).unwrap_err();
+    assert_eq!(err.param("what"), "deadline");
+}
+
+/// The report's rows carry the schema's labels: a category's, a village's, a unit's;
+/// a key the schema does not name reads as itself.
+#[test]
+fn the_report_rows_read_with_the_schema_labels() {
+    let baru = Schema::baru_example();
+    let specs = [
+        spec("livelihood_funds", Actor::Staff("li".into()), 10),
+        spec("retired_key", Actor::Staff("li".into()), 11),
+    ];
+    let handed = fold(&[Step::new(
+        StepKind::HandOver {
+            unit: Unit::Department("public_services".into()),
+            deadline_ms: 100,
+        },
+        Actor::Staff("li".into()),
+        12,
+    )]);
+    let none = fold(&[]);
+    let entries = [
+        Entry {
+            spec: &specs[0],
+            village: Some("tujiang"),
+            lifecycle: &handed,
+        },
+        Entry {
+            spec: &specs[1],
+            village: None,
+            lifecycle: &none,
+        },
+    ];
+    let r = report(entries, 0, 1_000, 50).labelled(&baru);
+    let labels = |rows: &[yibiao_model::finding::report::Row]| {
+        rows.iter()
+            .map(|r| (r.key.clone(), r.label_zh.clone(), r.label_en.clone()))
+            .collect::<Vec<_>>()
+    };
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        labels(&r.by_category),
+        [
+            s("livelihood_funds", "民生资金", "Livelihood funds"),
+            s("retired_key", "retired_key", "retired_key")
+        ]
+    );
+    assert_eq!(
+        labels(&r.by_village),
+        [
+            s("township", "镇级", "Township level"),
+            s("tujiang", "土匠村", "Tujiang")
+        ]
+    );
+    assert_eq!(
+        labels(&r.by_unit),
+        [
+            s(
+                "department:public_services",
+                "公共服务办公室(民政)",
+                "Public services office (civil affairs)"
+            ),
+            s("unassigned", "未移交", "Not handed over")
+        ]
+    );
 }

@@ -18,7 +18,7 @@ use yibiao_model::finding::{
     StepView, Unit,
 };
 use yibiao_model::ids::RecordId;
-use yibiao_model::messages::Lang;
+use yibiao_model::schema::Labels;
 use yibiao_model::task::Receipt;
 use yibiao_sync::DeviceScope;
 
@@ -48,6 +48,9 @@ pub struct PhoneFinding {
     pub village: Option<String>,
     /// What was found.
     pub spec: FindingSpec,
+    /// The category's labels from this phone's schema (its key when the schema does
+    /// not name it).
+    pub category: Labels,
     /// Where it stands (the fold of its log).
     pub state: FindingState,
     /// The responsible unit.
@@ -106,6 +109,7 @@ impl Store {
                 .cloned()
                 .unwrap_or_default(),
             village: f.village,
+            category: finding::categories::category_labels(&self.schema(), &f.spec.category),
             spec: f.spec,
             state: l.state,
             unit: l.unit,
@@ -126,8 +130,9 @@ impl Store {
             return Err(ModelError::UnknownVillage(v.to_owned()).into());
         }
         self.check_scope(village)?;
-        finding::may_record(&self.finding_role()?, village)
-            .map_err(|m| ModelError::Finding(m.render(Lang::En)))?;
+        finding::may_record(&self.finding_role()?, village).map_err(ModelError::Refused)?;
+        finding::categories::check_category(&self.schema(), &new.category)
+            .map_err(ModelError::Refused)?;
         let mut inner = self.lock();
         let now = self.clock.now_ms();
         let spec = FindingSpec {
@@ -186,7 +191,7 @@ impl Store {
         let role = self.finding_role()?;
         let mut inner = self.lock();
         let f = self.read_finding_doc(&mut inner, id)?;
-        finding::may_take(&role, &kind, &f).map_err(|m| ModelError::Finding(m.render(Lang::En)))?;
+        finding::may_take(&role, &kind, &f).map_err(ModelError::Refused)?;
         let author = self.author(&inner);
         let now = self.clock.now_ms();
         let step = Step::new(kind, Actor::Cadre(author.cadre.as_str().to_owned()), now);
@@ -202,11 +207,10 @@ impl Store {
     pub fn resolve_finding(&self, id: RecordId, note: &str, evidence: Vec<String>) -> Result<()> {
         let unit = match self.finding_role()? {
             Role::Village(v) => Unit::Village(v),
-            _ => {
-                return Err(ModelError::Finding(
-                    "only a village phone resolves findings handed to its village".into(),
-                )
-                .into());
+            role => {
+                return Err(
+                    ModelError::Refused(finding::forbidden(&role, "resolve", "role")).into(),
+                );
             }
         };
         let kind = StepKind::Resolve {

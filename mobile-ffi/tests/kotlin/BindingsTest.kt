@@ -551,9 +551,13 @@ fun aFindingRecordedOnThePhoneIsHandedOverDeliveredAndResolvedOffline(ctx: Ctx) 
     assertEquals(FindingState.FOUND, f0.state)
     assertFalse(f0.oursToResolve)
     assertTrue(a.query(RecordQuery()).records.isEmpty(), "findings are not records")
-    assertFailsWith<YibiaoException.InvalidInput>("not handed over yet") {
+    val notYet = assertFailsWith<YibiaoException.Refused>("not handed over yet") {
         a.resolveFinding(fid, "已清运", listOf())
     }
+    assertEquals("finding_forbidden", notYet.code)
+    assertEquals("not_handed_to_you", notYet.params["why"])
+    assertEquals("village:tujiang 不能执行「处置」：该问题没有移交给你们", notYet.detail)
+    assertEquals("人居环境", f0.categoryZh)
     assertTrue(a.sync(null).complete)
 
     // The discipline office hands it to the village; the next sync brings it, marked

@@ -435,19 +435,27 @@ def test_a_finding_recorded_on_the_phone_is_handed_over_delivered_and_resolved_o
     [f] = a.findings()
     assert f.id == fid and f.state == yibiao.FindingState.FOUND and not f.ours_to_resolve
     assert [r.id for r in a.query(yibiao.RecordQuery()).records] == [], "findings are not records"
-    with pytest.raises(yibiao.YibiaoError.InvalidInput) as e:
+    with pytest.raises(yibiao.YibiaoError.Refused) as e:
         a.resolve_finding(fid, "已清运", [])
-    assert "not handed over" in e.value.detail, e.value.detail
+    assert e.value.code == "finding_forbidden" and e.value.params["why"] == "not_handed_to_you"
+    assert e.value.detail == "village:tujiang 不能执行「处置」：该问题没有移交给你们", e.value.detail
+    with pytest.raises(yibiao.YibiaoError.Refused) as e:
+        a.record_finding("tujiang", yibiao.FindingInput(
+            category="dust", description="扬尘", severity=yibiao.FindingSeverity.LOW,
+            photos=[], record=None, lat=None, lon=None))
+    assert e.value.code == "unknown_category" and "人居环境 (living_environment)" in e.value.detail
+    assert f.category_zh == "人居环境"
     assert a.sync(None).complete
 
-    # The discipline office hands it to the village; the next sync brings it and marks
+    # The discipline office hands it over naming neither unit nor deadline: the
+    # category's (the village, 7 days) are written; the next sync brings it and marks
     # it delivered by itself.
     disc = server.department_token("discipline_inspection")
-    server.finding_step(disc, fid, {"hand_over": {"unit": {"village": "tujiang"},
-                                                  "deadline_ms": 4_102_444_800_000}})
+    server.finding_step(disc, fid, {"hand_over": {}})
     assert a.sync(None).complete
     f = a.finding(fid)
     assert f.state == yibiao.FindingState.HANDED_OVER and f.ours_to_resolve
+    assert f.deadline_ms - f.steps[0].at_ms == 7 * 24 * 3600 * 1000
     assert f.unit == "village:tujiang" and f.delivered_ms is not None and f.opened_ms is None
     assert a.open_finding(fid)
     assert not a.open_finding(fid), "opening twice writes once"

@@ -57,9 +57,10 @@ impl ReportArgs {
                 .map(|d| (d - chrono::Days::new(6)).format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| to.clone()),
         };
-        let r = findings::report(storage.as_ref(), &from, &to, now).map_err(|e| e.to_string())?;
+        let r = findings::report(storage.as_ref(), &schema, &from, &to, now)
+            .map_err(|e| e.to_string())?;
         if let Some(file) = &self.xlsx {
-            let bytes = findings::xlsx::workbook(&r, &schema).map_err(|e| e.to_string())?;
+            let bytes = findings::xlsx::workbook(&r).map_err(|e| e.to_string())?;
             std::fs::write(file, bytes)
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         }
@@ -83,6 +84,15 @@ const HEADER: [&str; 10] = [
     "closed",
     "avg h",
 ];
+
+/// A row's name: the schema's Chinese label, with the key when they differ.
+fn label(key: &str, zh: &str) -> String {
+    if key == zh {
+        key.to_owned()
+    } else {
+        format!("{zh} ({key})")
+    }
+}
 
 fn cells(key: &str, c: &Counts) -> Vec<String> {
     let mut row = vec![key.to_owned()];
@@ -119,7 +129,14 @@ fn print_report(from: &str, to: &str, r: &Report) {
         println!("{title}");
         let mut lines: Vec<Vec<String>> = rows
             .iter()
-            .map(|Row { key, counts }| cells(key, counts))
+            .map(
+                |Row {
+                     key,
+                     label_zh,
+                     counts,
+                     ..
+                 }| cells(&label(key, label_zh), counts),
+            )
             .collect();
         lines.push(cells("total", &r.total));
         print(&table::report(&HEADER, lines, &align));

@@ -10,10 +10,11 @@ pub mod xlsx;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use yibiao_model::Schema;
 use yibiao_model::clock;
 use yibiao_model::finding::report::{self, Entry, Report};
 use yibiao_model::finding::{
-    self, Actor, FindingSpec, GpsPoint, Lifecycle, Role, Severity, Step, StepKind,
+    self, Actor, FindingSpec, GpsPoint, Lifecycle, Role, Severity, Step, StepKind, Unit, categories,
 };
 use yibiao_model::messages::Message;
 use yibiao_model::task::Receipt;
@@ -194,7 +195,8 @@ pub fn record(
         found_by: by,
         found_ms: now_ms,
     };
-    spec.check().map_err(ApiError::BadRequest)?;
+    spec.check().map_err(ApiError::Refused)?;
+    categories::check_category(hub.schema(), &spec.category).map_err(ApiError::Refused)?;
     let id = RecordId::new();
     let doc = finding::new_finding_doc(
         id,
@@ -205,9 +207,106 @@ pub fn record(
         &author(issuer)?,
         now_ms,
     )
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    .map_err(|e| match e {
+        yibiao_model::Error::Refused(m) => ApiError::Refused(m),
+        e => ApiError::BadRequest(e.to_string()),
+    })?;
     hub.commit_server_docs(vec![doc])?;
     show(hub, issuer, id, now_ms)
+}
+
+/// A step as the office asks for it: a [`StepKind`], except that a hand-over may leave
+/// out its unit or deadline, which the finding's category then gives (the log always
+/// holds both, written out).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewStep {
+    /// 移交: to `unit` (default: the category's unit), due at `deadline_ms` (default:
+    /// now plus the category's `deadline_days`).
+    HandOver {
+        /// The responsible unit.
+        #[serde(default)]
+        unit: Option<Unit>,
+        /// The deadline, ms since the epoch.
+        #[serde(default)]
+        deadline_ms: Option<i64>,
+    },
+    /// 处置: resolved by `unit` (the unit the resolver acts for).
+    Resolve {
+        /// The unit that resolved it.
+        unit: Unit,
+        /// What was done.
+        note: String,
+        /// Evidence references (attachment ids).
+        #[serde(default)]
+        evidence: Vec<String>,
+    },
+    /// 核查通过: the resolution is verified.
+    Accept,
+    /// 返工: the resolution is not accepted.
+    SendBack {
+        /// Why.
+        reason: String,
+    },
+    /// 追责: who is held to account and by which measure.
+    HoldToAccount {
+        /// The person or unit held to account.
+        who: String,
+        /// The measure (reminder talk, circulated criticism...).
+        measure: String,
+    },
+}
+
+impl From<StepKind> for NewStep {
+    fn from(kind: StepKind) -> Self {
+        match kind {
+            StepKind::HandOver { unit, deadline_ms } => NewStep::HandOver {
+                unit: Some(unit),
+                deadline_ms: Some(deadline_ms),
+            },
+            StepKind::Resolve {
+                unit,
+                note,
+                evidence,
+            } => NewStep::Resolve {
+                unit,
+                note,
+                evidence,
+            },
+            StepKind::Accept => NewStep::Accept,
+            StepKind::SendBack { reason } => NewStep::SendBack { reason },
+            StepKind::HoldToAccount { who, measure } => NewStep::HoldToAccount { who, measure },
+        }
+    }
+}
+
+impl NewStep {
+    /// The step the log will hold: a hand-over completed from the finding's category.
+    fn kind(self, schema: &Schema, v: &FindingView, now_ms: i64) -> Result<StepKind, ApiError> {
+        Ok(match self {
+            NewStep::HandOver { unit, deadline_ms } => categories::hand_over(
+                schema,
+                &v.spec,
+                v.village.as_deref(),
+                unit,
+                deadline_ms,
+                now_ms,
+            )
+            .map_err(ApiError::Refused)?,
+            NewStep::Resolve {
+                unit,
+                note,
+                evidence,
+            } => StepKind::Resolve {
+                unit,
+                note,
+                evidence,
+            },
+            NewStep::Accept => StepKind::Accept,
+            NewStep::SendBack { reason } => StepKind::SendBack { reason },
+            NewStep::HoldToAccount { who, measure } => StepKind::HoldToAccount { who, measure },
+        })
+    }
 }
 
 /// Takes a step on a finding as the issuer, under the hub's write lock (so no phone's
@@ -217,12 +316,13 @@ pub fn take_step(
     hub: &ServerHub,
     issuer: &Issuer,
     id: RecordId,
-    kind: StepKind,
+    step: impl Into<NewStep>,
     now_ms: i64,
 ) -> Result<FindingView, ApiError> {
-    kind.check().map_err(ApiError::BadRequest)?;
     // Seen at all? (Answered as unknown otherwise, before any rule is named.)
-    show(hub, issuer, id, now_ms)?;
+    let seen = show(hub, issuer, id, now_ms)?;
+    let kind = step.into().kind(hub.schema(), &seen, now_ms)?;
+    kind.check().map_err(ApiError::Refused)?;
     let (role, by) = role_of(issuer);
     let step = Step::new(kind, by, now_ms);
     let author = author(issuer)?;
@@ -256,9 +356,10 @@ pub fn may_report(issuer: &Issuer) -> Result<(), ApiError> {
 }
 
 /// The report of the findings recorded from the first day to the last (UTC+8, both
-/// included), overdue judged as of `now_ms`. Days are typed as people write them.
+/// included), overdue judged as of `now_ms`, its rows labelled from `schema`. Days are typed as people write them.
 pub fn report(
     storage: &dyn ServerStorage,
+    schema: &Schema,
     from: &str,
     to: &str,
     now_ms: i64,
@@ -287,5 +388,6 @@ pub fn report(
         clock::day_start_ms(from),
         clock::day_end_ms(to) + 1,
         now_ms,
-    ))
+    )
+    .labelled(schema))
 }

@@ -1,9 +1,8 @@
 //! The findings report (通报) as an XLSX workbook departments open in Excel or WPS: one
 //! sheet per grouping (category, village, responsible unit) with the total as the last
-//! row, headers in Chinese, labels from the schema. rust_xlsxwriter writes it in memory.
+//! row, headers in Chinese, labels from the schema (the report carries them). rust_xlsxwriter writes it in memory.
 
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
-use yibiao_model::Schema;
 use yibiao_model::finding::report::{Counts, Report, Row};
 
 /// The columns after the key, in order.
@@ -34,25 +33,12 @@ fn figures(c: &Counts) -> [f64; 8] {
     .map(f64::from)
 }
 
-/// The label a row's key reads as: a village's or department's name from the schema.
-fn label(schema: &Schema, key: &str) -> String {
-    let village = |v: &str| schema.villages.get(v).map(|l| l.zh.clone());
-    let department = |d: &str| schema.departments.get(d).map(|d| d.labels.zh.clone());
-    match key.split_once(':') {
-        Some(("village", v)) => village(v).unwrap_or_else(|| v.to_owned()),
-        Some(("department", d)) => department(d).unwrap_or_else(|| d.to_owned()),
-        _ if key == "unassigned" => "未移交".to_owned(),
-        _ => village(key).unwrap_or_else(|| key.to_owned()),
-    }
-}
-
 fn sheet(
     book: &mut Workbook,
     name: &str,
     key_header: &str,
     rows: &[Row],
     total: &Counts,
-    schema: &Schema,
 ) -> Result<(), XlsxError> {
     let bold = Format::new().set_bold();
     let ws = book.add_worksheet().set_name(name)?;
@@ -63,17 +49,14 @@ fn sheet(
     }
     let total_row = Row {
         key: "合计".into(),
+        label_zh: "合计".into(),
+        label_en: "Total".into(),
         counts: total.clone(),
     };
     for (r, row) in rows.iter().chain(std::iter::once(&total_row)).enumerate() {
         let r = 1 + r as u32;
         let is_total = r as usize == rows.len() + 1;
-        let name = if is_total {
-            "合计".to_owned()
-        } else {
-            label(schema, &row.key)
-        };
-        ws.write_string(r, 0, name)?;
+        ws.write_string(r, 0, &row.label_zh)?;
         ws.write_string(r, 1, if is_total { "" } else { &row.key })?;
         for (i, v) in figures(&row.counts).into_iter().enumerate() {
             ws.write_number(r, 2 + i as u16, v)?;
@@ -91,7 +74,7 @@ fn sheet(
 }
 
 /// The workbook's bytes.
-pub fn workbook(report: &Report, schema: &Schema) -> Result<Vec<u8>, XlsxError> {
+pub fn workbook(report: &Report) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
     sheet(
         &mut book,
@@ -99,23 +82,14 @@ pub fn workbook(report: &Report, schema: &Schema) -> Result<Vec<u8>, XlsxError> 
         "类别",
         &report.by_category,
         &report.total,
-        schema,
     )?;
-    sheet(
-        &mut book,
-        "按村",
-        "村",
-        &report.by_village,
-        &report.total,
-        schema,
-    )?;
+    sheet(&mut book, "按村", "村", &report.by_village, &report.total)?;
     sheet(
         &mut book,
         "按责任单位",
         "责任单位",
         &report.by_unit,
         &report.total,
-        schema,
     )?;
     book.save_to_buffer()
 }

@@ -13,12 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use yibiao_model::RecordId;
-use yibiao_model::finding::StepKind;
 use yibiao_model::finding::report::Report;
 
 use crate::auth::Issuer;
 use crate::error::{ApiError, ErrorBody};
-use crate::findings::{self, FindingView, NewFinding};
+use crate::findings::{self, FindingView, NewFinding, NewStep};
 use crate::params::{JsonBody, NoParams, Query};
 use crate::state::AppState;
 
@@ -126,16 +125,16 @@ pub async fn show(
     Ok(Json(v))
 }
 
-/// Take a step: `{"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": ...}}`,
-/// `{"resolve": {...}}`, `"accept"`, `{"send_back": {"reason"}}`,
-/// `{"hold_to_account": {"who", "measure"}}`.
+/// Take a step: `{"hand_over": {"unit": {"village": "tujiang"}, "deadline_ms": ...}}`
+/// (either may be left out: the finding's category gives them), `{"resolve": {...}}`,
+/// `"accept"`, `{"send_back": {"reason"}}`, `{"hold_to_account": {"who", "measure"}}`.
 #[utoipa::path(post, path = "/v1/findings/{finding}/steps", operation_id = "take_finding_step", tag = "findings",
     security(("department" = []), ("admin" = [])),
     params(("finding" = String, Path, description = "The finding's id.")),
-    request_body = StepKind,
+    request_body = NewStep,
     responses(
         (status = 200, description = "the step is in the log; the finding now", body = FindingView),
-        (status = 400, description = "a malformed step", body = ErrorBody),
+        (status = 400, description = "a malformed step, or a hand-over with no unit or deadline its category could give", body = ErrorBody),
         (status = 401, description = "no department or admin token", body = ErrorBody),
         (status = 403, description = "the caller's role may not take this step (`finding_forbidden`)", body = ErrorBody),
         (status = 404, description = "no such finding in the caller's scope", body = ErrorBody),
@@ -145,7 +144,7 @@ pub async fn step(
     Issuer(issuer): Issuer,
     State(state): State<AppState>,
     Path(finding): Path<String>,
-    JsonBody(kind): JsonBody<StepKind>,
+    JsonBody(kind): JsonBody<NewStep>,
 ) -> Result<Json<FindingView>, ApiError> {
     let id = finding_id(&finding)?;
     let v = run(state, move |s, now| {
@@ -185,7 +184,7 @@ pub async fn report(
 ) -> Result<Json<Report>, ApiError> {
     let r = run(state, move |s, now| {
         findings::may_report(&issuer)?;
-        findings::report(s.storage.as_ref(), &q.from, &q.to, now)
+        findings::report(s.storage.as_ref(), s.hub.schema(), &q.from, &q.to, now)
     })
     .await?;
     Ok(Json(r))
@@ -212,8 +211,8 @@ pub async fn report_xlsx(
     use axum::response::IntoResponse;
     let bytes = run(state, move |s, now| {
         findings::may_report(&issuer)?;
-        let r = findings::report(s.storage.as_ref(), &q.from, &q.to, now)?;
-        findings::xlsx::workbook(&r, s.hub.schema())
+        let r = findings::report(s.storage.as_ref(), s.hub.schema(), &q.from, &q.to, now)?;
+        findings::xlsx::workbook(&r)
             .map_err(|e| ApiError::internal("writing the findings workbook", e))
     })
     .await?;

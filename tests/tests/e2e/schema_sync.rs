@@ -213,6 +213,72 @@ fn a_schema_of_a_newer_format_says_update_the_app_and_the_sync_still_completes()
     assert_eq!(phone.sync_status().unwrap().pending, 0);
 }
 
+/// `text` without its `[finding_categories.*]` tables.
+fn without_categories(text: &str) -> String {
+    let mut skipping = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skipping = line.starts_with("[finding_categories.");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The server offers the format the schema file declares, not the newest its build
+/// reads: a township that has not taken up finding categories (format 1) still sends its
+/// revisions whole to apps that read only format 1; once it does (format 2), those apps
+/// are told to update and a format-2 app gets the text.
+#[test]
+fn a_format_1_schema_still_reaches_format_1_apps_and_a_format_2_one_says_update() {
+    let storage = Arc::new(MemoryHubStorage::default());
+    let plain = without_categories(&revision_2().replacen("format = 2 ", "format = 1 ", 1));
+    let plain = schema(&plain);
+    assert_eq!((plain.format, plain.finding_categories.len()), (1, 0));
+    let request = |format| SyncRequest {
+        device: "dev-old".into(),
+        cursor: 0,
+        push: vec![],
+        max_response_bytes: 65_536,
+        schema: Some(SchemaHeld {
+            revision: 1,
+            format,
+        }),
+    };
+    let auth = yibiao_sync::DeviceAuth {
+        key: "dev".into(),
+        scope: DeviceScope::Village("tujiang".into()),
+        identity: yibiao_sync::Identity::new(
+            yibiao_model::DeviceId::new("dev-old").unwrap(),
+            [CadreId::new("amu").unwrap()],
+        ),
+    };
+    let (answer, _) = hub(plain, &storage).handle(&auth, &request(1)).unwrap();
+    let offer = answer.schema.unwrap();
+    assert_eq!((offer.revision, offer.format), (2, 1));
+    assert!(
+        offer.text.is_some(),
+        "a format-1 app gets a format-1 schema whole"
+    );
+
+    let with_categories = hub(schema(&revision_2()), &storage);
+    let (answer, _) = with_categories.handle(&auth, &request(1)).unwrap();
+    assert_eq!(
+        answer.schema,
+        Some(SchemaOffer {
+            revision: 2,
+            format: 2,
+            text: None
+        })
+    );
+    let (answer, _) = with_categories.handle(&auth, &request(2)).unwrap();
+    assert!(answer.schema.unwrap().text.is_some());
+}
+
 #[test]
 fn a_value_stranded_by_a_revision_is_kept_flagged_and_the_record_still_syncs() {
     let dir = tempfile::tempdir().unwrap();

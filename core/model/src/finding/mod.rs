@@ -18,6 +18,7 @@
 //! the steps in list order, the same on every replica. [`rules`] says who may take which
 //! step (the hub for phones, the server for HTTP); [`report`] counts a period.
 
+pub mod categories;
 pub mod lifecycle;
 pub mod report;
 pub mod rules;
@@ -30,11 +31,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{Author, RecordId};
+use crate::messages::Message;
 use crate::record::{DOC_FORMAT, Record, commit_options};
 use crate::task::Receipt;
 
 pub use lifecycle::{FindingState, Lifecycle, StepView, fold};
-pub use rules::{FindingRefusal, Role, check_finding_changes, may_record, may_take};
+pub use rules::{FindingRefusal, Role, check_finding_changes, forbidden, may_record, may_take};
 
 /// The entity name of finding documents. Schema keys start with a letter, so it cannot clash.
 pub const FINDING_ENTITY: &str = "_finding";
@@ -178,27 +180,29 @@ impl StepKind {
         }
     }
 
-    /// Checks the limits a step must respect.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    /// Checks the limits a step must respect; a refusal is coded
+    /// (`finding_resolution_size`, `finding_send_back_reason`, `finding_hold_fields`).
+    pub fn check(&self) -> std::result::Result<(), Message> {
         let long = |s: &str| s.chars().count() > MAX_TEXT_CHARS;
+        let limits = |code: &str| {
+            Message::new(code)
+                .with("max_chars", MAX_TEXT_CHARS.to_string())
+                .with("max_refs", MAX_REFS.to_string())
+        };
         match self {
             StepKind::Resolve { note, evidence, .. } if long(note) || evidence.len() > MAX_REFS => {
-                Err(format!(
-                    "a resolution holds at most {MAX_TEXT_CHARS} characters and {MAX_REFS} evidence references"
-                ))
+                Err(limits("finding_resolution_size"))
             }
-            StepKind::SendBack { reason } if long(reason) || reason.trim().is_empty() => Err(
-                format!("a send-back needs a reason of 1 to {MAX_TEXT_CHARS} characters"),
-            ),
+            StepKind::SendBack { reason } if long(reason) || reason.trim().is_empty() => {
+                Err(limits("finding_send_back_reason"))
+            }
             StepKind::HoldToAccount { who, measure }
                 if long(who)
                     || long(measure)
                     || who.trim().is_empty()
                     || measure.trim().is_empty() =>
             {
-                Err(format!(
-                    "holding to account names who and the measure, each 1 to {MAX_TEXT_CHARS} characters"
-                ))
+                Err(limits("finding_hold_fields"))
             }
             _ => Ok(()),
         }
@@ -232,8 +236,10 @@ impl Step {
 }
 
 impl FindingSpec {
-    /// Checks the limits a finding must respect.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    /// Checks the limits a finding must respect; a refusal is coded
+    /// (`finding_category_key`, `finding_description`, `finding_photos`). Whether the
+    /// schema knows the category is [`categories::check_category`].
+    pub fn check(&self) -> std::result::Result<(), Message> {
         let key_ok = |k: &str| {
             !k.is_empty()
                 && k.len() <= 64
@@ -241,21 +247,17 @@ impl FindingSpec {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         };
         if !key_ok(&self.category) {
-            return Err(format!(
-                "finding category `{}` is not a key (lowercase letters, digits, _)",
-                self.category.chars().take(40).collect::<String>()
-            ));
+            return Err(Message::new("finding_category_key")
+                .with("got", self.category.chars().take(40).collect::<String>()));
         }
         let n = self.description.trim().chars().count();
         if n == 0 || n > MAX_TEXT_CHARS {
-            return Err(format!(
-                "a finding's description holds 1 to {MAX_TEXT_CHARS} characters"
-            ));
+            return Err(
+                Message::new("finding_description").with("max_chars", MAX_TEXT_CHARS.to_string())
+            );
         }
         if self.photos.len() > MAX_REFS || self.photos.iter().any(|p| p.len() > 128) {
-            return Err(format!(
-                "a finding holds at most {MAX_REFS} photo references"
-            ));
+            return Err(Message::new("finding_photos").with("max_refs", MAX_REFS.to_string()));
         }
         Ok(())
     }
@@ -298,7 +300,7 @@ pub fn new_finding_doc(
     author: &Author,
     now_ms: i64,
 ) -> Result<Record> {
-    spec.check().map_err(Error::Finding)?;
+    spec.check().map_err(Error::Refused)?;
     let json = serde_json::to_string(spec)
         .map_err(|e| Error::Finding(format!("cannot encode a finding: {e}")))?;
     let mut doc = Automerge::new().with_actor(actor);
@@ -345,7 +347,7 @@ pub fn append_step(record: &mut Record, step: &Step, author: &Author, now_ms: i6
             record.id()
         )));
     }
-    step.kind.check().map_err(Error::Finding)?;
+    step.kind.check().map_err(Error::Refused)?;
     let obj = obj_at(record.doc(), "steps", ObjType::List)
         .ok_or_else(|| Error::Finding(format!("finding {} has no steps list", record.id())))?;
     let json = serde_json::to_string(step)

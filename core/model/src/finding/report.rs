@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{FindingSpec, Lifecycle};
+use super::{FindingSpec, Lifecycle, categories};
+use crate::schema::Schema;
 
 /// The figures of one row (or the total).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -62,6 +63,11 @@ pub struct Row {
     /// The category key, village id or unit (`village:tujiang`, `department:x`,
     /// `unassigned`).
     pub key: String,
+    /// The key as people read it, in Chinese (the key itself until
+    /// [`Report::labelled`]).
+    pub label_zh: String,
+    /// The key as people read it, in English.
+    pub label_en: String,
     /// Its figures.
     #[serde(flatten)]
     pub counts: Counts,
@@ -85,6 +91,23 @@ pub struct Report {
     pub by_village: Vec<Row>,
     /// Per responsible unit (the standing hand-over; `unassigned` if none).
     pub by_unit: Vec<Row>,
+}
+
+impl Report {
+    /// The report with every row's labels from `schema`: a category's, village's or
+    /// unit's name (the key when the schema does not name it).
+    pub fn labelled(mut self, schema: &Schema) -> Self {
+        let put = |rows: &mut Vec<Row>, labels: &dyn Fn(&Schema, &str) -> crate::value::Labels| {
+            for r in rows {
+                let l = labels(schema, &r.key);
+                (r.label_zh, r.label_en) = (l.zh, l.en);
+            }
+        };
+        put(&mut self.by_category, &categories::category_labels);
+        put(&mut self.by_village, &categories::village_labels);
+        put(&mut self.by_unit, &categories::unit_labels);
+        self
+    }
 }
 
 /// One finding as the report reads it.
@@ -128,7 +151,12 @@ pub fn report<'a>(
     }
     let rows = |m: BTreeMap<String, Counts>| {
         m.into_iter()
-            .map(|(key, counts)| Row { key, counts })
+            .map(|(key, counts)| Row {
+                label_zh: key.clone(),
+                label_en: key.clone(),
+                key,
+                counts,
+            })
             .collect()
     };
     Report {

@@ -8,6 +8,7 @@ use super::{Actor, FindingDoc, FindingSpec, Step, StepKind, Unit, obj_at};
 use crate::ids::Author;
 use crate::messages::Message;
 use crate::record::Record;
+use crate::schema::Schema;
 use crate::task::Receipt;
 
 /// The department key of the discipline office (纪检).
@@ -57,7 +58,9 @@ impl Role {
     }
 }
 
-fn forbidden(role: &Role, step: &str, why: &str) -> Message {
+/// The refusal `finding_forbidden`: `role` may not take `step` (`why`: `role`,
+/// `not_handed_to_you`, `other_village`).
+pub fn forbidden(role: &Role, step: &str, why: &str) -> Message {
     Message::new("finding_forbidden")
         .with("role", role.name())
         .with("step", step)
@@ -139,6 +142,13 @@ impl FindingRefusal {
         }
     }
 
+    fn refused(reason: Message) -> Self {
+        Self {
+            detail: reason.render(crate::messages::Lang::En),
+            reason,
+        }
+    }
+
     fn forbidden(reason: Message) -> Self {
         let detail = format!(
             "{} may not take step `{}` here ({})",
@@ -163,10 +173,11 @@ const CREATE_KEYS: &[&str] = &["yb", "entity", "township", "village", "created",
 
 /// What the server checks in the changes a phone (acting as `role`) pushes to a finding
 /// document, merged into `record`: a creation writes the layout and a finding the role
-/// may record, found by the change's cadre; later changes only append steps the role may
+/// may record, of a category `schema` knows, found by the change's cadre; later changes only append steps the role may
 /// take, by the change's cadre, and write the phone's own receipt. Nothing is ever
 /// overwritten or removed. The author's device and cadre were checked before (ADR 0007).
 pub fn check_finding_changes(
+    schema: &Schema,
     record: &Record,
     changes: &[Change],
     is_new: bool,
@@ -219,6 +230,7 @@ pub fn check_finding_changes(
             match (&op.obj, &op.key, &op.action) {
                 (legacy::ObjectId::Root, legacy::Key::Map(k), action) if creates => {
                     check_create_op(
+                        schema,
                         k,
                         action,
                         &finding.spec,
@@ -314,7 +326,7 @@ fn check_step_op(
 ) -> Result<(), FindingRefusal> {
     let step: Step = serde_json::from_str(json)
         .map_err(|e| FindingRefusal::malformed(format!("bad finding step: {e}")))?;
-    step.kind.check().map_err(FindingRefusal::malformed)?;
+    step.kind.check().map_err(FindingRefusal::refused)?;
     if &step.by != by {
         return Err(FindingRefusal::malformed(
             "a step must be signed by the cadre who made the change",
@@ -346,6 +358,7 @@ fn check_receipt_op(
 
 /// One top-level operation of a creating change.
 fn check_create_op(
+    schema: &Schema,
     key: &str,
     action: &legacy::OpType,
     spec: &FindingSpec,
@@ -358,7 +371,9 @@ fn check_create_op(
         ("fields" | "receipts", legacy::OpType::Make(ObjType::Map))
         | ("steps", legacy::OpType::Make(ObjType::List)) => Ok(()),
         ("finding", legacy::OpType::Put(ScalarValue::Str(_))) => {
-            spec.check().map_err(FindingRefusal::malformed)?;
+            spec.check().map_err(FindingRefusal::refused)?;
+            super::categories::check_category(schema, &spec.category)
+                .map_err(FindingRefusal::refused)?;
             if &spec.found_by != by {
                 return Err(FindingRefusal::malformed(
                     "a finding must be signed by the cadre who recorded it",

@@ -35,7 +35,15 @@ pub use view::{ViewError, ViewFilter};
 use crate::value::{FieldType, Value};
 
 /// The newest schema file format this build understands (`format = N` in the file).
-pub const SCHEMA_FORMAT: u32 = 1;
+///
+/// Format 2 added `[finding_categories]`. A schema keeps the format its file declares, and
+/// the server offers phones that format: an app that reads only format 1 keeps working
+/// with a format-1 schema, and is told to update (never handed text it would refuse) when
+/// the township's schema takes format 2.
+pub const SCHEMA_FORMAT: u32 = 2;
+
+/// The first schema format with `[finding_categories]`.
+pub const FINDING_CATEGORIES_FORMAT: u32 = 2;
 
 /// A parsed, cross-checked schema. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
@@ -44,6 +52,8 @@ pub struct Schema {
     pub name: String,
     /// Revision of this schema's content, bumped by the operator on every edit.
     pub revision: u32,
+    /// The file format the schema declares (`format = N`), at most [`SCHEMA_FORMAT`].
+    pub format: u32,
     /// The township this schema describes.
     pub township: Township,
     /// Villages of the township, by id.
@@ -56,6 +66,9 @@ pub struct Schema {
     pub forms: BTreeMap<String, FormDef>,
     /// Departments and their views, by key.
     pub departments: BTreeMap<String, DepartmentDef>,
+    /// Kinds of inspection findings, by key (empty: any category key is accepted, as
+    /// before format 2).
+    pub finding_categories: BTreeMap<String, FindingCategory>,
     /// The text this schema was parsed from: what the server sends phones.
     source: Arc<str>,
 }
@@ -108,6 +121,29 @@ pub struct FormDef {
     pub fields: Vec<String>,
     /// The subset of `fields` that must be filled for the form to be complete.
     pub required: Vec<String>,
+}
+
+/// A kind of inspection finding (epidemic prevention, livelihood funds, ...) and what a
+/// hand-over of one takes when the office names no deadline or unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingCategory {
+    /// Category key, e.g. `livelihood_funds`.
+    pub key: String,
+    /// Labels shown in lists, the report and on phones.
+    pub labels: Labels,
+    /// Days from the hand-over to the deadline, when the hand-over names none.
+    pub deadline_days: Option<u32>,
+    /// Who resolves it, when the hand-over names no unit.
+    pub unit: Option<DefaultUnit>,
+}
+
+/// The responsible unit a category hands its findings to by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultUnit {
+    /// The village the finding is about (`unit = "village"`).
+    OwnVillage,
+    /// A department, by key (`unit = "civil_affairs"`).
+    Department(String),
 }
 
 /// Which villages a department may read.
@@ -191,6 +227,11 @@ impl Schema {
     /// Looks up a department.
     pub fn department(&self, key: &str) -> Option<&DepartmentDef> {
         self.departments.get(key)
+    }
+
+    /// Looks up a finding category.
+    pub fn finding_category(&self, key: &str) -> Option<&FindingCategory> {
+        self.finding_categories.get(key)
     }
 
     /// True when `village` is a village of this township.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    DepartmentDef, EntityDef, FieldDef, FormDef, Labels, SCHEMA_FORMAT, Schema, Township,
-    VillageScope,
+    DefaultUnit, DepartmentDef, EntityDef, FINDING_CATEGORIES_FORMAT, FieldDef, FindingCategory,
+    FormDef, Labels, SCHEMA_FORMAT, Schema, Township, VillageScope,
 };
 use field::RawField;
 
@@ -56,6 +56,17 @@ struct RawSchema {
     forms: BTreeMap<Spanned<String>, RawForm>,
     #[serde(default)]
     departments: BTreeMap<Spanned<String>, RawDepartment>,
+    #[serde(default)]
+    finding_categories: BTreeMap<Spanned<String>, RawCategory>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    zh: String,
+    en: String,
+    deadline_days: Option<Spanned<i64>>,
+    unit: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,12 +232,12 @@ impl Ctx<'_> {
 
     /// Refuses a schema format this build does not read.
     fn check_format(&self, format: &Spanned<u32>) -> Result<(), SchemaError> {
-        if *format.get_ref() != SCHEMA_FORMAT {
+        if !(1..=SCHEMA_FORMAT).contains(format.get_ref()) {
             return Err(self.err(
                 format,
                 "format",
                 format!(
-                    "schema format {} is not supported; this build reads format {SCHEMA_FORMAT}",
+                    "schema format {} is not supported; this build reads formats 1 to {SCHEMA_FORMAT}",
                     format.get_ref()
                 ),
             ));
@@ -285,12 +296,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
     let mut schema = Schema {
         name,
         revision: raw.revision,
+        format: *raw.format.get_ref(),
         township,
         villages: villages(&cx, raw.villages)?,
         fields: field::dictionary(&cx, raw.fields)?,
         entities: BTreeMap::new(),
         forms: BTreeMap::new(),
         departments: BTreeMap::new(),
+        finding_categories: BTreeMap::new(),
         source: text.into(),
     };
     // Each later section is checked against the sections already in `schema`.
@@ -302,7 +315,79 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
         .collect();
     schema.forms = forms(&cx, &schema, &department_keys, raw.forms)?;
     schema.departments = departments(&cx, &schema, raw.departments)?;
+    schema.finding_categories = finding_categories(&cx, &schema, raw.finding_categories)?;
     Ok(schema)
+}
+
+/// Longest default deadline of a finding category, in days.
+const MAX_DEADLINE_DAYS: i64 = 365;
+
+/// Finding categories: only from format 2 (older apps would refuse the section), labelled,
+/// with a deadline of 1 to 365 days and a unit that is `village` or a department.
+fn finding_categories(
+    cx: &Ctx<'_>,
+    schema: &Schema,
+    raw: BTreeMap<Spanned<String>, RawCategory>,
+) -> Result<BTreeMap<String, FindingCategory>, SchemaError> {
+    let mut out = BTreeMap::new();
+    for (key, c) in raw {
+        let k = cx.key(&key, "finding category")?;
+        if schema.format < FINDING_CATEGORIES_FORMAT {
+            return Err(cx.err(
+                &key,
+                &k,
+                format!(
+                    "[finding_categories] needs `format = {FINDING_CATEGORIES_FORMAT}` at the top of the file \
+                     (phones with an app that reads only format 1 are then told to update it)"
+                ),
+            ));
+        }
+        let owner = format!("finding category `{k}`");
+        if c.zh.trim().is_empty() || c.en.trim().is_empty() {
+            return Err(cx.err(
+                &key,
+                &k,
+                format!("{owner} needs both labels, `zh` and `en`"),
+            ));
+        }
+        let deadline_days = match c.deadline_days {
+            Some(d) if !(1..=MAX_DEADLINE_DAYS).contains(d.get_ref()) => {
+                return Err(cx.err(
+                    &d,
+                    d.get_ref(),
+                    format!("{owner}: `deadline_days` is a whole number of days from 1 to {MAX_DEADLINE_DAYS}"),
+                ));
+            }
+            Some(d) => u32::try_from(*d.get_ref()).ok(),
+            None => None,
+        };
+        let unit = match c.unit {
+            None => None,
+            Some(u) if u.get_ref() == "village" => Some(DefaultUnit::OwnVillage),
+            Some(u) if schema.departments.contains_key(u.get_ref()) => {
+                Some(DefaultUnit::Department(u.get_ref().clone()))
+            }
+            Some(u) => {
+                return Err(cx.err(
+                    &u,
+                    u.get_ref(),
+                    format!(
+                        "{owner}: `unit` is \"village\" (the village the finding is about) or a key of [departments]"
+                    ),
+                ));
+            }
+        };
+        out.insert(
+            k.clone(),
+            FindingCategory {
+                key: k,
+                labels: Labels { zh: c.zh, en: c.en },
+                deadline_days,
+                unit,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// The villages of the township, by key.
@@ -753,13 +838,72 @@ villages = ["a"]
         assert!(s.forms_using("id_number").count() >= 3);
     }
 
+    /// MINI in format 2 with one finding category, `category` written after its labels.
+    fn with_category(category: &str) -> Result<Schema, String> {
+        let text = format!(
+            "{}\n[finding_categories.dust]\nzh = \"扬尘\"\nen = \"Dust\"\n{category}\n",
+            MINI.replacen("format = 1", "format = 2", 1)
+        );
+        parse(&text, "mini.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn finding_categories_take_labels_a_deadline_and_a_unit_that_exist() {
+        let s = with_category("deadline_days = 7\nunit = \"office\"").expect("valid");
+        assert_eq!(s.format, 2);
+        let c = s.finding_category("dust").expect("dust");
+        assert_eq!((c.labels.zh.as_str(), c.deadline_days), ("扬尘", Some(7)));
+        assert_eq!(c.unit, Some(DefaultUnit::Department("office".into())));
+        let own = with_category("unit = \"village\"").expect("valid");
+        assert_eq!(
+            own.finding_category("dust").and_then(|c| c.unit.clone()),
+            Some(DefaultUnit::OwnVillage)
+        );
+        for (extra, want) in [
+            (
+                "deadline_days = 0",
+                "mini.toml:45: `0`: finding category `dust`: `deadline_days` is a whole number of days from 1 to 365",
+            ),
+            (
+                "deadline_days = 400",
+                "mini.toml:45: `400`: finding category `dust`: `deadline_days` is a whole number of days from 1 to 365",
+            ),
+            (
+                "unit = \"police\"",
+                "mini.toml:45: `police`: finding category `dust`: `unit` is \"village\" (the village the finding is about) or a key of [departments]",
+            ),
+            ("colour = \"red\"", "unknown field `colour`"),
+        ] {
+            let e = with_category(extra).expect_err(extra);
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let e = parse(
+            &format!(
+                "{}\n[finding_categories.Dust]\nzh = \"扬尘\"\nen = \"Dust\"\n",
+                MINI.replacen("format = 1", "format = 2", 1)
+            ),
+            "mini.toml",
+        )
+        .expect_err("a key in capitals");
+        assert!(
+            e.to_string()
+                .contains("finding category keys are lowercase"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn every_schema_mistake_names_file_line_and_key() {
         let cases = [
             (
                 "format = 1",
-                "format = 2",
-                "mini.toml:1: `format`: schema format 2 is not supported; this build reads format 1",
+                "format = 3",
+                "mini.toml:1: `format`: schema format 3 is not supported; this build reads formats 1 to 2",
+            ),
+            (
+                "villages = [\"a\"]",
+                "villages = [\"a\"]\n\n[finding_categories.dust]\nzh = \"扬尘\"\nen = \"Dust\"",
+                "mini.toml:42: `dust`: [finding_categories] needs `format = 2` at the top of the file (phones with an app that reads only format 1 are then told to update it)",
             ),
             (
                 "type = \"integer\"",

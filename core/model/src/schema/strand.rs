@@ -61,9 +61,30 @@ impl Stranding {
                 }
             }
         }
+        if let Some(old) = old {
+            for key in old
+                .finding_categories
+                .keys()
+                .filter(|k| !new.finding_categories.contains_key(*k))
+            {
+                dropped.push(format!("finding category `{key}` is removed"));
+            }
+        }
         Self {
             dropped,
             groups: BTreeMap::new(),
+        }
+    }
+
+    /// Checks one stored finding's category against the new schema (a schema without
+    /// categories accepts every key). Its log stays as it is either way; the report
+    /// shows the key where the category has no label.
+    pub fn add_finding(&mut self, new: &Schema, id: &str, category: &str) {
+        if !new.finding_categories.is_empty() && new.finding_category(category).is_none() {
+            self.note(
+                format!("findings of category `{category}`: not in the schema"),
+                id.to_owned(),
+            );
         }
     }
 
@@ -146,6 +167,30 @@ impl Stranding {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn a_removed_finding_category_and_the_findings_that_carry_it_are_reported() {
+        let old = Schema::baru_example();
+        let text = super::super::BARU_TOML
+            .replace("revision = 1 ", "revision = 2 ")
+            .replace(
+                "[finding_categories.work_style]",
+                "[finding_categories.conduct]",
+            );
+        let new = Schema::from_toml_str(&text, "new.toml").unwrap();
+        let mut s = Stranding::new(Some(&old), &new);
+        s.add_finding(&new, "f1", "work_style");
+        s.add_finding(&new, "f2", "work_style");
+        s.add_finding(&new, "f3", "conduct");
+        assert_eq!(s.dropped, ["finding category `work_style` is removed"]);
+        let groups = s.stranded();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            groups[0].what,
+            "findings of category `work_style`: not in the schema"
+        );
+        assert_eq!(groups[0].examples, ["f1", "f2"]);
+    }
 
     #[test]
     fn a_narrowed_range_and_a_removed_form_are_reported_with_counts() {

@@ -330,8 +330,9 @@ impl<S: HubStorage> Hub<S> {
         if held.revision >= self.schema.revision {
             return None;
         }
-        // The hub parsed its schema, so the schema is of the format this build reads.
-        let format = yibiao_model::SCHEMA_FORMAT;
+        // The format the schema file declares: an app that reads it gets the text, an
+        // older app only "update the app" (a format-1 schema still reaches format-1 apps).
+        let format = self.schema.format;
         Some(SchemaOffer {
             revision: self.schema.revision,
             format,
@@ -594,6 +595,7 @@ impl<S: HubStorage> Hub<S> {
                 DeviceScope::Township => finding::Role::Township,
             };
             finding::check_finding_changes(
+                &self.schema,
                 record,
                 new_changes,
                 is_new,

@@ -180,14 +180,40 @@ fn record_and_hand_over(t: &Township, disc: &str) -> Res<(Ids, i64)> {
             })),
         )?;
         let id = f["id"].as_str().ok_or("no finding id")?.to_owned();
-        let deadline = if p.resolved { week } else { short };
-        step(
-            t,
-            disc,
-            &id,
-            json!({"hand_over": {"unit": {"village": p.village}, "deadline_ms": deadline}}),
-        )?;
-        println!("  {:<8} {:<20} {}", p.village, p.category, p.description);
+        // Categories the schema hands to "the village" with days to spare are handed
+        // over naming nothing: the server writes the category's unit and deadline.
+        let by_default = p.resolved
+            && matches!(
+                p.category,
+                "epidemic_prevention" | "living_environment" | "work_style"
+            );
+        let body = if by_default {
+            json!({"hand_over": {}})
+        } else {
+            let deadline = if p.resolved { week } else { short };
+            json!({"hand_over": {"unit": {"village": p.village}, "deadline_ms": deadline}})
+        };
+        let handed = step(t, disc, &id, body)?;
+        if handed["lifecycle"]["unit"] != json!({"village": p.village})
+            || handed["lifecycle"]["deadline_ms"]
+                .as_i64()
+                .is_none_or(|d| d <= now)
+        {
+            return Err(format!(
+                "the hand-over of {} is not to {}: {handed}",
+                p.category, p.village
+            )
+            .into());
+        }
+        let how = if by_default {
+            "category defaults"
+        } else {
+            "named"
+        };
+        println!(
+            "  {:<8} {:<20} {} ({how})",
+            p.village, p.category, p.description
+        );
         ids.push((id, p));
     }
     let which = phones_of(t, &VILLAGES);
@@ -479,7 +505,11 @@ fn print_report(r: &Json) -> Res<()> {
         println!("  {title}");
         header();
         for row in r[section].as_array().ok_or("a report without rows")? {
-            line(row["key"].as_str().unwrap_or(""), row);
+            let (key, label) = (
+                row["key"].as_str().unwrap_or(""),
+                row["label_zh"].as_str().unwrap_or(""),
+            );
+            line(&format!("{label} {key}"), row);
         }
     }
     println!("  total");
