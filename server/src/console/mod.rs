@@ -54,8 +54,13 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/cancel", post(pages::tasks::cancel))
         .route("/reports/summary", get(pages::reports::summary))
         .route("/reports/burden", get(pages::reports::burden))
-        .route("/findings", get(pages::findings::list))
+        .route(
+            "/findings",
+            get(pages::finding::list).post(pages::finding::record),
+        )
         .route("/findings/report", get(pages::findings::report))
+        .route("/findings/{id}", get(pages::finding::one))
+        .route("/findings/{id}/steps", post(pages::finding::step))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
         .route("/tasks.xlsx", get(pages::export::tasks))
         .route("/summary.xlsx", get(pages::export::summary))
@@ -202,7 +207,8 @@ impl Layout {
                 });
             }
         }
-        if matches!(user.scope, Scope::Township(_)) {
+        // Every staff member sees findings: a department's clerk those handed to it.
+        {
             nav.push(NavLink {
                 href: "/findings",
                 label: if en { "Findings" } else { "纪检问题" },

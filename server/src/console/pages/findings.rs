@@ -1,7 +1,7 @@
-//! The findings pages (issue 15, ADR 0012): the report (通报) of a period, printable, and
-//! the list of findings with their state. Township staff (admin, leader, clerk) only;
-//! the figures come from the same `findings::report` as `/v1/findings/report`, the XLSX
-//! and the CLI.
+//! The findings report (通报) of a period as a printable page (issue 15, ADR 0012), for
+//! township staff (admin, leader, clerk) and the discipline office's clerk; the figures
+//! come from the same `findings::report` as `/v1/findings/report`, the XLSX and the CLI.
+//! The list, one finding and its forms are `finding.rs`.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,15 +15,17 @@ use super::super::{Layout, PageError, blocking, render};
 use crate::error::ApiError;
 use crate::findings;
 use crate::state::AppState;
-use crate::tasks::{self, Issuer};
+use crate::tasks;
 
-/// Township staff read the findings; a department's clerk does not.
+/// Township staff and the discipline office's clerk read the report; another
+/// department's clerk does not.
 fn reader(user: &ConsoleUser) -> Result<(), PageError> {
-    match user.scope {
+    match &user.scope {
         Scope::Township(_) => Ok(()),
+        Scope::Department(d) if d == yibiao_model::finding::rules::DISCIPLINE => Ok(()),
         Scope::Department(_) => Err(PageError::forbidden(
-            "纪检发现问题和通报只对镇工作人员开放。",
-            "Findings and their report are for township staff.",
+            "纪检通报只对镇工作人员和纪检监察开放。",
+            "The findings report is for township staff and the discipline office.",
         )),
     }
 }
@@ -124,41 +126,31 @@ pub async fn report(
             sections: Vec::new(),
             total: None,
         };
-        match findings::report(state.storage.as_ref(), &from, &to, now) {
+        match findings::report(state.storage.as_ref(), schema, &from, &to, now) {
             Ok(r) => {
-                let village = |v: &str| {
-                    schema
-                        .villages
-                        .get(v)
-                        .map_or_else(|| v.to_owned(), |l| l.get(en).to_owned())
-                };
-                let unit = |u: &str| match u.split_once(':') {
-                    Some(("village", v)) => village(v),
-                    Some(("department", d)) => schema
-                        .department(d)
-                        .map_or_else(|| d.to_owned(), |d| d.labels.get(en).to_owned()),
-                    _ => u.to_owned(),
-                };
-                let lines = |rows: &[Row], label: &dyn Fn(&str) -> String| {
+                let lines = |rows: &[Row]| {
                     rows.iter()
-                        .map(|r| line(label(&r.key), &r.counts))
+                        .map(|r| {
+                            let label = if en { &r.label_en } else { &r.label_zh };
+                            line(label.clone(), &r.counts)
+                        })
                         .collect()
                 };
                 page.sections = vec![
                     Section {
                         id: "by-category",
                         title: pick("按类别", "Per category"),
-                        lines: lines(&r.by_category, &|k| k.to_owned()),
+                        lines: lines(&r.by_category),
                     },
                     Section {
                         id: "by-village",
                         title: pick("按村", "Per village"),
-                        lines: lines(&r.by_village, &village),
+                        lines: lines(&r.by_village),
                     },
                     Section {
                         id: "by-unit",
                         title: pick("按责任单位", "Per responsible unit"),
-                        lines: lines(&r.by_unit, &unit),
+                        lines: lines(&r.by_unit),
                     },
                 ];
                 page.total = Some(line(pick("合计", "Total").to_owned(), &r.total));
@@ -174,72 +166,6 @@ pub async fn report(
             Err(e) => return Err(PageError::internal("findings report", e)),
         }
         render(&page)
-    })
-    .await
-}
-
-/// One finding as the list shows it.
-#[derive(Debug)]
-pub struct Item {
-    found: String,
-    village: String,
-    category: String,
-    description: String,
-    state: &'static str,
-    unit: String,
-    deadline: String,
-    overdue: bool,
-}
-
-#[derive(Template)]
-#[template(path = "console/findings.html")]
-struct ListPage {
-    l: Layout,
-    en: bool,
-    items: Vec<Item>,
-}
-
-/// `GET /findings`: every finding, oldest first, with its state, unit and deadline.
-pub async fn list(user: ConsoleUser, State(state): State<AppState>) -> Result<Response, PageError> {
-    reader(&user)?;
-    blocking(move || {
-        let schema = state.hub.schema();
-        let en = user.lang.en();
-        let now = state.clock.now_ms();
-        let all = findings::list(state.storage.as_ref(), &Issuer::Township, now)
-            .map_err(|e| PageError::internal("findings", e))?;
-        let day = |ms: i64| {
-            yibiao_model::clock::day_of(ms)
-                .format("%Y-%m-%d")
-                .to_string()
-        };
-        let items = all
-            .into_iter()
-            .map(|f| Item {
-                found: day(f.spec.found_ms),
-                village: f.village.as_deref().map_or_else(String::new, |v| {
-                    schema
-                        .villages
-                        .get(v)
-                        .map_or_else(|| v.to_owned(), |l| l.get(en).to_owned())
-                }),
-                category: f.spec.category.clone(),
-                description: f.spec.description.clone(),
-                state: f.lifecycle.state.as_str(),
-                unit: f
-                    .lifecycle
-                    .unit
-                    .as_ref()
-                    .map_or_else(String::new, yibiao_model::finding::Unit::label),
-                deadline: f.lifecycle.deadline_ms.map_or_else(String::new, day),
-                overdue: f.overdue,
-            })
-            .collect();
-        render(&ListPage {
-            l: Layout::of(&user, schema, "/findings"),
-            en,
-            items,
-        })
     })
     .await
 }

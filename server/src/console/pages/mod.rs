@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod export;
+pub mod finding;
 pub mod findings;
 pub mod history;
 pub mod login;

@@ -81,7 +81,10 @@ fn status_word(s: &'static Strings, status: TaskStatus) -> &'static str {
 }
 
 /// Whom `user` speaks for when reading or issuing tasks.
-fn issuer_of(user: &ConsoleUser, schema: &yibiao_model::Schema) -> Result<Issuer, PageError> {
+pub(super) fn issuer_of(
+    user: &ConsoleUser,
+    schema: &yibiao_model::Schema,
+) -> Result<Issuer, PageError> {
     match &user.scope {
         Scope::Township(_) => Ok(Issuer::Township),
         Scope::Department(_) => Ok(Issuer::Department(
