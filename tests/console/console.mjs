@@ -164,6 +164,28 @@ try {
   assert.ok((await adm.page.textContent('table.history')).includes('冲突已处理'), 'the history marks it');
   await adm.page.screenshot({ path: join(SCREENS, 'record-history.png'), fullPage: true });
 
+  // 8. A finding through its steps: the township records and hands it over naming
+  //    nothing (the category's unit and deadline), the department it went to resolves.
+  step('the township records a finding, hands it over by its category, the department resolves it');
+  await adm.page.goto('/findings');
+  await adm.page.click('details.card summary');
+  await adm.page.selectOption('#record-finding select[name=category]', 'livelihood_funds');
+  await adm.page.selectOption('#record-finding select[name=village]', 'tujiang');
+  await adm.page.fill('#record-finding textarea[name=description]', '上月低保发放未公示');
+  await adm.page.click('#record-finding button[type=submit]');
+  assert.ok((await adm.page.textContent('h1')).includes('民生资金'), 'the category label');
+  await adm.page.click('#hand-over button[type=submit]');
+  assert.equal((await adm.page.textContent('#unit')).trim(), '公共服务办公室(民政)');
+  const findingUrl = adm.page.url().replace(/\/steps$/, '');
+  await page.goto('/findings');
+  await page.click('#findings a');
+  await page.fill('#resolve textarea[name=note]', '已补发并公示');
+  await page.click('#resolve button[type=submit]');
+  assert.equal((await page.textContent('#state')).trim(), 'resolved');
+  await adm.page.goto(findingUrl);
+  assert.equal(await adm.page.locator('#log tbody tr').count(), 2, 'hand-over and resolution');
+  await adm.page.screenshot({ path: join(SCREENS, 'finding.png'), fullPage: true });
+
   // Page weight: the records page and its stylesheet, as sent.
   const html = await ps.request.get('/records');
   const css = await ps.request.get('/console/style.css');
