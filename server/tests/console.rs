@@ -1578,6 +1578,12 @@ fn finding_id(body: &str) -> String {
         .to_owned()
 }
 
+/// The state a finding page shows (its key).
+fn state(body: &str) -> &str {
+    let start = body.find("data-state=\"").unwrap() + "data-state=\"".len();
+    &body[start..start + body[start..].find('"').unwrap()]
+}
+
 /// The text of the element with `id` (up to its first tag inside).
 fn cell<'a>(body: &'a str, id: &str) -> &'a str {
     let start = body.find(&format!("id=\"{id}\"")).unwrap();
@@ -1644,7 +1650,8 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         &[("step", "hand_over"), ("unit", ""), ("deadline", "")],
     );
     assert_eq!(handed.status, 200);
-    assert_eq!(cell(&handed.body, "state"), "handed_over");
+    assert_eq!(state(&handed.body), "handed_over");
+    assert_eq!(cell(&handed.body, "state"), "已移交");
     assert_eq!(cell(&handed.body, "unit"), "公共服务办公室(民政)");
     assert!(
         cell(&handed.body, "deadline").starts_with("2026-12-04"),
@@ -1669,7 +1676,7 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         &[("step", "resolve"), ("note", "已补发并公示")],
     );
     assert_eq!(
-        cell(&resolved.body, "state"),
+        state(&resolved.body),
         "resolved",
         "{}",
         resolved.body
@@ -1698,7 +1705,7 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         &steps,
         &[("step", "send_back"), ("reason", "公示照片不清")],
     );
-    assert_eq!(cell(&back.body, "state"), "sent_back");
+    assert_eq!(state(&back.body), "sent_back");
 
     // Only the discipline office holds to account.
     let hold = [

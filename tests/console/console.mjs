@@ -181,7 +181,8 @@ try {
   await page.click('#findings a');
   await page.fill('#resolve textarea[name=note]', '已补发并公示');
   await page.click('#resolve button[type=submit]');
-  assert.equal((await page.textContent('#state')).trim(), 'resolved');
+  assert.equal(await page.getAttribute('#state', 'data-state'), 'resolved');
+  assert.equal((await page.textContent('#state')).trim(), '已处置');
   await adm.page.goto(findingUrl);
   assert.equal(await adm.page.locator('#log tbody tr').count(), 2, 'hand-over and resolution');
   await adm.page.screenshot({ path: join(SCREENS, 'finding.png'), fullPage: true });

@@ -62,6 +62,36 @@ fn step_name(kind: &StepKind, en: bool) -> &'static str {
     }
 }
 
+/// A state as people read it (the page keeps the key in `data-state`).
+fn state_label(state: &str, en: bool) -> &'static str {
+    match (state, en) {
+        ("found", false) => "已发现",
+        ("handed_over", false) => "已移交",
+        ("resolved", false) => "已处置",
+        ("sent_back", false) => "退回返工",
+        ("closed", false) => "已办结",
+        ("found", true) => "found",
+        ("handed_over", true) => "handed over",
+        ("resolved", true) => "resolved",
+        ("sent_back", true) => "sent back",
+        ("closed", true) => "closed",
+        _ => "?",
+    }
+}
+
+/// A severity as people read it.
+fn severity_label(s: yibiao_model::finding::Severity, en: bool) -> &'static str {
+    use yibiao_model::finding::Severity;
+    match (s, en) {
+        (Severity::Low, false) => "一般",
+        (Severity::Medium, false) => "较重",
+        (Severity::High, false) => "严重",
+        (Severity::Low, true) => "low",
+        (Severity::Medium, true) => "medium",
+        (Severity::High, true) => "high",
+    }
+}
+
 /// One line of the log.
 #[derive(Debug)]
 pub struct LogLine {
@@ -96,9 +126,10 @@ struct FindingPage {
     category: String,
     village: String,
     description: String,
-    severity: String,
+    severity: &'static str,
     found: String,
     state: &'static str,
+    state_label: &'static str,
     unit: String,
     deadline: String,
     overdue: bool,
@@ -246,9 +277,10 @@ fn page(
             |x| categories::village_labels(schema, x).get(en).to_owned(),
         ),
         description: v.spec.description.clone(),
-        severity: format!("{:?}", v.spec.severity).to_lowercase(),
+        severity: severity_label(v.spec.severity, en),
         found: format!("{} · {}", minute(v.spec.found_ms), actor(&v.spec.found_by)),
         state: l.state.as_str(),
+        state_label: state_label(l.state.as_str(), en),
         unit: l.unit.as_ref().map_or_else(String::new, |u| {
             categories::unit_labels(schema, &u.label())
                 .get(en)
@@ -459,6 +491,7 @@ pub struct Item {
     category: String,
     description: String,
     state: &'static str,
+    state_label: &'static str,
     unit: String,
     deadline: String,
     overdue: bool,
@@ -513,6 +546,7 @@ pub(super) fn list_page(
                 .to_owned(),
             description: f.spec.description.clone(),
             state: f.lifecycle.state.as_str(),
+            state_label: state_label(f.lifecycle.state.as_str(), en),
             unit: f.lifecycle.unit.as_ref().map_or_else(String::new, |u| {
                 categories::unit_labels(schema, &u.label())
                     .get(en)
