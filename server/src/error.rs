@@ -230,6 +230,7 @@ impl From<TaskError> for ApiError {
             TaskError::Invalid(m) => ApiError::BadRequest(m),
             TaskError::Refused(m) => ApiError::Refused(m),
             TaskError::Forbidden(m) => ApiError::Forbidden(m),
+            TaskError::Denied(m) => ApiError::Denied(m),
             TaskError::NotFound(m) => ApiError::NotFound(m),
             TaskError::Storage(m) => ApiError::internal("task storage failure", m),
         }

@@ -73,6 +73,9 @@ pub enum TaskError {
     /// The issuer may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The issuer may not do this, as a code with parameters.
+    #[error("{}", .0.render(Lang::En))]
+    Denied(Message),
     /// The task or a record does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -233,19 +236,20 @@ fn check_form<'a>(
 ) -> Result<&'a FormDef, TaskError> {
     let def = schema.form(form).ok_or_else(|| {
         let known: Vec<&str> = schema.forms.keys().map(String::as_str).collect();
-        TaskError::Invalid(format!(
-            "unknown form `{form}`; the schema has: {}",
-            known.join(", ")
-        ))
+        TaskError::Refused(
+            Message::new("task_unknown_form")
+                .with("form", form)
+                .with("known", known.join(", ")),
+        )
     })?;
     if let Issuer::Department(d) = issuer
         && !d.forms.iter().any(|f| f == form)
     {
-        return Err(TaskError::Forbidden(format!(
-            "department `{}` may issue tasks only for its forms: {}",
-            d.key,
-            d.forms.join(", ")
-        )));
+        return Err(TaskError::Denied(
+            Message::new("task_form_forbidden")
+                .with("department", d.key.as_str())
+                .with("forms", d.forms.join(", ")),
+        ));
     }
     Ok(def)
 }
@@ -275,15 +279,11 @@ pub fn issue(
         (Some(villages), None) => village_targets(&schema, issuer, villages)?,
         (None, Some(records)) => record_targets(storage, issuer, form, &req.form, records)?,
         (Some(_), Some(_)) | (None, None) => {
-            return Err(TaskError::Invalid(
-                "give either `villages` (every record of the form in them) or `records` (those records), not both".into(),
-            ));
+            return Err(TaskError::Refused(Message::new("task_targets")));
         }
     };
     if targets.is_empty() {
-        return Err(TaskError::Invalid(
-            "the task reaches no village the issuer may see".into(),
-        ));
+        return Err(TaskError::Refused(Message::new("task_reaches_nothing")));
     }
     let task_id = RecordId::new().to_string();
     let author = issuer.author()?;
@@ -320,17 +320,17 @@ pub fn issue(
 fn check_text(req: &NewTask) -> Result<&str, TaskError> {
     let title = req.title.trim();
     if title.is_empty() {
-        return Err(TaskError::Invalid("`title` must not be empty".into()));
+        return Err(TaskError::Refused(Message::new("task_title_empty")));
     }
     if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`title` may hold at most {MAX_TITLE_CHARS} characters"
-        )));
+        return Err(TaskError::Refused(
+            Message::new("task_title_long").with("max", MAX_TITLE_CHARS.to_string()),
+        ));
     }
     if req.instructions.chars().count() > MAX_INSTRUCTIONS_CHARS {
-        return Err(TaskError::Invalid(format!(
-            "`instructions` may hold at most {MAX_INSTRUCTIONS_CHARS} characters"
-        )));
+        return Err(TaskError::Refused(
+            Message::new("task_instructions_long").with("max", MAX_INSTRUCTIONS_CHARS.to_string()),
+        ));
     }
     Ok(title)
 }
@@ -342,7 +342,7 @@ fn village_targets(
     villages: &[String],
 ) -> Result<Targets, TaskError> {
     if villages.is_empty() {
-        return Err(TaskError::Invalid("`villages` is empty".into()));
+        return Err(TaskError::Refused(Message::new("task_villages_empty")));
     }
     let list: Vec<String> = if villages.iter().any(|v| v == "*") {
         schema
@@ -358,16 +358,18 @@ fn village_targets(
     for v in list {
         if !schema.has_village(&v) {
             let known: Vec<&str> = schema.villages.keys().map(String::as_str).collect();
-            return Err(TaskError::Invalid(format!(
-                "unknown village `{v}`; the schema has: {}",
-                known.join(", ")
-            )));
+            return Err(TaskError::Refused(
+                Message::new("unknown_village")
+                    .with("village", v.as_str())
+                    .with("known", known.join(", ")),
+            ));
         }
         if !issuer.sees_village(Some(&v)) {
-            return Err(TaskError::Forbidden(format!(
-                "`{}` may not issue tasks to village `{v}`",
-                issuer.name()
-            )));
+            return Err(TaskError::Denied(
+                Message::new("task_village_forbidden")
+                    .with("issuer", issuer.name())
+                    .with("village", v.as_str()),
+            ));
         }
         targets.insert(Some(v), None);
     }
@@ -384,19 +386,21 @@ fn record_targets(
     records: &[String],
 ) -> Result<Targets, TaskError> {
     if records.is_empty() {
-        return Err(TaskError::Invalid("`records` is empty".into()));
+        return Err(TaskError::Refused(Message::new("task_records_empty")));
     }
     if records.len() > MAX_TARGET_RECORDS {
-        return Err(TaskError::Invalid(format!(
-            "a task may name at most {MAX_TARGET_RECORDS} records"
-        )));
+        return Err(TaskError::Refused(
+            Message::new("task_records_many").with("max", MAX_TARGET_RECORDS.to_string()),
+        ));
     }
     let mut ids = Vec::with_capacity(records.len());
     for r in records {
-        let id: RecordId = r
-            .trim()
-            .parse()
-            .map_err(|_| TaskError::Invalid(format!("`{r}` is not a record id (a UUID)")))?;
+        let id: RecordId = r.trim().parse().map_err(|_| {
+            TaskError::Refused(
+                Message::new("task_bad_record_id")
+                    .with("got", r.chars().take(40).collect::<String>()),
+            )
+        })?;
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -420,13 +424,18 @@ fn record_targets(
                 ))
             })?;
         if rec.entity != form.entity {
-            return Err(TaskError::Invalid(format!(
-                "record {id} is a `{}`, but form `{form_key}` is for `{}` records",
-                rec.entity, form.entity
-            )));
+            return Err(TaskError::Refused(
+                Message::new("task_record_entity")
+                    .with("record", id.to_string())
+                    .with("entity", rec.entity.as_str())
+                    .with("form", form_key)
+                    .with("form_entity", form.entity.as_str()),
+            ));
         }
         if rec.deleted {
-            return Err(TaskError::Invalid(format!("record {id} is deleted")));
+            return Err(TaskError::Refused(
+                Message::new("task_record_deleted").with("record", id.to_string()),
+            ));
         }
         targets
             .entry(rec.village.clone())
@@ -888,9 +897,11 @@ pub fn burden(
     let from_ms = day_start_ms(from)?;
     let to_ms = day_start_ms(to)? + 24 * 3600 * 1000;
     if to_ms <= from_ms {
-        return Err(TaskError::Invalid(format!(
-            "`to` ({to}) is before `from` ({from})"
-        )));
+        return Err(TaskError::Refused(
+            Message::new("period_reversed")
+                .with("from", from)
+                .with("to", to),
+        ));
     }
     let mut typed = 0;
     let mut deliveries = 0;

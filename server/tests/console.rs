@@ -1675,12 +1675,7 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         &steps,
         &[("step", "resolve"), ("note", "已补发并公示")],
     );
-    assert_eq!(
-        state(&resolved.body),
-        "resolved",
-        "{}",
-        resolved.body
-    );
+    assert_eq!(state(&resolved.body), "resolved", "{}", resolved.body);
 
     // A leader reads only; the office's send-back needs a reason.
     let mut leader = Browser::signed_in(&fx, "leader");

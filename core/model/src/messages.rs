@@ -111,6 +111,7 @@ impl Message {
             .or_else(|| finding_sentence(self, lang))
             .or_else(|| account_sentence(self, lang))
             .or_else(|| webhook_sentence(self, lang))
+            .or_else(|| task_sentence(self, lang))
             .or_else(|| other_sentence(self, lang))
             .unwrap_or_else(|| match self.params.get("detail") {
                 Some(d) => d.clone(),
@@ -617,6 +618,79 @@ fn webhook_sentence(m: &Message, lang: Lang) -> Option<String> {
         ),
         "limit_range" if zh => format!("limit 须为 1 到 {} 之间的整数", p("max")),
         "limit_range" => format!("limit must be a whole number from 1 to {}", p("max")),
+        _ => return None,
+    })
+}
+
+/// Sentences of task requests (`task_*` codes, `period_reversed`).
+fn task_sentence(m: &Message, lang: Lang) -> Option<String> {
+    let p = |k| m.param(k);
+    let zh = lang == Lang::Zh;
+    Some(match m.code.as_str() {
+        "task_unknown_form" if zh => format!("没有表单「{}」；可选：{}", p("form"), p("known")),
+        "task_unknown_form" => format!(
+            "unknown form `{}`; the schema has: {}",
+            p("form"),
+            p("known")
+        ),
+        "task_form_forbidden" if zh => format!(
+            "部门 {} 只能为本部门的表单下发任务：{}",
+            p("department"),
+            p("forms")
+        ),
+        "task_form_forbidden" => format!(
+            "department `{}` may issue tasks only for its forms: {}",
+            p("department"),
+            p("forms")
+        ),
+        "task_village_forbidden" if zh => {
+            format!("{} 不能向村 {} 下发任务", p("issuer"), p("village"))
+        }
+        "task_village_forbidden" => format!(
+            "`{}` may not issue tasks to village `{}`",
+            p("issuer"),
+            p("village")
+        ),
+        "task_targets" if zh => {
+            "请二选一：选择村（这些村该表单的全部记录），或填写记录编号".to_owned()
+        }
+        "task_targets" => "give either `villages` (every record of the form in them) or `records` (those records), not both".to_owned(),
+        "task_reaches_nothing" if zh => "任务没有发到您可查看的任何村".to_owned(),
+        "task_reaches_nothing" => "the task reaches no village the issuer may see".to_owned(),
+        "task_title_empty" if zh => "任务标题不能为空".to_owned(),
+        "task_title_empty" => "`title` must not be empty".to_owned(),
+        "task_title_long" if zh => format!("任务标题最多 {} 个字", p("max")),
+        "task_title_long" => format!("`title` may hold at most {} characters", p("max")),
+        "task_instructions_long" if zh => format!("任务说明最多 {} 个字", p("max")),
+        "task_instructions_long" => {
+            format!("`instructions` may hold at most {} characters", p("max"))
+        }
+        "task_villages_empty" if zh => "没有选择村".to_owned(),
+        "task_villages_empty" => "`villages` is empty".to_owned(),
+        "task_records_empty" if zh => "没有填写记录编号".to_owned(),
+        "task_records_empty" => "`records` is empty".to_owned(),
+        "task_records_many" if zh => format!("一个任务最多指定 {} 条记录", p("max")),
+        "task_records_many" => format!("a task may name at most {} records", p("max")),
+        "task_bad_record_id" if zh => format!("“{}”不是记录编号（UUID）", p("got")),
+        "task_bad_record_id" => format!("`{}` is not a record id (a UUID)", p("got")),
+        "task_record_entity" if zh => format!(
+            "记录 {} 是「{}」，表单「{}」只用于「{}」记录",
+            p("record"),
+            p("entity"),
+            p("form"),
+            p("form_entity")
+        ),
+        "task_record_entity" => format!(
+            "record {} is a `{}`, but form `{}` is for `{}` records",
+            p("record"),
+            p("entity"),
+            p("form"),
+            p("form_entity")
+        ),
+        "task_record_deleted" if zh => format!("记录 {} 已删除", p("record")),
+        "task_record_deleted" => format!("record {} is deleted", p("record")),
+        "period_reversed" if zh => format!("结束日期 {} 早于开始日期 {}", p("to"), p("from")),
+        "period_reversed" => format!("`to` ({}) is before `from` ({})", p("to"), p("from")),
         _ => return None,
     })
 }

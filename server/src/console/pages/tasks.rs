@@ -201,8 +201,8 @@ pub async fn list(user: ConsoleUser, State(state): State<AppState>) -> Result<Re
 /// it; the others are the core's English sentence after a Chinese lead.
 pub fn task_error(lang: Lang, e: &TaskError) -> String {
     match (e, lang) {
-        (TaskError::Refused(m), Lang::Zh) => m.render(MsgLang::Zh),
-        (TaskError::Refused(m), Lang::En) => m.render(MsgLang::En),
+        (TaskError::Refused(m) | TaskError::Denied(m), Lang::Zh) => m.render(MsgLang::Zh),
+        (TaskError::Refused(m) | TaskError::Denied(m), Lang::En) => m.render(MsgLang::En),
         (e, Lang::Zh) => format!("未能完成：{e}"),
         (e, Lang::En) => format!("Not done: {e}"),
     }
