@@ -17,6 +17,7 @@
 pub mod conformance;
 pub mod fs;
 pub mod postgres;
+pub mod thumbnail;
 
 use std::fmt;
 
