@@ -57,6 +57,14 @@ pub fn router() -> Router<AppState> {
         .route("/findings", get(pages::findings::list))
         .route("/findings/report", get(pages::findings::report))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
+        .route(
+            "/records/{id}/attachments/{sha256}",
+            get(pages::attachments::original),
+        )
+        .route(
+            "/records/{id}/attachments/{sha256}/thumbnail",
+            get(pages::attachments::thumbnail),
+        )
         .route("/tasks.xlsx", get(pages::export::tasks))
         .route("/summary.xlsx", get(pages::export::summary))
         .route(

@@ -274,6 +274,14 @@ pub async fn attachment(
         .into_response())
 }
 
+/// Where a person opens attachment `sha256` of `record`: the console's route
+/// (`console::pages::attachments`), behind its sign-in and its scope rule. Relative;
+/// exports put the server's address before it. Here, beside [`attachment`], so the
+/// exports (routes) and the console's pages share it without depending on each other.
+pub fn console_href(record: &str, sha256: &str) -> String {
+    format!("/records/{record}/attachments/{sha256}")
+}
+
 /// A thumbnail refusal as the envelope says it.
 fn thumb_refused(e: ThumbError, hash: &BlobHash, not_found: impl Fn() -> ApiError) -> ApiError {
     match e {
