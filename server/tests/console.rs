@@ -1667,3 +1667,70 @@ fn the_record_page_shows_photos_as_thumbnails_that_open_the_photo_in_the_users_s
         assert_eq!(office.download(&format!("{link}/thumbnail")).0, 200);
     }
 }
+
+/// A file of an XLSX workbook, as text.
+fn xlsx_part(bytes: &[u8], name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn exports_link_each_photo_to_the_console_which_opens_it_after_sign_in() {
+    let fx = fixture();
+    let [tujiang, baru] = photo_links(&fx);
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let (status, _, bytes) = ps.download("/records.xlsx?entity=household");
+    assert_eq!(status, 200);
+    // The cell shows the file name; the sheet's hyperlinks lead to the console.
+    let cells = xlsx_cells(bytes.clone());
+    let photo_column = cells[1].iter().position(|k| k == "photo").unwrap();
+    let names: Vec<&str> = cells[2..]
+        .iter()
+        .map(|r| r[photo_column].as_str())
+        .collect();
+    assert!(
+        names.contains(&"院子.png") && names.contains(&"厨房.png"),
+        "{names:?}"
+    );
+    let sheet = xlsx_part(&bytes, "xl/worksheets/sheet1.xml");
+    assert_eq!(sheet.matches("<hyperlink ").count(), 2, "{sheet}");
+    let rels = xlsx_part(&bytes, "xl/worksheets/_rels/sheet1.xml.rels");
+    for link in [&tujiang, &baru] {
+        assert!(
+            rels.contains(&format!("Target=\"{}{link}\"", fx.base)),
+            "{rels}"
+        );
+    }
+    // Clicked in Excel without a session: the sign-in page first; signed in: the photo.
+    assert_eq!(Browser::new(&fx).get(&tujiang).location, "/login");
+    assert_eq!(ps.download(&tujiang).0, 200);
+
+    // The department API's CSV carries the same link after the name.
+    let storage = fx.state.storage.as_ref();
+    let (_, token) =
+        accounts::issue_department_token(storage, fx.state.hub.schema(), "public_services", "csv")
+            .unwrap();
+    let csv = ps
+        .agent
+        .get(format!("{}/v1/records.csv?entity=household", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        csv.contains(&format!("院子.png <{}{tujiang}>", fx.base)),
+        "{csv}"
+    );
+    // The clinic's export has no photo column, so no link.
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let (_, _, bytes) = clinic.download("/records.xlsx");
+    assert!(!xlsx_part(&bytes, "xl/worksheets/sheet1.xml").contains("<hyperlink "));
+}
