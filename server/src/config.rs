@@ -24,6 +24,7 @@
 //! tls_cert = "/etc/yibiao/cert.pem"  # serve https (PEM chain; with tls_key)
 //! tls_key = "/etc/yibiao/key.pem"    # its private key (PEM: PKCS#8, PKCS#1 or SEC1)
 //! webhook_max_backoff_secs = 60  # longest wait between attempts at a failing webhook
+//! public_url = "https://yibiao.example.cn"  # the address links in exports and QR codes use
 //! # Budgets at merge (yibiao_sync::hub::Budgets): what one pushed record may ask.
 //! budget_ops_per_change = 1000        # 100 ..= 100000
 //! budget_changes_per_doc = 1000       # 100 ..= 100000
@@ -105,6 +106,10 @@ pub struct Config {
     /// The longest wait between attempts at a failing webhook endpoint (the first wait is
     /// a second, doubled after each failure).
     pub webhook_max_backoff_secs: u64,
+    /// The address people reach the server at, for links that leave it (exports'
+    /// attachment links, the enrolment QR code); `None`: the request's `Host`
+    /// (the `origin` module). `scheme://host[:port][/path]`, no trailing slash.
+    pub public_url: Option<String>,
     /// The web console's sign-in and session rules.
     pub console: ConsoleConfig,
     /// Attachments' limits (`[blobs]` in the config file).
@@ -242,6 +247,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// See [`Config::webhook_max_backoff_secs`].
     pub webhook_max_backoff_secs: Option<u64>,
+    /// See [`Config::public_url`].
+    pub public_url: Option<String>,
     /// See [`Config::console`].
     pub console: Option<ConsoleConfig>,
     /// See [`Config::blobs`].
@@ -330,6 +337,7 @@ impl Config {
             tls_cert: file.tls_cert,
             tls_key: file.tls_key,
             webhook_max_backoff_secs: file.webhook_max_backoff_secs.unwrap_or(60).max(1),
+            public_url: public_url(file.public_url)?,
             console: {
                 let mut c = file.console.unwrap_or_default();
                 c.max_failed_logins = c.max_failed_logins.max(1);
@@ -354,6 +362,26 @@ impl Config {
             let p = self.data_dir.join("schema.toml");
             p.exists().then_some(p)
         })
+    }
+}
+
+/// `public_url`: an `http` or `https` address with a host and no query or fragment,
+/// kept without its trailing slash (links are joined to it).
+fn public_url(url: Option<String>) -> Result<Option<String>, String> {
+    let Some(url) = url else { return Ok(None) };
+    let url = url.trim().trim_end_matches('/').to_owned();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#', ' ']) =>
+        {
+            Ok(Some(url))
+        }
+        _ => Err(format!(
+            "config: public_url = \"{url}\" is not an http(s) address; write it as https://host[:port][/path]"
+        )),
     }
 }
 

@@ -70,6 +70,14 @@ pub enum ApiError {
     /// The request is refused for a reason with a code and parameters (`400`).
     #[error("{}", .0.render(Lang::En))]
     Refused(Message),
+    /// The thing exists but is of a type this endpoint does not serve, with a code
+    /// (`415`; e.g. `blob_not_an_image`: a PDF has no thumbnail).
+    #[error("{}", .0.render(Lang::En))]
+    Unsupported(Message),
+    /// The thing exists but cannot be processed, with a code (`422`; e.g.
+    /// `blob_image_too_large`: a photo over the decoding limits).
+    #[error("{}", .0.render(Lang::En))]
+    Unprocessable(Message),
     /// The client speaks another protocol version.
     #[error("{0}")]
     UpgradeRequired(String),
@@ -95,7 +103,9 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `method_not_allowed`, `timeout`, `rate_limited`, `bad_request`, `protocol_version`, `too_large`, `busy`, `internal`.
+    /// `method_not_allowed`, `timeout`, `rate_limited`, `bad_request`,
+    /// `unsupported_media_type`, `unprocessable`, `protocol_version`, `too_large`, `busy`,
+    /// `internal`.
     pub code: &'static str,
     /// A finer stable code when there is one (`bad_due`, `due_past`, `bad_day`), else
     /// the same as `code`.
@@ -139,6 +149,10 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Refused(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
+            ApiError::Unsupported(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "protocol_version"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
@@ -183,7 +197,9 @@ impl IntoResponse for ApiError {
             | ApiError::Denied(m)
             | ApiError::Missing(m)
             | ApiError::Exists(m)
-            | ApiError::BadCredential(m) => m.clone(),
+            | ApiError::BadCredential(m)
+            | ApiError::Unsupported(m)
+            | ApiError::Unprocessable(m) => m.clone(),
             other => Message::new(code).with("detail", other.to_string()),
         };
         let lang = LANG.try_with(|l| *l).unwrap_or_default();

@@ -23,6 +23,7 @@ pub mod error;
 pub mod findings;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod params;
 pub mod routes;
 pub mod schema_change;

@@ -10,6 +10,7 @@ use yibiao_sync::{Hub, HubConfig};
 
 use crate::blobs::BlobStore;
 use crate::blobs::fs::FsBlobStore;
+use crate::blobs::thumbnail::Thumbnails;
 use crate::config::Config;
 use crate::storage::{ServerStorage, SqliteStorage};
 use crate::{limits, metrics};
@@ -66,6 +67,8 @@ pub struct AppState {
     /// Attachments' bytes (`<data_dir>/blobs` on SQLite, the database on PostgreSQL;
     /// ADR 0013).
     pub blobs: Arc<dyn BlobStore>,
+    /// Thumbnails of photos made on request, kept in memory by the original's hash.
+    pub thumbnails: Arc<Thumbnails>,
     /// Webhook endpoints and their delivery log (ADR 0011), on the same database;
     /// `None` for a state built over storage that keeps none (some tests).
     pub webhooks: Option<Arc<dyn crate::storage::WebhookStorage>>,
@@ -174,6 +177,7 @@ impl AppState {
             limiter_enrol: Arc::new(limits::RateLimiter::new(300, 100)),
             guards: Arc::new(limits::Guards::new(&config)),
             blobs: Arc::new(FsBlobStore::new(config.data_dir.join("blobs"))),
+            thumbnails: Arc::default(),
             webhooks: None,
             config: Arc::new(config),
             clock,

@@ -66,6 +66,7 @@ const GATES: &[(&str, Gate)] = &[
     ("HEAD /v1/blobs/{sha256}", Gate::Device),
     ("PUT /v1/blobs/{sha256}", Gate::Device),
     ("GET /v1/blobs/{sha256}", Gate::Reader),
+    ("GET /v1/blobs/{sha256}/thumbnail", Gate::Reader),
     ("GET /v1/records", Gate::Department),
     ("GET /v1/records.ndjson", Gate::Department),
     ("GET /v1/records.csv", Gate::Department),

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yibiao_model::clock::ManualClock;
+use yibiao_model::value::AttachmentRef;
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_server::blobs::BlobHash;
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::console::staff::{self, NewStaff, Role, Scope};
 use yibiao_server::limits::{ClientAddr, GuardedListener};
@@ -38,6 +40,8 @@ struct Fx {
     conflicted: RecordId,
     /// 阿嘎 of 巴汝村.
     baru: RecordId,
+    /// The SHA-256 of the photo of each of the two (a PNG of 640 x 480).
+    photos: [String; 2],
 }
 
 fn fixture() -> Fx {
@@ -53,7 +57,7 @@ fn fixture() -> Fx {
     let storage = Arc::new(SqliteStorage::open(&dir.path().join("yibiao.db")).unwrap());
     let clock = Arc::new(ManualClock::new(MORNING));
     let state = AppState::with_clock(config, Schema::baru_example(), storage, clock.clone());
-    let (conflicted, baru) = seed(&state);
+    let (conflicted, baru, photos) = seed(&state);
     for (login, scope) in [
         ("admin", Scope::Township(Role::Admin)),
         ("leader", Scope::Township(Role::Leader)),
@@ -87,6 +91,7 @@ fn fixture() -> Fx {
         base,
         conflicted,
         baru,
+        photos,
     }
 }
 
@@ -138,9 +143,31 @@ fn set(f: &str, v: Value) -> FieldEdit {
     FieldEdit::Set(f.into(), v)
 }
 
+/// A PNG photo of `width` x `height` in one `shade`, stored on the server as a phone's
+/// upload would leave it; its reference.
+fn stored_photo(state: &AppState, width: u32, height: u32, shade: u8, name: &str) -> AttachmentRef {
+    let image = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([shade, (x % 256) as u8, (y % 256) as u8])
+    }));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    let bytes = bytes.into_inner();
+    let hash = BlobHash::of(&bytes);
+    state
+        .blobs
+        .append(&hash, "seed", 0, bytes.len() as u64, &bytes)
+        .unwrap();
+    AttachmentRef {
+        sha256: hash.to_string(),
+        name: name.into(),
+        mime: "image/png".into(),
+        size: bytes.len() as u64,
+    }
+}
+
 /// Two phones of 土匠村 type different sizes for one household while apart; one
-/// household of 巴汝村.
-fn seed(state: &AppState) -> (RecordId, RecordId) {
+/// household of 巴汝村. Each household has a photo.
+fn seed(state: &AppState) -> (RecordId, RecordId, [String; 2]) {
     let (a, la) = phone(state, "amu", "tujiang");
     let (b, lb) = phone(state, "jike", "tujiang");
     let (c, lc) = phone(state, "aga", "baru");
@@ -156,11 +183,21 @@ fn seed(state: &AppState) -> (RecordId, RecordId) {
             ],
         )
         .unwrap();
+    let tujiang_photo = stored_photo(state, 640, 480, 40, "院子.png");
+    let baru_photo = stored_photo(state, 480, 640, 200, "厨房.png");
+    a.update(
+        id,
+        &[set("photo", Value::Attachment(tujiang_photo.clone()))],
+    )
+    .unwrap();
     let baru = c
         .create(
             "household",
             Some("baru"),
-            &[set("household_head", Value::Text("阿嘎".into()))],
+            &[
+                set("household_head", Value::Text("阿嘎".into())),
+                set("photo", Value::Attachment(baru_photo.clone())),
+            ],
         )
         .unwrap();
     sync(&a, &la);
@@ -172,7 +209,7 @@ fn seed(state: &AppState) -> (RecordId, RecordId) {
         .unwrap();
     sync(&a, &la);
     sync(&b, &lb);
-    (id, baru)
+    (id, baru, [tujiang_photo.sha256, baru_photo.sha256])
 }
 
 /// What a browser with JavaScript off does: keeps cookies, follows no redirect.
@@ -597,13 +634,18 @@ const VISITORS: [&str; 6] = ["anonymous", "ps", "clinic", "office", "leader", "a
 fn every_console_route_answers_each_kind_of_visitor_as_its_role_allows() {
     let fx = fixture();
     let record = format!("/records/{}", fx.conflicted);
+    let photo = format!("{record}/attachments/{}", fx.photos[0]);
+    let thumbnail = format!("{photo}/thumbnail");
     // (method, path, expected status per visitor in VISITORS order; 303 = to sign-in)
-    let routes: [(&str, &str, [u16; 6]); 17] = [
+    let routes: [(&str, &str, [u16; 6]); 19] = [
         ("GET", "/", [303; 6]),
         ("GET", "/login", [200; 6]),
         ("GET", "/console/style.css", [200; 6]),
         ("GET", "/records", [303, 200, 200, 200, 200, 200]),
         ("GET", &record, [303, 200, 200, 200, 200, 200]),
+        // The clinic reads Tujiang's households, not their photos.
+        ("GET", &photo, [303, 200, 404, 200, 200, 200]),
+        ("GET", &thumbnail, [303, 200, 404, 200, 200, 200]),
         ("GET", "/records.xlsx", [303, 200, 200, 200, 200, 200]),
         ("GET", "/account/password", [303, 200, 200, 200, 200, 200]),
         ("GET", "/tasks", [303, 200, 200, 200, 200, 200]),
@@ -1739,4 +1781,131 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         kinds,
         ["hand_over", "resolve", "send_back", "hold_to_account"]
     );
+}
+
+/// The photo of the Tujiang household and of the Baru one, as the record page links them.
+fn photo_links(fx: &Fx) -> [String; 2] {
+    [
+        format!("/records/{}/attachments/{}", fx.conflicted, fx.photos[0]),
+        format!("/records/{}/attachments/{}", fx.baru, fx.photos[1]),
+    ]
+}
+
+#[test]
+fn the_record_page_shows_photos_as_thumbnails_that_open_the_photo_in_the_users_scope() {
+    let fx = fixture();
+    let [tujiang, baru] = photo_links(&fx);
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let page = ps.get(&format!("/records/{}", fx.conflicted)).body;
+    assert!(
+        page.contains(&format!(
+            "<a class=\"attachment\" href=\"{tujiang}\"><img class=\"thumb\" src=\"{tujiang}/thumbnail\" alt=\"院子.png\""
+        )),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Bearer") && !page.contains("ybk_"),
+        "no token in a page"
+    );
+    let (status, kind, bytes) = ps.download(&format!("{tujiang}/thumbnail"));
+    assert_eq!((status, kind.as_str()), (200, "image/jpeg"));
+    let thumb = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (320, 240));
+    let (status, kind, bytes) = ps.download(&tujiang);
+    assert_eq!((status, kind.as_str()), (200, "image/png"));
+    assert_eq!(BlobHash::of(&bytes).to_string(), fx.photos[0]);
+    let (status, _, portrait) = ps.download(&format!("{baru}/thumbnail"));
+    assert_eq!(status, 200);
+    let portrait = image::load_from_memory(&portrait).unwrap();
+    assert_eq!((portrait.width(), portrait.height()), (240, 320));
+    // A link names the record the photo is on: Baru's photo is not Tujiang's record's.
+    let crossed = format!("/records/{}/attachments/{}", fx.conflicted, fx.photos[1]);
+    assert_eq!(ps.get(&crossed).status, 404);
+
+    // The clinic reads Tujiang's households but not their photos, and not Baru at all:
+    // no thumbnail on its page, and every link answers as a photo that does not exist.
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let page = clinic.get(&format!("/records/{}", fx.conflicted)).body;
+    assert!(
+        !page.contains("attachments/") && !page.contains("院子"),
+        "{page}"
+    );
+    let unknown = format!("/records/{}/attachments/{}", fx.conflicted, "ab".repeat(32));
+    let nothing = clinic.get(&unknown);
+    for link in [&tujiang, &baru, &format!("{tujiang}/thumbnail")] {
+        let a = clinic.get(link);
+        assert_eq!((a.status, &a.body), (404, &nothing.body), "{link}");
+    }
+    // Township staff read every village's photos.
+    let mut office = Browser::signed_in(&fx, "office");
+    for link in [&tujiang, &baru] {
+        assert_eq!(office.download(&format!("{link}/thumbnail")).0, 200);
+    }
+}
+
+/// A file of an XLSX workbook, as text.
+fn xlsx_part(bytes: &[u8], name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn exports_link_each_photo_to_the_console_which_opens_it_after_sign_in() {
+    let fx = fixture();
+    let [tujiang, baru] = photo_links(&fx);
+    let mut ps = Browser::signed_in(&fx, "ps");
+    let (status, _, bytes) = ps.download("/records.xlsx?entity=household");
+    assert_eq!(status, 200);
+    // The cell shows the file name; the sheet's hyperlinks lead to the console.
+    let cells = xlsx_cells(bytes.clone());
+    let photo_column = cells[1].iter().position(|k| k == "photo").unwrap();
+    let names: Vec<&str> = cells[2..]
+        .iter()
+        .map(|r| r[photo_column].as_str())
+        .collect();
+    assert!(
+        names.contains(&"院子.png") && names.contains(&"厨房.png"),
+        "{names:?}"
+    );
+    let sheet = xlsx_part(&bytes, "xl/worksheets/sheet1.xml");
+    assert_eq!(sheet.matches("<hyperlink ").count(), 2, "{sheet}");
+    let rels = xlsx_part(&bytes, "xl/worksheets/_rels/sheet1.xml.rels");
+    for link in [&tujiang, &baru] {
+        assert!(
+            rels.contains(&format!("Target=\"{}{link}\"", fx.base)),
+            "{rels}"
+        );
+    }
+    // Clicked in Excel without a session: the sign-in page first; signed in: the photo.
+    assert_eq!(Browser::new(&fx).get(&tujiang).location, "/login");
+    assert_eq!(ps.download(&tujiang).0, 200);
+
+    // The department API's CSV carries the same link after the name.
+    let storage = fx.state.storage.as_ref();
+    let (_, token) =
+        accounts::issue_department_token(storage, fx.state.hub.schema(), "public_services", "csv")
+            .unwrap();
+    let csv = ps
+        .agent
+        .get(format!("{}/v1/records.csv?entity=household", fx.base))
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        csv.contains(&format!("院子.png <{}{tujiang}>", fx.base)),
+        "{csv}"
+    );
+    // The clinic's export has no photo column, so no link.
+    let mut clinic = Browser::signed_in(&fx, "clinic");
+    let (_, _, bytes) = clinic.download("/records.xlsx");
+    assert!(!xlsx_part(&bytes, "xl/worksheets/sheet1.xml").contains("<hyperlink "));
 }

@@ -374,12 +374,7 @@ async fn bad_task_requests_are_refused_with_a_reason_and_issue_nothing() {
             StatusCode::BAD_REQUEST,
             "请二选一",
         ),
-        (
-            &civil,
-            no_target,
-            StatusCode::BAD_REQUEST,
-            "请二选一",
-        ),
+        (&civil, no_target, StatusCode::BAD_REQUEST, "请二选一"),
         (
             &civil,
             with("colour", json!("red")),

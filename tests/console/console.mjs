@@ -69,6 +69,23 @@ try {
   await page.screenshot({ path: join(SCREENS, 'record-conflict.png') });
   const recordUrl = page.url();
 
+  // The household's photo: a thumbnail the browser loads, linking to the photo, both
+  // through the clerk's session (no token in any URL).
+  step("the record page shows the household's photo as a thumbnail that loads");
+  const thumb = page.locator('a.attachment img.thumb');
+  assert.equal(await thumb.count(), 1, 'one photo on the page');
+  await thumb.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelector('img.thumb')?.complete);
+  const [natural, shown] = await thumb.evaluate((img) => [[img.naturalWidth, img.naturalHeight], img.getAttribute('src')]);
+  assert.deepEqual(natural, [320, 240], `the thumbnail decoded at 320 x 240, got ${natural}`);
+  assert.match(shown, /^\/records\/[0-9a-f-]{36}\/attachments\/[0-9a-f]{64}\/thumbnail$/);
+  const href = await page.getAttribute('a.attachment', 'href');
+  const full = await ps.request.get(href);
+  assert.equal(full.status(), 200);
+  assert.equal(full.headers()['content-type'], 'image/png');
+  assert.ok((await full.body()).length > 10000, 'the photo itself');
+  await page.screenshot({ path: join(SCREENS, 'record-photo.png'), fullPage: true });
+
   // The Excel download of 土匠村: ID and phone numbers intact as text, Chinese headers,
   // option labels (read from the workbook's XML; an XLSX is a zip).
   step('the clerk downloads the XLSX of 土匠村 and the file is right');
@@ -114,6 +131,11 @@ try {
   assert.ok(!(await clinic.page.textContent('main')).includes('低保户年度核查'), "another department's task");
   const other = await clinic.page.goto('/records?village=baru');
   assert.equal(other.status(), 403, 'a village outside the view is refused');
+  // The clinic reads the household but not its photo: no thumbnail, the link is 404.
+  await clinic.page.goto(recordUrl);
+  assert.equal(await clinic.page.locator('img.thumb').count(), 0, 'no photo for the clinic');
+  assert.equal((await clinic.context.request.get(href)).status(), 404);
+  assert.equal((await clinic.context.request.get(href + '/thumbnail')).status(), 404);
 
   // 3. A clerk cannot reach admin pages.
   step('a clerk is refused the admin pages');

@@ -440,8 +440,8 @@ fn finding_input_sentence(m: &Message, lang: Lang) -> Option<String> {
 
 /// Sentences of refusals that are not about one value: sync refusals and HTTP errors.
 /// `detail` (English, for operators) is appended in English only.
-/// Sentences of attachment uploads (`blob_*` codes; params `max`, `got`, `size`,
-/// `expected`, `held`).
+/// Sentences of attachment uploads and thumbnails (`blob_*` codes; params `max`, `got`,
+/// `size`, `expected`, `held`, `width`, `height`, `max_side`, `max_mib`).
 fn blob_sentence(m: &Message, lang: Lang) -> Option<String> {
     let p = |k: &str| m.param(k).to_owned();
     Some(match (m.code.as_str(), lang) {
@@ -485,6 +485,32 @@ fn blob_sentence(m: &Message, lang: Lang) -> Option<String> {
             "this device has too many unfinished attachment uploads (at most {}); finish those first",
             p("max")
         ),
+        ("blob_not_an_image", Lang::Zh) => format!(
+            "该附件不是图片（{}），没有缩略图；请打开原文件查看",
+            p("got")
+        ),
+        ("blob_not_an_image", Lang::En) => format!(
+            "the attachment is not an image ({}), so it has no thumbnail; open the file itself",
+            p("got")
+        ),
+        ("blob_image_too_large", Lang::Zh) => format!(
+            "图片过大（{}×{} 像素），超出服务器生成缩略图的上限（每边最多 {} 像素、解码内存最多 {} MiB）；请打开原图查看",
+            p("width"),
+            p("height"),
+            p("max_side"),
+            p("max_mib")
+        ),
+        ("blob_image_too_large", Lang::En) => format!(
+            "the image is too large for a thumbnail ({} x {} pixels; the server decodes at most {} pixels a side and {} MiB); open the image itself",
+            p("width"),
+            p("height"),
+            p("max_side"),
+            p("max_mib")
+        ),
+        ("blob_image_unreadable", Lang::Zh) => {
+            "图片无法解码（文件损坏或格式不受支持），没有缩略图；请打开原文件查看".to_owned()
+        }
+        ("blob_image_unreadable", Lang::En) => "the image cannot be decoded (damaged, or a variant the server does not read), so it has no thumbnail; open the file itself".to_owned(),
         _ => return None,
     })
 }
@@ -761,6 +787,30 @@ mod tests {
             .with("got", "image/jpeg");
         assert!(t.render(Lang::Zh).starts_with("附件类型不被接受"));
         assert!(t.render(Lang::En).contains("JPEG, PNG, WebP, PDF"));
+        let pdf = Message::new("blob_not_an_image").with("got", "application/pdf");
+        assert_eq!(
+            pdf.render(Lang::Zh),
+            "该附件不是图片（application/pdf），没有缩略图；请打开原文件查看"
+        );
+        assert!(
+            pdf.render(Lang::En)
+                .contains("not an image (application/pdf)")
+        );
+        let bomb = Message::new("blob_image_too_large")
+            .with("width", "100000")
+            .with("height", "100000")
+            .with("max_side", "8192")
+            .with("max_mib", "160");
+        assert!(bomb.render(Lang::Zh).contains("100000×100000 像素"));
+        assert!(
+            bomb.render(Lang::En)
+                .contains("at most 8192 pixels a side and 160 MiB")
+        );
+        assert!(
+            Message::new("blob_image_unreadable")
+                .render(Lang::Zh)
+                .starts_with("图片无法解码")
+        );
     }
 
     #[test]

@@ -10,13 +10,20 @@
 //!   phone declares.
 //! - [`collect`]: the garbage pass: blobs no record references, older than the grace.
 //!
+//! - [`access`]: who may read a blob, the one rule of every door to its bytes (the API's
+//!   download and thumbnail, the console's attachment routes).
+//! - [`thumbnail`]: a bounded decode into a small JPEG, and the in-memory cache of those.
+//!
 //! Which records reference a blob is the read model's question
-//! ([`crate::storage::BlobRefStorage`]); who may download it is the department view's
-//! ([`yibiao_model::schema::DepartmentDef::sees_value`]), asked in `routes::blobs`.
+//! ([`crate::storage::BlobRefStorage`]); who may download it is [`access::may_read`]
+//! over those references ([`yibiao_model::schema::DepartmentDef::sees_value`] for a
+//! department's or a console user's view, the village for a phone).
 
+pub mod access;
 pub mod conformance;
 pub mod fs;
 pub mod postgres;
+pub mod thumbnail;
 
 use std::fmt;
 

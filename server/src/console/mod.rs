@@ -62,6 +62,14 @@ pub fn router() -> Router<AppState> {
         .route("/findings/{id}", get(pages::finding::one))
         .route("/findings/{id}/steps", post(pages::finding::step))
         .route("/records/{id}/resolve", post(pages::resolve::resolve))
+        .route(
+            "/records/{id}/attachments/{sha256}",
+            get(pages::attachments::original),
+        )
+        .route(
+            "/records/{id}/attachments/{sha256}/thumbnail",
+            get(pages::attachments::thumbnail),
+        )
         .route("/tasks.xlsx", get(pages::export::tasks))
         .route("/summary.xlsx", get(pages::export::summary))
         .route(

@@ -1,12 +1,15 @@
 //! `/v1/blobs/{sha256}`: attachments' bytes (ADR 0013). Phones ask how much the server
 //! holds (`HEAD`), send chunks at that offset (`PUT`), and fetch on demand (`GET`);
-//! departments fetch what their view includes.
+//! departments fetch what their view includes; `GET /v1/blobs/{sha256}/thumbnail` is a
+//! small JPEG of a photo for lists.
 //!
 //! Handlers authorise, check size and type, and call the [`crate::blobs::BlobStore`];
-//! who may read a blob is [`DepartmentDef::sees_value`] over the records referencing it
-//! ([`crate::storage::BlobRefStorage`]). Every refusal a phone acts on carries a reason
-//! code (`blob_offset` with `held`, `blob_hash_mismatch`, `blob_too_large`,
-//! `blob_type_refused`, `blob_busy`).
+//! who may read a blob is [`access::may_read`] over the records referencing it
+//! ([`crate::storage::BlobRefStorage`]), asked by [`attachment`], which the console's
+//! attachment routes call too. Every refusal a phone acts on carries a reason code
+//! (`blob_offset` with `held`, `blob_hash_mismatch`, `blob_too_large`,
+//! `blob_type_refused`, `blob_busy`); a thumbnail's: `blob_not_an_image` (`415`),
+//! `blob_image_too_large`, `blob_image_unreadable` (`422`).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -18,11 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use yibiao_model::RecordId;
 use yibiao_model::messages::Message;
-use yibiao_model::schema::DepartmentDef;
-use yibiao_sync::DeviceScope;
 
 use crate::auth::{Department, DeviceAuth, bearer};
+use crate::blobs::access::{self, Reader};
+use crate::blobs::thumbnail::{self, ThumbError};
 use crate::blobs::{self, BlobError, BlobHash, Held};
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{NoParams, Query};
@@ -33,7 +37,9 @@ pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The blob routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(held, put_chunk, get_blob))
+    OpenApiRouter::new()
+        .routes(routes!(held, put_chunk, get_blob))
+        .routes(routes!(get_thumbnail))
 }
 
 /// Where a chunk goes.
@@ -182,13 +188,9 @@ async fn read_chunk(body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Who reads a blob: a phone (its village scope) or a department (its view).
-pub enum BlobReader {
-    /// A device token.
-    Device(DeviceScope),
-    /// A department token.
-    Department(DepartmentDef),
-}
+/// Who reads a blob through the API: a phone (its village scope) or a department (its
+/// view); the rule itself is [`access::may_read`].
+pub struct BlobReader(pub Reader);
 
 impl FromRequestParts<AppState> for BlobReader {
     type Rejection = ApiError;
@@ -197,10 +199,114 @@ impl FromRequestParts<AppState> for BlobReader {
         let token = bearer(&parts.headers, "device or department")?;
         if token.starts_with("ybk_") {
             let Department(dept) = Department::from_request_parts(parts, state).await?;
-            return Ok(BlobReader::Department(dept));
+            return Ok(BlobReader(Reader::View(dept)));
         }
         let device = DeviceAuth::from_request_parts(parts, state).await?;
-        Ok(BlobReader::Device(device.scope))
+        Ok(BlobReader(Reader::Device(device.scope)))
+    }
+}
+
+/// What of an attachment is asked: its bytes or its thumbnail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendition {
+    /// The bytes as uploaded, with their type by content.
+    Original,
+    /// A JPEG at most 320 px on its long side ([`crate::blobs::thumbnail`]).
+    Thumbnail,
+}
+
+/// The answer to a request for blob `hash` by `reader` (through `record` only, when
+/// given): the scope rule first ([`access::may_read`]; outside it, `404` as for no such
+/// blob), then the bytes or the thumbnail. Shared by the API and the console.
+pub async fn attachment(
+    state: &AppState,
+    hash: BlobHash,
+    reader: Reader,
+    record: Option<RecordId>,
+    rendition: Rendition,
+) -> Result<Response, ApiError> {
+    let not_found = {
+        let hash = hash.clone();
+        move || ApiError::NotFound(format!("no attachment {hash} in your scope"))
+    };
+    let (st, h, missing) = (state.clone(), hash.clone(), not_found.clone());
+    let original = blocking(move || {
+        let allowed = access::may_read(st.storage.as_ref(), &h, &reader, record)
+            .map_err(|e| ApiError::internal("blob references", e))?;
+        if !allowed {
+            return Err(missing());
+        }
+        if rendition == Rendition::Thumbnail {
+            return Ok(None);
+        }
+        st.blobs
+            .read(&h)
+            .map_err(store_failed)?
+            .ok_or_else(missing)
+            .map(Some)
+    })
+    .await?;
+    let (mime, bytes): (&str, Body) = match original {
+        Some(bytes) => (
+            blobs::sniff(&bytes).unwrap_or("application/octet-stream"),
+            bytes.into(),
+        ),
+        None => {
+            let thumb = state
+                .thumbnails
+                .of(state.blobs.clone(), &hash)
+                .await
+                .map_err(|e| thumb_refused(e, &hash, not_found))?;
+            ("image/jpeg", Bytes::from_owner(thumb).into())
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Where a person opens attachment `sha256` of `record`: the console's route
+/// (`console::pages::attachments`), behind its sign-in and its scope rule. Relative;
+/// exports put the server's address before it. Here, beside [`attachment`], so the
+/// exports (routes) and the console's pages share it without depending on each other.
+pub fn console_href(record: &str, sha256: &str) -> String {
+    format!("/records/{record}/attachments/{sha256}")
+}
+
+/// A thumbnail refusal as the envelope says it.
+fn thumb_refused(e: ThumbError, hash: &BlobHash, not_found: impl Fn() -> ApiError) -> ApiError {
+    match e {
+        ThumbError::NotAnImage { mime } => {
+            ApiError::Unsupported(Message::new("blob_not_an_image").with("got", mime))
+        }
+        ThumbError::TooLarge { width, height } => {
+            tracing::warn!(blob = %hash, width, height, "thumbnail refused: over the decoding limits");
+            ApiError::Unprocessable(
+                Message::new("blob_image_too_large")
+                    .with("width", width.to_string())
+                    .with("height", height.to_string())
+                    .with("max_side", thumbnail::MAX_DECODE_SIDE.to_string())
+                    .with(
+                        "max_mib",
+                        (thumbnail::MAX_DECODE_BYTES / (1024 * 1024)).to_string(),
+                    ),
+            )
+        }
+        ThumbError::Unreadable(why) => {
+            tracing::info!(blob = %hash, "thumbnail refused: {why}");
+            ApiError::Unprocessable(Message::new("blob_image_unreadable"))
+        }
+        ThumbError::Missing => not_found(),
+        ThumbError::Failed(why) => ApiError::internal("thumbnail", why),
     }
 }
 
@@ -214,45 +320,32 @@ impl FromRequestParts<AppState> for BlobReader {
         (status = 404, description = "no blob of that name in the caller's scope", body = ErrorBody),
     ))]
 pub async fn get_blob(
-    reader: BlobReader,
+    BlobReader(reader): BlobReader,
     State(state): State<AppState>,
     Path(sha256): Path<String>,
     Query(NoParams {}): Query<NoParams>,
 ) -> Result<Response, ApiError> {
     let hash = hash_of(&sha256)?;
-    let bytes = blocking(move || {
-        let refs = state
-            .storage
-            .blob_references(hash.as_str())
-            .map_err(|e| ApiError::internal("blob references", e))?;
-        let allowed = refs.iter().filter(|r| !r.deleted).any(|r| match &reader {
-            BlobReader::Department(dept) => {
-                dept.sees_value(&r.entity, r.village.as_deref(), &r.field)
-            }
-            BlobReader::Device(DeviceScope::Township) => true,
-            BlobReader::Device(DeviceScope::Village(v)) => r.village.as_deref() == Some(v),
-        });
-        let not_found = || ApiError::NotFound(format!("no attachment {hash} in your scope"));
-        if !allowed {
-            return Err(not_found());
-        }
-        state
-            .blobs
-            .read(&hash)
-            .map_err(store_failed)?
-            .ok_or_else(not_found)
-    })
-    .await?;
-    let mime = blobs::sniff(&bytes).unwrap_or("application/octet-stream");
-    Ok((
-        [
-            (header::CONTENT_TYPE, mime),
-            (
-                header::CACHE_CONTROL,
-                "private, max-age=31536000, immutable",
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    attachment(&state, hash, reader, None, Rendition::Original).await
+}
+
+/// A JPEG thumbnail (at most 320 px on its long side) of an image blob, under the same
+/// scope rule as the blob itself.
+#[utoipa::path(get, path = "/v1/blobs/{sha256}/thumbnail", tag = "records", security(("device" = []), ("department" = [])),
+    params(("sha256" = String, Path, description = "lowercase hex SHA-256 of the original's bytes"), NoParams),
+    responses(
+        (status = 200, description = "a JPEG at most 320 px on its long side", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 401, description = "no, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "no blob of that name in the caller's scope", body = ErrorBody),
+        (status = 415, description = "`blob_not_an_image`: the blob is not a photo (a PDF)", body = ErrorBody),
+        (status = 422, description = "`blob_image_too_large` (over the decoding limits, with the image's size) or `blob_image_unreadable`", body = ErrorBody),
+    ))]
+pub async fn get_thumbnail(
+    BlobReader(reader): BlobReader,
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    Query(NoParams {}): Query<NoParams>,
+) -> Result<Response, ApiError> {
+    let hash = hash_of(&sha256)?;
+    attachment(&state, hash, reader, None, Rendition::Thumbnail).await
 }

@@ -3,14 +3,17 @@
 //! browser test (`tests/console/console.mjs`): two phones of 土匠村 that typed different
 //! household sizes for 阿木日哈 while apart (a conflict with both cadres and phones), a
 //! household complete for the 低保 form, one of 巴汝村, a task of the
-//! public services office to both villages. Run it before `serve` on DIR.
+//! public services office to both villages; 阿木日哈's household has a photo (a PNG,
+//! stored on the server as an upload leaves it). Run it before `serve` on DIR.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use yibiao_model::clock::SystemClock;
+use yibiao_model::value::AttachmentRef;
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
+use yibiao_server::blobs::BlobHash;
 use yibiao_server::config::{Config, FileConfig, Overrides};
 use yibiao_server::{AppState, ServerHub, accounts, tasks};
 use yibiao_store::Store;
@@ -83,6 +86,26 @@ fn text(s: &str) -> Value {
     Value::Text(s.into())
 }
 
+/// A 960 x 720 PNG stored on the server as a completed upload; its reference.
+fn photo(state: &AppState, name: &str) -> Res<AttachmentRef> {
+    let image = image::RgbImage::from_fn(960, 720, |x, y| {
+        image::Rgb([(x / 4) as u8, (y / 3) as u8, 160])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png)?;
+    let bytes = bytes.into_inner();
+    let hash = BlobHash::of(&bytes);
+    state
+        .blobs
+        .append(&hash, "console_seed", 0, bytes.len() as u64, &bytes)?;
+    Ok(AttachmentRef {
+        sha256: hash.to_string(),
+        name: name.into(),
+        mime: "image/png".into(),
+        size: bytes.len() as u64,
+    })
+}
+
 fn run() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let dir: PathBuf = match (args.next().as_deref(), args.next()) {
@@ -112,6 +135,7 @@ fn run() -> Res<()> {
             set("dibao_status", choice("enrolled")),
             set("toilet_type", choice("flush")),
             set("monitoring_status", choice("at_risk")),
+            set("photo", Value::Attachment(photo(&state, "院子.png")?)),
         ],
     )?;
     a.create(
@@ -166,6 +190,6 @@ fn run() -> Res<()> {
         accounts::now_ms(),
     )?;
     sync(&a, &link_a)?;
-    println!("seeded: 3 households, 1 conflict (阿木日哈's household size), 1 task");
+    println!("seeded: 3 households, 1 photo, 1 conflict (阿木日哈's household size), 1 task");
     Ok(())
 }

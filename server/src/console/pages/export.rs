@@ -3,7 +3,7 @@
 //! text, counts as numbers):
 //! - `GET /records.xlsx`: the records table's button. The same workbook as the department
 //!   API's `GET /v1/records.xlsx` over the signed-in user's view, narrowed by the table's
-//!   entity, village and form;
+//!   entity, village and form (attachments linked to the console's route for each file);
 //! - `GET /tasks.xlsx`: task progress, one row per task and village (`tasks::list`, as the
 //!   task page);
 //! - `GET /summary.xlsx`: the village x form summary with totals (`tasks::summary`, as
@@ -19,6 +19,7 @@ use super::super::staff::Scope;
 use super::super::{PageError, blocking, view_of};
 use super::records::TableQuery;
 use crate::error::ApiError;
+use crate::origin::Origin;
 use crate::params::Flag;
 use crate::routes::records::csv::{CsvParams, export_of};
 use crate::routes::records::sheet::Cell;
@@ -43,6 +44,7 @@ pub fn page_error(e: ApiError) -> PageError {
 pub async fn records(
     user: ConsoleUser,
     State(state): State<AppState>,
+    Origin(origin): Origin,
     Query(q): Query<TableQuery>,
 ) -> Result<Response, PageError> {
     blocking(move || {
@@ -61,7 +63,7 @@ pub async fn records(
             include_deleted: Flag(false),
             lang: Some(if user.lang.en() { "en" } else { "zh" }.to_owned()),
         };
-        let (sheet, f) = export_of(&state, view, params).map_err(page_error)?;
+        let (sheet, f) = export_of(&state, view, params, origin).map_err(page_error)?;
         let bytes = records_xlsx(&state, &sheet, &f).map_err(page_error)?;
         Ok(xlsx_response(bytes, "yibiao-records.xlsx"))
     })

@@ -19,6 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use yibiao_model::schema::{DepartmentDef, ViewError};
+use yibiao_model::value::{AttachmentRef, FieldType};
 use yibiao_model::{RecordId, Schema, clock};
 
 use super::super::i18n::Strings;
@@ -26,6 +27,7 @@ use super::super::session::ConsoleUser;
 use super::super::{Layout, PageError, blocking, render, view_of};
 use super::history::{HistoryRow, Names, field_history};
 use super::resolve::may_resolve;
+use crate::routes::blobs::console_href;
 use crate::routes::records::{Record, project};
 use crate::state::AppState;
 use crate::storage::{RecordFilter, StoredRecord, TableFilter};
@@ -415,7 +417,47 @@ pub struct FieldRow {
     key: String,
     label: String,
     value: String,
+    /// An attachment field's file: a link to it, with its thumbnail when a photo.
+    attachment: Option<AttachmentLink>,
     competing: Vec<Competing>,
+}
+
+/// A link to a record's attachment through the console (`pages::attachments`).
+#[derive(Debug)]
+pub struct AttachmentLink {
+    /// The file as uploaded.
+    href: String,
+    /// Its thumbnail, for a photo.
+    thumbnail: Option<String>,
+    /// Its file name.
+    name: String,
+}
+
+/// The link of an attachment field's current value; `None` for other fields, no value,
+/// or a tombstoned record (which lends its files to nobody: `blobs::access`).
+fn attachment_link(
+    schema: &Schema,
+    rec: &Record<'_>,
+    field: &str,
+    value: Option<&serde_json::Value>,
+) -> Option<AttachmentLink> {
+    if rec.deleted
+        || !schema
+            .field(field)
+            .is_some_and(|d| matches!(d.ty, FieldType::Attachment))
+    {
+        return None;
+    }
+    let a: AttachmentRef = serde_json::from_value(value?.clone()).ok()?;
+    let href = console_href(&rec.id, &a.sha256);
+    Some(AttachmentLink {
+        thumbnail: a
+            .mime
+            .starts_with("image/")
+            .then(|| format!("{href}/thumbnail")),
+        href,
+        name: a.name,
+    })
 }
 
 /// One competing value of a conflict: what, who, when, on which phone.
@@ -496,11 +538,13 @@ fn record_page(
         .fields_of(rec.entity)
         .iter()
         .map(|f| {
-            let value = rec
+            let raw: Option<serde_json::Value> = rec
                 .values
                 .get(f.as_str())
-                .and_then(|v| serde_json::from_str(v.get()).ok())
-                .map(|v| schema.display(f, &v, en))
+                .and_then(|v| serde_json::from_str(v.get()).ok());
+            let value = raw
+                .as_ref()
+                .map(|v| schema.display(f, v, en))
                 .unwrap_or_default();
             let competing: Vec<StoredCompeting> = rec
                 .conflicts
@@ -512,6 +556,7 @@ fn record_page(
                 label: schema
                     .field(f)
                     .map_or_else(|| f.clone(), |d| d.labels.get(en).to_owned()),
+                attachment: attachment_link(schema, rec, f, raw.as_ref()),
                 value,
                 competing: competing
                     .into_iter()

@@ -300,16 +300,7 @@ pub async fn move_cadre(
 
 /// What the phone scans: the server's address and the code, as `yibiao:enrol?...`.
 fn enrol_link(state: &AppState, headers: &HeaderMap, code: &str) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if state.config.console.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
-    let server = format!("{scheme}://{host}");
+    let server = crate::origin::of(&state.config, headers);
     let query = serde_urlencoded::to_string([("server", server.as_str()), ("code", code)])
         .unwrap_or_default();
     format!("yibiao:enrol?{query}")

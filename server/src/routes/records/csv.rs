@@ -14,6 +14,7 @@ use super::sheet::Sheet;
 use super::{filter, read_failed, stream};
 use crate::auth::DepartmentStream;
 use crate::error::{ApiError, ErrorBody};
+use crate::origin::Origin;
 use crate::params::{Flag, Query};
 use crate::state::AppState;
 use crate::storage::{LastChange, RecordFilter, StoredRecord};
@@ -51,11 +52,13 @@ impl CsvParams {
     }
 }
 
-/// What an export reads and how it labels it: the labelled projection and the filter.
+/// What an export reads and how it labels it: the labelled projection and the filter;
+/// attachment links lead to the console at `origin` ([`crate::origin`]).
 pub fn export_of(
     state: &AppState,
     dept: DepartmentDef,
     mut q: CsvParams,
+    origin: String,
 ) -> Result<(Sheet, RecordFilter), ApiError> {
     let en = q.en()?;
     let schema = state.hub.schema();
@@ -68,7 +71,10 @@ pub fn export_of(
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
-    Ok((Sheet::new(schema.clone(), dept, columns, en, cadres), f))
+    Ok((
+        Sheet::new(schema.clone(), dept, columns, en, cadres, origin),
+        f,
+    ))
 }
 
 /// The last typed change of each record of a page.
@@ -81,7 +87,8 @@ pub fn last_changes(
 }
 
 /// Every record as CSV (UTF-8 with BOM for Excel), columns = the view's or the form's
-/// fields; the header says `label key`, cells as a person reads them ([`Sheet`]).
+/// fields; the header says `label key`, cells as a person reads them ([`Sheet`]); an
+/// attachment as `name <url>`, the url the console's route for the file.
 #[utoipa::path(get, path = "/v1/records.csv", tag = "departments", security(("department" = [])),
     params(CsvParams),
     responses(
@@ -95,9 +102,10 @@ pub fn last_changes(
 pub async fn csv(
     DepartmentStream { dept, key }: DepartmentStream,
     State(state): State<AppState>,
+    Origin(origin): Origin,
     Query(q): Query<CsvParams>,
 ) -> Result<Response, ApiError> {
-    let (sheet, f) = export_of(&state, dept, q)?;
+    let (sheet, f) = export_of(&state, dept, q, origin)?;
     let head = header_row(&sheet)?;
     let permit = super::stream_slot(&state, &key)?;
     let st = state.clone();

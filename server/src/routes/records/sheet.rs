@@ -4,7 +4,9 @@
 //! A row is the department's projection ([`super::project`]) read as a person reads it:
 //! village and entity labels, option labels not keys (a multi-select joined with 、),
 //! booleans 是/否, every competing value of a conflict with when and by whom, a
-//! 已删除 column, and the last value typed on a phone (when, by which cadre). Whole and
+//! 已删除 column, and the last value typed on a phone (when, by which cadre); an
+//! attachment is its file name linked to the console's route for it (a hyperlink in the
+//! XLSX, `name <url>` in the CSV), so a clerk opens it after signing in. Whole and
 //! decimal numbers stay numbers; everything else, ID and phone numbers above all, is
 //! text, so a spreadsheet never turns `513401198505052222` into `5.13401E+17`.
 
@@ -13,11 +15,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use yibiao_model::schema::DepartmentDef;
-use yibiao_model::value::FieldType;
+use yibiao_model::value::{AttachmentRef, FieldType};
 use yibiao_model::{Schema, clock};
 
 use super::project;
 use crate::error::ApiError;
+use crate::routes::blobs::console_href;
 use crate::storage::{LastChange, StoredRecord};
 
 /// One cell of an export.
@@ -27,14 +30,22 @@ pub enum Cell {
     Text(String),
     /// A number (a whole or decimal number field).
     Number(f64),
+    /// A link: an attachment's file name and the console's address of the file.
+    Link {
+        /// What the cell shows.
+        text: String,
+        /// Where it leads.
+        url: String,
+    },
 }
 
 impl Cell {
-    /// The cell as text (a CSV field).
+    /// The cell as text (a CSV field); a link as `name <url>`.
     pub fn into_text(self) -> String {
         match self {
             Cell::Text(t) => t,
             Cell::Number(n) => n.to_string(),
+            Cell::Link { text, url } => format!("{text} <{url}>"),
         }
     }
 }
@@ -65,17 +76,20 @@ pub struct Sheet {
     columns: Vec<String>,
     en: bool,
     cadres: HashMap<String, String>,
+    origin: String,
 }
 
 impl Sheet {
     /// Rows of `dept`'s view with `columns` (field keys) after the fixed ones, labelled in
-    /// English when `en`; `cadres` names cadres by id.
+    /// English when `en`; `cadres` names cadres by id; attachments link to the console at
+    /// `origin` (`scheme://host[:port]`, [`crate::origin`]).
     pub fn new(
         schema: Arc<Schema>,
         dept: DepartmentDef,
         columns: Vec<String>,
         en: bool,
         cadres: HashMap<String, String>,
+        origin: String,
     ) -> Self {
         Self {
             schema,
@@ -83,6 +97,7 @@ impl Sheet {
             columns,
             en,
             cadres,
+            origin,
         }
     }
 
@@ -172,10 +187,28 @@ impl Sheet {
                 .and_then(|v| serde_json::from_str(v.get()).ok());
             row.push(match value {
                 None => Cell::Text(String::new()),
+                Some(v) if !r.deleted => self
+                    .attachment_cell(&p.id, c, &v)
+                    .unwrap_or_else(|| self.value_cell(c, &v)),
                 Some(v) => self.value_cell(c, &v),
             });
         }
         Ok(row)
+    }
+
+    /// An attachment of a live record: its file name, linked to the console's route for
+    /// it (the clerk signs in, and the console's scope rule decides). A tombstoned
+    /// record's file is shown by name only: it lends its files to nobody.
+    fn attachment_cell(&self, record: &str, key: &str, v: &serde_json::Value) -> Option<Cell> {
+        let field = self.schema.field(key)?;
+        if !matches!(field.ty, FieldType::Attachment) {
+            return None;
+        }
+        let a: AttachmentRef = serde_json::from_value(v.clone()).ok()?;
+        Some(Cell::Link {
+            url: format!("{}{}", self.origin, console_href(record, &a.sha256)),
+            text: a.name,
+        })
     }
 
     fn value_cell(&self, key: &str, v: &serde_json::Value) -> Cell {

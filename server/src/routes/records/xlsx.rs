@@ -1,7 +1,9 @@
 //! `GET /v1/records.xlsx`, and the one XLSX writer of every export ([`Xlsx`]): the rows of
 //! [`super::sheet::Sheet`] in a workbook Excel opens as the clerk expects, text columns
 //! (ID and phone numbers) as text cells with the text number format, numbers as numbers,
-//! a bold header of labels and a grey second header of keys, both frozen.
+//! a bold header of labels and a grey second header of keys, both frozen; attachments
+//! as hyperlinks to the console's route for the file (up to Excel's [`MAX_LINKS`] per
+//! sheet; text after that).
 //!
 //! The worksheet is written in rust_xlsxwriter's constant-memory mode (rows go to a
 //! temporary file as they come), read from storage page by page, and capped at
@@ -17,6 +19,7 @@ use super::sheet::{Cell, Sheet};
 use super::{read_failed, stream_slot};
 use crate::auth::DepartmentStream;
 use crate::error::{ApiError, ErrorBody};
+use crate::origin::Origin;
 use crate::params::Query;
 use crate::state::AppState;
 use crate::storage::RecordFilter;
@@ -37,7 +40,13 @@ pub struct Xlsx {
     book: Workbook,
     text: Format,
     row: u32,
+    /// Hyperlinks this sheet may still hold.
+    links_left: usize,
 }
+
+/// Hyperlinks Excel keeps in one worksheet; past them a link is written as text
+/// (`name <url>`, as in the CSV).
+pub const MAX_LINKS: usize = 65_530;
 
 impl Xlsx {
     /// A workbook of one sheet named `name`; `is_text(i)` says which columns hold text.
@@ -71,7 +80,12 @@ impl Xlsx {
             }
         }
         ws.set_freeze_panes(2, 1).map_err(xlsx_failed)?;
-        Ok(Self { book, text, row: 2 })
+        Ok(Self {
+            book,
+            text,
+            row: 2,
+            links_left: MAX_LINKS,
+        })
     }
 
     /// Appends one data row.
@@ -87,6 +101,15 @@ impl Xlsx {
                 }
                 Cell::Number(n) => {
                     ws.write_number(self.row, col, n).map_err(xlsx_failed)?;
+                }
+                Cell::Link { text, url } if self.links_left > 0 => {
+                    ws.write_url_with_text(self.row, col, url.as_str(), text)
+                        .map_err(xlsx_failed)?;
+                    self.links_left -= 1;
+                }
+                link @ Cell::Link { .. } => {
+                    ws.write_string_with_format(self.row, col, link.into_text(), &self.text)
+                        .map_err(xlsx_failed)?;
                 }
             }
         }
@@ -152,7 +175,8 @@ pub fn xlsx_response(bytes: Vec<u8>, file: &str) -> Response {
 }
 
 /// Every record as an Excel workbook: the same columns and cells as the CSV, ID and phone
-/// numbers as text, a header of labels (`lang`) over a header of keys.
+/// numbers as text, a header of labels (`lang`) over a header of keys; an attachment as
+/// its file name, a hyperlink to the console's route for the file.
 #[utoipa::path(get, path = "/v1/records.xlsx", tag = "departments", security(("department" = [])),
     params(CsvParams),
     responses(
@@ -167,9 +191,10 @@ pub fn xlsx_response(bytes: Vec<u8>, file: &str) -> Response {
 pub async fn xlsx(
     DepartmentStream { dept, key }: DepartmentStream,
     State(state): State<AppState>,
+    Origin(origin): Origin,
     Query(q): Query<CsvParams>,
 ) -> Result<Response, ApiError> {
-    let (sheet, f) = export_of(&state, dept, q)?;
+    let (sheet, f) = export_of(&state, dept, q, origin)?;
     // The export holds a stream slot while it is built: exports are bounded like streams.
     let permit = stream_slot(&state, &key)?;
     let bytes = tokio::task::spawn_blocking(move || {
@@ -178,4 +203,45 @@ pub async fn xlsx(
     })
     .await??;
     Ok(xlsx_response(bytes, "yibiao.xlsx"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn part(bytes: &[u8], name: &str) -> String {
+        use std::io::Read;
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut text = String::new();
+        zip.by_name(name)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    #[test]
+    fn links_past_what_excel_keeps_in_a_sheet_are_written_as_text() {
+        let names = ["photo".to_owned()];
+        let mut out = Xlsx::new("s", &names, &names, |_| true).unwrap();
+        out.links_left = 1;
+        for name in ["a.jpg", "b.jpg"] {
+            out.push(vec![Cell::Link {
+                text: name.into(),
+                url: format!("http://h/records/r/attachments/{name}"),
+            }])
+            .unwrap();
+        }
+        let bytes = out.finish().unwrap();
+        let sheet = part(&bytes, "xl/worksheets/sheet1.xml");
+        assert_eq!(sheet.matches("<hyperlink ").count(), 1, "{sheet}");
+        let rels = part(&bytes, "xl/worksheets/_rels/sheet1.xml.rels");
+        assert!(rels.contains("Target=\"http://h/records/r/attachments/a.jpg\""));
+        // Constant-memory mode writes strings inline.
+        assert!(
+            sheet.contains("b.jpg &lt;http://h/records/r/attachments/b.jpg&gt;"),
+            "{sheet}"
+        );
+    }
 }
