@@ -11,12 +11,17 @@
 //! Anything else is answered exactly as a blob that does not exist.
 
 use yibiao_model::RecordId;
+use yibiao_model::finding::FINDING_ENTITY;
+use yibiao_model::finding::rules::DISCIPLINE;
 use yibiao_model::schema::DepartmentDef;
 use yibiao_sync::DeviceScope;
 use yibiao_sync::hub::StorageError;
 
 use super::BlobHash;
 use crate::storage::{BlobRefStorage, BlobReference};
+
+/// The key of the view the console gives township staff (`console::view_of`).
+pub const TOWNSHIP_VIEW: &str = "township";
 
 /// Who asks for a blob.
 #[derive(Debug, Clone)]
@@ -28,10 +33,18 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// True when this reader may read the field of the record `r` names.
+    /// True when this reader may read the field of the record `r` names. A finding's
+    /// photos and evidence follow who sees the finding (ADR 0012): its village's
+    /// phones, township staff, the discipline office, a department it was handed to.
     pub fn sees(&self, r: &BlobReference) -> bool {
+        let finding = r.entity == FINDING_ENTITY;
         !r.deleted
             && match self {
+                Reader::View(view) if finding => {
+                    view.key == TOWNSHIP_VIEW
+                        || view.key == DISCIPLINE
+                        || r.handed_to.iter().any(|d| *d == view.key)
+                }
                 Reader::View(view) => view.sees_value(&r.entity, r.village.as_deref(), &r.field),
                 Reader::Device(scope) => scope.contains(r.village.as_deref()),
             }
@@ -75,6 +88,7 @@ mod tests {
             village: Some(village.into()),
             field: "photo".into(),
             deleted,
+            handed_to: Vec::new(),
         }
     }
 
@@ -104,5 +118,29 @@ mod tests {
         assert!(may(&village("tujiang"), None));
         assert!(!may(&village("baru"), None), "baru's record is tombstoned");
         assert!(may(&Reader::Device(DeviceScope::Township), None));
+    }
+
+    #[test]
+    fn a_findings_photos_follow_who_sees_the_finding() {
+        let schema = Schema::baru_example();
+        let dept = |k: &str| Reader::View(schema.department(k).unwrap().clone());
+        let refs = Refs(vec![BlobReference {
+            record: RecordId::new(),
+            entity: FINDING_ENTITY.into(),
+            village: Some("tujiang".into()),
+            field: "evidence".into(),
+            deleted: false,
+            handed_to: vec!["public_services".into()],
+        }]);
+        let hash = BlobHash::of(b"evidence");
+        let may = |reader: &Reader| may_read(&refs, &hash, reader, None).unwrap();
+        assert!(may(&dept("public_services")), "handed to it");
+        assert!(may(&dept("discipline_inspection")), "the discipline office");
+        assert!(!may(&dept("emergency_management")), "never handed to it");
+        let mut township = schema.department("administration").unwrap().clone();
+        township.key = TOWNSHIP_VIEW.into();
+        assert!(may(&Reader::View(township)), "township staff");
+        assert!(may(&Reader::Device(DeviceScope::Village("tujiang".into()))));
+        assert!(!may(&Reader::Device(DeviceScope::Village("baru".into()))));
     }
 }

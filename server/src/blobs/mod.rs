@@ -268,6 +268,7 @@ mod tests {
                     village: None,
                     field: "photo".into(),
                     deleted: false,
+                    handed_to: Vec::new(),
                 })
                 .collect())
         }

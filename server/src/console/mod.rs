@@ -139,7 +139,7 @@ pub fn view_of(schema: &Schema, scope: &Scope) -> Option<DepartmentDef> {
     match scope {
         Scope::Department(key) => schema.department(key).cloned(),
         Scope::Township(_) => Some(DepartmentDef {
-            key: "township".into(),
+            key: crate::blobs::access::TOWNSHIP_VIEW.into(),
             labels: schema.township.labels.clone(),
             office: None,
             forms: schema.forms.keys().cloned().collect(),

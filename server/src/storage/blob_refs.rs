@@ -1,10 +1,11 @@
-//! Which records reference a blob (ADR 0013): the question a download's scope check and
-//! the blob garbage pass ask. Answered from the department read model (`docs`'
+//! Which records and findings reference a blob (ADR 0013): the question a download's
+//! scope check and the blob garbage pass ask. Answered from the department read model (`docs`'
 //! `values_json` and `conflicts_json`), so a photo kept only as one side of a conflict
 //! still counts. No table of its own: the read model already holds every reference.
 
 use rusqlite::params;
 use yibiao_model::RecordId;
+use yibiao_model::finding::FINDING_ENTITY;
 use yibiao_sync::hub::StorageError;
 
 use super::SqliteStorage;
@@ -23,6 +24,10 @@ pub struct BlobReference {
     pub field: String,
     /// The record is tombstoned.
     pub deleted: bool,
+    /// For a finding (entity `_finding`): the departments it was ever handed to, who
+    /// may read its photos and evidence with the township and the discipline office.
+    /// Empty for a record.
+    pub handed_to: Vec<String>,
 }
 
 /// The references to blobs in stored records.
@@ -42,6 +47,73 @@ pub(super) fn mentions(json: &serde_json::Value, hash: &str) -> bool {
         serde_json::Value::Array(items) => items.iter().any(|v| mentions(v, hash)),
         _ => false,
     }
+}
+
+/// True when `json` is `hash` as a finding writes a photo reference: the bare hex, or
+/// `sha256:` and the hex.
+fn is_ref(json: &serde_json::Value, hash: &str) -> bool {
+    json.as_str()
+        .is_some_and(|s| s == hash || s.strip_prefix("sha256:") == Some(hash))
+}
+
+/// The references one stored row holds to blob `hash`, from its summaries: a record's
+/// fields whose value (or a conflicting value) is an attachment with that hash; a
+/// finding's `photos` (what was found) and `evidence` (a resolution's), plain references
+/// in its summary `{"spec", "steps"}`, with the departments it was handed to.
+pub(super) fn references_in(
+    record: RecordId,
+    entity: &str,
+    village: Option<String>,
+    deleted: bool,
+    summaries: [&str; 2],
+    hash: &str,
+) -> Vec<BlobReference> {
+    let mut fields = std::collections::BTreeSet::new();
+    let mut handed_to = Vec::new();
+    if entity == FINDING_ENTITY {
+        let json: serde_json::Value = serde_json::from_str(summaries[0]).unwrap_or_default();
+        if json["spec"]["photos"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|v| is_ref(v, hash)))
+        {
+            fields.insert("photos".to_owned());
+        }
+        for step in json["steps"].as_array().into_iter().flatten() {
+            let kind = &step["kind"];
+            if kind["resolve"]["evidence"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|v| is_ref(v, hash)))
+            {
+                fields.insert("evidence".to_owned());
+            }
+            if let Some(d) = kind["hand_over"]["unit"]["department"].as_str()
+                && !handed_to.iter().any(|h| h == d)
+            {
+                handed_to.push(d.to_owned());
+            }
+        }
+    } else {
+        for text in summaries {
+            if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+                fields.extend(
+                    map.iter()
+                        .filter(|(_, v)| mentions(v, hash))
+                        .map(|(k, _)| k.clone()),
+                );
+            }
+        }
+    }
+    fields
+        .into_iter()
+        .map(|field| BlobReference {
+            record,
+            entity: entity.to_owned(),
+            village: village.clone(),
+            field,
+            deleted,
+            handed_to: handed_to.clone(),
+        })
+        .collect()
 }
 
 impl BlobRefStorage for SqliteStorage {
@@ -69,24 +141,14 @@ impl BlobRefStorage for SqliteStorage {
         let mut out = Vec::new();
         for row in rows {
             let (id, entity, village, values, conflicts, deleted) = row.map_err(err)?;
-            let record = id_of(id)?;
-            let mut fields = std::collections::BTreeSet::new();
-            for text in [values, conflicts] {
-                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) {
-                    fields.extend(
-                        map.iter()
-                            .filter(|(_, v)| mentions(v, sha256))
-                            .map(|(k, _)| k.clone()),
-                    );
-                }
-            }
-            out.extend(fields.into_iter().map(|field| BlobReference {
-                record,
-                entity: entity.clone(),
-                village: village.clone(),
-                field,
+            out.extend(references_in(
+                id_of(id)?,
+                &entity,
+                village,
                 deleted,
-            }));
+                [&values, &conflicts],
+                sha256,
+            ));
         }
         Ok(out)
     }

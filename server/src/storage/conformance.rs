@@ -705,6 +705,46 @@ pub(crate) fn blob_refs<S: HubStorage + BlobRefStorage>(s: &S) {
         "values and conflicts, tombstones included"
     );
     assert!(s.blob_references(&"cd".repeat(32)).unwrap().is_empty());
+
+    // A finding: its photos and a resolution's evidence are plain references (bare or
+    // `sha256:`), named with the departments it was handed to; a text field that only
+    // holds the hash as text is no reference.
+    let other = "ef".repeat(32);
+    let finding = format!(
+        r#"{{"spec":{{"photos":["sha256:{other}"]}},"steps":[
+            {{"kind":{{"hand_over":{{"unit":{{"department":"public_services"}},"deadline_ms":1}}}}}},
+            {{"kind":{{"resolve":{{"unit":{{"department":"public_services"}},"note":"n","evidence":["{other}"]}}}}}}]}}"#
+    );
+    commit(
+        s,
+        vec![
+            doc(
+                4,
+                yibiao_model::finding::FINDING_ENTITY,
+                Some("v1"),
+                &finding,
+                false,
+            ),
+            doc(
+                5,
+                "household",
+                Some("v1"),
+                &format!(r#"{{"note":"{other}"}}"#),
+                false,
+            ),
+        ],
+    );
+    let refs = s.blob_references(&other).unwrap();
+    let got: Vec<_> = refs
+        .iter()
+        .map(|r| (r.record, r.field.as_str(), r.handed_to.clone()))
+        .collect();
+    let ps = vec!["public_services".to_owned()];
+    assert_eq!(
+        got,
+        [(id(4), "evidence", ps.clone()), (id(4), "photos", ps)],
+        "a finding's photo and evidence; text is no reference"
+    );
 }
 
 /// The [`TrailStorage`] suite.

@@ -11,7 +11,7 @@ use yibiao_model::RecordId;
 use yibiao_model::finding::FINDING_ENTITY;
 use yibiao_sync::hub::StorageError;
 
-use super::super::blob_refs::mentions;
+use super::super::blob_refs::references_in;
 use super::super::{
     BlobRefStorage, BlobReference, CadreAdminStorage, DeviceSeenStorage, FindingRow,
     FindingStorage, LastChange, RecordFilter, RecordTableStorage, StoredRecord, TableFilter,
@@ -123,27 +123,15 @@ impl BlobRefStorage for PostgresStorage {
             .map_err(err)?;
         let mut out = Vec::new();
         for r in rows {
-            let record = id_of(r.get(0))?;
-            let entity: String = r.get(1);
-            let village: Option<String> = r.get(2);
-            let deleted: bool = r.get(5);
-            let mut fields = std::collections::BTreeSet::new();
-            for text in [r.get::<_, String>(3), r.get::<_, String>(4)] {
-                if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) {
-                    fields.extend(
-                        map.iter()
-                            .filter(|(_, v)| mentions(v, sha256))
-                            .map(|(k, _)| k.clone()),
-                    );
-                }
-            }
-            out.extend(fields.into_iter().map(|field| BlobReference {
-                record,
-                entity: entity.clone(),
-                village: village.clone(),
-                field,
-                deleted,
-            }));
+            let (values, conflicts): (String, String) = (r.get(3), r.get(4));
+            out.extend(references_in(
+                id_of(r.get(0))?,
+                r.get::<_, String>(1).as_str(),
+                r.get(2),
+                r.get(5),
+                [&values, &conflicts],
+                sha256,
+            ));
         }
         Ok(out)
     }
