@@ -27,6 +27,7 @@ const MORNING: i64 = 1_795_482_000_000;
 struct Fx {
     _dir: tempfile::TempDir,
     _rt: tokio::runtime::Runtime,
+    state: AppState,
     base: String,
     /// Token kind -> token.
     tokens: Vec<(&'static str, String)>,
@@ -171,6 +172,7 @@ fn fixture() -> Fx {
     Fx {
         _dir: dir,
         _rt: rt,
+        state,
         base,
         tokens,
         png,
@@ -391,4 +393,39 @@ fn a_decompression_bomb_is_refused_with_its_size_and_the_server_keeps_serving() 
     assert_eq!(fx.get("/healthz", "public_services", "zh").status, 200);
     let raw = fx.get(&format!("/v1/blobs/{}", fx.bomb), "public_services", "zh");
     assert_eq!((raw.status, raw.body), (200, bomb()));
+}
+
+/// A finding's photo is read by who sees the finding (ADR 0012, 0013): social
+/// governance reads households but not their photos, so the PDF is not its to read,
+/// until a finding about Tujiang that carries it is handed to it; another department
+/// and another village's phone still get 404.
+#[test]
+fn a_findings_photo_is_read_by_the_department_it_was_handed_to() {
+    use yibiao_model::finding::{StepKind, Unit};
+    use yibiao_server::findings::{self, NewFinding};
+    use yibiao_server::tasks::Issuer;
+    let fx = fixture();
+    let path = format!("/v1/blobs/{}", fx.pdf);
+    assert_eq!(fx.get(&path, "social_governance", "zh").status, 404);
+    let new: NewFinding = serde_json::from_value(serde_json::json!({
+        "village": "tujiang", "category": "work_style", "severity": "low",
+        "description": "证明材料未归档", "photos": [format!("sha256:{}", fx.pdf)]
+    }))
+    .unwrap();
+    let hub = &fx.state.hub;
+    let f = findings::record(hub, &Issuer::Township, new, MORNING).unwrap();
+    assert_eq!(
+        fx.get(&path, "social_governance", "zh").status,
+        404,
+        "not handed over yet"
+    );
+    let to = StepKind::HandOver {
+        unit: Unit::Department("social_governance".into()),
+        deadline_ms: MORNING + 3_600_000,
+    };
+    findings::take_step(hub, &Issuer::Township, f.id, to, MORNING).unwrap();
+    let a = fx.get(&path, "social_governance", "zh");
+    assert_eq!((a.status, a.kind.as_str()), (200, "application/pdf"));
+    assert_eq!(fx.get(&path, "tujiang_health_station", "zh").status, 404);
+    assert_eq!(fx.get(&path, "baru phone", "zh").status, 404);
 }
