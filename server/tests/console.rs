@@ -1781,6 +1781,34 @@ fn findings_are_recorded_and_taken_through_their_steps_in_the_console_by_role() 
         kinds,
         ["hand_over", "resolve", "send_back", "hold_to_account"]
     );
+
+    // A finding that carries a household's photo shows it as a thumbnail; the link
+    // opens for the discipline office and township staff, not for the clinic.
+    let new: yibiao_server::findings::NewFinding = serde_json::from_value(serde_json::json!({
+        "village": "tujiang", "category": "living_environment", "severity": "low",
+        "description": "院内杂物", "photos": [format!("sha256:{}", fx.photos[0])]
+    }))
+    .unwrap();
+    let with_photo = yibiao_server::findings::record(
+        &fx.state.hub,
+        &yibiao_server::tasks::Issuer::Township,
+        new,
+        MORNING,
+    )
+    .unwrap();
+    let link = format!("/records/{}/attachments/{}", with_photo.id, fx.photos[0]);
+    let shown = disc.get(&format!("/findings/{}", with_photo.id));
+    assert!(
+        shown
+            .body
+            .contains(&format!("<img src=\"{link}/thumbnail\"")),
+        "{}",
+        shown.body
+    );
+    let (status, kind, _) = disc.download(&format!("{link}/thumbnail"));
+    assert_eq!((status, kind.as_str()), (200, "image/jpeg"));
+    assert_eq!(office.download(&link).0, 200);
+    assert_eq!(clinic.download(&link).0, 404);
 }
 
 /// The photo of the Tujiang household and of the Baru one, as the record page links them.

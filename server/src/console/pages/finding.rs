@@ -99,7 +99,17 @@ pub struct LogLine {
     by: String,
     step: &'static str,
     detail: String,
+    /// A resolution's evidence, as blob hashes.
+    evidence: Vec<String>,
     superseded: Option<String>,
+}
+
+/// The blob hash a finding's photo or evidence reference names (bare, or `sha256:`).
+fn hash_of(reference: &str) -> Option<String> {
+    let h = reference.strip_prefix("sha256:").unwrap_or(reference);
+    crate::blobs::BlobHash::parse(h)
+        .ok()
+        .map(|h| h.as_str().to_owned())
 }
 
 /// What the forms offer.
@@ -257,6 +267,12 @@ fn page(
             by: actor(&s.step.by),
             step: step_name(&s.step.kind, en),
             detail: step_detail(&s.step.kind, schema, en),
+            evidence: match &s.step.kind {
+                StepKind::Resolve { evidence, .. } => {
+                    evidence.iter().filter_map(|e| hash_of(e)).collect()
+                }
+                _ => Vec::new(),
+            },
             superseded: s.superseded.map(str::to_owned),
         })
         .collect();
@@ -288,7 +304,7 @@ fn page(
         }),
         deadline: l.deadline_ms.map_or_else(String::new, minute),
         overdue: v.overdue,
-        photos: v.spec.photos.clone(),
+        photos: v.spec.photos.iter().filter_map(|p| hash_of(p)).collect(),
         log,
         forms,
         notice,
