@@ -43,7 +43,7 @@ impl Reader {
                 Reader::View(view) if finding => {
                     view.key == TOWNSHIP_VIEW
                         || view.key == DISCIPLINE
-                        || r.handed_to.iter().any(|d| *d == view.key)
+                        || r.handed_to.contains(&view.key)
                 }
                 Reader::View(view) => view.sees_value(&r.entity, r.village.as_deref(), &r.field),
                 Reader::Device(scope) => scope.contains(r.village.as_deref()),
