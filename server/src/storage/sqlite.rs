@@ -137,6 +137,11 @@ const STEPS: &[&str] = &[
 "#,
     super::device_seen::MIGRATION,
     super::webhooks::MIGRATION,
+    r#"
+    -- 8: the typed trail by record: "last changed" of an export page (trail.rs), and a
+    -- dropped record's rows, without scanning the trail.
+    CREATE INDEX typed_by_record ON typed (record_id, at_ms);
+"#,
 ];
 
 /// A registered device, as listed by the operator.
