@@ -155,6 +155,11 @@ impl AppState {
         storage: Arc<dyn ServerStorage>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // Records set aside as too large for an older budget are served again once they
+        // fit this one (the hub reads the list once, below).
+        if let Err(e) = storage.release_fitting(config.budgets.max_record_bytes) {
+            tracing::error!(error = %e, "cannot check the quarantine list against the budget");
+        }
         let hub = Hub::new(
             Arc::new(schema),
             storage.clone(),

@@ -4,7 +4,8 @@
 //! A running server skips such a record by itself (its village keeps syncing) and writes
 //! it to the database's quarantine list, which `list` prints (the same list `/ready` and
 //! the metric count). `scan` loads every stored document to find those no server met yet
-//! and adds them. Dropping deletes the server's copy and its entry together: a phone that
+//! and adds them, and takes off the list those that load and fit the budget now (as
+//! `serve` does at start: a raised `budget_record_bytes` frees what it covers). Dropping deletes the server's copy and its entry together: a phone that
 //! holds the record pushes it whole with its next edit.
 
 use clap::Subcommand;
@@ -19,7 +20,8 @@ pub(crate) enum QuarantineAction {
     /// List the records set aside (the list `/ready` counts): id, entity, village,
     /// chunks, bytes, why.
     List,
-    /// Load every stored record, add those that cannot be served to the list, print it.
+    /// Load every stored record, add those that cannot be served to the list, take off
+    /// it those that load and fit the budget now, print it.
     Scan,
     /// Show one record set aside, as JSON.
     Show {
@@ -43,6 +45,13 @@ impl QuarantineAction {
                 Ok(())
             }
             QuarantineAction::Scan => {
+                let released = storage.release_fitting(budget).map_err(|e| e.to_string())?;
+                if !released.is_empty() {
+                    println!(
+                        "released {} record(s) that load and fit the budget now",
+                        released.len()
+                    );
+                }
                 let found = storage
                     .quarantined_records(budget)
                     .map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! empty storages ([`run_all`]); a check panics with a message naming the broken property.
 #![allow(clippy::unwrap_used, clippy::panic, reason = "a test suite")]
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use yibiao_model::RecordId;
 use yibiao_sync::hub::{DocWrite, HubBatch, HubStorage};
 
@@ -78,6 +78,41 @@ pub(crate) fn quarantine<S: super::QuarantineStorage>(s: &S) {
     );
     assert_eq!(s.record_ids().unwrap(), vec![id(42)]);
     assert!(s.load(id(41)).unwrap().is_none());
+
+    // A real document set aside as too large is released once a budget covers it.
+    let spec: yibiao_model::finding::FindingSpec = serde_json::from_value(serde_json::json!({
+        "category": "work_style", "description": "值班表无人签到", "severity": "low",
+        "found_by": {"staff": "li"}, "found_ms": 1
+    }))
+    .unwrap();
+    let author = yibiao_model::Author {
+        cadre: yibiao_model::CadreId::new("li").unwrap(),
+        device: yibiao_model::DeviceId::new("server").unwrap(),
+    };
+    let real = yibiao_model::finding::new_finding_doc(
+        id(43),
+        ActorId::random(),
+        &spec,
+        "t",
+        Some("v1"),
+        &author,
+        1,
+    )
+    .unwrap();
+    let mut big = doc(43, "household", Some("v1"), "{}", false);
+    (big.chunk, big.snapshot) = (real.save(), true);
+    commit(s, vec![big]);
+    let wire = real.save_for_wire().len();
+    s.quarantine(id(43), "too large", 8).unwrap();
+    assert!(
+        s.release_fitting(wire - 1).unwrap().is_empty(),
+        "still too large"
+    );
+    assert_eq!(s.listed_records().unwrap().len(), 1);
+    assert_eq!(s.release_fitting(wire).unwrap(), vec![id(43)]);
+    assert!(s.listed_records().unwrap().is_empty(), "served again");
+    assert!(!s.unlist(id(43)).unwrap(), "no longer listed");
+    assert!(s.load(id(43)).unwrap().is_some(), "the record stays stored");
 }
 
 fn device(key: &str, phone: Option<&str>) -> DeviceRow {

@@ -118,6 +118,23 @@ pub trait QuarantineStorage: HubStorage {
     /// keep it; their next edit of it pushes the whole document again. False when it was
     /// not stored.
     fn drop_record(&self, id: RecordId) -> Result<bool, StorageError>;
+    /// Takes `id` off the quarantine list (the record stays as stored). False when it
+    /// was not listed.
+    fn unlist(&self, id: RecordId) -> Result<bool, StorageError>;
+
+    /// Takes off the list every listed record that now loads and fits
+    /// `max_record_bytes` (the budget was raised, or the record was repaired), so the
+    /// hub serves it again; returns them. `serve` asks at start, `quarantine scan` too.
+    fn release_fitting(&self, max_record_bytes: usize) -> Result<Vec<RecordId>, StorageError> {
+        let mut released = Vec::new();
+        for q in self.listed_records()? {
+            if self.quarantined_record(q.id, max_record_bytes)?.is_none() && self.unlist(q.id)? {
+                tracing::info!(record = %q.id, was = %q.reason, "quarantined record released: it loads and fits the budget now");
+                released.push(q.id);
+            }
+        }
+        Ok(released)
+    }
 
     /// Every stored record that does not load, or whose whole document on the wire is
     /// larger than `max_record_bytes`, found by loading each (the list holds only those
@@ -234,6 +251,16 @@ impl QuarantineStorage for SqliteStorage {
             )
             .optional()
             .map_err(err)
+    }
+
+    fn unlist(&self, id: RecordId) -> Result<bool, StorageError> {
+        let n = lock(&self.writer)
+            .execute(
+                "DELETE FROM quarantine WHERE record_id = ?1",
+                params![id.as_bytes().as_slice()],
+            )
+            .map_err(err)?;
+        Ok(n > 0)
     }
 
     fn drop_record(&self, id: RecordId) -> Result<bool, StorageError> {

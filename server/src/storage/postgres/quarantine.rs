@@ -55,6 +55,17 @@ impl QuarantineStorage for PostgresStorage {
             .map(|r| (r.get(0), r.get(1))))
     }
 
+    fn unlist(&self, id: RecordId) -> Result<bool, StorageError> {
+        let n = self
+            .conn()?
+            .execute(
+                "DELETE FROM quarantine WHERE record_id = $1",
+                &[&id.as_bytes().as_slice()],
+            )
+            .map_err(err)?;
+        Ok(n > 0)
+    }
+
     fn drop_record(&self, id: RecordId) -> Result<bool, StorageError> {
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(err)?;
