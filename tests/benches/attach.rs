@@ -17,9 +17,20 @@
 //! photo uploads, as a ratio to the same sync with no upload, in the same run. The proxy
 //! shapes each connection on its own, so that ratio shows what the server and the phone
 //! add, not radio contention between the two transfers.
+//!
+//! **A cut mid-way.** The profile's own cuts hit only the first request of a connection
+//! (the proxy frames no later request), and the phone sends its chunks one after another
+//! on one kept-alive connection, so a long upload would rarely meet one. The bench
+//! therefore cuts every upload itself: once half the photo is acknowledged it waits half
+//! a chunk's airtime (so the cut falls inside a chunk body) and takes the link down for a
+//! moment, which cuts the open connection; the phone waits, asks `HEAD` and goes on
+//! from what the server holds. The line `cut mid-way` prints the bytes sent again
+//! (chunk bytes sent beyond the photo's size, and the same as a share of the size) and
+//! the time to complete; at most one 32 KiB chunk should be sent again per cut.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use yibiao_model::{CadreId, FieldEdit, RecordId, Schema, Value};
@@ -133,16 +144,21 @@ fn run_one(env: &BenchEnv, profile: &LinkProfile, kb: usize) -> Result<()> {
 
     let up_before = proxy.stats().bytes_up;
     let started = Instant::now();
+    let options = UploadOptions::default();
+    let cutter = Cutter::new(
+        bytes.len() as u64 / 2,
+        airtime(profile, options.chunk_bytes) / 2,
+    );
     let (report, busy) = std::thread::scope(|s| -> Result<_> {
         let upload = s.spawn(|| {
-            blobs::upload(
-                &a.blobs,
-                &a.transport,
-                &UploadOptions::default(),
-                &mut |_| {},
-            )
-            .map(|r| (r, started.elapsed()))
+            let done = blobs::upload(&a.blobs, &a.transport, &options, &mut |p| {
+                cutter.held.store(p.held, Ordering::SeqCst);
+            })
+            .map(|r| (r, started.elapsed()));
+            cutter.finished.store(true, Ordering::SeqCst);
+            done
         });
+        s.spawn(|| cutter.run(&proxy));
         let mut busy = Vec::new();
         for n in 0..3 {
             std::thread::sleep(Duration::from_secs(2));
@@ -172,6 +188,21 @@ fn run_one(env: &BenchEnv, profile: &LinkProfile, kb: usize) -> Result<()> {
             "NOT complete"
         },
     );
+    let resent = report.bytes_sent.saturating_sub(bytes.len() as u64);
+    println!(
+        "{:<12} {:>6} KB  cut mid-way: {}  re-sent {} B of {} B ({:.3} of the photo; a chunk is {} B)  complete in {:.1} s",
+        profile.name,
+        kb,
+        match cutter.cut_at.load(Ordering::SeqCst) {
+            0 => "none (finished first)".to_owned(),
+            at => format!("at {:.0}%", 100.0 * at as f64 / size),
+        },
+        resent,
+        bytes.len(),
+        ratio(resent as f64, size),
+        options.chunk_bytes,
+        took.as_secs_f64(),
+    );
     let (q, m) = (median(quiet), median(busy.clone()));
     println!(
         "{:<12} {:>6} KB  record sync: {:.0} ms quiet, {:.0} ms during the upload ({} samples): ratio {:.2}",
@@ -185,13 +216,65 @@ fn run_one(env: &BenchEnv, profile: &LinkProfile, kb: usize) -> Result<()> {
     Ok(())
 }
 
+/// How long `bytes` take up the link of `profile` (no cap: no time).
+fn airtime(profile: &LinkProfile, bytes: usize) -> Duration {
+    profile.up_bps.map_or(Duration::ZERO, |bps| {
+        Duration::from_secs_f64(bytes as f64 * 8.0 / bps as f64)
+    })
+}
+
+/// Cuts the upload once: when `half` bytes are acknowledged, waits `into_chunk`, then
+/// takes the link down (cutting the open connection mid-chunk) and up again.
+struct Cutter {
+    half: u64,
+    into_chunk: Duration,
+    /// Bytes the server holds, as the upload's progress says.
+    held: AtomicU64,
+    /// The upload ended (the cutter stops waiting).
+    finished: AtomicBool,
+    /// Bytes held when the link was cut (0: no cut).
+    cut_at: AtomicU64,
+}
+
+impl Cutter {
+    fn new(half: u64, into_chunk: Duration) -> Self {
+        Self {
+            half,
+            into_chunk,
+            held: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            cut_at: AtomicU64::new(0),
+        }
+    }
+
+    fn run(&self, proxy: &Proxy) {
+        while self.held.load(Ordering::SeqCst) < self.half {
+            if self.finished.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(self.into_chunk);
+        if self.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        self.cut_at
+            .store(self.held.load(Ordering::SeqCst).max(1), Ordering::SeqCst);
+        proxy.set_down(true);
+        std::thread::sleep(Duration::from_millis(300));
+        proxy.set_down(false);
+    }
+}
+
 fn main() -> Result<()> {
     let env = BenchEnv::from_env()?;
     let sizes = std::env::var("YIBIAO_BENCH_ATTACH_KB")
         .unwrap_or_else(|_| env.pick("200", "200,2000").to_owned());
     let profiles = std::env::var("YIBIAO_BENCH_ATTACH_PROFILES")
         .unwrap_or_else(|_| env.pick("edge", "mountain-2g,edge").to_owned());
-    println!("attachments over the weak-link profiles (32 KiB chunks, one photo each)");
+    println!(
+        "attachments over the weak-link profiles (32 KiB chunks, one photo each, cut once mid-way)"
+    );
     for name in profiles.split(',') {
         let profile = LinkProfile::by_name(name.trim())
             .ok_or_else(|| format!("unknown profile `{name}`; use {:?}", LinkProfile::NAMES))?;
