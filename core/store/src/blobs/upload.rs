@@ -51,10 +51,25 @@ pub trait BlobTransport {
     fn get(&self, sha256: &str) -> Result<Vec<u8>, ChunkError>;
 }
 
+/// The smallest chunk a small photo is cut into.
+const MIN_CHUNK: usize = 8 * 1024;
+
+/// The chunk size for a blob of `size` bytes: a sixteenth of it, between 8 KiB and
+/// `max`. A cut costs the chunk in flight and every chunk its request headers, so the
+/// extra bytes are about `chunk / size + headers / chunk`; a sixteenth keeps a cut of a
+/// 200 KB photo near 6% instead of 16% with 32 KiB chunks, at a few more round trips
+/// (ADR 0013). Larger photos use `max`.
+pub fn chunk_for(size: usize, max: usize) -> usize {
+    size.div_ceil(16)
+        .clamp(MIN_CHUNK, max.max(MIN_CHUNK))
+        .min(max.max(1))
+}
+
 /// How an upload run behaves.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {
-    /// Bytes per chunk (32 KiB: ADR 0013 says why).
+    /// Largest chunk (32 KiB: ADR 0013 says why); a small photo goes in smaller ones
+    /// ([`chunk_for`]).
     pub chunk_bytes: usize,
     /// Failed requests in a row after which the run stops (the queue stays).
     pub max_failures: u32,
@@ -218,7 +233,8 @@ impl Run<'_> {
             };
             self.in_a_row = 0;
             loop {
-                let end = (offset as usize + self.options.chunk_bytes.max(1)).min(bytes.len());
+                let step = chunk_for(bytes.len(), self.options.chunk_bytes);
+                let end = (offset as usize + step).min(bytes.len());
                 let chunk = &bytes[offset as usize..end];
                 self.report.chunks_sent += 1;
                 self.report.bytes_sent += chunk.len() as u64;
@@ -280,4 +296,23 @@ pub fn fetch(blobs: &Blobs, transport: &dyn BlobTransport, sha256: &str) -> Resu
     blobs.put(&bytes)?;
     blobs.mark_sent(sha256)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::chunk_for;
+
+    #[test]
+    fn small_photos_go_in_sixteenths_large_ones_in_the_largest_chunk() {
+        assert_eq!(chunk_for(200_000, 32 * 1024), 12_500);
+        assert_eq!(chunk_for(50_000, 32 * 1024), 8 * 1024, "never under 8 KiB");
+        assert_eq!(chunk_for(2_000_000, 32 * 1024), 32 * 1024);
+        assert_eq!(chunk_for(5_000, 32 * 1024), 8 * 1024);
+        assert_eq!(
+            chunk_for(200_000, 4 * 1024),
+            4 * 1024,
+            "a smaller maximum wins"
+        );
+        assert_eq!(chunk_for(200_000, 0), 1, "never zero");
+    }
 }
