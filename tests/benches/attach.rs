@@ -26,7 +26,8 @@
 //! moment, which cuts the open connection; the phone waits, asks `HEAD` and goes on
 //! from what the server holds. The line `cut mid-way` prints the bytes sent again
 //! (chunk bytes sent beyond the photo's size, and the same as a share of the size) and
-//! the time to complete; at most one 32 KiB chunk should be sent again per cut.
+//! the time to complete; at most one chunk (a sixteenth of the photo, 8 to 32 KiB:
+//! `blobs::upload::chunk_for`) should be sent again per cut.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -145,10 +146,8 @@ fn run_one(env: &BenchEnv, profile: &LinkProfile, kb: usize) -> Result<()> {
     let up_before = proxy.stats().bytes_up;
     let started = Instant::now();
     let options = UploadOptions::default();
-    let cutter = Cutter::new(
-        bytes.len() as u64 / 2,
-        airtime(profile, options.chunk_bytes) / 2,
-    );
+    let chunk = blobs::upload::chunk_for(bytes.len(), options.chunk_bytes);
+    let cutter = Cutter::new(bytes.len() as u64 / 2, airtime(profile, chunk) / 2);
     let (report, busy) = std::thread::scope(|s| -> Result<_> {
         let upload = s.spawn(|| {
             let done = blobs::upload(&a.blobs, &a.transport, &options, &mut |p| {
@@ -200,7 +199,7 @@ fn run_one(env: &BenchEnv, profile: &LinkProfile, kb: usize) -> Result<()> {
         resent,
         bytes.len(),
         ratio(resent as f64, size),
-        options.chunk_bytes,
+        chunk,
         took.as_secs_f64(),
     );
     let (q, m) = (median(quiet), median(busy.clone()));
@@ -273,7 +272,7 @@ fn main() -> Result<()> {
     let profiles = std::env::var("YIBIAO_BENCH_ATTACH_PROFILES")
         .unwrap_or_else(|_| env.pick("edge", "mountain-2g,edge").to_owned());
     println!(
-        "attachments over the weak-link profiles (32 KiB chunks, one photo each, cut once mid-way)"
+        "attachments over the weak-link profiles (chunks of a sixteenth, 8 to 32 KiB; one photo each, cut once mid-way)"
     );
     for name in profiles.split(',') {
         let profile = LinkProfile::by_name(name.trim())
