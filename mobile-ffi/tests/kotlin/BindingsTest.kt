@@ -528,7 +528,7 @@ fun aPhotoIsAttachedUploadedInChunksAndFetchedOnDemand(ctx: Ctx) = ctx.server("s
     assertEquals(1u, report.uploaded)
     assertTrue(report.refused.isEmpty())
     assertEquals(photo.size.toULong() to photo.size.toULong(), progress.seen.last())
-    assertEquals(3, progress.seen.size, "32 KiB chunks")
+    assertEquals(9, progress.seen.size, "a 70 KB photo goes in 8 KiB chunks")
     assertTrue(a.pendingAttachments().isEmpty())
     b.sync(null)
     assertNull(b.localAttachment(info.sha256), "never fetched by default")
