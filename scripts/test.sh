@@ -53,6 +53,7 @@ if [ -z "${QUICK:-}" ]; then
   YIBIAO_BENCH_RECORDS=300 cargo bench --locked -p yibiao-tests --bench store
   YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-tests --bench sync
   YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-tests --bench pull
+  YIBIAO_BENCH_QUICK=1 cargo bench --locked -p yibiao-tests --bench attach
   YIBIAO_BENCH_QUICK=1 bash scripts/with-postgres.sh cargo bench --locked -p yibiao-tests --bench postgres
 fi
 step "all tests passed"
